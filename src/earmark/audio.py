@@ -1,0 +1,197 @@
+"""Reading and writing recordings: any file to float32 mono at a target rate.
+
+soundfile (libsndfile) decodes WAV (8/16/24/32-bit int and float), FLAC,
+OGG/Vorbis, Opus and MP3; soxr resamples. Every failure raises
+:class:`~earmark.errors.AudioError` naming the file and the reason: a
+recording is never silently turned into zeros.
+
+This module needs no torch: the deployed runtime uses it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile
+import soxr
+
+from earmark.errors import AudioError
+
+#: File name endings earmark looks for when it scans folders.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says, without decoding it."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.sample_rate
+
+
+def is_audio_file(path: str | os.PathLike) -> bool:
+    """True when the name ends in a known audio extension."""
+    return str(path).lower().endswith(AUDIO_EXTENSIONS)
+
+
+def info(path: str | os.PathLike) -> AudioInfo:
+    """Read a file's header: sample rate, channels and length in frames."""
+    _check_exists(path)
+    try:
+        header = soundfile.info(str(path))
+    except Exception as error:  # libsndfile raises several types
+        raise AudioError(f"{path}: cannot read audio header ({_reason(error)}); "
+                         "is it a supported, uncorrupted audio file?") from error
+    return AudioInfo(str(path), int(header.samplerate), int(header.channels), int(header.frames))
+
+
+def load(path: str | os.PathLike, sample_rate: int | None = None) -> np.ndarray:
+    """Decode a whole file to a float32 mono array in [-1, 1].
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The recording.
+    sample_rate : int, optional
+        Target rate in Hz; the audio is resampled with soxr when the file's
+        rate differs. ``None`` keeps the file's own rate.
+
+    Raises
+    ------
+    AudioError
+        Missing, empty, corrupt or truncated files, and files holding NaN or
+        infinite samples.
+    """
+    audio, file_rate = load_native(path)
+    return resample(audio, file_rate, sample_rate or file_rate)
+
+
+def load_native(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Decode a whole file to float32 mono at its own rate: ``(audio, rate)``."""
+    header = info(path)
+    if header.frames == 0:
+        raise AudioError(f"{path}: the file holds no audio (0 frames); remove it or "
+                         "re-record it.")
+    try:
+        data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except Exception as error:
+        raise AudioError(f"{path}: cannot decode audio ({_reason(error)}); the file "
+                         "is corrupt or truncated.") from error
+    if len(data) < header.frames:
+        raise AudioError(f"{path}: truncated: the header promises {header.frames} "
+                         f"frames but only {len(data)} could be read.")
+    audio = to_mono(data)
+    check_finite(audio, path)
+    return audio, int(file_rate)
+
+
+def to_mono(data: np.ndarray) -> np.ndarray:
+    """Average the channels of a ``(frames, channels)`` array."""
+    if data.ndim == 1:
+        return np.ascontiguousarray(data, dtype=np.float32)
+    if data.shape[1] == 1:
+        return np.ascontiguousarray(data[:, 0], dtype=np.float32)
+    return data.mean(axis=1, dtype=np.float32)
+
+
+def check_finite(audio: np.ndarray, source: object = "audio") -> None:
+    """Raise AudioError when ``audio`` holds NaN or infinite samples."""
+    if not np.isfinite(audio).all():
+        bad = int(np.count_nonzero(~np.isfinite(audio)))
+        raise AudioError(f"{source}: {bad} samples are NaN or infinite; the "
+                         "recording is damaged.")
+
+
+def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample a mono float32 array with soxr (high quality)."""
+    if from_rate <= 0 or to_rate <= 0:
+        raise AudioError(f"sample rates must be positive, got {from_rate} -> {to_rate} Hz")
+    if from_rate == to_rate or audio.size == 0:
+        return np.asarray(audio, dtype=np.float32)
+    return soxr.resample(audio, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def read_blocks(path: str | os.PathLike, sample_rate: int,
+                block_seconds: float = 10.0) -> Iterator[np.ndarray]:
+    """Yield a long file as consecutive float32 mono blocks at ``sample_rate``.
+
+    Memory stays bounded by the block size whatever the file's length; the
+    blocks join to the same signal :func:`load` returns (up to resampler
+    edge effects of a few samples).
+    """
+    header = info(path)
+    if header.frames == 0:
+        raise AudioError(f"{path}: the file holds no audio (0 frames).")
+    block_frames = max(1, int(block_seconds * header.sample_rate))
+    stream = None
+    if header.sample_rate != sample_rate:
+        stream = soxr.ResampleStream(header.sample_rate, sample_rate, 1, dtype="float32")
+    frames_read = 0
+    try:
+        with soundfile.SoundFile(str(path)) as sound:
+            for data in sound.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+                frames_read += len(data)
+                block = to_mono(data)
+                check_finite(block, path)
+                last = frames_read >= header.frames
+                if stream is not None:
+                    block = stream.resample_chunk(block, last=last)
+                if block.size:
+                    yield block
+    except AudioError:
+        raise
+    except Exception as error:
+        raise AudioError(f"{path}: cannot decode audio at frame {frames_read} "
+                         f"({_reason(error)}); the file is corrupt or truncated.") from error
+    if frames_read < header.frames:
+        raise AudioError(f"{path}: truncated: the header promises {header.frames} "
+                         f"frames but only {frames_read} could be read.")
+
+
+def write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int,
+          subtype: str | None = None) -> None:
+    """Write a mono or ``(frames, channels)`` array atomically (temp file + rename).
+
+    The format follows the extension (.wav, .flac, .ogg); float arrays are
+    written as 16-bit PCM unless ``subtype`` says otherwise.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{suffix}")
+    file_format = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(suffix)
+    if file_format is None:
+        raise AudioError(f"{path}: cannot write '{suffix}' files; use .wav, .flac or .ogg")
+    if subtype is None:
+        subtype = "VORBIS" if file_format == "OGG" else "PCM_16"
+    try:
+        soundfile.write(str(temporary), audio, sample_rate, subtype=subtype, format=file_format)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _check_exists(path: str | os.PathLike) -> None:
+    if not os.path.exists(path):
+        raise AudioError(f"{path}: no such file; check the path (relative paths are "
+                         "read from the current folder or the config's folder).")
+    if os.path.isdir(path):
+        raise AudioError(f"{path}: is a folder, not an audio file.")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes); remove it or re-record it.")
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[-1] if text else type(error).__name__

@@ -1,0 +1,275 @@
+"""One experiment = one TOML file mapped onto dataclasses.
+
+Sections: ``[data]``, ``[features]``, ``[model]``, ``[augment]``, ``[train]``.
+Unknown keys are errors that name the key and suggest the nearest valid one;
+relative paths are read from the config file's folder. Every run writes its
+resolved config next to its outputs (:func:`to_toml`), so a result can be
+reproduced from its folder alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from earmark.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class DataConfig:
+    """Where the recordings are and how they are split and cut."""
+
+    root: str = ""                 #: a folder per class (folder name = label)
+    csv: str = ""                  #: or a manifest CSV (path, label[, group, split, start, end])
+    group_pattern: str = "auto"    #: preset name or regex with a named group ``(?P<group>...)``
+    split: str = "group"           #: group | hash | column | kfold
+    ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    validation_percent: float = 10.0   #: for split = "hash"
+    testing_percent: float = 10.0      #: for split = "hash"
+    folds: int = 5                 #: for split = "kfold"
+    fold: int = 0                  #: which fold is the test fold
+    split_seed: int = 0
+    classes: list[str] = field(default_factory=list)   #: order (and subset) of labels
+    sample_rate: int = 16000
+    clip_seconds: float = 1.0      #: the model's analysis window
+    hop_seconds: float = 0.5       #: hop between windows of longer recordings
+    aggregate: str = "mean"        #: how windows judge a recording: mean | vote
+    cache_dir: str = ".earmark-cache"
+    skip_bad_files: bool = False   #: skip (and list) unreadable files instead of stopping
+
+
+@dataclass
+class FeatureConfig:
+    """The front-end: waveform -> spectrogram, log-mel or MFCC (+ deltas)."""
+
+    kind: str = "logmel"           #: spectrogram | logmel | mfcc | spectrogram128
+    window_ms: float = 30.0
+    hop_ms: float = 10.0
+    n_fft: int = 0                 #: 0 = next power of two >= window
+    n_mels: int = 40
+    n_mfcc: int = 10
+    fmin: float = 20.0
+    fmax: float = 0.0              #: 0 = Nyquist
+    deltas: int = 0                #: 0, 1 (delta) or 2 (delta + delta-delta)
+    delta_width: int = 5           #: frames in the delta regression window (odd)
+    center: bool = False           #: pad half a window at both ends (reflect)
+    log_floor: float = 1e-10       #: power floor before 10*log10
+
+
+@dataclass
+class ModelConfig:
+    """An architecture from the registry and its keyword arguments."""
+
+    name: str = "dscnn"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AugmentConfig:
+    """Training-only, batched augmentation."""
+
+    shift_ms: float = 0.0          #: random time shift up to +/- this
+    noise_dir: str = ""            #: folder of background recordings
+    noise_probability: float = 0.0
+    noise_mix: str = "snr"         #: snr | volume
+    noise_snr_db: list[float] = field(default_factory=lambda: [0.0, 20.0])
+    noise_volume: list[float] = field(default_factory=lambda: [0.0, 0.1])
+    gain_db: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    speed: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    time_masks: int = 0            #: SpecAugment
+    time_mask_frames: int = 10
+    freq_masks: int = 0
+    freq_mask_bands: int = 5
+    mixup_alpha: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation loop."""
+
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-2
+    schedule: str = "onecycle"     #: onecycle | cosine | constant
+    label_smoothing: float = 0.0
+    patience: int = 0              #: early stopping after this many epochs without gain (0 = off)
+    balance: str = "weights"       #: weights | sampler | none
+    report_every: int = 5          #: classification report + confusion PNG every k epochs
+    seed: int = 0
+    device: str = "auto"           #: auto | cpu | cuda
+    threads: int = 0               #: torch threads (0 = all cores)
+
+
+@dataclass
+class ExperimentConfig:
+    """A whole experiment; ``base_dir`` is where relative paths start."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    base_dir: str = "."
+
+    def resolve(self, path: str) -> str:
+        """A config path made absolute against the config file's folder."""
+        if not path:
+            return path
+        expanded = os.path.expanduser(path)
+        return os.path.normpath(os.path.join(self.base_dir, expanded))
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "features": FeatureConfig,
+    "model": ModelConfig,
+    "augment": AugmentConfig,
+    "train": TrainConfig,
+}
+
+
+def load_config(path: str | os.PathLike) -> ExperimentConfig:
+    """Read an experiment TOML file; errors name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from error
+    return from_dict(raw, base_dir=str(path.resolve().parent), source=str(path))
+
+
+def from_dict(raw: dict[str, Any], base_dir: str = ".", source: str = "config") -> ExperimentConfig:
+    """Build an :class:`ExperimentConfig` from nested dicts, validating every key."""
+    _reject_unknown(raw, list(_SECTIONS), source)
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        values = dict(raw.get(name, {}))
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        if cls is ModelConfig:
+            values = {"name": values.pop("name", "dscnn"), "options": values}
+        sections[name] = _build(cls, values, f"{source} [{name}]")
+    config = ExperimentConfig(**sections, base_dir=base_dir)
+    validate(config, source)
+    return config
+
+
+def validate(config: ExperimentConfig, source: str = "config") -> None:
+    """Check ranges and choices early, with messages that say what is allowed."""
+    checks = [
+        ("data.split", config.data.split, {"group", "hash", "column", "kfold"}),
+        ("data.aggregate", config.data.aggregate, {"mean", "vote"}),
+        ("features.kind", config.features.kind, {"spectrogram", "logmel", "mfcc", "spectrogram128"}),
+        ("augment.noise_mix", config.augment.noise_mix, {"snr", "volume"}),
+        ("train.schedule", config.train.schedule, {"onecycle", "cosine", "constant"}),
+        ("train.balance", config.train.balance, {"weights", "sampler", "none"}),
+        ("train.device", config.train.device, {"auto", "cpu", "cuda"}),
+    ]
+    for key, value, allowed in checks:
+        if value not in allowed:
+            raise ConfigError(f"{source}: {key} = {value!r} is not one of {sorted(allowed)}")
+    if len(config.data.ratios) != 3 or any(r < 0 for r in config.data.ratios) \
+            or sum(config.data.ratios) <= 0:
+        raise ConfigError(f"{source}: data.ratios must be three non-negative numbers "
+                          f"(train, validation, test), got {config.data.ratios}")
+    if config.data.sample_rate <= 0 or config.data.clip_seconds <= 0 or config.data.hop_seconds <= 0:
+        raise ConfigError(f"{source}: data.sample_rate, clip_seconds and hop_seconds must be > 0")
+    if config.features.deltas not in (0, 1, 2):
+        raise ConfigError(f"{source}: features.deltas must be 0, 1 or 2")
+    if config.features.delta_width < 3 or config.features.delta_width % 2 == 0:
+        raise ConfigError(f"{source}: features.delta_width must be odd and >= 3")
+    if config.train.epochs <= 0 or config.train.batch_size <= 0:
+        raise ConfigError(f"{source}: train.epochs and train.batch_size must be > 0")
+    if not 0 <= config.data.fold < max(config.data.folds, 1):
+        raise ConfigError(f"{source}: data.fold must be in 0..{config.data.folds - 1}")
+
+
+def to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """The config as nested dicts (model options flattened into [model])."""
+    out: dict[str, Any] = {}
+    for name in _SECTIONS:
+        values = dataclasses.asdict(getattr(config, name))
+        if name == "model":
+            values = {"name": values["name"], **values["options"]}
+        out[name] = values
+    return out
+
+
+def to_toml(config: ExperimentConfig) -> str:
+    """Serialize to TOML (paths resolved to absolute, so the file stands alone)."""
+    resolved = to_dict(config)
+    for section, key in (("data", "root"), ("data", "csv"), ("data", "cache_dir"),
+                         ("augment", "noise_dir")):
+        resolved[section][key] = config.resolve(resolved[section][key])
+    lines = []
+    for section, values in resolved.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise ConfigError(f"cannot write {value!r} to TOML")
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    names = [f.name for f in dataclasses.fields(cls)]
+    _reject_unknown(values, names, where)
+    kwargs = {}
+    for spec in dataclasses.fields(cls):
+        if spec.name not in values:
+            continue
+        kwargs[spec.name] = _coerce(values[spec.name], spec, where)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, spec: dataclasses.Field, where: str) -> Any:
+    default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING \
+        else spec.default
+    expected = type(default)
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise ConfigError(f"{where}: {spec.name} = {value!r} should be a "
+                          f"{expected.__name__} (like {default!r})")
+    return value
+
+
+def _reject_unknown(values: dict[str, Any], allowed: list[str], where: str) -> None:
+    for key in values:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"{where}: unknown key '{key}'{hint} "
+                              f"(valid: {', '.join(allowed)})")
