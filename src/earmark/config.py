@@ -44,7 +44,7 @@ class DataConfig:
     clip_seconds: float = 1.0      #: the model's analysis window
     hop_seconds: float = 0.5       #: hop between windows of longer recordings
     aggregate: str = "mean"        #: how windows judge a recording: mean | vote
-    cache_dir: str = ".earmark-cache"
+    cache_dir: str = ""            #: decoded-audio cache; "" = $EARMARK_CACHE or ~/.cache/earmark
     skip_bad_files: bool = False   #: skip (and list) unreadable files instead of stopping
 
 
@@ -121,6 +121,13 @@ class ExperimentConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     base_dir: str = "."
+
+    def cache_dir(self) -> str:
+        """Where decoded audio is kept (see ``data.cache_dir``)."""
+        if self.data.cache_dir:
+            return self.resolve(self.data.cache_dir)
+        default = os.path.join(os.path.expanduser("~"), ".cache", "earmark")
+        return os.environ.get("EARMARK_CACHE", default)
 
     def resolve(self, path: str) -> str:
         """A config path made absolute against the config file's folder."""

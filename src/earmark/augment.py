@@ -1,0 +1,176 @@
+"""Batched training augmentation on waveforms and on features (torch).
+
+Waveform transforms take and return ``(batch, samples)``; SpecAugment takes
+``(batch, channels, bands, frames)``. Each draws its randomness from the
+``torch.Generator`` it is given, so a seeded run is repeatable.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from earmark import audio
+from earmark.config import AugmentConfig
+from earmark.errors import ConfigError
+
+
+def _uniform(low: float, high: float, size: int, generator: torch.Generator,
+             device: torch.device) -> torch.Tensor:
+    return torch.rand(size, generator=generator, device=device) * (high - low) + low
+
+
+def time_shift(waveform: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each example by a random number of samples in [-max_shift, max_shift], zero-filled."""
+    if max_shift <= 0:
+        return waveform
+    batch, length = waveform.shape
+    shifts = torch.randint(-max_shift, max_shift + 1, (batch, 1), generator=generator,
+                           device=waveform.device)
+    source = torch.arange(length, device=waveform.device)[None, :] - shifts
+    valid = (source >= 0) & (source < length)
+    shifted = torch.gather(waveform, 1, source.clamp(0, length - 1))
+    return shifted * valid
+
+
+def random_gain(waveform: torch.Tensor, gain_db: tuple[float, float],
+                generator: torch.Generator) -> torch.Tensor:
+    """Scale each example by a random gain in dB."""
+    low, high = gain_db
+    if low == high == 0:
+        return waveform
+    gains = _uniform(low, high, waveform.shape[0], generator, waveform.device)
+    return waveform * (10.0 ** (gains / 20.0))[:, None]
+
+
+def change_speed(waveform: torch.Tensor, speed: tuple[float, float],
+                 generator: torch.Generator) -> torch.Tensor:
+    """Play each example faster or slower (pitch follows, like tape), keeping its length.
+
+    A speed of 1.1 reads the source 10% faster, so the word gets shorter;
+    the reading is centred and padded with zeros.
+    """
+    low, high = speed
+    if low == high == 1.0:
+        return waveform
+    batch, length = waveform.shape
+    factors = _uniform(low, high, batch, generator, waveform.device)
+    # grid_sample positions in [-1, 1]; scaling the grid about 0 changes speed.
+    positions = torch.linspace(-1.0, 1.0, length, device=waveform.device)
+    grid_x = positions[None, :] * factors[:, None]
+    grid = torch.stack([grid_x, torch.zeros_like(grid_x)], dim=-1)[:, None]  # (B,1,L,2)
+    image = waveform[:, None, None, :]                                      # (B,1,1,L)
+    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=True)
+    return out[:, 0, 0, :]
+
+
+class NoiseBank:
+    """Background recordings held in memory; draws random segments of them."""
+
+    def __init__(self, recordings: list[np.ndarray]):
+        if not recordings:
+            raise ConfigError("the noise folder holds no readable recordings")
+        self.recordings = [torch.from_numpy(np.ascontiguousarray(r)) for r in recordings]
+
+    @classmethod
+    def from_folder(cls, folder: str, sample_rate: int) -> "NoiseBank":
+        path = Path(folder)
+        if not path.is_dir():
+            raise ConfigError(f"augment.noise_dir = {folder}: no such folder")
+        files = sorted(p for p in path.rglob("*") if p.is_file() and audio.is_audio_file(p))
+        if not files:
+            raise ConfigError(f"augment.noise_dir = {folder}: holds no audio files")
+        return cls([audio.load(f, sample_rate) for f in files])
+
+    def draw(self, count: int, length: int, generator: torch.Generator) -> torch.Tensor:
+        """``count`` random noise segments of ``length`` samples (looped if short)."""
+        out = torch.empty(count, length)
+        choices = torch.randint(len(self.recordings), (count,), generator=generator)
+        for row, choice in enumerate(choices.tolist()):
+            source = self.recordings[choice]
+            if len(source) < length:
+                source = source.repeat(math.ceil(length / len(source)) + 1)
+            start = int(torch.randint(len(source) - length + 1, (1,), generator=generator))
+            out[row] = source[start:start + length]
+        return out
+
+
+def add_noise(waveform: torch.Tensor, noise: torch.Tensor, config: AugmentConfig,
+              generator: torch.Generator) -> torch.Tensor:
+    """Mix ``noise`` into a random share of examples, at a random SNR or volume."""
+    batch = waveform.shape[0]
+    device = waveform.device
+    noise = noise.to(device)
+    chosen = torch.rand(batch, generator=generator, device=device) < config.noise_probability
+    if config.noise_mix == "snr":
+        snr_db = _uniform(*config.noise_snr_db, batch, generator, device)
+        signal_power = waveform.pow(2).mean(dim=1).clamp_min(1e-10)
+        noise_power = noise.pow(2).mean(dim=1).clamp_min(1e-10)
+        scale = torch.sqrt(signal_power / (noise_power * 10.0 ** (snr_db / 10.0)))
+    else:
+        scale = _uniform(*config.noise_volume, batch, generator, device)
+    return waveform + noise * (scale * chosen)[:, None]
+
+
+def spec_augment(features: torch.Tensor, time_masks: int, time_width: int,
+                 freq_masks: int, freq_width: int, generator: torch.Generator) -> torch.Tensor:
+    """SpecAugment: zero random bands and frame spans (after per-example mean fill)."""
+    if time_masks == 0 and freq_masks == 0:
+        return features
+    batch, _, bands, frames = features.shape
+    device = features.device
+    keep = torch.ones(batch, 1, bands, frames, device=device, dtype=torch.bool)
+    keep &= _mask(batch, freq_masks, freq_width, bands, generator, device)[:, None, :, None]
+    keep &= _mask(batch, time_masks, time_width, frames, generator, device)[:, None, None, :]
+    fill = features.mean(dim=(2, 3), keepdim=True)
+    return torch.where(keep, features, fill)
+
+
+def _mask(batch: int, count: int, width: int, size: int, generator: torch.Generator,
+          device: torch.device) -> torch.Tensor:
+    """``(batch, size)`` True where kept, after ``count`` random spans of <= ``width``."""
+    keep = torch.ones(batch, size, dtype=torch.bool, device=device)
+    positions = torch.arange(size, device=device)[None, :]
+    for _ in range(count):
+        widths = torch.randint(0, max(width, 0) + 1, (batch, 1), generator=generator,
+                               device=device)
+        starts = (torch.rand(batch, 1, generator=generator, device=device)
+                  * (size - widths + 1).clamp_min(1)).long()
+        keep &= ~((positions >= starts) & (positions < starts + widths))
+    return keep
+
+
+def mixup(features: torch.Tensor, targets: torch.Tensor, alpha: float,
+          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blend pairs of examples and their one-hot ``targets`` (batch, classes)."""
+    if alpha <= 0:
+        return features, targets
+    lam = float(np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator)))
+                .beta(alpha, alpha))
+    order = torch.randperm(features.shape[0], generator=generator).to(features.device)
+    return (lam * features + (1 - lam) * features[order],
+            lam * targets + (1 - lam) * targets[order])
+
+
+class WaveformAugmenter:
+    """Applies the ``[augment]`` waveform transforms of a config to a batch."""
+
+    def __init__(self, config: AugmentConfig, sample_rate: int, noise: NoiseBank | None):
+        self.config = config
+        self.max_shift = int(round(config.shift_ms * sample_rate / 1000))
+        self.noise = noise
+
+    def __call__(self, waveform: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        c = self.config
+        waveform = change_speed(waveform, tuple(c.speed), generator)
+        waveform = time_shift(waveform, self.max_shift, generator)
+        waveform = random_gain(waveform, tuple(c.gain_db), generator)
+        if self.noise is not None and c.noise_probability > 0:
+            noise = self.noise.draw(waveform.shape[0], waveform.shape[1], generator)
+            waveform = add_noise(waveform, noise, c, generator)
+        return waveform

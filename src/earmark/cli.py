@@ -1,0 +1,199 @@
+"""The ``earmark`` command. Each subcommand is a thin call into the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from earmark import __version__
+from earmark.errors import EarmarkError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except EarmarkError as error:
+        print(f"earmark: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("earmark: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="earmark", description="Train, evaluate and deploy audio classifiers.",
+        epilog="Run `earmark COMMAND --help` for a command's options and an example.")
+    parser.add_argument("--version", action="version", version=f"earmark {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_train(commands)
+    _add_evaluate(commands)
+    _add_prepare(commands)
+    _add_manifest(commands)
+    _add_models(commands)
+    return parser
+
+
+def _command(commands, name: str, summary: str, example: str, handler):
+    sub = commands.add_parser(name, help=summary, description=summary,
+                              epilog=f"example:\n  {example}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub.set_defaults(handler=handler)
+    return sub
+
+
+def _add_config_options(sub) -> None:
+    sub.add_argument("config", help="experiment TOML file (see configs/)")
+    sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+    sub.add_argument("--skip-bad-files", action="store_true",
+                     help="leave unreadable recordings out (and list them) instead of stopping")
+    sub.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_train(commands) -> None:
+    sub = _command(commands, "train", "Train a classifier from an experiment config.",
+                   "earmark train configs/keywords.toml --out runs/keywords", _train)
+    _add_config_options(sub)
+    sub.add_argument("--out", required=True, help="run folder for the model, logs and reports")
+    sub.add_argument("--resume", action="store_true",
+                     help="continue the run in --out from its last checkpoint")
+
+
+def _add_evaluate(commands) -> None:
+    sub = _command(commands, "evaluate", "Evaluate a trained run on a split.",
+                   "earmark evaluate runs/keywords --split test --json", _evaluate)
+    sub.add_argument("run", help="a run folder written by `earmark train`")
+    sub.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    sub.add_argument("--json", action="store_true", help="print the report as JSON")
+    sub.add_argument("--device", default="cpu", help="cpu or cuda")
+    sub.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_prepare(commands) -> None:
+    sub = _command(commands, "prepare",
+                   "Build the manifest and splits and decode the audio cache of a config.",
+                   "earmark prepare configs/keywords.toml --manifest-out manifest.csv", _prepare)
+    _add_config_options(sub)
+    sub.add_argument("--manifest-out", help="also write the split manifest as CSV")
+
+
+def _add_manifest(commands) -> None:
+    sub = _command(commands, "manifest",
+                   "Write a manifest CSV from a folder per class (groups from file names).",
+                   "earmark manifest ../shared/data/fsdd/recordings --group-pattern fsdd "
+                   "--out fsdd.csv", _manifest)
+    sub.add_argument("root", help="folder with one sub-folder of recordings per class")
+    sub.add_argument("--out", required=True, help="CSV file to write")
+    sub.add_argument("--group-pattern", default="auto",
+                     help="speech_commands, librispeech, fsdd, auto, or a regex with "
+                          "(?P<group>...)")
+
+
+def _add_models(commands) -> None:
+    _command(commands, "models", "List the model architectures.", "earmark models", _models)
+
+
+def _load(args):
+    from earmark.config import from_dict, load_config, to_dict
+
+    config = load_config(args.config)
+    if args.overrides or args.skip_bad_files:
+        raw = to_dict(config)
+        for override in args.overrides:
+            _apply_override(raw, override)
+        if args.skip_bad_files:
+            raw["data"]["skip_bad_files"] = True
+        config = from_dict(raw, base_dir=config.base_dir, source=args.config)
+    return config
+
+
+def _apply_override(raw: dict, override: str) -> None:
+    import tomllib
+
+    from earmark.errors import ConfigError
+
+    key, sep, text = override.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot:
+        raise ConfigError(f"--set {override!r}: write it as SECTION.KEY=VALUE, "
+                          "e.g. train.epochs=5")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    raw.setdefault(section, {})[name] = value
+
+
+def _train(args) -> int:
+    from earmark.train import train
+
+    config = _load(args)
+    train(config, args.out, resume=args.resume, progress=not args.quiet)
+    return 0
+
+
+def _evaluate(args) -> int:
+    from earmark.evaluate import evaluate_run
+
+    report = evaluate_run(args.run, args.split, device=args.device, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.to_text())
+        print(f"\nwritten: {Path(args.run) / ('eval_' + args.split)}.json/.txt/_confusion.png")
+    return 0
+
+
+def _prepare(args) -> int:
+    from earmark.data.dataset import load_manifest, open_dataset
+
+    config = _load(args)
+    manifest = load_manifest(config)
+    dataset = open_dataset(config, manifest, progress=not args.quiet)
+    _print_split_table(dataset)
+    if args.manifest_out:
+        dataset.manifest.to_csv(args.manifest_out)
+        print(f"manifest written to {args.manifest_out}")
+    print(f"decoded audio in {dataset.store.folder}")
+    return 0
+
+
+def _print_split_table(dataset) -> None:
+    splits = ("train", "validation", "test")
+    counts = {split: dataset.manifest.select(split) for split in splits}
+    width = max(len(label) for label in dataset.labels) + 2
+    print(f"{'class':<{width}}" + "".join(f"{s:>12}" for s in splits))
+    for label in dataset.labels:
+        print(f"{label:<{width}}" + "".join(
+            f"{counts[s].label_counts().get(label, 0):>12}" for s in splits))
+    print(f"{'groups':<{width}}" + "".join(f"{len(counts[s].groups()):>12}" for s in splits))
+
+
+def _manifest(args) -> int:
+    from earmark.data.manifest import from_folder
+
+    manifest = from_folder(args.root, args.group_pattern)
+    manifest.to_csv(args.out)
+    print(f"{len(manifest)} recordings, {len(manifest.labels())} classes, "
+          f"{len(manifest.groups())} groups -> {args.out}")
+    return 0
+
+
+def _models(args) -> int:
+    from earmark.models import available_models
+
+    for name in available_models():
+        print(name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

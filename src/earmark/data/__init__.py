@@ -1,0 +1,1 @@
+"""Data: manifests, group-disjoint splits, the decode-once cache, dataset loading."""

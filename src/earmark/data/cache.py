@@ -1,0 +1,205 @@
+"""Decode once: every recording of a manifest, resampled, in one memory-mapped file.
+
+Training reads windows straight from the map, so an epoch costs no decoding.
+The store's name is a hash of the files' paths, sizes, modification times,
+segments and the sample rate: re-running with nothing changed opens the
+existing store at once; touching one file builds a new one.
+
+Layout of a store folder::
+
+    samples.f32   all recordings back to back, float32
+    index.json    offsets and lengths (in samples), the rows' paths, the rate,
+                  and the files that were skipped as unreadable
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from tqdm import tqdm
+
+from earmark import audio
+from earmark.atomic import write_json
+from earmark.data.manifest import Manifest, Row
+from earmark.errors import AudioError, DataError
+
+_FORMAT_VERSION = 1
+
+
+@dataclass
+class AudioStore:
+    """Decoded recordings of a manifest, memory-mapped.
+
+    ``manifest`` holds the rows that decoded (skipped ones removed);
+    ``skipped`` lists ``(path, reason)`` for the others.
+    """
+
+    folder: Path
+    manifest: Manifest
+    sample_rate: int
+    offsets: np.ndarray
+    lengths: np.ndarray
+    skipped: list[tuple[str, str]]
+    samples: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def recording(self, index: int) -> np.ndarray:
+        """The whole recording ``index`` (a view into the map)."""
+        start = self.offsets[index]
+        return self.samples[start:start + self.lengths[index]]
+
+    def window(self, index: int, start: int, length: int) -> np.ndarray:
+        """``length`` samples of recording ``index`` from ``start``, zero-padded."""
+        clip = self.recording(index)[max(start, 0):max(start, 0) + length]
+        if len(clip) == length and start >= 0:
+            return np.asarray(clip)
+        out = np.zeros(length, dtype=np.float32)
+        offset = -start if start < 0 else 0
+        out[offset:offset + len(clip)] = clip[:length - offset]
+        return out
+
+
+def build_store(manifest: Manifest, sample_rate: int, cache_dir: str | os.PathLike,
+                skip_bad_files: bool = False, workers: int = 0,
+                progress: bool = True) -> AudioStore:
+    """Decode (or reopen) the store for ``manifest`` at ``sample_rate``.
+
+    Parameters
+    ----------
+    workers : int
+        Decoding processes; 0 uses every core.
+    skip_bad_files : bool
+        Leave unreadable files out (listed in ``store.skipped``) instead of
+        raising :class:`AudioError` on the first one.
+    """
+    if len(manifest) == 0:
+        raise DataError("the manifest is empty: nothing to decode")
+    key = store_key(manifest, sample_rate)
+    folder = Path(cache_dir) / key
+    if (folder / "index.json").is_file():
+        return open_store(folder, manifest)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    temporary = Path(cache_dir) / f".{key}.{os.getpid()}.partial"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    try:
+        _decode_all(manifest, sample_rate, temporary, skip_bad_files, workers, progress)
+        os.replace(temporary, folder)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return open_store(folder, manifest)
+
+
+def open_store(folder: str | os.PathLike, manifest: Manifest) -> AudioStore:
+    """Open an existing store built for ``manifest``."""
+    folder = Path(folder)
+    index = json.loads((folder / "index.json").read_text())
+    if index.get("version") != _FORMAT_VERSION:
+        raise DataError(f"{folder}: cache from another earmark version; delete the folder")
+    skipped_paths = {path for path, _ in index["skipped"]}
+    rows = [row for row in manifest if row.path not in skipped_paths]
+    total = int(sum(index["lengths"]))
+    samples = np.memmap(folder / "samples.f32", dtype=np.float32, mode="r", shape=(total,)) \
+        if total else np.zeros(0, dtype=np.float32)
+    return AudioStore(folder, Manifest(rows), int(index["sample_rate"]),
+                      np.asarray(index["offsets"], dtype=np.int64),
+                      np.asarray(index["lengths"], dtype=np.int64),
+                      [tuple(item) for item in index["skipped"]], samples)
+
+
+def store_key(manifest: Manifest, sample_rate: int) -> str:
+    """A hash of everything that determines the decoded samples."""
+    digest = hashlib.sha1(f"v{_FORMAT_VERSION}:{sample_rate}".encode())
+    for row in manifest:
+        try:
+            stat = os.stat(row.path)
+            signature = f"{stat.st_size}:{stat.st_mtime_ns}"
+        except OSError:
+            signature = "missing"
+        digest.update(f"\n{row.path}|{row.start}|{row.end}|{signature}".encode())
+    return digest.hexdigest()[:20]
+
+
+def _decode_all(manifest: Manifest, sample_rate: int, folder: Path, skip_bad_files: bool,
+                workers: int, progress: bool) -> None:
+    workers = workers or os.cpu_count() or 1
+    jobs = [(row, sample_rate) for row in manifest]
+    offsets, lengths, skipped = [], [], []
+    position = 0
+    bar = tqdm(total=len(jobs), desc="decoding", unit="file", disable=not progress)
+    with open(folder / "samples.f32", "wb") as sink:
+        for row, (clip, error) in zip(manifest, _map(jobs, workers)):
+            bar.update()
+            if error is not None:
+                if not skip_bad_files:
+                    raise AudioError(f"{error}\n(set data.skip_bad_files = true, or pass "
+                                     "--skip-bad-files, to leave unreadable files out)")
+                skipped.append((row.path, error))
+                continue
+            sink.write(clip.tobytes())
+            offsets.append(position)
+            lengths.append(len(clip))
+            position += len(clip)
+    bar.close()
+    if not offsets:
+        raise DataError(f"none of the {len(jobs)} files could be read; first error: "
+                        f"{skipped[0][1] if skipped else '?'}")
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable file(s):")
+        for path, reason in skipped:
+            print(f"  {reason}")
+    write_json(folder / "index.json", {
+        "version": _FORMAT_VERSION, "sample_rate": sample_rate, "offsets": offsets,
+        "lengths": lengths, "skipped": skipped,
+        "paths": [row.path for row in manifest if row.path not in {p for p, _ in skipped}],
+    })
+
+
+def _map(jobs: list, workers: int):
+    """Decode in worker processes, results in order; a single worker runs inline."""
+    if workers <= 1 or len(jobs) < 64:
+        yield from (_decode(job) for job in jobs)
+        return
+    chunk = max(8, min(256, len(jobs) // (workers * 8)))
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        yield from pool.map(_decode, jobs, chunksize=chunk)
+
+
+def _decode(job: tuple[Row, int]) -> tuple[np.ndarray | None, str | None]:
+    """Decode one row: ``(samples, None)`` or ``(None, error message)``."""
+    row, sample_rate = job
+    try:
+        if row.start is None and row.end is None:
+            return audio.load(row.path, sample_rate), None
+        return _load_segment(row, sample_rate), None
+    except AudioError as error:
+        return None, str(error)
+
+
+def _load_segment(row: Row, sample_rate: int) -> np.ndarray:
+    header = audio.info(row.path)
+    start = int(round((row.start or 0.0) * header.sample_rate))
+    stop = header.frames if row.end is None else int(round(row.end * header.sample_rate))
+    if not 0 <= start < stop <= header.frames:
+        raise AudioError(f"{row.path}: segment {row.start}-{row.end} s lies outside the "
+                         f"recording (0-{header.duration:.3f} s)")
+    try:
+        data, rate = soundfile.read(row.path, start=start, stop=stop, dtype="float32",
+                                    always_2d=True)
+    except Exception as error:
+        raise AudioError(f"{row.path}: cannot decode segment ({error})") from error
+    clip = audio.to_mono(data)
+    audio.check_finite(clip, row.path)
+    return audio.resample(clip, rate, sample_rate)

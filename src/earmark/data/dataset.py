@@ -1,0 +1,75 @@
+"""From an experiment's ``[data]`` table to a split manifest and its decoded store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from earmark.config import ExperimentConfig
+from earmark.data import manifest as manifests
+from earmark.data.cache import AudioStore, build_store
+from earmark.data.manifest import Manifest
+from earmark.data.splits import assign_splits, leaked_groups
+from earmark.errors import ConfigError, DataError
+
+
+@dataclass
+class Dataset:
+    """A split manifest, its class labels, and the decoded audio."""
+
+    store: AudioStore
+    labels: list[str]
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.store.manifest
+
+    def indices(self, split: str) -> list[int]:
+        """Store indices of the recordings in ``split``."""
+        return [i for i, row in enumerate(self.manifest) if row.split == split]
+
+    def targets(self, indices: list[int]) -> list[int]:
+        """Class ids of the given recordings."""
+        label_id = {label: i for i, label in enumerate(self.labels)}
+        return [label_id[self.manifest.rows[i].label] for i in indices]
+
+
+def load_manifest(config: ExperimentConfig) -> Manifest:
+    """Read the recordings named by ``[data]`` and assign their splits."""
+    data = config.data
+    if bool(data.root) == bool(data.csv):
+        raise ConfigError("[data] needs exactly one of 'root' (a folder per class) or "
+                          "'csv' (a manifest file)")
+    if data.root:
+        manifest = manifests.from_folder(config.resolve(data.root), data.group_pattern)
+    else:
+        manifest = manifests.from_csv(config.resolve(data.csv), data.group_pattern)
+    if data.classes:
+        manifest = _keep_classes(manifest, data.classes)
+    manifest = assign_splits(manifest, data)
+    leaks = leaked_groups(manifest)
+    if leaks and data.split != "column":
+        raise DataError(f"groups in more than one split: {leaks[:5]} (internal error)")
+    return manifest
+
+
+def class_labels(config: ExperimentConfig, manifest: Manifest) -> list[str]:
+    """The label order: ``data.classes`` if given, else sorted."""
+    return list(config.data.classes) or manifest.labels()
+
+
+def open_dataset(config: ExperimentConfig, manifest: Manifest, progress: bool = True) -> Dataset:
+    """Decode (or reopen) the manifest's audio and warn about missing classes."""
+    labels = class_labels(config, manifest)
+    store = build_store(manifest, config.data.sample_rate, config.cache_dir(),
+                        skip_bad_files=config.data.skip_bad_files, progress=progress)
+    manifests.check_classes(store.manifest, labels)
+    return Dataset(store, labels)
+
+
+def _keep_classes(manifest: Manifest, classes: list[str]) -> Manifest:
+    present = set(manifest.labels())
+    absent = [c for c in classes if c not in present]
+    if absent:
+        raise DataError(f"data.classes names {absent}, which have no recordings; "
+                        f"found labels: {sorted(present)}")
+    return Manifest(replace(row) for row in manifest if row.label in set(classes))

@@ -1,0 +1,227 @@
+"""A dataset is a manifest: rows of ``path, label, group, split[, start, end, fold]``.
+
+``group`` is what must never straddle a split: the speaker, or the recording
+session. It comes from the file name through a pattern; presets recognise
+the names of the public datasets earmark knows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import warnings
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from earmark.atomic import write_text
+from earmark.audio import is_audio_file
+from earmark.errors import DataError
+
+SPLITS = ("train", "validation", "test")
+
+#: Name patterns whose named group ``group`` is the speaker.
+GROUP_PRESETS = {
+    # <hash>_nohash_<n>, with an optional <word>_ prefix for _unknown_ words
+    "speech_commands": r"^(?:.*_)?(?P<group>[0-9a-f]{8})_nohash_\d+$",
+    # <speaker>-<chapter>-<utterance>
+    "librispeech": r"^(?P<group>\d+)-\d+-\d+$",
+    # <digit>_<speaker>_<take>
+    "fsdd": r"^\d+_(?P<group>[A-Za-z]+)_\d+$",
+}
+
+COLUMNS = ("path", "label", "group", "split", "start", "end", "fold")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One recording (or a segment of one, from ``start`` to ``end`` seconds)."""
+
+    path: str
+    label: str
+    group: str
+    split: str = ""
+    start: float | None = None
+    end: float | None = None
+    fold: int | None = None
+
+
+class Manifest:
+    """An ordered list of :class:`Row` with the operations a dataset needs."""
+
+    def __init__(self, rows: Iterable[Row]):
+        self.rows = list(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.rows)
+
+    def labels(self) -> list[str]:
+        """Distinct labels, sorted."""
+        return sorted({row.label for row in self.rows})
+
+    def groups(self) -> list[str]:
+        """Distinct groups, sorted."""
+        return sorted({row.group for row in self.rows})
+
+    def select(self, split: str) -> "Manifest":
+        """The rows of one split."""
+        return Manifest(row for row in self.rows if row.split == split)
+
+    def with_splits(self, splits: list[str]) -> "Manifest":
+        """A copy whose rows get the given split names, in order."""
+        return Manifest(replace(row, split=split) for row, split in zip(self.rows, splits))
+
+    def label_counts(self) -> Counter:
+        return Counter(row.label for row in self.rows)
+
+    def to_csv(self, path: str | os.PathLike) -> None:
+        """Write atomically as CSV with a header."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for row in self.rows:
+            writer.writerow([row.path, row.label, row.group, row.split,
+                             _blank(row.start), _blank(row.end), _blank(row.fold)])
+        write_text(path, buffer.getvalue())
+
+
+def from_folder(root: str | os.PathLike, group_pattern: str = "auto") -> Manifest:
+    """A folder per class: ``root/<label>/**/<file>``.
+
+    Files directly under ``root`` and folders holding no audio are ignored;
+    a folder name that starts with ``_`` (``_silence_``, ``_unknown_``) is a
+    label like any other, except ``_background_noise_``, which is skipped.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder; point data.root at a folder "
+                        "with one sub-folder of recordings per class.")
+    match_group = group_matcher(group_pattern)
+    rows = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        if class_dir.name == "_background_noise_":
+            continue
+        for file in sorted(class_dir.rglob("*")):
+            if file.is_file() and is_audio_file(file):
+                rows.append(Row(str(file), class_dir.name, match_group(file)))
+    if not rows:
+        raise DataError(f"{root}: found no audio files in its sub-folders; expected "
+                        f"root/<label>/<file>.wav (or .flac, .ogg, .mp3)")
+    return Manifest(rows)
+
+
+def from_csv(path: str | os.PathLike, group_pattern: str = "auto") -> Manifest:
+    """Read a manifest CSV; ``path`` and ``label`` are required columns.
+
+    Relative audio paths are read from the CSV's folder. A missing or empty
+    ``group`` is derived from the file name with ``group_pattern``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such manifest file")
+    match_group = group_matcher(group_pattern)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = [c for c in ("path", "label") if c not in header]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {missing}; a manifest needs "
+                            f"at least 'path' and 'label' (optional: group, split, "
+                            f"start, end, fold). Found: {header}")
+        unknown = [c for c in header if c not in COLUMNS]
+        if unknown:
+            raise DataError(f"{path}: unknown column(s) {unknown}; allowed: {list(COLUMNS)}")
+        rows = [_parse_row(record, path, line, match_group)
+                for line, record in enumerate(reader, start=2)]
+    if not rows:
+        raise DataError(f"{path}: the manifest has no rows")
+    return Manifest(rows)
+
+
+def group_matcher(pattern: str):
+    """A function ``file path -> group`` for a preset name, ``auto`` or a regex.
+
+    ``auto`` tries each preset in turn. A name no pattern matches becomes its
+    own group (its stem), which is safe: it can only make splits stricter.
+    """
+    if pattern == "auto":
+        compiled = [re.compile(p) for p in GROUP_PRESETS.values()]
+    elif pattern in GROUP_PRESETS:
+        compiled = [re.compile(GROUP_PRESETS[pattern])]
+    else:
+        try:
+            compiled = [re.compile(pattern)]
+        except re.error as error:
+            raise DataError(f"group_pattern {pattern!r} is not a valid regex ({error}); "
+                            f"use a preset ({', '.join(GROUP_PRESETS)}, auto) or a regex "
+                            "with a named group (?P<group>...)") from error
+        if "group" not in compiled[0].groupindex:
+            raise DataError(f"group_pattern {pattern!r} has no named group; write it as "
+                            "e.g. r'^(?P<group>[a-z]+)_\\d+$'")
+
+    def match(file: str | os.PathLike) -> str:
+        stem = Path(file).stem
+        for regex in compiled:
+            found = regex.search(stem)
+            if found:
+                return found.group("group")
+        return stem
+
+    return match
+
+
+def check_classes(manifest: Manifest, labels: list[str]) -> list[str]:
+    """Warn loudly for each class missing from a split; return the messages."""
+    messages = []
+    for split in SPLITS:
+        present = {row.label for row in manifest.rows if row.split == split}
+        if not present:
+            continue
+        for label in labels:
+            if label not in present:
+                messages.append(f"class '{label}' has no recordings in the {split} split")
+    for message in messages:
+        warnings.warn(f"!! {message}: its metrics will be meaningless; add recordings "
+                      "of it or change the split ratios", stacklevel=2)
+    return messages
+
+
+def _parse_row(record: dict, source: Path, line: int, match_group) -> Row:
+    where = f"{source}:{line}"
+    file = (record.get("path") or "").strip()
+    label = (record.get("label") or "").strip()
+    if not file or not label:
+        raise DataError(f"{where}: empty path or label")
+    if not os.path.isabs(file):
+        file = str(source.parent / file)
+    split = (record.get("split") or "").strip()
+    if split and split not in SPLITS:
+        raise DataError(f"{where}: split {split!r} is not one of {SPLITS}")
+    return Row(
+        path=file,
+        label=label,
+        group=(record.get("group") or "").strip() or match_group(file),
+        split=split,
+        start=_number(record.get("start"), float, where, "start"),
+        end=_number(record.get("end"), float, where, "end"),
+        fold=_number(record.get("fold"), int, where, "fold"),
+    )
+
+
+def _number(text, kind, where: str, column: str):
+    if text is None or not text.strip():
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise DataError(f"{where}: column '{column}' = {text!r} is not a {kind.__name__}") from None
+
+
+def _blank(value) -> str:
+    return "" if value is None else str(value)

@@ -1,0 +1,95 @@
+"""Evaluate a trained network on a split: per-window scores, per-recording decisions, reports.
+
+A recording longer than the model's window is cut into windows
+(:mod:`earmark.windowing`); its decision is the mean of the window
+probabilities or their majority vote (``data.aggregate``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from earmark.atomic import write_json, write_text
+from earmark.config import ExperimentConfig
+from earmark.data.dataset import Dataset, load_manifest, open_dataset
+from earmark.data.manifest import from_csv
+from earmark.errors import DataError
+from earmark.metrics import ClassificationReport, aggregate_windows, classification_report
+from earmark.network import WaveformClassifier, hop_samples, load_trained, window_samples
+from earmark.windowing import window_starts
+
+
+@dataclass
+class Predictions:
+    """Scores of the recordings of one split."""
+
+    indices: list[int]                 #: store indices of the recordings
+    probabilities: np.ndarray          #: (recordings, classes), after aggregation
+    window_probabilities: list[np.ndarray]   #: per recording: (windows, classes)
+
+
+def predict(classifier: WaveformClassifier, dataset: Dataset, indices: list[int],
+            config: ExperimentConfig, device: torch.device, batch_size: int = 128) -> Predictions:
+    """Run the network over every window of the given recordings."""
+    window, hop = window_samples(config), hop_samples(config)
+    jobs = [(index, int(start)) for index in indices
+            for start in window_starts(int(dataset.store.lengths[index]), window, hop)]
+    classifier.eval()
+    outputs = []
+    with torch.no_grad():
+        for begin in range(0, len(jobs), batch_size):
+            chunk = jobs[begin:begin + batch_size]
+            batch = np.stack([dataset.store.window(i, s, window) for i, s in chunk])
+            logits = classifier(torch.from_numpy(batch).to(device))
+            outputs.append(torch.softmax(logits, dim=-1).cpu().numpy())
+    window_probs = np.concatenate(outputs) if outputs else np.zeros((0, len(dataset.labels)))
+    owners = np.array([i for i, _ in jobs])
+    per_recording = [window_probs[owners == index] for index in indices]
+    aggregated = np.stack([aggregate_windows(p, config.data.aggregate) for p in per_recording]) \
+        if per_recording else np.zeros((0, len(dataset.labels)))
+    return Predictions(list(indices), aggregated, per_recording)
+
+
+def report_for(predictions: Predictions, dataset: Dataset) -> ClassificationReport:
+    """Accuracy, macro F1, per-class scores and confusion of ``predictions``."""
+    targets = dataset.targets(predictions.indices)
+    guesses = predictions.probabilities.argmax(axis=1).tolist()
+    return classification_report(targets, guesses, dataset.labels)
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "cpu",
+                 progress: bool = True) -> ClassificationReport:
+    """Evaluate a finished run on ``split``; write JSON, text and confusion PNG.
+
+    Outputs go to ``RUN/eval_<split>.json``, ``.txt`` and ``_confusion.png``.
+    """
+    from earmark.plots import plot_confusion_matrix
+
+    run_dir = Path(run_dir)
+    config, labels, classifier = load_trained(run_dir)
+    manifest_path = run_dir / "manifest.csv"
+    manifest = from_csv(manifest_path) if manifest_path.is_file() else load_manifest(config)
+    dataset = open_dataset(config, manifest, progress=progress)
+    dataset.labels = labels
+    indices = dataset.indices(split)
+    if not indices:
+        raise DataError(f"{run_dir}: the {split} split is empty; choose another with --split")
+    torch_device = torch.device(device)
+    classifier.to(torch_device)
+    report = report_for(predict(classifier, dataset, indices, config, torch_device), dataset)
+    write_report(report, run_dir / f"eval_{split}", f"{run_dir.name}: {split} split")
+    return report
+
+
+def write_report(report: ClassificationReport, stem: Path, title: str) -> None:
+    """``stem.json``, ``stem.txt`` and ``stem_confusion.png``."""
+    from earmark.plots import plot_confusion_matrix
+
+    write_json(stem.with_suffix(".json"), report.to_dict())
+    write_text(stem.with_suffix(".txt"), report.to_text() + "\n")
+    plot_confusion_matrix(np.asarray(report.confusion), report.labels,
+                          stem.parent / f"{stem.name}_confusion.png", title=title)

@@ -1,0 +1,571 @@
+"""The front-end: waveform -> (log-)spectrogram, log-mel or MFCC (+ deltas).
+
+:class:`FrontEnd` is a ``torch.nn.Module`` so that it can sit inside the
+exported ONNX graph (raw waveform in, class probabilities out): a deployed
+model then needs no feature code of its own. Every step is a fixed tensor
+operation (convolution, matrix product, element-wise maths) with no Python
+control flow that depends on the data, so ``torch.onnx.export(...,
+dynamo=True)`` traces it with a dynamic batch dimension.
+
+:func:`reference_features` computes the same features with plain numpy
+(one ``np.fft.rfft`` per frame); tests hold the two against each other and
+against librosa. librosa is never imported here: the filterbank
+(:func:`mel_filterbank`) and the DCT (:func:`dct_matrix`) are written out.
+
+Conventions (those of librosa)
+------------------------------
+- A frame is ``n_fft`` samples long; the periodic Hann window of
+  ``window_length`` samples sits centred inside it when it is shorter.
+- ``center=False``: frame ``t`` starts at sample ``t * hop_length`` and
+  ``frames = 1 + (samples - n_fft) // hop_length``.
+- ``center=True``: the waveform is first reflect-padded by ``n_fft // 2``
+  samples at both ends, so frame ``t`` is centred on sample ``t * hop_length``.
+- Levels are ``10 * log10(max(power, log_floor))`` in dB relative to a
+  full-scale (amplitude 1) power of 1, like ``librosa.power_to_db(ref=1.0,
+  amin=log_floor, top_db=None)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from earmark.config import FeatureConfig
+from earmark.errors import ConfigError
+
+#: The feature kinds :class:`FrontEnd` knows.
+KINDS = ("spectrogram", "logmel", "mfcc", "spectrogram128")
+
+# The "spectrogram128" preset transcribes the seed project's image front-end:
+# fixed sizes in samples, chosen for 1 s clips at 16 kHz.
+SEED_WINDOW = 512      #: samples per frame (symmetric Hann, np.hanning)
+SEED_HOP = 121         #: samples between frame starts
+SEED_FRAMES = 128      #: frames kept, the first starting at sample 0
+SEED_BINS = 128        #: rfft bins 1..128 (DC dropped)
+#: Samples the seed preset reads; shorter input is zero-padded to this.
+SEED_SAMPLES = SEED_WINDOW + (SEED_FRAMES - 1) * SEED_HOP
+# Added to the min-max ranges so that a silent clip gives -0.5, not NaN;
+# far below float32 resolution for any real clip, so results are unchanged.
+_SEED_EPSILON = 1e-12
+
+# 10 * log10(x) == _DB_PER_NEPER * ln(x); ONNX has Log but no Log10.
+_DB_PER_NEPER = 10.0 / math.log(10.0)
+
+
+# --------------------------------------------------------------------------
+# Geometry and validation
+
+
+def _geometry(config: FeatureConfig, sample_rate: int) -> tuple[int, int, int]:
+    """``(window_length, hop_length, n_fft)`` in samples for a config."""
+    if config.kind == "spectrogram128":
+        return SEED_WINDOW, SEED_HOP, SEED_WINDOW
+    window_length = int(round(config.window_ms * sample_rate / 1000.0))
+    hop_length = int(round(config.hop_ms * sample_rate / 1000.0))
+    if window_length < 2:
+        raise ConfigError(f"features.window_ms = {config.window_ms} gives {window_length} "
+                          f"samples at {sample_rate} Hz; it must give at least 2")
+    if hop_length < 1:
+        raise ConfigError(f"features.hop_ms = {config.hop_ms} gives {hop_length} samples "
+                          f"at {sample_rate} Hz; it must give at least 1")
+    n_fft = config.n_fft or 1 << (window_length - 1).bit_length()
+    if n_fft < window_length:
+        raise ConfigError(f"features.n_fft = {config.n_fft} is shorter than the window "
+                          f"({window_length} samples = {config.window_ms} ms at "
+                          f"{sample_rate} Hz); use n_fft >= {window_length} or 0 (automatic)")
+    return window_length, hop_length, n_fft
+
+
+def _fmax(config: FeatureConfig, sample_rate: int) -> float:
+    """The filterbank's upper edge in Hz (0 in the config means Nyquist)."""
+    return config.fmax if config.fmax > 0 else sample_rate / 2.0
+
+
+def _validate(config: FeatureConfig, sample_rate: int) -> None:
+    """Reject settings no front-end can honour, saying what is allowed."""
+    if config.kind not in KINDS:
+        raise ConfigError(f"features.kind = {config.kind!r} is not one of {list(KINDS)}")
+    if sample_rate <= 0:
+        raise ConfigError(f"sample_rate must be > 0 Hz, got {sample_rate}")
+    if config.deltas not in (0, 1, 2):
+        raise ConfigError(f"features.deltas = {config.deltas} must be 0, 1 or 2")
+    if config.delta_width < 3 or config.delta_width % 2 == 0:
+        raise ConfigError(f"features.delta_width = {config.delta_width} must be odd and >= 3")
+    if not config.log_floor > 0:
+        raise ConfigError(f"features.log_floor = {config.log_floor} must be > 0 "
+                          f"(it keeps log10 away from zero)")
+    if config.kind in ("logmel", "mfcc") and config.n_mels < 1:
+        raise ConfigError(f"features.n_mels = {config.n_mels} must be >= 1")
+    if config.kind == "mfcc" and not 1 <= config.n_mfcc <= config.n_mels:
+        raise ConfigError(f"features.n_mfcc = {config.n_mfcc} must be in 1..n_mels "
+                          f"({config.n_mels})")
+
+
+def _min_samples(kind: str, center: bool, n_fft: int) -> int:
+    """The shortest input (samples) that yields at least one frame."""
+    if kind == "spectrogram128":
+        return 1                      # zero-padded to SEED_SAMPLES
+    if center:
+        return n_fft // 2 + 1         # reflect padding needs pad < length
+    return n_fft
+
+
+def _frames(kind: str, center: bool, n_fft: int, hop_length: int, samples: int) -> int:
+    """Frames produced from ``samples`` samples (checked against the minimum)."""
+    needed = _min_samples(kind, center, n_fft)
+    if samples < needed:
+        raise ConfigError(f"input of {samples} samples is too short for this front-end: "
+                          f"it needs at least {needed} samples (n_fft = {n_fft}, "
+                          f"center = {center}); pad the clip or use a shorter window")
+    if kind == "spectrogram128":
+        return SEED_FRAMES
+    padded = samples + 2 * (n_fft // 2) if center else samples
+    return 1 + (padded - n_fft) // hop_length
+
+
+# --------------------------------------------------------------------------
+# Fixed matrices (numpy, float64)
+
+
+def periodic_hann(length: int) -> np.ndarray:
+    """The periodic Hann window (scipy's ``hann(length, sym=False)``).
+
+    Periodic rather than symmetric because it tiles exactly at 50 % overlap
+    and is what librosa and torch use for spectral analysis.
+    """
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)
+
+
+def _centred_window(window_length: int, n_fft: int) -> np.ndarray:
+    """The periodic Hann window zero-padded, centred, to ``n_fft`` samples."""
+    left = (n_fft - window_length) // 2
+    padded = np.zeros(n_fft)
+    padded[left:left + window_length] = periodic_hann(window_length)
+    return padded
+
+
+def _hz_to_mel(frequencies: np.ndarray) -> np.ndarray:
+    """Hz -> Slaney mel: linear below 1 kHz (3 mel / 200 Hz), logarithmic above."""
+    frequencies = np.asarray(frequencies, dtype=np.float64)
+    linear = frequencies / (200.0 / 3)
+    log_step = math.log(6.4) / 27.0
+    logarithmic = 15.0 + np.log(np.maximum(frequencies, 1e-300) / 1000.0) / log_step
+    return np.where(frequencies >= 1000.0, logarithmic, linear)
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    """Slaney mel -> Hz, the inverse of :func:`_hz_to_mel`."""
+    mels = np.asarray(mels, dtype=np.float64)
+    log_step = math.log(6.4) / 27.0
+    return np.where(mels >= 15.0, 1000.0 * np.exp(log_step * (mels - 15.0)),
+                    mels * (200.0 / 3))
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
+                   fmax: float) -> np.ndarray:
+    """Triangular mel filters, Slaney scale and area normalisation.
+
+    The same matrix as ``librosa.filters.mel(sr=sample_rate, n_fft=n_fft,
+    n_mels=n_mels, fmin=fmin, fmax=fmax, htk=False, norm="slaney")``, in
+    float64.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Sampling rate in Hz.
+    n_fft : int
+        FFT length in samples; the filters cover its ``n_fft // 2 + 1`` bins.
+    n_mels : int
+        Number of filters.
+    fmin, fmax : float
+        Lowest and highest edge in Hz; ``fmax <= 0`` means Nyquist.
+
+    Returns
+    -------
+    np.ndarray, shape (n_mels, n_fft // 2 + 1)
+        Weight of each FFT bin (columns, ascending frequency) in each filter.
+        Each filter has unit area in Hz (times 2/width), so a white spectrum
+        gives about the same level in every band.
+
+    Raises
+    ------
+    ConfigError
+        If the edges are out of order or above Nyquist, or if a filter falls
+        between two FFT bins (too many mels for this ``n_fft``).
+    """
+    nyquist = sample_rate / 2.0
+    fmax = nyquist if fmax <= 0 else fmax
+    if not 0 <= fmin < fmax <= nyquist:
+        raise ConfigError(f"mel filterbank needs 0 <= fmin < fmax <= {nyquist:g} Hz "
+                          f"(Nyquist at {sample_rate} Hz), got fmin = {fmin:g}, fmax = {fmax:g}")
+    bin_frequencies = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+    # n_mels + 2 edges equally spaced in mel: filter i rises from edge i to
+    # edge i+1 and falls to edge i+2.
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    widths = np.diff(edges)
+    offsets = edges[:, None] - bin_frequencies[None, :]
+    rising = -offsets[:-2] / widths[:-1, None]
+    falling = offsets[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    empty = np.flatnonzero((edges[:-2] != 0) & ~(weights.max(axis=1) > 0))
+    if empty.size:
+        raise ConfigError(
+            f"n_mels = {n_mels} is too many for n_fft = {n_fft} at {sample_rate} Hz "
+            f"between {fmin:g} and {fmax:g} Hz: {empty.size} filter(s) (first: {empty[0]}) "
+            f"fall between FFT bins ({sample_rate / n_fft:g} Hz apart) and would always "
+            f"be empty; use fewer mels, a larger n_fft or a longer window, or raise fmin")
+    return weights
+
+
+def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
+    """Orthonormal DCT-II basis, first ``n_mfcc`` rows.
+
+    ``dct_matrix(k, n) @ x`` equals ``scipy.fft.dct(x, type=2, norm="ortho")[:k]``
+    along the first axis, which is what ``librosa.feature.mfcc`` applies to
+    the log-mel spectrogram.
+
+    Returns
+    -------
+    np.ndarray, shape (n_mfcc, n_mels)
+    """
+    if not 1 <= n_mfcc <= n_mels:
+        raise ConfigError(f"n_mfcc = {n_mfcc} must be in 1..n_mels ({n_mels})")
+    k = np.arange(n_mfcc)[:, None]
+    n = np.arange(n_mels)[None, :]
+    basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels)) * math.sqrt(2.0 / n_mels)
+    basis[0] /= math.sqrt(2.0)        # orthonormal scaling of the DC row
+    return basis
+
+
+def _dft_basis(window: np.ndarray, n_fft: int, bins: np.ndarray, first_sample: int) -> np.ndarray:
+    """Windowed real/imaginary DFT rows for a conv1d kernel.
+
+    Row ``j`` (``j < len(bins)``) is ``window * cos(2 pi bins[j] n / n_fft)``
+    and row ``len(bins) + j`` the sine, for ``n = first_sample +
+    arange(len(window))``: the kernel may cover just the non-zero part of a
+    frame whose window is zero-padded to ``n_fft``.
+
+    Returns
+    -------
+    np.ndarray, shape (2 * len(bins), 1, len(window))
+    """
+    positions = first_sample + np.arange(len(window))
+    phase = 2.0 * np.pi * np.outer(bins, positions) / n_fft
+    rows = np.concatenate([np.cos(phase), np.sin(phase)]) * window[None, :]
+    return rows[:, None, :]
+
+
+def _delta_kernel(width: int) -> np.ndarray:
+    """Regression weights ``n / (2 sum n^2)`` for ``n = -N..N`` (``N = width // 2``)."""
+    half = width // 2
+    offsets = np.arange(-half, half + 1, dtype=np.float64)
+    return offsets / (2.0 * np.sum(np.arange(1, half + 1) ** 2))
+
+
+# --------------------------------------------------------------------------
+# The torch module
+
+
+class FrontEnd(torch.nn.Module):
+    """Waveform -> features, as a traceable torch module.
+
+    Parameters
+    ----------
+    config : FeatureConfig
+        What to compute (kind, window and hop in ms, mel/MFCC sizes, deltas).
+    sample_rate : int
+        Sampling rate of the input in Hz.
+
+    Notes
+    -----
+    ``forward(waveform)`` takes float ``(batch, samples)`` and returns
+    ``(batch, channels, bands, frames)``: channels are the features, then
+    their delta and delta-delta (``1 + config.deltas``); bands ascend in
+    frequency (or MFCC index).
+
+    The STFT is a ``conv1d`` with a fixed windowed DFT basis (a buffer, not a
+    parameter) and ``stride = hop_length``: it exports to plain ONNX Conv,
+    which onnxruntime runs about 3x faster than its STFT op. The kernel covers
+    only the non-zero part of the window, and for log-mel/MFCC only the FFT
+    bins some filter uses, so no work is spent on zeros.
+
+    Buffers are created in torch's default dtype and follow ``.to(dtype)``:
+    call ``.double()`` to run in float64 on float64 input. They are not
+    persistent (not in ``state_dict``) because the config rebuilds them.
+
+    ``kind = "spectrogram128"`` reproduces the seed project's image
+    front-end and ignores ``window_ms``, ``hop_ms``, ``n_fft`` and
+    ``center``: a symmetric Hann window (``np.hanning(512)``) every 121
+    samples, 128 frames from sample 0 (shorter input is zero-padded to
+    :data:`SEED_SAMPLES` = 15879 samples, longer input is cut), magnitude of
+    rfft bins 1..128, then per clip ``s = (s - min) / (max - min)``,
+    ``s = log10(100 s + 0.01)``, ``s = (s - min) / (max - min) - 0.5``. It is
+    meant for 1 s at 16 kHz (bins 1..128 = 31 Hz .. 4 kHz) and is not
+    rescaled for other rates.
+    """
+
+    def __init__(self, config: FeatureConfig, sample_rate: int):
+        super().__init__()
+        _validate(config, sample_rate)
+        self.config = config
+        self.sample_rate = int(sample_rate)
+        self.kind = config.kind
+        self._window_length, self._hop_length, self._n_fft = _geometry(config, sample_rate)
+        # Samples skipped at each end of a (padded) input: the zero margins
+        # of the window inside the n_fft frame.
+        self._skip_left = (self._n_fft - self._window_length) // 2
+        self._skip_right = self._n_fft - self._window_length - self._skip_left
+        if self.kind == "spectrogram128":
+            self._init_seed()
+        else:
+            self._init_spectral()
+        if config.deltas:
+            kernel = _delta_kernel(config.delta_width).reshape(1, 1, 1, -1)
+            self._buffer("delta_kernel", kernel)
+
+    def _buffer(self, name: str, values: np.ndarray) -> None:
+        tensor = torch.as_tensor(values, dtype=torch.get_default_dtype()).contiguous()
+        self.register_buffer(name, tensor, persistent=False)
+
+    def _init_seed(self) -> None:
+        bins = np.arange(1, SEED_BINS + 1)
+        self._buffer("dft_basis", _dft_basis(np.hanning(SEED_WINDOW), SEED_WINDOW, bins, 0))
+        self._bands = SEED_BINS
+
+    def _init_spectral(self) -> None:
+        config = self.config
+        all_bins = np.arange(self._n_fft // 2 + 1)
+        if self.kind == "spectrogram":
+            bins = all_bins
+            self._bands = len(all_bins)
+        else:
+            weights = mel_filterbank(self.sample_rate, self._n_fft, config.n_mels,
+                                     config.fmin, _fmax(config, self.sample_rate))
+            used = np.flatnonzero(weights.max(axis=0) > 0)
+            bins = all_bins[used[0]:used[-1] + 1]      # bins outside all filters: skip
+            self._buffer("mel_weights", weights[:, bins])
+            self._bands = config.n_mels
+            if self.kind == "mfcc":
+                self._buffer("dct_weights", dct_matrix(config.n_mfcc, config.n_mels))
+                self._bands = config.n_mfcc
+        window = periodic_hann(self._window_length)
+        self._buffer("dft_basis", _dft_basis(window, self._n_fft, bins, self._skip_left))
+
+    # -- geometry ----------------------------------------------------------
+
+    @property
+    def window_length(self) -> int:
+        """Samples under the analysis window."""
+        return self._window_length
+
+    @property
+    def hop_length(self) -> int:
+        """Samples between successive frames."""
+        return self._hop_length
+
+    @property
+    def n_fft(self) -> int:
+        """FFT length (samples per frame)."""
+        return self._n_fft
+
+    @property
+    def channels(self) -> int:
+        """Features plus their deltas: ``1 + config.deltas``."""
+        return 1 + self.config.deltas
+
+    @property
+    def bands(self) -> int:
+        """Frequency bands (or MFCC coefficients) per frame."""
+        return self._bands
+
+    @property
+    def min_samples(self) -> int:
+        """The shortest input, in samples, that gives one frame."""
+        return _min_samples(self.kind, self.config.center, self._n_fft)
+
+    def frames_for(self, samples: int) -> int:
+        """Frames produced from ``samples`` samples of input.
+
+        Raises
+        ------
+        ConfigError
+            If ``samples`` is shorter than :attr:`min_samples`.
+        """
+        return _frames(self.kind, self.config.center, self._n_fft, self._hop_length,
+                       int(samples))
+
+    def output_shape(self, samples: int) -> tuple[int, int, int]:
+        """``(channels, bands, frames)`` of one clip of ``samples`` samples."""
+        return self.channels, self.bands, self.frames_for(samples)
+
+    def extra_repr(self) -> str:
+        return (f"kind={self.kind!r}, sample_rate={self.sample_rate}, "
+                f"window_length={self._window_length}, hop_length={self._hop_length}, "
+                f"n_fft={self._n_fft}, bands={self._bands}, channels={self.channels}")
+
+    # -- computation -------------------------------------------------------
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Features of a batch of clips.
+
+        Parameters
+        ----------
+        waveform : torch.Tensor, shape (batch, samples)
+            Float samples in [-1, 1], same dtype as the module's buffers.
+
+        Returns
+        -------
+        torch.Tensor, shape (batch, channels, bands, frames)
+            dB levels (spectrogram, logmel), MFCCs (mfcc) or the seed image
+            in [-0.5, 0.5] (spectrogram128), then deltas per frame.
+        """
+        if waveform.dim() != 2:
+            raise ValueError(f"FrontEnd expects (batch, samples), got shape "
+                             f"{tuple(waveform.shape)}")
+        self.frames_for(waveform.shape[-1])          # raises ConfigError if too short
+        if self.kind == "spectrogram128":
+            base = self._seed_image(waveform)
+        else:
+            base = self._spectral(waveform)
+        features = [base]
+        for _ in range(self.config.deltas):
+            features.append(self._delta(features[-1]))
+        return torch.stack(features, dim=1)
+
+    def _power(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Power spectrogram ``re^2 + im^2``, shape (batch, bins used, frames)."""
+        signal = waveform.unsqueeze(1)
+        if self.config.center:
+            half = self._n_fft // 2
+            signal = F.pad(signal, (half, half), mode="reflect")
+        # The window is zero in the first/last samples of each n_fft frame,
+        # so the kernel starts later and stops sooner; frames are unchanged.
+        signal = signal[..., self._skip_left:signal.shape[-1] - self._skip_right]
+        spectrum = F.conv1d(signal, self.dft_basis, stride=self._hop_length)
+        bins = spectrum.shape[1] // 2
+        real, imaginary = spectrum[:, :bins], spectrum[:, bins:]
+        return real * real + imaginary * imaginary
+
+    def _decibels(self, power: torch.Tensor) -> torch.Tensor:
+        return _DB_PER_NEPER * torch.log(torch.clamp(power, min=self.config.log_floor))
+
+    def _spectral(self, waveform: torch.Tensor) -> torch.Tensor:
+        power = self._power(waveform)
+        if self.kind == "spectrogram":
+            return self._decibels(power)
+        log_mel = self._decibels(torch.matmul(self.mel_weights, power))
+        if self.kind == "logmel":
+            return log_mel
+        return torch.matmul(self.dct_weights, log_mel)
+
+    def _seed_image(self, waveform: torch.Tensor) -> torch.Tensor:
+        # Pad then cut to exactly SEED_SAMPLES: a fixed size whatever the
+        # input length, with no data-dependent branch for the tracer.
+        signal = F.pad(waveform, (0, SEED_SAMPLES))[:, :SEED_SAMPLES].unsqueeze(1)
+        spectrum = F.conv1d(signal, self.dft_basis, stride=SEED_HOP)
+        real, imaginary = spectrum[:, :SEED_BINS], spectrum[:, SEED_BINS:]
+        image = _min_max(torch.sqrt(real * real + imaginary * imaginary))
+        image = torch.log10(image * 100.0 + 0.01)
+        return _min_max(image) - 0.5
+
+    def _delta(self, features: torch.Tensor) -> torch.Tensor:
+        """Regression delta over ``delta_width`` frames, edges replicated."""
+        half = self.config.delta_width // 2
+        padded = F.pad(features, (half, half), mode="replicate")
+        return F.conv2d(padded.unsqueeze(1), self.delta_kernel).squeeze(1)
+
+
+def _min_max(image: torch.Tensor) -> torch.Tensor:
+    """Scale each clip of (batch, bands, frames) to [0, 1]."""
+    low = torch.amin(image, dim=(1, 2), keepdim=True)
+    high = torch.amax(image, dim=(1, 2), keepdim=True)
+    return (image - low) / (high - low + _SEED_EPSILON)
+
+
+# --------------------------------------------------------------------------
+# The numpy reference
+
+
+def reference_features(waveform: np.ndarray, config: FeatureConfig,
+                       sample_rate: int) -> np.ndarray:
+    """The features of one clip in plain numpy (float64), for tests.
+
+    Frames are cut one by one and transformed with ``np.fft.rfft``; nothing
+    is shared with :class:`FrontEnd` except :func:`mel_filterbank` and
+    :func:`dct_matrix`, which are tested against librosa separately.
+
+    Parameters
+    ----------
+    waveform : np.ndarray, shape (samples,)
+        One clip.
+    config : FeatureConfig
+    sample_rate : int
+        Hz.
+
+    Returns
+    -------
+    np.ndarray, shape (channels, bands, frames), float64
+    """
+    waveform = np.asarray(waveform, dtype=np.float64)
+    if waveform.ndim != 1:
+        raise ValueError(f"reference_features expects one clip (samples,), got shape "
+                         f"{waveform.shape}")
+    _validate(config, sample_rate)
+    window_length, hop_length, n_fft = _geometry(config, sample_rate)
+    frames = _frames(config.kind, config.center, n_fft, hop_length, len(waveform))
+    if config.kind == "spectrogram128":
+        base = _reference_seed_image(waveform)
+    else:
+        if config.center:
+            waveform = np.pad(waveform, n_fft // 2, mode="reflect")
+        window = _centred_window(window_length, n_fft)
+        spectra = [np.fft.rfft(waveform[t * hop_length:t * hop_length + n_fft] * window)
+                   for t in range(frames)]
+        base = _reference_from_power(np.abs(np.array(spectra).T) ** 2, config, sample_rate,
+                                     n_fft)
+    stack = [base]
+    for _ in range(config.deltas):
+        stack.append(_reference_delta(stack[-1], config.delta_width))
+    return np.stack(stack)
+
+
+def _reference_from_power(power: np.ndarray, config: FeatureConfig, sample_rate: int,
+                          n_fft: int) -> np.ndarray:
+    def decibels(values: np.ndarray) -> np.ndarray:
+        return 10.0 * np.log10(np.maximum(values, config.log_floor))
+
+    if config.kind == "spectrogram":
+        return decibels(power)
+    weights = mel_filterbank(sample_rate, n_fft, config.n_mels, config.fmin,
+                             _fmax(config, sample_rate))
+    log_mel = decibels(weights @ power)
+    if config.kind == "logmel":
+        return log_mel
+    return dct_matrix(config.n_mfcc, config.n_mels) @ log_mel
+
+
+def _reference_seed_image(waveform: np.ndarray) -> np.ndarray:
+    signal = np.zeros(SEED_SAMPLES)
+    kept = min(len(waveform), SEED_SAMPLES)
+    signal[:kept] = waveform[:kept]
+    window = np.hanning(SEED_WINDOW)
+    spectra = [np.fft.rfft(signal[t * SEED_HOP:t * SEED_HOP + SEED_WINDOW] * window)
+               for t in range(SEED_FRAMES)]
+    image = np.abs(np.array(spectra).T)[1:SEED_BINS + 1]
+
+    def min_max(values: np.ndarray) -> np.ndarray:
+        return (values - values.min()) / (values.max() - values.min() + _SEED_EPSILON)
+
+    return min_max(np.log10(min_max(image) * 100.0 + 0.01)) - 0.5
+
+
+def _reference_delta(features: np.ndarray, width: int) -> np.ndarray:
+    half = width // 2
+    padded = np.pad(features, ((0, 0), (half, half)), mode="edge")
+    frames = features.shape[1]
+    kernel = _delta_kernel(width)
+    return sum(kernel[i] * padded[:, i:i + frames] for i in range(width))

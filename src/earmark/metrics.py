@@ -1,0 +1,389 @@
+"""Classification metrics: confusion matrix, per-class report, window voting.
+
+Everything here works on integer class ids (``0 .. n_classes - 1``) and on
+numpy arrays of probabilities; the conventions follow scikit-learn's
+``classification_report(..., zero_division=0)`` so numbers can be compared
+with published results:
+
+- precision, recall and F1 of a class are 0.0 when undefined (no
+  predictions of it, no examples of it);
+- classes with no examples (zero support) still get a row, and count in
+  the macro average of F1, as they do in scikit-learn;
+- balanced accuracy is the mean recall over the classes that have examples
+  (scikit-learn's ``balanced_accuracy_score``), so a class that is absent
+  from an evaluation set does not drag it down.
+
+This module needs only numpy: the deployed runtime may use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Hashable, Sequence
+
+import numpy as np
+
+from earmark.errors import ConfigError, DataError
+
+#: Methods :func:`aggregate_windows` understands.
+AGGREGATION_METHODS = ("mean", "vote")
+
+#: How far a tied vote is moved towards the class with the higher mean
+#: probability, so that ``argmax`` of the result names the winner; large
+#: enough to survive a cast to float32.
+_TIE_NUDGE = 1e-6
+
+
+# --------------------------------------------------------------------------
+# Confusion matrix
+
+
+def confusion_matrix(y_true: Sequence[int] | np.ndarray,
+                     y_pred: Sequence[int] | np.ndarray,
+                     n_classes: int) -> np.ndarray:
+    """Count (true class, predicted class) pairs.
+
+    Parameters
+    ----------
+    y_true, y_pred : sequence of int, shape (examples,)
+        Class ids in ``0 .. n_classes - 1``.
+    n_classes : int
+        Number of classes; fixes the matrix size even when some never occur.
+
+    Returns
+    -------
+    np.ndarray of int64, shape (n_classes, n_classes)
+        ``matrix[t, p]`` = number of examples of class ``t`` predicted as ``p``:
+        rows are true classes, columns predicted ones.
+
+    Raises
+    ------
+    DataError
+        On different lengths, non-integer ids or ids out of range.
+    """
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) \
+            or n_classes < 1:
+        raise DataError(f"n_classes must be a positive integer, got {n_classes!r}")
+    n_classes = int(n_classes)
+    true_ids, predicted_ids = _check_ids(y_true, y_pred, n_classes)
+    flat = np.bincount(true_ids * n_classes + predicted_ids, minlength=n_classes * n_classes)
+    return flat.reshape(n_classes, n_classes).astype(np.int64)
+
+
+def _check_ids(y_true: Any, y_pred: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both id arrays as int64, after checking shape, type and range."""
+    true_ids = _as_ids("y_true", y_true, n_classes)
+    predicted_ids = _as_ids("y_pred", y_pred, n_classes)
+    if len(true_ids) != len(predicted_ids):
+        raise DataError(f"y_true has {len(true_ids)} entries but y_pred has "
+                        f"{len(predicted_ids)}: pass one prediction per example")
+    return true_ids, predicted_ids
+
+
+def _as_ids(name: str, values: Any, n_classes: int) -> np.ndarray:
+    ids = np.asarray(values)
+    if ids.ndim != 1:
+        raise DataError(f"{name} must be a 1-D sequence of class ids, got shape {ids.shape}; "
+                        "for probabilities pass probabilities.argmax(axis=1)")
+    if ids.size == 0:
+        return ids.astype(np.int64)
+    if ids.dtype == bool or not np.issubdtype(ids.dtype, np.integer):
+        raise DataError(f"{name} must hold integer class ids, got dtype {ids.dtype}; "
+                        "map label names to ids first (or take argmax of probabilities)")
+    bad = (ids < 0) | (ids >= n_classes)
+    if bad.any():
+        position = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{name}[{position}] = {ids[position]} is not a class id: ids must be "
+                        f"in 0..{n_classes - 1} for {n_classes} classes "
+                        f"({int(bad.sum())} out of range in all)")
+    return ids.astype(np.int64)
+
+
+# --------------------------------------------------------------------------
+# Classification report
+
+
+@dataclass
+class ClassificationReport:
+    """Scores of a classifier on one evaluation set.
+
+    Attributes
+    ----------
+    labels : list of str
+        Class names, in class-id order.
+    accuracy : float
+        Fraction of examples predicted correctly.
+    macro_f1 : float
+        Unweighted mean of the per-class F1 (every label counts once).
+    weighted_f1 : float
+        Mean of the per-class F1 weighted by support.
+    balanced_accuracy : float
+        Mean recall over the classes that have examples.
+    per_class : list of dict
+        One dict per label: ``label``, ``precision``, ``recall``, ``f1``,
+        ``support`` (number of true examples).
+    confusion : list of list of int
+        Rows are true classes, columns predicted ones.
+    count : int
+        Number of examples scored.
+    """
+
+    labels: list[str]
+    accuracy: float
+    macro_f1: float
+    weighted_f1: float
+    balanced_accuracy: float
+    per_class: list[dict] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)
+    count: int = 0
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict of plain Python types (see :meth:`from_dict`)."""
+        return {
+            "labels": [str(label) for label in self.labels],
+            "accuracy": float(self.accuracy),
+            "macro_f1": float(self.macro_f1),
+            "weighted_f1": float(self.weighted_f1),
+            "balanced_accuracy": float(self.balanced_accuracy),
+            "per_class": [_plain_row(row) for row in self.per_class],
+            "confusion": [[int(cell) for cell in row] for row in self.confusion],
+            "count": int(self.count),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ClassificationReport":
+        """Rebuild a report from :meth:`to_dict`'s output (e.g. read from JSON)."""
+        fields = ("labels", "accuracy", "macro_f1", "weighted_f1", "balanced_accuracy",
+                  "per_class", "confusion", "count")
+        missing = [name for name in fields if name not in data]
+        if missing:
+            raise DataError(f"classification report is missing {', '.join(missing)}; "
+                            "was it written by ClassificationReport.to_dict()?")
+        return cls(
+            labels=[str(label) for label in data["labels"]],
+            accuracy=float(data["accuracy"]),
+            macro_f1=float(data["macro_f1"]),
+            weighted_f1=float(data["weighted_f1"]),
+            balanced_accuracy=float(data["balanced_accuracy"]),
+            per_class=[_plain_row(row) for row in data["per_class"]],
+            confusion=[[int(cell) for cell in row] for row in data["confusion"]],
+            count=int(data["count"]),
+        )
+
+    def to_text(self, digits: int = 3) -> str:
+        """An aligned table like scikit-learn's ``classification_report``.
+
+        One row per class (precision, recall, F1, support), then accuracy,
+        balanced accuracy, macro average and support-weighted average. No
+        trailing newline, so it can be printed or embedded as is.
+        """
+        headers = ("precision", "recall", "f1-score", "support")
+        names = [*self.labels, "weighted avg", "balanced accuracy"]
+        name_width = max(len(name) for name in names)
+        column_width = max(len(header) for header in headers + (f"{0:.{digits}f}",))
+
+        def line(name: str, *cells: str) -> str:
+            return (f"{name:>{name_width}} "
+                    + " ".join(f"{cell:>{column_width}}" for cell in cells)).rstrip()
+
+        def number(value: float) -> str:
+            return f"{value:.{digits}f}"
+
+        rows = [line("", *headers), ""]
+        for row in self.per_class:
+            rows.append(line(str(row["label"]), number(row["precision"]), number(row["recall"]),
+                             number(row["f1"]), str(row["support"])))
+        rows.append("")
+        blank = ""
+        rows.append(line("accuracy", blank, blank, number(self.accuracy), str(self.count)))
+        rows.append(line("balanced accuracy", blank, blank, number(self.balanced_accuracy),
+                         str(self.count)))
+        for name, weights in (("macro avg", None), ("weighted avg", "support")):
+            averages = [self._average(metric, weights) for metric in ("precision", "recall", "f1")]
+            rows.append(line(name, *(number(value) for value in averages), str(self.count)))
+        return "\n".join(rows)
+
+    def _average(self, metric: str, weights: str | None) -> float:
+        values = np.array([row[metric] for row in self.per_class], dtype=np.float64)
+        if values.size == 0:
+            return 0.0
+        if weights is None:
+            return float(values.mean())
+        support = np.array([row[weights] for row in self.per_class], dtype=np.float64)
+        total = support.sum()
+        return float((values * support).sum() / total) if total > 0 else 0.0
+
+
+def _plain_row(row: dict) -> dict:
+    return {
+        "label": str(row["label"]),
+        "precision": float(row["precision"]),
+        "recall": float(row["recall"]),
+        "f1": float(row["f1"]),
+        "support": int(row["support"]),
+    }
+
+
+def classification_report(y_true: Sequence[int] | np.ndarray,
+                          y_pred: Sequence[int] | np.ndarray,
+                          labels: Sequence[str]) -> ClassificationReport:
+    """Score predicted class ids against true ones.
+
+    Parameters
+    ----------
+    y_true, y_pred : sequence of int, shape (examples,)
+        Class ids; ``i`` stands for ``labels[i]``.
+    labels : sequence of str
+        Class names in id order; their number fixes the number of classes.
+
+    Returns
+    -------
+    ClassificationReport
+
+    Raises
+    ------
+    DataError
+        On no examples, no or duplicate labels, different lengths,
+        non-integer ids or ids out of range.
+    """
+    labels = [str(label) for label in labels]
+    if not labels:
+        raise DataError("labels is empty: pass the class names in class-id order")
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise DataError(f"labels must be distinct; repeated: {', '.join(duplicates)}")
+    matrix = confusion_matrix(y_true, y_pred, len(labels))
+    count = int(matrix.sum())
+    if count == 0:
+        raise DataError("y_true is empty: there are no predictions to score")
+
+    correct = np.diag(matrix).astype(np.float64)
+    support = matrix.sum(axis=1).astype(np.float64)      # true examples per class
+    predicted = matrix.sum(axis=0).astype(np.float64)    # predictions per class
+    precision = _safe_divide(correct, predicted)
+    recall = _safe_divide(correct, support)
+    f1 = _safe_divide(2 * precision * recall, precision + recall)
+
+    present = support > 0
+    per_class = [
+        {"label": label, "precision": float(precision[i]), "recall": float(recall[i]),
+         "f1": float(f1[i]), "support": int(support[i])}
+        for i, label in enumerate(labels)
+    ]
+    return ClassificationReport(
+        labels=labels,
+        accuracy=float(correct.sum() / count),
+        macro_f1=float(f1.mean()),
+        weighted_f1=float((f1 * support).sum() / support.sum()),
+        balanced_accuracy=float(recall[present].mean()),
+        per_class=per_class,
+        confusion=matrix.tolist(),
+        count=count,
+    )
+
+
+def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Element-wise ratio, 0.0 where the denominator is 0 (zero_division=0)."""
+    result = np.zeros_like(numerator, dtype=np.float64)
+    np.divide(numerator, denominator, out=result, where=denominator > 0)
+    return result
+
+
+# --------------------------------------------------------------------------
+# From analysis windows to one decision per recording
+
+
+def aggregate_windows(probabilities: np.ndarray, method: str = "mean") -> np.ndarray:
+    """Combine the class probabilities of a recording's windows into one vector.
+
+    Parameters
+    ----------
+    probabilities : np.ndarray, shape (windows, classes)
+        One row of class probabilities per analysis window.
+    method : {"mean", "vote"}
+        ``"mean"``: the mean probability of each class over the windows.
+        ``"vote"``: each window votes for its most probable class; the result
+        is the fraction of votes each class got. A tie between the leading
+        classes goes to the one with the higher mean probability: it gets
+        1e-6 more of the vote (taken from the others in the tie), so that
+        ``argmax`` of the result names it.
+
+    Returns
+    -------
+    np.ndarray of float64, shape (classes,)
+        Sums to 1 when each window's probabilities do (``"vote"``: always).
+
+    Raises
+    ------
+    DataError
+        When ``probabilities`` is not a non-empty 2-D array of finite numbers.
+    ConfigError
+        On an unknown ``method``.
+    """
+    if method not in AGGREGATION_METHODS:
+        raise ConfigError(f"unknown aggregation method {method!r}; "
+                          f"use one of {', '.join(AGGREGATION_METHODS)}")
+    probabilities = _check_probabilities(probabilities)
+    mean = probabilities.mean(axis=0)
+    if method == "mean":
+        return mean
+
+    windows, classes = probabilities.shape
+    votes = np.bincount(probabilities.argmax(axis=1), minlength=classes)
+    fractions = votes / windows
+    tied = np.flatnonzero(votes == votes.max())
+    if len(tied) > 1:
+        winner = tied[np.argmax(mean[tied])]
+        others = tied[tied != winner]
+        fractions[winner] += _TIE_NUDGE
+        fractions[others] -= _TIE_NUDGE / len(others)
+    return fractions
+
+
+def _check_probabilities(probabilities: Any) -> np.ndarray:
+    array = np.asarray(probabilities)
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise DataError(f"window probabilities must have shape (windows, classes) with at "
+                        f"least one window and one class, got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.number) or array.dtype == bool:
+        raise DataError(f"window probabilities must be numbers, got dtype {array.dtype}")
+    array = array.astype(np.float64)
+    if not np.isfinite(array).all():
+        raise DataError("window probabilities contain NaN or infinity; "
+                        "check the model output before aggregating")
+    return array
+
+
+def group_by_recording(window_probs: np.ndarray,
+                       recording_ids: Sequence[Hashable],
+                       method: str = "mean") -> tuple[list, np.ndarray]:
+    """Aggregate the windows of many recordings, one vector per recording.
+
+    Parameters
+    ----------
+    window_probs : np.ndarray, shape (windows, classes)
+        Probabilities of every window of every recording, in any order.
+    recording_ids : sequence of hashable, length windows
+        Which recording each window was cut from.
+    method : {"mean", "vote"}
+        See :func:`aggregate_windows`.
+
+    Returns
+    -------
+    recordings : list
+        Recording ids in order of first appearance in ``recording_ids``.
+    probabilities : np.ndarray of float64, shape (len(recordings), classes)
+        Row ``i`` aggregates the windows of ``recordings[i]``.
+    """
+    window_probs = _check_probabilities(window_probs)
+    recording_ids = list(recording_ids)
+    if len(recording_ids) != len(window_probs):
+        raise DataError(f"{len(window_probs)} windows of probabilities but "
+                        f"{len(recording_ids)} recording ids: pass one id per window")
+    windows_of: dict[Hashable, list[int]] = {}
+    for position, recording in enumerate(recording_ids):
+        windows_of.setdefault(recording, []).append(position)
+    recordings = list(windows_of)
+    aggregated = np.stack([aggregate_windows(window_probs[windows_of[recording]], method)
+                           for recording in recordings])
+    return recordings, aggregated

@@ -1,0 +1,54 @@
+"""A registry of architectures by name.
+
+Every model takes features shaped ``(batch, channels, bands, frames)`` and
+returns class logits ``(batch, classes)``. Build one with
+:func:`build_model`; options come from the config's ``[model]`` table and
+are checked against the constructor's signature.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+import torch
+
+from earmark.errors import ConfigError
+
+_REGISTRY: dict[str, type[torch.nn.Module]] = {}
+
+
+def register(name: str) -> Callable[[type], type]:
+    """Class decorator: make a model buildable by ``name``."""
+    def add(cls: type) -> type:
+        _REGISTRY[name] = cls
+        return cls
+    return add
+
+
+def available_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int,
+                **options) -> torch.nn.Module:
+    """Instantiate model ``name`` for ``input_shape = (channels, bands, frames)``."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"[model] name = {name!r} is not a known model; "
+                          f"choose one of {available_models()}")
+    cls = _REGISTRY[name]
+    accepted = set(inspect.signature(cls.__init__).parameters) - {
+        "self", "input_shape", "n_classes"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ConfigError(f"[model] {name} has no option(s) {unknown}; "
+                          f"its options are {sorted(accepted)}")
+    return cls(input_shape=tuple(input_shape), n_classes=n_classes, **options)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# Importing the modules registers their models.
+from earmark.models import clip_cnn, dscnn, spectrogram_cnn  # noqa: E402,F401

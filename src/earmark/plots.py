@@ -1,0 +1,374 @@
+"""Figures for reports: confusion matrix, training curves, spectrogram.
+
+Each function draws one figure and writes it to a file (PNG, or SVG/PDF by
+the path's suffix) atomically: the image is rendered in memory and then
+moved into place, so a failed plot never leaves a partial or stray file.
+
+matplotlib is imported inside the functions, so ``import earmark.plots`` is
+cheap. Figures are drawn on matplotlib's Agg canvas directly, without
+pyplot: no display is needed, the process-wide backend is left alone (a
+notebook using earmark keeps its inline plots) and no figure is left
+registered in pyplot's global list to leak memory.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from earmark.atomic import write_bytes
+from earmark.errors import ConfigError, DataError
+
+#: Resolution of the written images, in dots per inch.
+DPI = 120
+
+#: Cells get text up to this many classes; beyond it they are too small to read.
+MAX_ANNOTATED_CLASSES = 40
+
+#: With more classes than this, cells show only the percentage, not the count.
+MAX_CLASSES_WITH_COUNTS = 15
+
+
+def plot_confusion_matrix(confusion: Sequence[Sequence[int]] | np.ndarray,
+                          labels: Sequence[str],
+                          path: str | os.PathLike,
+                          title: str = "",
+                          normalize: bool = True,
+                          show_counts: bool | None = None) -> Path:
+    """Draw a confusion matrix as a heat map.
+
+    Parameters
+    ----------
+    confusion : array-like of int, shape (classes, classes)
+        Rows are true classes, columns predicted ones (as
+        :func:`earmark.metrics.confusion_matrix` returns).
+    labels : sequence of str
+        Class names, one per row.
+    path : str or os.PathLike
+        Where to write the image; the suffix picks the format (``.png``).
+    title : str
+        Figure title; a default one is used when empty.
+    normalize : bool
+        True: colour and label each cell by its share of the true class (a
+        row sums to 100 %), which makes rare and common classes comparable.
+        False: colour and label by raw count.
+    show_counts : bool or None
+        With ``normalize``, also print the count under each percentage.
+        None: only when there are at most 15 classes (room to read them).
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    matrix = np.asarray(confusion)
+    labels = [str(label) for label in labels]
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
+        raise DataError(f"confusion matrix must be square and non-empty, got shape {matrix.shape}")
+    if len(labels) != matrix.shape[0]:
+        raise DataError(f"{len(labels)} labels for a {matrix.shape[0]}-class confusion matrix: "
+                        "pass one label per row")
+    if not np.issubdtype(matrix.dtype, np.number) or (matrix < 0).any():
+        raise DataError("confusion matrix must hold non-negative counts")
+    fmt = _image_format(path)
+    n_classes = len(labels)
+    if show_counts is None:
+        show_counts = n_classes <= MAX_CLASSES_WITH_COUNTS
+
+    counts = matrix.astype(np.float64)
+    support = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, support, out=np.zeros_like(counts), where=support > 0)
+    values = shares * 100 if normalize else counts
+
+    from matplotlib import ticker
+
+    # Cells keep a readable size as classes are added; the figure grows instead.
+    cell_inches = 0.55 if n_classes <= 20 else 0.42
+    side = float(np.clip(2.6 + cell_inches * n_classes, 4.5, 24.0))
+    cell_inches = (side - 2.6) / n_classes
+    figure = _new_figure((side + 1.2, side))
+    axes = figure.add_subplot()
+    vmax = 100.0 if normalize else max(float(counts.max()), 1.0)
+    image = axes.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
+    colorbar = figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+    colorbar.set_label("share of the true class (%)" if normalize else "examples")
+    if not normalize:
+        colorbar.ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+
+    positions = np.arange(n_classes)
+    longest = max(len(label) for label in labels)
+    rotate = n_classes > 6 or longest > 6
+    label_size = 10 if n_classes <= 20 else 8
+    axes.set_xticks(positions)
+    axes.set_yticks(positions)
+    axes.set_xticklabels(labels, rotation=45 if rotate else 0,
+                         ha="right" if rotate else "center",
+                         rotation_mode="anchor", fontsize=label_size)
+    axes.set_yticklabels(labels, fontsize=label_size)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    # Thin white grid between cells keeps neighbouring rows apart at a glance.
+    axes.set_xticks(positions[:-1] + 0.5, minor=True)
+    axes.set_yticks(positions[:-1] + 0.5, minor=True)
+    axes.grid(which="minor", color="white", linewidth=1.0)
+    axes.tick_params(which="minor", length=0)
+
+    if n_classes <= MAX_ANNOTATED_CLASSES:
+        font_size = float(np.clip(cell_inches * 72 * 0.28, 4.5, 10.5))
+        _annotate_cells(axes, values, counts, support, vmax, normalize, show_counts, font_size)
+
+    total = int(counts.sum())
+    correct = int(np.trace(counts))
+    accuracy = correct / total if total else 0.0
+    heading = title or ("Confusion matrix (row-normalised)" if normalize else "Confusion matrix")
+    axes.set_title(f"{heading}\n{total} examples, accuracy {accuracy:.1%}")
+    return _save(figure, path, fmt)
+
+
+def _annotate_cells(axes: Any, values: np.ndarray, counts: np.ndarray, support: np.ndarray,
+                    vmax: float, normalize: bool, show_counts: bool, font_size: float) -> None:
+    n_classes = len(values)
+    for row in range(n_classes):
+        for column in range(n_classes):
+            count = int(counts[row, column])
+            if normalize:
+                if support[row, 0] == 0:
+                    text = "–"       # no examples of this class: no share to show
+                elif count == 0:
+                    text = "0"       # a bare 0 keeps empty cells quiet
+                else:
+                    text = _percent(values[row, column])
+                    if show_counts:
+                        text += f"\n{count}"
+            else:
+                text = str(count)
+            dark = values[row, column] > 0.55 * vmax
+            axes.text(column, row, text, ha="center", va="center", fontsize=font_size,
+                      color="white" if dark else "#1a1a1a")
+
+
+def _percent(value: float) -> str:
+    """A share as text: whole percent, one decimal below 10 % so 0.4 % is not 0 %."""
+    return f"{value:.1f}%" if value < 9.95 else f"{value:.0f}%"
+
+
+def plot_training_curves(history: Sequence[dict], path: str | os.PathLike,
+                         title: str = "", monitor: str = "val_accuracy") -> Path:
+    """Draw loss and accuracy against epoch, training and validation.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        One row per epoch, e.g. ``{"epoch": 1, "train_loss": 0.9,
+        "val_loss": 1.1, "train_accuracy": 0.6, "val_accuracy": 0.5,
+        "learning_rate": 1e-3}``. Any key but ``epoch`` may be missing or
+        None; a missing ``epoch`` is taken as the row's position (from 1).
+    path : str or os.PathLike
+        Where to write the image; the suffix picks the format (``.png``).
+    title : str
+        Figure title; a default one is used when empty.
+    monitor : str
+        The validation value whose best epoch is marked on both panels:
+        lowest for a name containing "loss", highest otherwise (the first
+        such epoch on a tie). The default matches earmark.train, which keeps
+        the checkpoint of the best validation accuracy. When it was never
+        recorded, ``val_accuracy`` then ``val_loss`` is tried.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    rows = list(history)
+    if not rows:
+        raise DataError("training history is empty: there is nothing to plot")
+    if not all(isinstance(row, dict) for row in rows):
+        raise DataError("training history must be a list of dicts, one per epoch")
+    fmt = _image_format(path)
+    epochs = np.array([_number(row.get("epoch"), default=position + 1)
+                       for position, row in enumerate(rows)], dtype=np.float64)
+
+    def series(key: str) -> tuple[np.ndarray, np.ndarray]:
+        """Epochs and values where ``key`` was recorded."""
+        values = np.array([_number(row.get(key)) for row in rows], dtype=np.float64)
+        kept = np.isfinite(values)
+        return epochs[kept], values[kept]
+
+    from matplotlib import ticker
+
+    figure = _new_figure((11.0, 4.4))
+    loss_axes, accuracy_axes = figure.subplots(1, 2, sharex=True)
+    panels = ((loss_axes, "loss", "loss"), (accuracy_axes, "accuracy", "accuracy"))
+    for axes, key, name in panels:
+        drawn = False
+        for split, style in (("train", "-"), ("val", "--")):
+            x, y = series(f"{split}_{key}")
+            if len(x):
+                axes.plot(x, y, style, marker="o", markersize=3 if len(x) < 60 else 0,
+                          color="tab:blue" if split == "train" else "tab:orange",
+                          label="training" if split == "train" else "validation")
+                drawn = True
+        if not drawn:
+            axes.text(0.5, 0.5, f"no {name} recorded", transform=axes.transAxes,
+                      ha="center", va="center", color="grey")
+        axes.set_title(name.capitalize())
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(name)
+        axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+    _maybe_log_scale(loss_axes, [series("train_loss")[1], series("val_loss")[1]])
+
+    best = _best_epoch(series, monitor)
+    if best is not None:
+        best_epoch, key, value = best
+        for axes in (loss_axes, accuracy_axes):
+            axes.axvline(best_epoch, color="tab:green", linestyle=":", linewidth=1.5,
+                         label=f"best epoch {best_epoch:g} ({key} {value:.4g})")
+        marked = loss_axes if "loss" in key else accuracy_axes
+        marked.plot([best_epoch], [value], marker="*", markersize=13, color="tab:green",
+                    linestyle="none")
+    for axes in (loss_axes, accuracy_axes):
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(loc="best", fontsize=9)
+    figure.suptitle(title or f"Training curves ({len(rows)} epochs)")
+    return _save(figure, path, fmt)
+
+
+def _number(value: Any, default: float = np.nan) -> float:
+    """A recorded value as float; None, missing or non-numeric gives ``default``."""
+    if value is None or isinstance(value, bool):
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _best_epoch(series: Any, monitor: str) -> tuple[float, str, float] | None:
+    """(epoch, key, value) of the best validation value, or None if none recorded."""
+    fallbacks = [monitor] + [key for key in ("val_accuracy", "val_loss") if key != monitor]
+    for key in fallbacks:
+        x, y = series(key)
+        if len(x):
+            index = int(np.argmin(y) if "loss" in key else np.argmax(y))
+            return float(x[index]), key, float(y[index])
+    return None
+
+
+def _maybe_log_scale(axes: Any, value_sets: list[np.ndarray]) -> None:
+    """Use a log scale when the loss spans more than ~1.5 decades: late epochs stay visible."""
+    values = np.concatenate(value_sets) if value_sets else np.empty(0)
+    if len(values) and (values > 0).all() and values.max() / values.min() > 30:
+        from matplotlib import ticker
+
+        axes.set_yscale("log")
+        # Plain numbers (0.1, not 10^-1), and 2x and 5x ticks labelled too:
+        # decade labels alone are too sparse to read values off.
+        axes.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axes.yaxis.set_minor_formatter(ticker.FuncFormatter(
+            lambda value, _: f"{value:g}" if round(value / 10 ** np.floor(np.log10(value)))
+            in (2, 5) else ""))
+
+
+def plot_spectrogram(features: np.ndarray, path: str | os.PathLike, sample_rate: int,
+                     hop_length: int, title: str = "", y_label: str = "mel band",
+                     is_power: bool = False, top_db: float | None = 80.0) -> Path:
+    """Draw a (log-)spectrogram or feature matrix with time in seconds.
+
+    Parameters
+    ----------
+    features : np.ndarray, shape (bands, frames)
+        Values in dB (``is_power=False``) or power (converted with
+        ``10 * log10``); band 0 is drawn at the bottom.
+    path : str or os.PathLike
+        Where to write the image; the suffix picks the format (``.png``).
+    sample_rate : int
+        Sample rate of the audio the features came from, in Hz.
+    hop_length : int
+        Samples between frames; frame ``i`` is drawn at ``i * hop_length /
+        sample_rate`` seconds.
+    title : str
+        Figure title; a default one is used when empty.
+    y_label : str
+        Name of the rows (e.g. "mel band", "MFCC", "frequency bin").
+    is_power : bool
+        True when ``features`` are power values rather than dB.
+    top_db : float or None
+        Colours span at most this many dB below the maximum, so that
+        near-silent bins do not wash the picture out. None: full range.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    values = np.asarray(features, dtype=np.float64)
+    if values.ndim != 2 or 0 in values.shape:
+        raise DataError(f"features must have shape (bands, frames), got {values.shape}")
+    if not np.isfinite(values).all():
+        raise DataError("features contain NaN or infinity; check the front-end output")
+    if sample_rate <= 0 or hop_length <= 0:
+        raise ConfigError(f"sample_rate ({sample_rate}) and hop_length ({hop_length}) "
+                          "must be positive")
+    fmt = _image_format(path)
+    if is_power:
+        values = 10.0 * np.log10(np.maximum(values, 1e-10))
+    vmax = float(values.max())
+    vmin = float(values.min()) if top_db is None else max(float(values.min()), vmax - top_db)
+
+    bands, frames = values.shape
+    frame_seconds = hop_length / sample_rate
+    # Pixel edges half a frame either side of each frame's time.
+    extent = (-0.5 * frame_seconds, (frames - 0.5) * frame_seconds, -0.5, bands - 0.5)
+    width = float(np.clip(4.0 + frames / 60, 6.0, 14.0))
+    figure = _new_figure((width, 4.0))
+    axes = figure.add_subplot()
+    image = axes.imshow(values, origin="lower", aspect="auto", extent=extent, cmap="magma",
+                        vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1.0,
+                        interpolation="nearest")
+    colorbar = figure.colorbar(image, ax=axes, pad=0.02)
+    colorbar.set_label("dB")
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel(y_label)
+    duration = frames * frame_seconds
+    axes.set_title(title or f"Spectrogram ({bands} × {frames}, {duration:.2f} s)")
+    return _save(figure, path, fmt)
+
+
+# --------------------------------------------------------------------------
+# Shared plumbing
+
+
+def _new_figure(size: tuple[float, float]) -> Any:
+    """A figure on an Agg canvas, outside pyplot (so nothing global to close)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=size, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _image_format(path: str | os.PathLike) -> str:
+    """The image format named by the path's suffix; checked before any drawing."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    supported = ("png", "svg", "pdf")
+    if suffix not in supported:
+        raise ConfigError(f"{path}: cannot tell the image format from the suffix; "
+                          f"end the name in .{', .'.join(supported)}")
+    return suffix
+
+
+def _save(figure: Any, path: str | os.PathLike, fmt: str) -> Path:
+    """Render to memory, then write atomically; release the figure either way."""
+    buffer = io.BytesIO()
+    try:
+        # "tight" as a safety net: no label is ever cut at the edge of the image.
+        figure.savefig(buffer, format=fmt, dpi=DPI, bbox_inches="tight", pad_inches=0.1)
+    finally:
+        figure.clear()
+    return write_bytes(path, buffer.getvalue())
