@@ -26,7 +26,7 @@ def tone_dataset(tmp_path):
     root = tmp_path / "tones"
     for label, frequency in FREQUENCIES.items():
         (root / label).mkdir(parents=True)
-        for speaker in range(8):
+        for speaker in range(10):
             for take in range(3):
                 seconds = rng.uniform(0.4, 0.6)
                 t = np.arange(int(seconds * RATE)) / RATE
@@ -44,7 +44,7 @@ def small_config(root, tmp_path, **train):
         "features": {"kind": "logmel", "n_mels": 16, "window_ms": 32.0, "hop_ms": 16.0},
         "model": {"name": "dscnn", "channels": 16, "blocks": 2},
         "augment": {"shift_ms": 20.0, "gain_db": [-3.0, 3.0]},
-        "train": {"epochs": 6, "batch_size": 16, "learning_rate": 0.01, "threads": 1,
+        "train": {"epochs": 15, "batch_size": 8, "learning_rate": 0.01, "threads": 1,
                   "report_every": 3, **train},
     })
 
@@ -60,7 +60,7 @@ def test_training_learns_and_writes_its_outputs(tone_dataset, tmp_path):
     assert (run / "reports" / "validation_epoch_003_confusion.png").is_file()
     assert any((run / "tensorboard").iterdir())
     with open(run / "metrics.csv") as handle:
-        assert len(list(csv.DictReader(handle))) == 6
+        assert len(list(csv.DictReader(handle))) == 15
     report = evaluate_run(run, "test", progress=False)
     assert report.accuracy == pytest.approx(summary["test_accuracy"])
     assert json.loads((run / "labels.json").read_text()) == sorted(FREQUENCIES)

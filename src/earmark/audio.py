@@ -53,6 +53,7 @@ def info(path: str | os.PathLike) -> AudioInfo:
     except Exception as error:  # libsndfile raises several types
         raise AudioError(f"{path}: cannot read audio header ({_reason(error)}); "
                          "is it a supported, uncorrupted audio file?") from error
+    _check_wav_complete(path)
     return AudioInfo(str(path), int(header.samplerate), int(header.channels), int(header.frames))
 
 
@@ -178,6 +179,8 @@ def write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int,
     try:
         soundfile.write(str(temporary), audio, sample_rate, subtype=subtype, format=file_format)
         os.replace(temporary, path)
+    except Exception as error:
+        raise AudioError(f"{path}: cannot write audio ({_reason(error)})") from error
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -190,6 +193,33 @@ def _check_exists(path: str | os.PathLike) -> None:
         raise AudioError(f"{path}: is a folder, not an audio file.")
     if os.path.getsize(path) == 0:
         raise AudioError(f"{path}: the file is empty (0 bytes); remove it or re-record it.")
+
+
+def _check_wav_complete(path: str | os.PathLike) -> None:
+    """Raise AudioError when a WAV file holds fewer data bytes than its header says.
+
+    libsndfile quietly shortens a cut-off WAV to the bytes present, so without
+    this check a truncated file would load as a shorter recording. A data size
+    of 0 or near 4 GiB is what streaming writers put when the length was not
+    known; those files are read as they are.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return
+            declared = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                break
+            handle.seek(declared + (declared & 1), os.SEEK_CUR)
+        available = os.path.getsize(path) - handle.tell()
+    if 0 < declared < 0x7FFFF000 and available < declared:
+        raise AudioError(f"{path}: truncated: the header promises {declared} bytes of "
+                         f"audio data but the file holds only {available}; the file was "
+                         "cut short (an interrupted copy or download?).")
 
 
 def _reason(error: Exception) -> str:

@@ -38,6 +38,7 @@ class DataConfig:
     testing_percent: float = 10.0      #: for split = "hash"
     folds: int = 5                 #: for split = "kfold"
     fold: int = 0                  #: which fold is the test fold
+    kfold_validation: str = "fold" #: fold = the next fold; random = ratios[1] of training files
     split_seed: int = 0
     classes: list[str] = field(default_factory=list)   #: order (and subset) of labels
     sample_rate: int = 16000
@@ -63,7 +64,7 @@ class FeatureConfig:
     deltas: int = 0                #: 0, 1 (delta) or 2 (delta + delta-delta)
     delta_width: int = 5           #: frames in the delta regression window (odd)
     center: bool = False           #: pad half a window at both ends (reflect)
-    log_floor: float = 1e-10       #: power floor before 10*log10
+    log_floor: float = 1e-6        #: power floor before 10*log10 (-60 dB: digital silence stays moderate)
 
 
 @dataclass
@@ -163,9 +164,10 @@ def from_dict(raw: dict[str, Any], base_dir: str = ".", source: str = "config") 
     _reject_unknown(raw, list(_SECTIONS), source)
     sections = {}
     for name, cls in _SECTIONS.items():
-        values = dict(raw.get(name, {}))
+        values = raw.get(name, {})
         if not isinstance(values, dict):
-            raise ConfigError(f"{source}: [{name}] must be a table")
+            raise ConfigError(f"{source}: [{name}] must be a table, got {name} = {values!r}")
+        values = dict(values)
         if cls is ModelConfig:
             values = {"name": values.pop("name", "dscnn"), "options": values}
         sections[name] = _build(cls, values, f"{source} [{name}]")
@@ -179,6 +181,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     checks = [
         ("data.split", config.data.split, {"group", "hash", "column", "kfold"}),
         ("data.aggregate", config.data.aggregate, {"mean", "vote"}),
+        ("data.kfold_validation", config.data.kfold_validation, {"fold", "random"}),
         ("features.kind", config.features.kind, {"spectrogram", "logmel", "mfcc", "spectrogram128"}),
         ("augment.noise_mix", config.augment.noise_mix, {"snr", "volume"}),
         ("train.schedule", config.train.schedule, {"onecycle", "cosine", "constant"}),
@@ -200,8 +203,9 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         raise ConfigError(f"{source}: features.delta_width must be odd and >= 3")
     if config.train.epochs <= 0 or config.train.batch_size <= 0:
         raise ConfigError(f"{source}: train.epochs and train.batch_size must be > 0")
-    if not 0 <= config.data.fold < max(config.data.folds, 1):
-        raise ConfigError(f"{source}: data.fold must be in 0..{config.data.folds - 1}")
+    if config.data.fold < 0 or config.data.folds < 2:
+        raise ConfigError(f"{source}: data.fold must be >= 0 and data.folds >= 2 "
+                          "(a manifest's own 'fold' column may number folds from 1)")
 
 
 def to_dict(config: ExperimentConfig) -> dict[str, Any]:
@@ -270,7 +274,28 @@ def _coerce(value: Any, spec: dataclasses.Field, where: str) -> Any:
     if not ok:
         raise ConfigError(f"{where}: {spec.name} = {value!r} should be a "
                           f"{expected.__name__} (like {default!r})")
+    if isinstance(default, list):
+        value = _coerce_items(value, spec, where)
     return value
+
+
+#: Element types of the list fields, from their annotations (strings here).
+_LIST_ITEMS = {"list[float]": float, "list[str]": str}
+
+
+def _coerce_items(values: list, spec: dataclasses.Field, where: str) -> list:
+    """Check a list field's elements: numbers where floats go, text where strings go."""
+    item = _LIST_ITEMS.get(str(spec.type).replace(" ", ""))
+    if item is float:
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return [float(v) for v in values]
+    elif item is str:
+        if all(isinstance(v, str) for v in values):
+            return values
+    else:
+        return values
+    raise ConfigError(f"{where}: {spec.name} = {values!r} should be a list of "
+                      f"{item.__name__} values")
 
 
 def _reject_unknown(values: dict[str, Any], allowed: list[str], where: str) -> None:

@@ -426,7 +426,10 @@ class FrontEnd(torch.nn.Module):
         if waveform.dim() != 2:
             raise ValueError(f"FrontEnd expects (batch, samples), got shape "
                              f"{tuple(waveform.shape)}")
-        self.frames_for(waveform.shape[-1])          # raises ConfigError if too short
+        samples = waveform.shape[-1]
+        # Compare without int(): int() would pin a dynamic length when exported.
+        if samples < self.min_samples:
+            self.frames_for(samples)                 # raises ConfigError, says what is needed
         if self.kind == "spectrogram128":
             base = self._seed_image(waveform)
         else:

@@ -251,7 +251,7 @@ def _train_epoch(classifier: WaveformClassifier, dataset: Dataset, indices: list
         loss.backward()
         optimizer.step()
         scheduler.step()
-        total_loss += float(loss) * len(chunk)
+        total_loss += float(loss.detach()) * len(chunk)
         correct += int((logits.argmax(dim=1) == targets).sum())
         seen += len(chunk)
     return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}

@@ -9,7 +9,8 @@ Layout of a store folder::
 
     samples.f32   all recordings back to back, float32
     index.json    offsets and lengths (in samples), the rows' paths, the rate,
-                  and the files that were skipped as unreadable
+                  the files that were skipped as unreadable and the positions
+                  of the manifest rows that were kept
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ import hashlib
 import json
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,7 @@ class AudioStore:
             return np.asarray(clip)
         out = np.zeros(length, dtype=np.float32)
         offset = -start if start < 0 else 0
-        out[offset:offset + len(clip)] = clip[:length - offset]
+        out[offset:offset + len(clip)] = clip[:max(length - offset, 0)]
         return out
 
 
@@ -108,8 +108,12 @@ def open_store(folder: str | os.PathLike, manifest: Manifest) -> AudioStore:
     index = json.loads((folder / "index.json").read_text())
     if index.get("version") != _FORMAT_VERSION:
         raise DataError(f"{folder}: cache from another earmark version; delete the folder")
-    skipped_paths = {path for path, _ in index["skipped"]}
-    rows = [row for row in manifest if row.path not in skipped_paths]
+    if "kept" in index:
+        # By position, not path: segments of one file may be kept and skipped.
+        rows = [manifest.rows[i] for i in index["kept"]]
+    else:
+        skipped_paths = {path for path, _ in index["skipped"]}
+        rows = [row for row in manifest if row.path not in skipped_paths]
     total = int(sum(index["lengths"]))
     samples = np.memmap(folder / "samples.f32", dtype=np.float32, mode="r", shape=(total,)) \
         if total else np.zeros(0, dtype=np.float32)
@@ -136,11 +140,11 @@ def _decode_all(manifest: Manifest, sample_rate: int, folder: Path, skip_bad_fil
                 workers: int, progress: bool) -> None:
     workers = workers or os.cpu_count() or 1
     jobs = [(row, sample_rate) for row in manifest]
-    offsets, lengths, skipped = [], [], []
+    offsets, lengths, skipped, kept = [], [], [], []
     position = 0
     bar = tqdm(total=len(jobs), desc="decoding", unit="file", disable=not progress)
     with open(folder / "samples.f32", "wb") as sink:
-        for row, (clip, error) in zip(manifest, _map(jobs, workers)):
+        for number, (row, (clip, error)) in enumerate(zip(manifest, _map(jobs, workers))):
             bar.update()
             if error is not None:
                 if not skip_bad_files:
@@ -149,6 +153,7 @@ def _decode_all(manifest: Manifest, sample_rate: int, folder: Path, skip_bad_fil
                 skipped.append((row.path, error))
                 continue
             sink.write(clip.tobytes())
+            kept.append(number)
             offsets.append(position)
             lengths.append(len(clip))
             position += len(clip)
@@ -162,19 +167,31 @@ def _decode_all(manifest: Manifest, sample_rate: int, folder: Path, skip_bad_fil
             print(f"  {reason}")
     write_json(folder / "index.json", {
         "version": _FORMAT_VERSION, "sample_rate": sample_rate, "offsets": offsets,
-        "lengths": lengths, "skipped": skipped,
-        "paths": [row.path for row in manifest if row.path not in {p for p, _ in skipped}],
+        "lengths": lengths, "skipped": skipped, "kept": kept,
+        "paths": [manifest.rows[i].path for i in kept],
     })
 
 
 def _map(jobs: list, workers: int):
-    """Decode in worker processes, results in order; a single worker runs inline."""
+    """Decode on worker threads, results in order; a single worker runs inline.
+
+    Threads, not processes: libsndfile and soxr release the GIL while they
+    work, and threads need no pickling of results nor a ``__main__`` guard
+    in the user's script (process pools that spawn re-run it).
+    """
     if workers <= 1 or len(jobs) < 64:
         yield from (_decode(job) for job in jobs)
         return
-    chunk = max(8, min(256, len(jobs) // (workers * 8)))
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        yield from pool.map(_decode, jobs, chunksize=chunk)
+    with ThreadPoolExecutor(workers) as pool:
+        # Bounded look-ahead keeps memory flat on large datasets.
+        pending = [pool.submit(_decode, job) for job in jobs[:workers * 32]]
+        next_job = len(pending)
+        for position in range(len(jobs)):
+            yield pending[position].result()
+            pending[position] = None
+            if next_job < len(jobs):
+                pending.append(pool.submit(_decode, jobs[next_job]))
+                next_job += 1
 
 
 def _decode(job: tuple[Row, int]) -> tuple[np.ndarray | None, str | None]:

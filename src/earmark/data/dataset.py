@@ -46,10 +46,20 @@ def load_manifest(config: ExperimentConfig) -> Manifest:
     if data.classes:
         manifest = _keep_classes(manifest, data.classes)
     manifest = assign_splits(manifest, data)
-    leaks = leaked_groups(manifest)
-    if leaks and data.split != "column":
-        raise DataError(f"groups in more than one split: {leaks[:5]} (internal error)")
+    _check_disjoint(manifest, data)
     return manifest
+
+
+def _check_disjoint(manifest: Manifest, data) -> None:
+    """No speaker may be in test and elsewhere (nor in train and validation,
+    unless validation is knowingly drawn from training speakers)."""
+    if data.split == "kfold" and data.kfold_validation == "random":
+        manifest = Manifest(replace(row, split="train") if row.split == "validation" else row
+                            for row in manifest)
+    leaks = leaked_groups(manifest)
+    if leaks:
+        raise DataError(f"{len(leaks)} group(s) fall in more than one split, e.g. "
+                        f"{leaks[:5]}; with data.split = 'column' give each speaker one split")
 
 
 def class_labels(config: ExperimentConfig, manifest: Manifest) -> list[str]:

@@ -137,8 +137,9 @@ def from_csv(path: str | os.PathLike, group_pattern: str = "auto") -> Manifest:
         unknown = [c for c in header if c not in COLUMNS]
         if unknown:
             raise DataError(f"{path}: unknown column(s) {unknown}; allowed: {list(COLUMNS)}")
-        rows = [_parse_row(record, path, line, match_group)
-                for line, record in enumerate(reader, start=2)]
+        # reader.line_num, not a count of records: blank lines are skipped
+        # and quoted fields may span lines, and errors must name the real line.
+        rows = [_parse_row(record, path, reader.line_num, match_group) for record in reader]
     if not rows:
         raise DataError(f"{path}: the manifest has no rows")
     return Manifest(rows)

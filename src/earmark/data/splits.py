@@ -29,7 +29,12 @@ def assign_splits(manifest: Manifest, config: DataConfig) -> Manifest:
     if config.split == "hash":
         return split_by_hash(manifest, config.validation_percent, config.testing_percent)
     if config.split == "kfold":
-        return split_by_fold(manifest, config.folds, config.fold, config.split_seed)
+        split = split_by_fold(manifest, config.folds, config.fold, config.split_seed,
+                              validation_fold=config.kfold_validation == "fold")
+        if config.kfold_validation == "random":
+            share = config.ratios[1] / max(sum(config.ratios[:2]), 1e-9)
+            split = validation_from_training_files(split, share, config.split_seed)
+        return split
     return check_split_column(manifest)
 
 
@@ -93,8 +98,12 @@ def split_by_hash(manifest: Manifest, validation_percent: float,
     return manifest.with_splits(splits)
 
 
-def split_by_fold(manifest: Manifest, folds: int, fold: int, seed: int = 0) -> Manifest:
+def split_by_fold(manifest: Manifest, folds: int, fold: int, seed: int = 0,
+                  validation_fold: bool = True) -> Manifest:
     """Fold ``fold`` is the test set, the next fold validation, the rest train.
+
+    With ``validation_fold=False`` every other fold is train (carve a
+    validation set with :func:`validation_from_training_files`).
 
     Folds come from the manifest's ``fold`` column when every row has one
     (the official folds of a dataset), else whole groups are dealt into
@@ -110,8 +119,8 @@ def split_by_fold(manifest: Manifest, folds: int, fold: int, seed: int = 0) -> M
     present = sorted(set(fold_of_row))
     if fold not in present:
         raise DataError(f"fold {fold} does not exist; folds present: {present}")
-    validation_fold = present[(present.index(fold) + 1) % len(present)]
-    splits = ["test" if f == fold else "validation" if f == validation_fold else "train"
+    next_fold = present[(present.index(fold) + 1) % len(present)] if validation_fold else None
+    splits = ["test" if f == fold else "validation" if f == next_fold else "train"
               for f in fold_of_row]
     return manifest.with_splits(splits)
 
@@ -155,3 +164,23 @@ def leaked_groups(manifest: Manifest) -> list[str]:
     for row in manifest:
         splits_of[row.group].add(row.split)
     return sorted(g for g, s in splits_of.items() if len(s) > 1)
+
+
+def validation_from_training_files(manifest: Manifest, share: float, seed: int = 0) -> Manifest:
+    """Move a random ``share`` of the training files (per class) to validation.
+
+    For datasets with too few speakers to hold one out for validation
+    (FSDD has four): validation then shares speakers with training and only
+    picks the best epoch; the test split stays speaker-disjoint.
+    """
+    rng = random.Random(seed)
+    by_label = defaultdict(list)
+    for position, row in enumerate(manifest):
+        if row.split == "train":
+            by_label[row.label].append(position)
+    moved = set()
+    for label in sorted(by_label):
+        positions = by_label[label]
+        moved.update(rng.sample(positions, round(len(positions) * share)))
+    return manifest.with_splits(["validation" if i in moved else row.split
+                                 for i, row in enumerate(manifest)])

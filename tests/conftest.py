@@ -1,0 +1,119 @@
+"""Shared test helpers: audio made on the spot, a small dataset, the realdata marker.
+
+Every test makes its own audio (tones, noise) with soundfile in ``tmp_path``;
+the real recordings in ``../shared/data`` are only used by tests marked
+``@pytest.mark.realdata``, which skip when that folder is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+#: The real recordings (see its README); absent on a fresh machine.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+#: The frequency of each class's tone in :func:`class_folder`.
+CLASS_FREQUENCIES = {"down": 300.0, "go": 700.0, "yes": 1500.0}
+SPEAKERS_PER_CLASS = 6
+TAKES_PER_SPEAKER = 2
+DATASET_RATE = 16000
+
+
+def tone(seconds: float, rate: int, freq: float, channels: int = 1,
+         amplitude: float = 0.5) -> np.ndarray:
+    """A sine tone, float32, ``(frames,)`` or ``(frames, channels)``.
+
+    Channel ``c`` is scaled by ``1 / (c + 1)`` so channels differ and a
+    mix-down is checkable.
+    """
+    frames = int(round(seconds * rate))
+    wave = amplitude * np.sin(2 * np.pi * freq * np.arange(frames) / rate)
+    if channels == 1:
+        return wave.astype(np.float32)
+    return np.stack([wave / (c + 1) for c in range(channels)], axis=1).astype(np.float32)
+
+
+def write_tone(path: str | os.PathLike, seconds: float, rate: int, freq: float,
+               channels: int = 1, subtype: str | None = "PCM_16",
+               amplitude: float = 0.5) -> np.ndarray:
+    """Write a tone with soundfile and return the float32 samples written.
+
+    The format follows the extension (soundfile's own rule); ``subtype=None``
+    lets soundfile pick its default for the format (needed for OGG and MP3).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = tone(seconds, rate, freq, channels, amplitude)
+    soundfile.write(str(path), samples, rate, subtype=subtype)
+    return samples
+
+
+def write_noise(path: str | os.PathLike, seconds: float, rate: int, seed: int = 0,
+                amplitude: float = 0.3, subtype: str = "PCM_16") -> np.ndarray:
+    """Write uniform white noise and return the samples written."""
+    rng = np.random.default_rng(seed)
+    samples = (amplitude * rng.uniform(-1, 1, int(round(seconds * rate)))).astype(np.float32)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), samples, rate, subtype=subtype)
+    return samples
+
+
+def speaker_id(class_index: int, speaker: int) -> str:
+    """An 8-hex-digit Speech Commands-style speaker hash, distinct per class and speaker."""
+    return f"{(class_index + 1) * 0x1000 + speaker:08x}"
+
+
+def dominant_frequency(audio: np.ndarray, rate: int) -> float:
+    """The frequency (Hz) of the FFT magnitude peak."""
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    return float(np.fft.rfftfreq(len(audio), 1 / rate)[np.argmax(spectrum)])
+
+
+@pytest.fixture
+def class_folder(tmp_path: Path) -> Path:
+    """A folder per class: 3 classes x 6 speakers x 2 takes of 0.1 s tones.
+
+    Files are named ``<8 hex>_nohash_<n>.wav`` (Speech Commands style); each
+    class has its own tone frequency, each speaker its own hash (speakers are
+    not shared between classes). A ``_background_noise_`` folder and a stray
+    file at the top level are there to be ignored.
+    """
+    root = tmp_path / "dataset"
+    for class_index, (label, freq) in enumerate(CLASS_FREQUENCIES.items()):
+        for speaker in range(SPEAKERS_PER_CLASS):
+            for take in range(TAKES_PER_SPEAKER):
+                name = f"{speaker_id(class_index, speaker)}_nohash_{take}.wav"
+                write_tone(root / label / name, 0.1, DATASET_RATE, freq,
+                           amplitude=0.2 + 0.1 * take)
+    write_noise(root / "_background_noise_" / "white_noise.wav", 0.2, DATASET_RATE)
+    write_tone(root / "stray.wav", 0.1, DATASET_RATE, 100.0)
+    (root / "README.txt").write_text("not audio")
+    return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _earmark_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Point EARMARK_CACHE at a temporary folder so no test writes to ~/.cache."""
+    folder = tmp_path_factory.mktemp("earmark-cache")
+    previous = os.environ.get("EARMARK_CACHE")
+    os.environ["EARMARK_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("EARMARK_CACHE", None)
+    else:
+        os.environ["EARMARK_CACHE"] = previous
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``realdata`` tests when ``../shared/data`` is absent."""
+    if SHARED_DATA.is_dir():
+        return
+    skip = pytest.mark.skip(reason=f"needs the real recordings in {SHARED_DATA}")
+    for item in items:
+        if "realdata" in item.keywords:
+            item.add_marker(skip)
