@@ -117,3 +117,59 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "realdata" in item.keywords:
             item.add_marker(skip)
+
+
+# ----------------------------------------------------------- a trained model
+TONE_RATE = 8000
+TONE_FREQUENCIES = {"high": 2000.0, "low": 300.0, "mid": 900.0}
+
+
+def write_tone_dataset(root: Path, speakers: int = 10, takes: int = 3) -> Path:
+    """Three classes of noisy tones (0.4-0.6 s, 8 kHz), Speech Commands-style names."""
+    rng = np.random.default_rng(0)
+    for label, frequency in TONE_FREQUENCIES.items():
+        (root / label).mkdir(parents=True)
+        for speaker in range(speakers):
+            for take in range(takes):
+                seconds = rng.uniform(0.4, 0.6)
+                t = np.arange(int(seconds * TONE_RATE)) / TONE_RATE
+                pitch = frequency * rng.uniform(0.95, 1.05)
+                clip = 0.4 * np.sin(2 * np.pi * pitch * t) + 0.05 * rng.standard_normal(len(t))
+                soundfile.write(root / label / f"{speaker:08x}_nohash_{take}.wav",
+                                clip.astype(np.float32), TONE_RATE)
+    return root
+
+
+def tone_config(root: Path, cache: Path, **train):
+    from earmark.config import from_dict
+
+    return from_dict({
+        "data": {"root": str(root), "sample_rate": TONE_RATE, "clip_seconds": 0.5,
+                 "hop_seconds": 0.25, "cache_dir": str(cache), "ratios": [0.6, 0.2, 0.2]},
+        "features": {"kind": "logmel", "n_mels": 16, "window_ms": 32.0, "hop_ms": 16.0},
+        "model": {"name": "dscnn", "channels": 16, "blocks": 2},
+        "augment": {"shift_ms": 20.0, "gain_db": [-3.0, 3.0]},
+        "train": {"epochs": 15, "batch_size": 8, "learning_rate": 0.01, "threads": 1,
+                  "report_every": 3, **train},
+    })
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small model trained once on tones; tests read it, never change it."""
+    from earmark.train import train
+
+    base = tmp_path_factory.mktemp("trained")
+    root = write_tone_dataset(base / "tones")
+    train(tone_config(root, base / "cache"), base / "run", progress=False)
+    return base / "run"
+
+
+@pytest.fixture(scope="session")
+def bundle(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained tone model exported once as a float bundle."""
+    from earmark.export import export_run
+
+    out = tmp_path_factory.mktemp("bundle") / "tones"
+    export_run(trained_run, out, progress=False)
+    return out

@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-import numpy as np
 import pytest
-import soundfile
 import torch
 
 from earmark.config import from_dict
@@ -15,43 +13,21 @@ from earmark.errors import ConfigError
 from earmark.evaluate import evaluate_run
 from earmark.train import train
 
-RATE = 8000
-FREQUENCIES = {"low": 300.0, "mid": 900.0, "high": 2000.0}
+from conftest import TONE_FREQUENCIES, tone_config, write_tone_dataset
 
 
 @pytest.fixture
 def tone_dataset(tmp_path):
-    """Three classes of noisy tones, 8 speakers each, Speech Commands-style names."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "tones"
-    for label, frequency in FREQUENCIES.items():
-        (root / label).mkdir(parents=True)
-        for speaker in range(10):
-            for take in range(3):
-                seconds = rng.uniform(0.4, 0.6)
-                t = np.arange(int(seconds * RATE)) / RATE
-                pitch = frequency * rng.uniform(0.95, 1.05)
-                clip = 0.4 * np.sin(2 * np.pi * pitch * t) + 0.05 * rng.standard_normal(len(t))
-                name = f"{speaker:08x}_nohash_{take}.wav"
-                soundfile.write(root / label / name, clip.astype(np.float32), RATE)
-    return root
+    return write_tone_dataset(tmp_path / "tones")
 
 
 def small_config(root, tmp_path, **train):
-    return from_dict({
-        "data": {"root": str(root), "sample_rate": RATE, "clip_seconds": 0.5,
-                 "cache_dir": str(tmp_path / "cache"), "ratios": [0.6, 0.2, 0.2]},
-        "features": {"kind": "logmel", "n_mels": 16, "window_ms": 32.0, "hop_ms": 16.0},
-        "model": {"name": "dscnn", "channels": 16, "blocks": 2},
-        "augment": {"shift_ms": 20.0, "gain_db": [-3.0, 3.0]},
-        "train": {"epochs": 15, "batch_size": 8, "learning_rate": 0.01, "threads": 1,
-                  "report_every": 3, **train},
-    })
+    return tone_config(root, tmp_path / "cache", **train)
 
 
-def test_training_learns_and_writes_its_outputs(tone_dataset, tmp_path):
-    run = tmp_path / "run"
-    summary = train(small_config(tone_dataset, tmp_path), run, progress=False)
+def test_training_learns_and_writes_its_outputs(trained_run):
+    run = trained_run
+    summary = json.loads((run / "summary.json").read_text())
     assert summary["test_accuracy"] >= 0.8
     for name in ("config.toml", "manifest.csv", "labels.json", "model.pt", "checkpoint.pt",
                  "metrics.csv", "training_curves.png", "eval_test.json",
@@ -61,9 +37,15 @@ def test_training_learns_and_writes_its_outputs(tone_dataset, tmp_path):
     assert any((run / "tensorboard").iterdir())
     with open(run / "metrics.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 15
-    report = evaluate_run(run, "test", progress=False)
+    assert json.loads((run / "labels.json").read_text()) == sorted(TONE_FREQUENCIES)
+
+
+def test_evaluate_run_reproduces_the_training_report(trained_run):
+    summary = json.loads((trained_run / "summary.json").read_text())
+    report = evaluate_run(trained_run, "test", progress=False)
     assert report.accuracy == pytest.approx(summary["test_accuracy"])
-    assert json.loads((run / "labels.json").read_text()) == sorted(FREQUENCIES)
+    saved = json.loads((trained_run / "eval_test.json").read_text())
+    assert saved["confusion"] == report.confusion
 
 
 def test_resume_after_a_kill_continues_exactly(tone_dataset, tmp_path, monkeypatch):

@@ -202,9 +202,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
         raise ConfigError(f"mel filterbank needs 0 <= fmin < fmax <= {nyquist:g} Hz "
                           f"(Nyquist at {sample_rate} Hz), got fmin = {fmin:g}, fmax = {fmax:g}")
     bin_frequencies = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
-    # n_mels + 2 edges equally spaced in mel: filter i rises from edge i to
-    # edge i+1 and falls to edge i+2.
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    edges = mel_edges(n_mels, fmin, fmax)
     widths = np.diff(edges)
     offsets = edges[:, None] - bin_frequencies[None, :]
     rising = -offsets[:-2] / widths[:-1, None]
@@ -219,6 +217,14 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
             f"fall between FFT bins ({sample_rate / n_fft:g} Hz apart) and would always "
             f"be empty; use fewer mels, a larger n_fft or a longer window, or raise fmin")
     return weights
+
+
+def mel_edges(n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """The ``n_mels + 2`` filter edges in Hz, equally spaced in Slaney mel.
+
+    Filter ``i`` rises from edge ``i`` to edge ``i + 1`` and falls to ``i + 2``.
+    """
+    return _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
 
 
 def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
@@ -333,6 +339,7 @@ class FrontEnd(torch.nn.Module):
 
     def _init_seed(self) -> None:
         bins = np.arange(1, SEED_BINS + 1)
+        self._keep_layout(np.hanning(SEED_WINDOW), bins, 0)
         self._buffer("dft_basis", _dft_basis(np.hanning(SEED_WINDOW), SEED_WINDOW, bins, 0))
         self._bands = SEED_BINS
 
@@ -353,7 +360,14 @@ class FrontEnd(torch.nn.Module):
                 self._buffer("dct_weights", dct_matrix(config.n_mfcc, config.n_mels))
                 self._bands = config.n_mfcc
         window = periodic_hann(self._window_length)
+        self._keep_layout(window, bins, self._skip_left)
         self._buffer("dft_basis", _dft_basis(window, self._n_fft, bins, self._skip_left))
+
+    def _keep_layout(self, window: np.ndarray, bins: np.ndarray, first_sample: int) -> None:
+        """Remember how the tables were made, so export can write them as formulas."""
+        self.dft_window = window
+        self.dft_bins = bins
+        self.dft_first_sample = first_sample
 
     # -- geometry ----------------------------------------------------------
 

@@ -71,6 +71,8 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
 
     torch.manual_seed(config.train.seed)
     classifier = build_classifier(config, len(dataset.labels)).to(device)
+    # Depthwise convolutions run about 1.5x faster channels-last on CPU.
+    classifier.model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=config.train.learning_rate,
                                   weight_decay=config.train.weight_decay)
     steps_per_epoch = math.ceil(_epoch_size(dataset, train_indices, config)
@@ -245,7 +247,7 @@ def _train_epoch(classifier: WaveformClassifier, dataset: Dataset, indices: list
         soft = F.one_hot(targets, n_classes).float()
         soft = soft * (1 - config.train.label_smoothing) + config.train.label_smoothing / n_classes
         features, soft = mixup(features, soft, config.augment.mixup_alpha, generator)
-        logits = classifier.model(features)
+        logits = classifier.model(features.contiguous(memory_format=torch.channels_last))
         loss = _weighted_soft_cross_entropy(logits, soft, class_weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

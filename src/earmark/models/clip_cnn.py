@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from earmark.errors import ConfigError
 from earmark.models import register
 
 
@@ -42,7 +43,8 @@ class ClipCNN(nn.Module):
                  pooling: str = "max"):
         super().__init__()
         if pooling not in ("max", "attention", "mean"):
-            raise ValueError(f"pooling must be max, attention or mean, got {pooling!r}")
+            raise ConfigError(f"[model] clip_cnn pooling = {pooling!r} is not one of "
+                              "'max', 'attention' or 'mean'")
         blocks, previous = [], input_shape[0]
         for width in widths:
             blocks.append(_conv_block(previous, width, dropout))

@@ -1,0 +1,177 @@
+"""Write the front-end's big tables into the ONNX graph as formulas, not numbers.
+
+The DFT basis (hundreds of KiB) and the mel filterbank are pure functions of
+a few settings. Stored as initializers they dwarf a small keyword model;
+written as a handful of ONNX ops (Range, Mod, Cos, Sin, Min, Max...) with
+small inputs, onnxruntime computes them once when the session loads
+(constant folding), so inference costs the same and the file shrinks to
+the size of the network's weights. The formulas use exact integer phase
+(``k * n mod N``) so the float32 result matches numpy's to about 1e-7.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from earmark.features import FrontEnd, _fmax, mel_edges
+
+DFT_BASIS = "frontend/dft_basis"
+MEL_WEIGHTS = "frontend/mel_weights"
+
+
+def compact_frontend(model: onnx.ModelProto, frontend: FrontEnd) -> onnx.ModelProto:
+    """Replace the DFT-basis and mel-weight initializers of a joined graph by formulas."""
+    builders = {DFT_BASIS: _dft_basis_nodes}
+    if hasattr(frontend, "mel_weights"):
+        builders[MEL_WEIGHTS] = _mel_weight_nodes
+    kept, new_nodes, new_tables = [], [], []
+    for table in model.graph.initializer:
+        builder = builders.get(table.name)
+        if builder is None:
+            kept.append(table)
+            continue
+        nodes, inputs = builder(frontend, table.name)
+        new_nodes.extend(nodes)
+        new_tables.extend(inputs)
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept + new_tables)
+    nodes = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(new_nodes + nodes)     # tables first: the graph stays sorted
+    strip_annotations(model)
+    onnx.checker.check_model(model)
+    return model
+
+
+def strip_annotations(model: onnx.ModelProto) -> None:
+    """Drop the exporter's per-node stack traces and shape hints (half a small file)."""
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    del model.graph.value_info[:]
+
+
+def _constant(name: str, values) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(values), name)
+
+
+def _range(name: str, start: int, count: int) -> tuple[list, list]:
+    """Nodes for ``start + arange(count)`` (int64): three scalars instead of a table."""
+    tables = [_constant(name + "_start", np.int64(start)),
+              _constant(name + "_limit", np.int64(start + count)),
+              _constant(name + "_delta", np.int64(1))]
+    nodes = [helper.make_node("Range", [name + "_start", name + "_limit", name + "_delta"],
+                              [name])]
+    return nodes, tables
+
+
+def _dft_basis_nodes(frontend: FrontEnd, output: str):
+    """``window * [cos; sin](2 pi (k n mod N) / N)``, shape (2 bins, 1, window)."""
+    p = output + "/"
+    n_fft = frontend.n_fft
+    bins = frontend.dft_bins.astype(np.int64)
+    if not np.array_equal(bins, np.arange(bins[0], bins[0] + len(bins))):
+        raise ValueError("the DFT bins must be consecutive")
+    window = frontend.dft_window
+    bin_nodes, bin_tables = _range(p + "bins", int(bins[0]), len(bins))
+    position_nodes, position_tables = _range(p + "positions", frontend.dft_first_sample,
+                                             len(window))
+    window_nodes, window_tables = _hann_nodes(p + "window", len(window),
+                                              symmetric=frontend.kind == "spectrogram128")
+    tables = bin_tables + position_tables + window_tables + [
+        _constant(p + "n_fft", np.int64(n_fft)),
+        _constant(p + "radians_per_step", np.float32(2.0 * np.pi / n_fft)),
+        _constant(p + "axis0", np.array([0], dtype=np.int64)),
+        _constant(p + "axis1", np.array([1], dtype=np.int64)),
+    ]
+    nodes = bin_nodes + position_nodes + window_nodes + [
+        helper.make_node("Unsqueeze", [p + "bins", p + "axis1"], [p + "bin_column"]),
+        helper.make_node("Unsqueeze", [p + "positions", p + "axis0"], [p + "position_row"]),
+        helper.make_node("Mul", [p + "bin_column", p + "position_row"], [p + "product"]),
+        helper.make_node("Mod", [p + "product", p + "n_fft"], [p + "steps"]),
+        helper.make_node("Cast", [p + "steps"], [p + "steps_float"], to=onnx.TensorProto.FLOAT),
+        helper.make_node("Mul", [p + "steps_float", p + "radians_per_step"], [p + "phase"]),
+        helper.make_node("Cos", [p + "phase"], [p + "cos"]),
+        helper.make_node("Sin", [p + "phase"], [p + "sin"]),
+        helper.make_node("Concat", [p + "cos", p + "sin"], [p + "rows"], axis=0),
+        helper.make_node("Mul", [p + "rows", p + "window"], [p + "windowed"]),
+        helper.make_node("Unsqueeze", [p + "windowed", p + "axis1"], [output]),
+    ]
+    return nodes, tables
+
+
+def _hann_nodes(name: str, length: int, symmetric: bool):
+    """``0.5 - 0.5 cos(2 pi n / L)`` (periodic) or ``/ (L - 1)`` (symmetric, np.hanning)."""
+    period = length - 1 if symmetric else length
+    range_nodes, range_tables = _range(name + "/n", 0, length)
+    tables = range_tables + [
+        _constant(name + "/radians", np.float32(2.0 * np.pi / period)),
+        _constant(name + "/half", np.float32(0.5)),
+    ]
+    nodes = range_nodes + [
+        helper.make_node("Cast", [name + "/n"], [name + "/n_float"], to=onnx.TensorProto.FLOAT),
+        helper.make_node("Mul", [name + "/n_float", name + "/radians"], [name + "/angle"]),
+        helper.make_node("Cos", [name + "/angle"], [name + "/cos"]),
+        helper.make_node("Mul", [name + "/cos", name + "/half"], [name + "/half_cos"]),
+        helper.make_node("Sub", [name + "/half", name + "/half_cos"], [name]),
+    ]
+    return nodes, tables
+
+
+def _mel_weight_nodes(frontend: FrontEnd, output: str):
+    """Slaney triangles ``max(0, min(rising, falling)) * 2 / width`` on the used bins."""
+    p = output + "/"
+    config = frontend.config
+    edges = mel_edges(config.n_mels, config.fmin, _fmax(config, frontend.sample_rate))
+    widths = np.diff(edges)
+    bins = frontend.dft_bins
+    column = lambda values: np.asarray(values, dtype=np.float32)[:, None]  # noqa: E731
+    range_nodes, range_tables = _range(p + "bins", int(bins[0]), len(bins))
+    tables = range_tables + [
+        _constant(p + "hz_per_bin", np.float32(frontend.sample_rate / frontend.n_fft)),
+        _constant(p + "lower_edges", column(edges[:-2])),
+        _constant(p + "upper_edges", column(edges[2:])),
+        _constant(p + "rise_scale", column(1.0 / widths[:-1])),
+        _constant(p + "fall_scale", column(1.0 / widths[1:])),
+        _constant(p + "area_scale", column(2.0 / (edges[2:] - edges[:-2]))),
+        _constant(p + "zero", np.float32(0.0)),
+    ]
+    nodes = range_nodes + [
+        helper.make_node("Cast", [p + "bins"], [p + "bins_float"], to=onnx.TensorProto.FLOAT),
+        helper.make_node("Mul", [p + "bins_float", p + "hz_per_bin"], [p + "frequencies"]),
+        helper.make_node("Sub", [p + "frequencies", p + "lower_edges"], [p + "above"]),
+        helper.make_node("Mul", [p + "above", p + "rise_scale"], [p + "rising"]),
+        helper.make_node("Sub", [p + "upper_edges", p + "frequencies"], [p + "below"]),
+        helper.make_node("Mul", [p + "below", p + "fall_scale"], [p + "falling"]),
+        helper.make_node("Min", [p + "rising", p + "falling"], [p + "triangle"]),
+        helper.make_node("Max", [p + "triangle", p + "zero"], [p + "clipped"]),
+        helper.make_node("Mul", [p + "clipped", p + "area_scale"], [output]),
+    ]
+    return nodes, tables
+
+
+def shorten_names(model: onnx.ModelProto) -> None:
+    """Rename every internal tensor to a short id and drop node names.
+
+    On a small keyword model the exporter's descriptive names take more
+    bytes than an int8 network's weights; inputs and outputs keep theirs.
+    """
+    keep = {value.name for value in model.graph.input} | \
+        {value.name for value in model.graph.output}
+    short: dict[str, str] = {}
+
+    def rename(name: str) -> str:
+        if not name or name in keep:
+            return name
+        if name not in short:
+            short[name] = f"t{len(short):x}"
+        return short[name]
+
+    for table in model.graph.initializer:
+        table.name = rename(table.name)
+    for node in model.graph.node:
+        node.name = ""
+        node.input[:] = [rename(n) for n in node.input]
+        node.output[:] = [rename(n) for n in node.output]

@@ -1,0 +1,97 @@
+"""Export: one ONNX bundle from waveform to probabilities, parity with torch, int8."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from earmark.export import export_run
+from earmark.network import load_trained
+from earmark.runtime import load_bundle
+from earmark.runtime.footprint import footprint
+
+
+def test_bundle_holds_graph_and_metadata(bundle, trained_run):
+    metadata = json.loads((bundle / "earmark.json").read_text())
+    assert metadata["labels"] == json.loads((trained_run / "labels.json").read_text())
+    assert metadata["sample_rate"] == 8000
+    assert metadata["window_samples"] == 4000 and metadata["hop_samples"] == 2000
+    assert metadata["parity"]["max_abs_diff"] <= 1e-4
+    assert metadata["parity"]["top1_agreement"] == 1.0
+    assert metadata["features"]["kind"] == "logmel"
+    assert metadata["macs_per_window"] > 0 and metadata["parameters"] > 0
+    graph = onnx.load(str(bundle / "model.onnx"))
+    assert [i.name for i in graph.graph.input] == ["waveform"]
+    assert [o.name for o in graph.graph.output] == ["probabilities"]
+    embedded = {p.key: p.value for p in graph.metadata_props}
+    assert json.loads(embedded["earmark"])["labels"] == metadata["labels"]
+
+
+def test_onnxruntime_matches_torch_on_new_audio(bundle, trained_run):
+    _, _, classifier = load_trained(trained_run)
+    rng = np.random.default_rng(5)
+    waveforms = (0.3 * rng.standard_normal((7, 4000))).astype(np.float32)
+    loaded = load_bundle(bundle)
+    with torch.no_grad():
+        expected = torch.softmax(classifier(torch.from_numpy(waveforms)), -1).numpy()
+    assert np.abs(loaded.predict_proba(waveforms) - expected).max() <= 1e-4
+
+
+def test_single_onnx_file_loads_without_the_json(bundle, tmp_path):
+    lone = tmp_path / "model.onnx"
+    lone.write_bytes((bundle / "model.onnx").read_bytes())
+    loaded = load_bundle(lone)
+    assert loaded.labels == json.loads((bundle / "earmark.json").read_text())["labels"]
+
+
+def test_int8_bundle_is_smaller_and_keeps_accuracy(trained_run, bundle, tmp_path):
+    result = export_run(trained_run, tmp_path / "int8", int8=True, progress=False)
+    quality = result.metadata["export_quality"]
+    assert quality["int8"]["accuracy"] >= quality["float32"]["accuracy"] - 0.1
+    assert "int8" in result.metadata["quantization"]
+    graph = onnx.load(str(tmp_path / "int8" / "model.onnx"))
+    assert any(node.op_type == "QuantizeLinear" for node in graph.graph.node)
+    float_weights = onnx.load(str(bundle / "model.onnx"))
+    assert graph.ByteSize() < float_weights.ByteSize()
+
+
+def test_export_replaces_an_old_bundle_but_not_a_foreign_folder(trained_run, tmp_path):
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "keep.jpg").write_bytes(b"x")
+    from earmark.errors import EarmarkError
+    with pytest.raises(EarmarkError, match="not an earmark bundle"):
+        export_run(trained_run, foreign, progress=False)
+    assert (foreign / "keep.jpg").is_file()
+
+
+def test_runtime_runs_with_torch_unavailable(bundle, tmp_path):
+    """A deployment has no torch: block its import and classify a file."""
+    import soundfile
+    clip = tmp_path / "tone.wav"
+    t = np.arange(16000) / 16000                       # another rate: resampled on the fly
+    noise = 0.05 * np.random.default_rng(1).standard_normal(len(t))
+    soundfile.write(clip, (0.4 * np.sin(2 * np.pi * 300 * t) + noise).astype(np.float32), 16000)
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from earmark.runtime import Classifier\n"
+        f"result = Classifier.from_bundle({str(bundle)!r}).classify_file({str(clip)!r})\n"
+        "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "print(result.label)\n")
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert output.returncode == 0, output.stderr
+    assert output.stdout.strip() == "low"
+
+
+def test_footprint_measures_the_bundle(bundle):
+    figures = footprint(bundle, runs=20)
+    assert figures["size_bytes"] == (bundle / "model.onnx").stat().st_size
+    assert 0 < figures["latency_ms_median"] <= figures["latency_ms_p95"]
+    assert figures["peak_memory_kib"] > 0
+    assert figures["macs_per_window"] > 0

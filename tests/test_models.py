@@ -1,0 +1,125 @@
+"""The model registry: every architecture builds, has the expected size and can learn."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from earmark.errors import ConfigError
+from earmark.models import available_models, build_model, count_parameters
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run faster on one thread, and leave the other core alone."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+#: (channels, bands, frames) that every architecture accepts.
+SHAPES = [(1, 40, 98), (2, 32, 64), (1, 16, 16)]
+
+
+def test_the_registry_lists_the_models():
+    names = available_models()
+    assert names == sorted(names)
+    assert {"dscnn", "clip_cnn", "spectrogram_cnn"} <= set(names)
+
+
+@pytest.mark.parametrize("name", available_models())
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_every_model_returns_one_logit_per_class(name, shape):
+    torch.manual_seed(0)
+    model = build_model(name, shape, 5).eval()
+    features = torch.randn(3, *shape)
+    with torch.no_grad():
+        logits = model(features)
+    assert logits.shape == (3, 5)
+    assert torch.isfinite(logits).all()
+    # examples are judged independently: one example alone gives the same logits
+    with torch.no_grad():
+        single = model(features[1:2])
+    torch.testing.assert_close(single[0], logits[1], rtol=1e-4, atol=1e-5)
+
+
+def test_dscnn_defaults_are_ds_cnn_s_size():
+    model = build_model("dscnn", (1, 10, 49), 12)
+    assert 20_000 <= count_parameters(model) <= 30_000
+    with torch.no_grad():
+        assert model.eval()(torch.randn(2, 1, 10, 49)).shape == (2, 12)
+
+
+def test_dscnn_options_change_the_model():
+    small = build_model("dscnn", (1, 10, 49), 12, channels=16, blocks=2)
+    default = build_model("dscnn", (1, 10, 49), 12)
+    assert count_parameters(small) < count_parameters(default) / 4
+    residual = build_model("dscnn", (1, 10, 49), 12, residual=True, kernel=[3, 3], stride=[1, 1])
+    with torch.no_grad():
+        assert residual.eval()(torch.randn(2, 1, 10, 49)).shape == (2, 12)
+
+
+@pytest.mark.parametrize("pooling", ["max", "attention", "mean"])
+def test_clip_cnn_takes_any_number_of_frames_with_the_same_weights(pooling):
+    torch.manual_seed(0)
+    model = build_model("clip_cnn", (1, 32, 100), 4, pooling=pooling).eval()
+    outputs = []
+    with torch.no_grad():
+        for frames in (32, 100, 333):
+            logits = model(torch.randn(2, 1, 32, frames))
+            assert logits.shape == (2, 4)
+            assert torch.isfinite(logits).all()
+            outputs.append(logits)
+    assert not torch.allclose(outputs[0], outputs[1])
+
+
+def test_clip_cnn_pooling_modes_differ_and_a_bad_one_is_refused():
+    features = torch.randn(2, 1, 32, 64)
+    results = {}
+    for pooling in ("max", "attention", "mean"):
+        torch.manual_seed(0)
+        model = build_model("clip_cnn", (1, 32, 64), 3, pooling=pooling).eval()
+        with torch.no_grad():
+            results[pooling] = model(features)
+    assert not torch.allclose(results["max"], results["mean"])
+    with pytest.raises(ConfigError, match="pooling"):
+        build_model("clip_cnn", (1, 32, 64), 3, pooling="sum")
+
+
+def test_an_unknown_option_is_a_config_error_naming_it():
+    with pytest.raises(ConfigError, match="chanels") as caught:
+        build_model("dscnn", (1, 10, 49), 12, chanels=32)
+    assert "channels" in str(caught.value)      # the valid options are listed
+
+
+def test_an_unknown_model_is_a_config_error_listing_the_choices():
+    with pytest.raises(ConfigError, match="resnet") as caught:
+        build_model("resnet", (1, 10, 49), 12)
+    for name in available_models():
+        assert name in str(caught.value)
+
+
+#: a cheap input shape per model for the overfitting check
+OVERFIT_SHAPES = {"dscnn": (1, 10, 49), "clip_cnn": (1, 16, 24), "spectrogram_cnn": (1, 16, 16)}
+
+
+@pytest.mark.parametrize("name", available_models())
+def test_a_few_steps_overfit_a_tiny_batch(name):
+    torch.manual_seed(0)
+    shape = OVERFIT_SHAPES.get(name, (1, 16, 16))
+    model = build_model(name, shape, 3, dropout=0.0)
+    features = torch.randn(6, *shape)
+    targets = torch.tensor([0, 1, 2, 0, 1, 2])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+    with torch.no_grad():
+        first = float(loss_fn(model(features), targets))
+    for _ in range(15):
+        optimizer.zero_grad()
+        loss = loss_fn(model(features), targets)
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        last = float(loss_fn(model(features), targets))
+    assert last < 0.5 * first, (first, last)

@@ -1,0 +1,123 @@
+"""The torch-free runtime: clips, long files in blocks, results, the classify command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+import soundfile
+
+from conftest import TONE_FREQUENCIES, TONE_RATE
+from earmark.cli import main
+from earmark.runtime import Classifier
+from earmark.runtime.results import expand_inputs, table, write_results
+from earmark.windowing import window_starts
+
+
+def tone(frequency: float, seconds: float, rate: int = TONE_RATE) -> np.ndarray:
+    """A noisy tone like the training data's."""
+    t = np.arange(int(seconds * rate)) / rate
+    noise = 0.05 * np.random.default_rng(int(frequency)).standard_normal(len(t))
+    return (0.4 * np.sin(2 * np.pi * frequency * t) + noise).astype(np.float32)
+
+
+def test_clips_of_each_class_are_recognised(bundle):
+    classifier = Classifier.from_bundle(bundle)
+    for label, frequency in TONE_FREQUENCIES.items():
+        result = classifier.classify_array(tone(frequency, 0.5), TONE_RATE)
+        assert result.label == label
+        assert result.top(2)[0] == (label, pytest.approx(result.probabilities.max()))
+
+
+def test_long_recording_is_cut_into_the_training_windows(bundle):
+    classifier = Classifier.from_bundle(bundle)
+    signal = np.concatenate([tone(300, 1.3), tone(2000, 0.9)])
+    result = classifier.classify_array(signal, TONE_RATE)
+    expected = window_starts(len(signal), classifier.window, classifier.hop) / TONE_RATE
+    np.testing.assert_allclose(result.window_starts, expected)
+    assert result.duration == pytest.approx(2.2)
+    labels = [classifier.labels[i] for i in result.window_probabilities.argmax(1)]
+    assert labels[0] == "low" and labels[-1] == "high"
+    np.testing.assert_allclose(result.probabilities, result.window_probabilities.mean(0),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("block_seconds", [0.07, 0.5, 3.0])
+def test_block_size_does_not_change_the_result(bundle, tmp_path, block_seconds):
+    path = tmp_path / "mixed.wav"
+    soundfile.write(path, np.concatenate([tone(900, 1.1), tone(300, 0.8)]), TONE_RATE,
+                    subtype="FLOAT")
+    classifier = Classifier.from_bundle(bundle)
+    whole = classifier.classify_array(soundfile.read(path, dtype="float32")[0], TONE_RATE)
+    blocked = classifier.classify_file(path, block_seconds=block_seconds)
+    np.testing.assert_allclose(blocked.window_starts, whole.window_starts)
+    np.testing.assert_allclose(blocked.window_probabilities, whole.window_probabilities,
+                               atol=1e-5)
+
+
+def test_vote_aggregation_counts_windows(bundle):
+    classifier = Classifier.from_bundle(bundle, aggregate="vote")
+    signal = np.concatenate([tone(300, 2.0), tone(2000, 0.5)])
+    result = classifier.classify_array(signal, TONE_RATE)
+    assert result.label == "low"
+    assert result.probabilities.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_ten_minute_file_in_bounded_memory(bundle, tmp_path):
+    path = tmp_path / "long.wav"
+    rng = np.random.default_rng(0)
+    with soundfile.SoundFile(path, "w", TONE_RATE, 1, subtype="PCM_16") as sink:
+        for _ in range(60):                       # 60 x 10 s
+            sink.write(0.1 * rng.standard_normal(10 * TONE_RATE).astype(np.float32))
+    classifier = Classifier.from_bundle(bundle)
+    tracemalloc.start()
+    result = classifier.classify_file(path, block_seconds=10.0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result.duration == pytest.approx(600.0)
+    assert len(result.window_starts) == len(window_starts(600 * TONE_RATE, 4000, 2000))
+    whole_file_bytes = 600 * TONE_RATE * 4
+    assert peak < whole_file_bytes / 4, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_results_as_table_csv_and_json(bundle, tmp_path):
+    classifier = Classifier.from_bundle(bundle)
+    results = [classifier.classify_array(tone(f, 0.8), TONE_RATE, source=f"{label}.wav")
+               for label, f in TONE_FREQUENCIES.items()]
+    text = table(results, top_k=2)
+    assert all(f"{label}.wav" in text for label in TONE_FREQUENCIES)
+    write_results(results, str(tmp_path / "out.csv"), top_k=2, per_window=False)
+    with open(tmp_path / "out.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["label_1"] for r in rows] == list(TONE_FREQUENCIES)
+    write_results(results, str(tmp_path / "out.json"), top_k=3, per_window=True)
+    records = json.loads((tmp_path / "out.json").read_text())
+    assert len(records[0]["top"]) == 3 and len(records[0]["windows"]) == 3
+
+
+def test_expand_inputs_finds_files_folders_and_globs(tmp_path):
+    (tmp_path / "a").mkdir()
+    for name in ("a/one.wav", "a/two.flac", "three.wav"):
+        soundfile.write(tmp_path / name, tone(300, 0.1), TONE_RATE)
+    (tmp_path / "a" / "notes.txt").write_text("x")
+    assert len(expand_inputs([str(tmp_path / "a")])) == 2
+    assert len(expand_inputs([str(tmp_path / "*.wav")])) == 1
+    assert expand_inputs([str(tmp_path / "missing.wav")]) == [str(tmp_path / "missing.wav")]
+
+
+def test_classify_command_reports_bad_files_and_exits_non_zero(bundle, tmp_path, capsys):
+    soundfile.write(tmp_path / "good.wav", tone(900, 0.5), TONE_RATE)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    out = tmp_path / "results.csv"
+    code = main(["classify", str(bundle), str(tmp_path), "--output", str(out), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "broken.wav" in captured.err and "empty.wav" in captured.err
+    assert "mid" in captured.out
+    with open(out) as handle:
+        assert [r["file"] for r in csv.DictReader(handle)] == [str(tmp_path / "good.wav")]
