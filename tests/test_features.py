@@ -312,3 +312,22 @@ def test_onnx_export_matches_torch(kind, tmp_path):
         if kind == "spectrogram":   # judge bins out of deep nulls, as above
             difference = difference[expected > expected.max(axis=2, keepdims=True) - 40.0]
         assert difference.max() <= 1e-4
+
+
+@pytest.mark.parametrize("kind", ["logmel", "mfcc", "spectrogram"])
+def test_top_db_makes_features_independent_of_level(kind):
+    """dB relative to the clip's maximum: a 20 dB quieter copy gives the same features."""
+    import librosa
+    config = FeatureConfig(kind=kind, top_db=60.0, window_ms=32.0, hop_ms=16.0)
+    front_end = FrontEnd(config, 16000)
+    clip = noisy_chirp(16000, seed=3)
+    loud, quiet = front_end(torch.from_numpy(np.stack([clip, clip * 0.1]))).numpy()
+    np.testing.assert_allclose(loud, quiet, atol=2e-3)
+    if kind == "logmel":
+        mel = librosa.feature.melspectrogram(
+            y=clip.astype(np.float64), sr=16000, n_fft=512, hop_length=256, win_length=512,
+            center=False, n_mels=config.n_mels, fmin=config.fmin, power=2.0)
+        expected = librosa.power_to_db(mel, ref=np.max, amin=config.log_floor, top_db=60.0)
+        assert np.abs(loud[0] - expected).max() <= 1e-3
+        assert loud.max() == pytest.approx(0.0, abs=1e-5) and loud.min() >= -60.0
+    np.testing.assert_allclose(loud, reference_features(clip, config, 16000), atol=1e-3)

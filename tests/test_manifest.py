@@ -242,3 +242,23 @@ def test_presets_match_real_file_names():
         assert files, folder
         unmatched = [p.name for p in files if match(p) == p.stem]
         assert not unmatched, f"{preset}: {unmatched[:5]}"
+
+
+def test_labels_from_file_names_with_a_preset(tmp_path):
+    from conftest import write_tone
+    from earmark.data.manifest import from_folder
+    for name in ("3_george_0.wav", "3_lucas_1.wav", "7_george_2.wav"):
+        write_tone(tmp_path / "recordings" / name, 0.1, 8000, 440.0)
+    manifest = from_folder(tmp_path, group_pattern="fsdd", label_pattern="fsdd")
+    assert [(row.label, row.group) for row in manifest] == [
+        ("3", "george"), ("3", "lucas"), ("7", "george")]
+
+
+def test_label_pattern_errors_name_the_file_or_pattern(tmp_path):
+    from conftest import write_tone
+    from earmark.data.manifest import from_folder
+    write_tone(tmp_path / "x" / "hello.wav", 0.1, 8000, 440.0)
+    with pytest.raises(DataError, match="hello.wav"):
+        from_folder(tmp_path, label_pattern="fsdd")
+    with pytest.raises(DataError, match="no named group"):
+        from_folder(tmp_path, label_pattern=r"^\d+")

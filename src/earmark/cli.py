@@ -92,12 +92,15 @@ def _add_manifest(commands) -> None:
     sub = _command(commands, "manifest",
                    "Write a manifest CSV from a folder per class (groups from file names).",
                    "earmark manifest ../shared/data/fsdd/recordings --group-pattern fsdd "
-                   "--out fsdd.csv", _manifest)
+                   "--label-pattern fsdd --out fsdd.csv", _manifest)
     sub.add_argument("root", help="folder with one sub-folder of recordings per class")
     sub.add_argument("--out", required=True, help="CSV file to write")
     sub.add_argument("--group-pattern", default="auto",
                      help="speech_commands, librispeech, fsdd, auto, or a regex with "
                           "(?P<group>...)")
+    sub.add_argument("--label-pattern", default="",
+                     help="take labels from file names: fsdd, or a regex with (?P<label>...) "
+                          "(default: the sub-folder name)")
 
 
 def _add_models(commands) -> None:
@@ -183,7 +186,7 @@ def _print_split_table(dataset) -> None:
 def _manifest(args) -> int:
     from earmark.data.manifest import from_folder
 
-    manifest = from_folder(args.root, args.group_pattern)
+    manifest = from_folder(args.root, args.group_pattern, args.label_pattern)
     manifest.to_csv(args.out)
     print(f"{len(manifest)} recordings, {len(manifest.labels())} classes, "
           f"{len(manifest.groups())} groups -> {args.out}")

@@ -32,6 +32,7 @@ class DataConfig:
     root: str = ""                 #: a folder per class (folder name = label)
     csv: str = ""                  #: or a manifest CSV (path, label[, group, split, start, end])
     group_pattern: str = "auto"    #: preset name or regex with a named group ``(?P<group>...)``
+    label_pattern: str = ""        #: "" = folder name; or a preset / regex with ``(?P<label>...)``
     split: str = "group"           #: group | hash | column | kfold
     ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     validation_percent: float = 10.0   #: for split = "hash"
@@ -65,6 +66,7 @@ class FeatureConfig:
     delta_width: int = 5           #: frames in the delta regression window (odd)
     center: bool = False           #: pad half a window at both ends (reflect)
     log_floor: float = 1e-6        #: power floor before 10*log10 (-60 dB: digital silence stays moderate)
+    top_db: float = 0.0            #: > 0: dB relative to the clip's loudest bin, floored this far below
 
 
 @dataclass

@@ -468,7 +468,13 @@ class FrontEnd(torch.nn.Module):
         return real * real + imaginary * imaginary
 
     def _decibels(self, power: torch.Tensor) -> torch.Tensor:
-        return _DB_PER_NEPER * torch.log(torch.clamp(power, min=self.config.log_floor))
+        decibels = _DB_PER_NEPER * torch.log(torch.clamp(power, min=self.config.log_floor))
+        if self.config.top_db <= 0:
+            return decibels
+        # Relative to the clip's loudest bin, floored top_db below it: the same
+        # features whatever the recording level (librosa's ref=np.max, top_db).
+        loudest = decibels.amax(dim=(-2, -1), keepdim=True)
+        return torch.clamp(decibels - loudest, min=-self.config.top_db)
 
     def _spectral(self, waveform: torch.Tensor) -> torch.Tensor:
         power = self._power(waveform)
@@ -553,7 +559,10 @@ def reference_features(waveform: np.ndarray, config: FeatureConfig,
 def _reference_from_power(power: np.ndarray, config: FeatureConfig, sample_rate: int,
                           n_fft: int) -> np.ndarray:
     def decibels(values: np.ndarray) -> np.ndarray:
-        return 10.0 * np.log10(np.maximum(values, config.log_floor))
+        levels = 10.0 * np.log10(np.maximum(values, config.log_floor))
+        if config.top_db > 0:
+            levels = np.maximum(levels - levels.max(), -config.top_db)
+        return levels
 
     if config.kind == "spectrogram":
         return decibels(power)

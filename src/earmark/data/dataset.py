@@ -40,7 +40,8 @@ def load_manifest(config: ExperimentConfig) -> Manifest:
         raise ConfigError("[data] needs exactly one of 'root' (a folder per class) or "
                           "'csv' (a manifest file)")
     if data.root:
-        manifest = manifests.from_folder(config.resolve(data.root), data.group_pattern)
+        manifest = manifests.from_folder(config.resolve(data.root), data.group_pattern,
+                                         data.label_pattern)
     else:
         manifest = manifests.from_csv(config.resolve(data.csv), data.group_pattern)
     if data.classes:

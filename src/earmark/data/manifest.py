@@ -33,6 +33,11 @@ GROUP_PRESETS = {
     "fsdd": r"^\d+_(?P<group>[A-Za-z]+)_\d+$",
 }
 
+#: Name patterns whose named group ``label`` is the class.
+LABEL_PRESETS = {
+    "fsdd": r"^(?P<label>\d+)_[A-Za-z]+_\d+$",
+}
+
 COLUMNS = ("path", "label", "group", "split", "start", "end", "fold")
 
 
@@ -91,29 +96,60 @@ class Manifest:
         write_text(path, buffer.getvalue())
 
 
-def from_folder(root: str | os.PathLike, group_pattern: str = "auto") -> Manifest:
-    """A folder per class: ``root/<label>/**/<file>``.
+def from_folder(root: str | os.PathLike, group_pattern: str = "auto",
+                label_pattern: str = "") -> Manifest:
+    """A folder per class: ``root/<label>/**/<file>``, or labels from file names.
 
     Files directly under ``root`` and folders holding no audio are ignored;
     a folder name that starts with ``_`` (``_silence_``, ``_unknown_``) is a
     label like any other, except ``_background_noise_``, which is skipped.
+    With ``label_pattern`` (a preset such as ``fsdd``, or a regex with a
+    named group ``(?P<label>...)``) every audio file below ``root`` is taken
+    and labelled from its name instead.
     """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder; point data.root at a folder "
                         "with one sub-folder of recordings per class.")
     match_group = group_matcher(group_pattern)
-    rows = []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        if class_dir.name == "_background_noise_":
-            continue
-        for file in sorted(class_dir.rglob("*")):
-            if file.is_file() and is_audio_file(file):
-                rows.append(Row(str(file), class_dir.name, match_group(file)))
+    if label_pattern:
+        match_label = label_matcher(label_pattern)
+        rows = [Row(str(file), match_label(file), match_group(file))
+                for file in sorted(root.rglob("*")) if file.is_file() and is_audio_file(file)
+                and "_background_noise_" not in file.parts]
+    else:
+        rows = []
+        for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            if class_dir.name == "_background_noise_":
+                continue
+            rows.extend(Row(str(file), class_dir.name, match_group(file))
+                        for file in sorted(class_dir.rglob("*"))
+                        if file.is_file() and is_audio_file(file))
     if not rows:
         raise DataError(f"{root}: found no audio files in its sub-folders; expected "
                         f"root/<label>/<file>.wav (or .flac, .ogg, .mp3)")
     return Manifest(rows)
+
+
+def label_matcher(pattern: str):
+    """A function ``file path -> label`` for a preset name or a regex with ``(?P<label>...)``."""
+    regex = LABEL_PRESETS.get(pattern, pattern)
+    try:
+        compiled = re.compile(regex)
+    except re.error as error:
+        raise DataError(f"label_pattern {pattern!r} is not a valid regex ({error})") from error
+    if "label" not in compiled.groupindex:
+        raise DataError(f"label_pattern {pattern!r} has no named group; write it as "
+                        "e.g. r'^(?P<label>\\d+)_' or use a preset: "
+                        f"{', '.join(LABEL_PRESETS)}")
+
+    def match(file: str | os.PathLike) -> str:
+        found = compiled.search(Path(file).stem)
+        if not found:
+            raise DataError(f"{file}: its name does not match label_pattern {pattern!r}")
+        return found.group("label")
+
+    return match
 
 
 def from_csv(path: str | os.PathLike, group_pattern: str = "auto") -> Manifest:
