@@ -123,3 +123,9 @@ def test_a_few_steps_overfit_a_tiny_batch(name):
     with torch.no_grad():
         last = float(loss_fn(model(features), targets))
     assert last < 0.5 * first, (first, last)
+
+
+@pytest.mark.parametrize("name", ["clip_cnn", "spectrogram_cnn"])
+def test_too_small_input_for_the_poolings_is_a_config_error(name):
+    with pytest.raises(ConfigError, match="at least 16 bands"):
+        build_model(name, (1, 10, 49), 3)

@@ -36,7 +36,7 @@ from earmark.features import FrontEnd
 from earmark.models import count_parameters
 from earmark.onnx_tables import compact_frontend, shorten_names
 from earmark.network import hop_samples, load_trained, window_samples
-from earmark.runtime.bundle import BUNDLE_JSON, BUNDLE_MODEL, Bundle
+from earmark.runtime.bundle import BUNDLE_JSON, BUNDLE_MODEL, STREAM_FRAMES, STREAM_WINDOW
 from earmark.windowing import window_starts
 
 #: Export fails when onnxruntime and torch differ by more than this.
@@ -45,6 +45,29 @@ PARITY_TOLERANCE = 1e-4
 
 class ExportError(EarmarkError):
     """The exported graph does not reproduce the trained model."""
+
+
+class _Frames(torch.nn.Module):
+    """Waveform -> per-frame levels (the part a stream computes incrementally)."""
+
+    def __init__(self, frontend: FrontEnd):
+        super().__init__()
+        self.frontend = frontend
+        self.min_samples = frontend.min_samples
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.frontend.frames(waveform)
+
+
+class _Finish(torch.nn.Module):
+    """One window's frames -> features (relative levels, DCT, deltas)."""
+
+    def __init__(self, frontend: FrontEnd):
+        super().__init__()
+        self.frontend = frontend
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.frontend.finish(frames)
 
 
 class _ProbabilityHead(torch.nn.Module):
@@ -64,6 +87,15 @@ class ExportResult:
     metadata: dict
 
 
+@dataclass
+class _Parts:
+    """The three exported pieces, joined for the bundle and for streaming."""
+
+    frames: Path        # waveform -> frames
+    finish: Path        # frames -> features
+    network: Path       # features -> probabilities
+
+
 def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
                calibration_windows: int = 300, progress: bool = True) -> ExportResult:
     """Export ``run_dir``'s best model to the bundle folder ``out`` (replaced atomically)."""
@@ -74,41 +106,59 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
     window = window_samples(config)
     validation = _windows(dataset, dataset.indices("validation") or dataset.indices("train"),
                           config, limit=None)
+    # A fresh front-end for the tables: torch's exporter strips the traced one.
+    tables = FrontEnd(config.features, config.data.sample_rate)
+    macs = _macs(classifier, window)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        frontend_path, head_path = scratch / "frontend.onnx", scratch / "head.onnx"
-        example = torch.from_numpy(validation[0][:2])
-        _export_module(classifier.frontend, example, frontend_path, "waveform", "features",
-                       dynamic_length=True)
-        with torch.no_grad():
-            example_features = classifier.frontend(example)
-        _export_module(_ProbabilityHead(classifier.model), example_features, head_path,
-                       "features", "probabilities", dynamic_length=False)
-        # A fresh front-end: torch's exporter strips attributes off the one it traced.
-        tables = FrontEnd(config.features, config.data.sample_rate)
-        graph = _join(frontend_path, head_path, tables)
+        parts = _export_parts(classifier, torch.from_numpy(validation[0][:2]), scratch)
+        graph = _assemble([parts.frames, parts.finish, parts.network], tables)
         parity = _check_parity(graph, classifier, validation[0])
         quality = {"float32": _quality(graph, validation)}
         if int8:
             calibration = _windows(dataset, dataset.indices("train"), config,
                                    limit=calibration_windows)[0]
-            graph = _join(frontend_path, _quantize(head_path, frontend_path, calibration,
-                                                   scratch), tables)
+            parts.network = _quantize(parts, calibration, scratch)
+            graph = _assemble([parts.frames, parts.finish, parts.network], tables)
             quality["int8"] = _quality(graph, validation)
         for name, figures in quality.items():
             print(f"{name}: validation accuracy {figures['accuracy']:.4f} (per window), "
                   f"{figures['size_bytes'] / 1024:.0f} KiB")
         metadata = _metadata(config, labels, run_dir, window, parity, quality, int8)
-        metadata["parameters"] = count_parameters(classifier)
-        metadata["macs_per_window"] = _macs(classifier, window)
+        metadata.update(parameters=count_parameters(classifier), macs_per_window=macs,
+                        stream=_stream_metadata(tables, window))
         onnx.helper.set_model_props(graph, {"earmark": json.dumps(_header(metadata),
                                                                   separators=(",", ":"))})
         staging = scratch / "bundle"
-        staging.mkdir()
+        (staging / "stream").mkdir(parents=True)
         onnx.save(graph, str(staging / BUNDLE_MODEL))
+        onnx.save(_assemble([parts.frames], tables), str(staging / STREAM_FRAMES))
+        onnx.save(_assemble([parts.finish, parts.network], tables), str(staging / STREAM_WINDOW))
         write_json(staging / BUNDLE_JSON, metadata)
         _replace_folder(staging, out)
     return ExportResult(out, metadata)
+
+
+def _export_parts(classifier, example: torch.Tensor, scratch: Path) -> _Parts:
+    frontend = classifier.frontend
+    parts = _Parts(scratch / "frames.onnx", scratch / "finish.onnx", scratch / "network.onnx")
+    with torch.no_grad():
+        frames = frontend.frames(example)
+        features = frontend.finish(frames)
+    _export_module(_Frames(frontend), example, parts.frames, "waveform", "frames",
+                   dynamic_length=True)
+    _export_module(_Finish(frontend), frames, parts.finish, "frames", "features",
+                   dynamic_length=False)
+    _export_module(_ProbabilityHead(classifier.model), features, parts.network, "features",
+                   "probabilities", dynamic_length=False)
+    return parts
+
+
+def _stream_metadata(frontend: FrontEnd, window: int) -> dict:
+    """How a stream cuts frames: only frame-local front-ends can be computed incrementally."""
+    return {"frames_per_window": frontend.frames_for(window),
+            "frame_hop_samples": frontend.hop_length, "frame_samples": frontend.n_fft,
+            "incremental": not frontend.config.center and frontend.kind != "spectrogram128"}
 
 
 def _windows(dataset: Dataset, indices: list[int], config: ExperimentConfig,
@@ -153,14 +203,13 @@ def _macs(classifier: torch.nn.Module, window: int) -> int:
     return int(counter.get_total_flops() // 2)
 
 
-def _quantize(head_path: Path, frontend_path: Path, calibration: np.ndarray,
-              scratch: Path) -> Path:
+def _quantize(parts: _Parts, calibration: np.ndarray, scratch: Path) -> Path:
     """Static int8 quantization of the network's Conv and Gemm, calibrated on features."""
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    frontend = onnxruntime.InferenceSession(str(frontend_path), providers=["CPUExecutionProvider"])
+    frontend = _session(_assemble([parts.frames, parts.finish], None))
     features = [frontend.run(None, {"waveform": calibration[i:i + 32]})[0]
                 for i in range(0, len(calibration), 32)]
 
@@ -172,9 +221,9 @@ def _quantize(head_path: Path, frontend_path: Path, calibration: np.ndarray,
             batch = next(self.batches, None)
             return None if batch is None else {"features": batch}
 
-    prepared = scratch / "head.prep.onnx"
-    quant_pre_process(str(head_path), str(prepared), skip_symbolic_shape=True)
-    quantized = scratch / "head.int8.onnx"
+    prepared = scratch / "network.prep.onnx"
+    quant_pre_process(str(parts.network), str(prepared), skip_symbolic_shape=True)
+    quantized = scratch / "network.int8.onnx"
     # QOperator (QLinearConv) with per-tensor scales: the smallest graph, and on
     # the keyword model as accurate as QDQ per-channel (measured at export).
     quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QOperator,
@@ -184,23 +233,36 @@ def _quantize(head_path: Path, frontend_path: Path, calibration: np.ndarray,
     return quantized
 
 
-def _join(frontend_path: Path, head_path: Path, frontend: FrontEnd) -> onnx.ModelProto:
-    """One graph: waveform -> features -> probabilities, front-end tables as formulas."""
-    first = onnx.load(str(frontend_path))
-    second = onnx.load(str(head_path))
-    opset = max(_opset(first), _opset(second))
-    joined = onnx.compose.merge_models(
-        onnx.compose.add_prefix(_with_opset(first, opset), "frontend/"),
-        onnx.compose.add_prefix(_with_opset(second, opset), "network/"),
-        io_map=[("frontend/features", "network/features")])
-    joined.graph.input[0].name = "waveform"
-    joined.graph.output[0].name = "probabilities"
+_PREFIXES = {"waveform": "frontend/", "frames": "finish/", "features": "network/"}
+
+
+def _assemble(paths: list[Path], frontend: FrontEnd | None) -> onnx.ModelProto:
+    """Join consecutive pieces (each one's output is the next one's input) into one graph.
+
+    The graph keeps its outer input and output names; with ``frontend`` the
+    front-end tables become formulas and internal names are shortened.
+    """
+    models = [onnx.load(str(path)) for path in paths]
+    opset = max(_opset(model) for model in models)
+    prefixed = []
+    for model in models:
+        prefix = _PREFIXES[model.graph.input[0].name]
+        prefixed.append(onnx.compose.add_prefix(_with_opset(model, opset), prefix))
+    joined = prefixed[0]
+    for following in prefixed[1:]:
+        joined = onnx.compose.merge_models(
+            joined, following, io_map=[(joined.graph.output[0].name,
+                                         following.graph.input[0].name)])
+    outer = {joined.graph.input[0].name: models[0].graph.input[0].name,
+             joined.graph.output[0].name: models[-1].graph.output[0].name}
+    joined.graph.input[0].name = outer[joined.graph.input[0].name]
+    joined.graph.output[0].name = outer[joined.graph.output[0].name]
     for node in joined.graph.node:
-        node.input[:] = ["waveform" if n == "frontend/waveform" else n for n in node.input]
-        node.output[:] = ["probabilities" if n == "network/probabilities" else n
-                          for n in node.output]
-    compact_frontend(joined, frontend)
-    shorten_names(joined)
+        node.input[:] = [outer.get(name, name) for name in node.input]
+        node.output[:] = [outer.get(name, name) for name in node.output]
+    if frontend is not None:
+        compact_frontend(joined, frontend)
+        shorten_names(joined)
     return joined
 
 

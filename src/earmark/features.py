@@ -444,10 +444,34 @@ class FrontEnd(torch.nn.Module):
         # Compare without int(): int() would pin a dynamic length when exported.
         if samples < self.min_samples:
             self.frames_for(samples)                 # raises ConfigError, says what is needed
+        return self.finish(self.frames(waveform))
+
+    def frames(self, waveform: torch.Tensor) -> torch.Tensor:
+        """The per-frame part: ``(batch, rows, frames)``, each frame from its own samples.
+
+        dB power (spectrogram), log-mel dB (logmel, mfcc) or magnitudes
+        (spectrogram128), before anything that looks across frames. A stream
+        computes only its new frames with this and keeps them in a ring buffer.
+        """
         if self.kind == "spectrogram128":
-            base = self._seed_image(waveform)
+            return self._seed_magnitudes(waveform)
+        power = self._power(waveform)
+        if self.kind == "spectrogram":
+            return self._decibels(power)
+        return self._decibels(torch.matmul(self.mel_weights, power))
+
+    def finish(self, frames: torch.Tensor) -> torch.Tensor:
+        """The across-frame part: levels relative to the window, DCT, deltas.
+
+        Takes :meth:`frames` output for exactly one analysis window and returns
+        ``(batch, channels, bands, frames)``, as :meth:`forward` does.
+        """
+        if self.kind == "spectrogram128":
+            base = self._seed_image(frames)
         else:
-            base = self._spectral(waveform)
+            base = self._relative(frames)
+            if self.kind == "mfcc":
+                base = torch.matmul(self.dct_weights, base)
         features = [base]
         for _ in range(self.config.deltas):
             features.append(self._delta(features[-1]))
@@ -468,30 +492,26 @@ class FrontEnd(torch.nn.Module):
         return real * real + imaginary * imaginary
 
     def _decibels(self, power: torch.Tensor) -> torch.Tensor:
-        decibels = _DB_PER_NEPER * torch.log(torch.clamp(power, min=self.config.log_floor))
+        return _DB_PER_NEPER * torch.log(torch.clamp(power, min=self.config.log_floor))
+
+    def _relative(self, decibels: torch.Tensor) -> torch.Tensor:
         if self.config.top_db <= 0:
             return decibels
-        # Relative to the clip's loudest bin, floored top_db below it: the same
-        # features whatever the recording level (librosa's ref=np.max, top_db).
+        # Relative to the window's loudest bin, floored top_db below it: the
+        # same features whatever the recording level (librosa's ref=np.max).
         loudest = decibels.amax(dim=(-2, -1), keepdim=True)
         return torch.clamp(decibels - loudest, min=-self.config.top_db)
 
-    def _spectral(self, waveform: torch.Tensor) -> torch.Tensor:
-        power = self._power(waveform)
-        if self.kind == "spectrogram":
-            return self._decibels(power)
-        log_mel = self._decibels(torch.matmul(self.mel_weights, power))
-        if self.kind == "logmel":
-            return log_mel
-        return torch.matmul(self.dct_weights, log_mel)
-
-    def _seed_image(self, waveform: torch.Tensor) -> torch.Tensor:
+    def _seed_magnitudes(self, waveform: torch.Tensor) -> torch.Tensor:
         # Pad then cut to exactly SEED_SAMPLES: a fixed size whatever the
         # input length, with no data-dependent branch for the tracer.
         signal = F.pad(waveform, (0, SEED_SAMPLES))[:, :SEED_SAMPLES].unsqueeze(1)
         spectrum = F.conv1d(signal, self.dft_basis, stride=SEED_HOP)
         real, imaginary = spectrum[:, :SEED_BINS], spectrum[:, SEED_BINS:]
-        image = _min_max(torch.sqrt(real * real + imaginary * imaginary))
+        return torch.sqrt(real * real + imaginary * imaginary)
+
+    def _seed_image(self, magnitudes: torch.Tensor) -> torch.Tensor:
+        image = _min_max(magnitudes)
         image = torch.log10(image * 100.0 + 0.01)
         return _min_max(image) - 0.5
 

@@ -17,8 +17,9 @@ from onnx import helper, numpy_helper
 
 from earmark.features import FrontEnd, _fmax, mel_edges
 
-DFT_BASIS = "frontend/dft_basis"
-MEL_WEIGHTS = "frontend/mel_weights"
+#: Endings of the front-end's table names in an exported graph.
+DFT_BASIS = "dft_basis"
+MEL_WEIGHTS = "mel_weights"
 
 
 def compact_frontend(model: onnx.ModelProto, frontend: FrontEnd) -> onnx.ModelProto:
@@ -28,7 +29,8 @@ def compact_frontend(model: onnx.ModelProto, frontend: FrontEnd) -> onnx.ModelPr
         builders[MEL_WEIGHTS] = _mel_weight_nodes
     kept, new_nodes, new_tables = [], [], []
     for table in model.graph.initializer:
-        builder = builders.get(table.name)
+        builder = next((build for ending, build in builders.items()
+                        if table.name.endswith(ending)), None)
         if builder is None:
             kept.append(table)
             continue

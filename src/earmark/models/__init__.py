@@ -46,6 +46,16 @@ def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int,
     return cls(input_shape=tuple(input_shape), n_classes=n_classes, **options)
 
 
+def check_poolable(name: str, input_shape: tuple[int, int, int], halvings: int) -> None:
+    """Raise ConfigError when ``halvings`` 2x poolings would shrink the input to nothing."""
+    _, bands, frames = input_shape
+    needed = 2 ** halvings
+    if bands < needed or frames < needed:
+        raise ConfigError(f"[model] {name} pools {halvings} times and needs at least {needed} "
+                          f"bands and frames, but the features are {bands} x {frames}; use "
+                          "more mel bands / a longer clip, or fewer widths")
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from earmark.errors import ConfigError
-from earmark.models import register
+from earmark.models import check_poolable, register
 
 
 def _conv_block(in_channels: int, out_channels: int, dropout: float) -> nn.Sequential:
@@ -45,6 +45,7 @@ class ClipCNN(nn.Module):
         if pooling not in ("max", "attention", "mean"):
             raise ConfigError(f"[model] clip_cnn pooling = {pooling!r} is not one of "
                               "'max', 'attention' or 'mean'")
+        check_poolable("clip_cnn", input_shape, len(widths))
         blocks, previous = [], input_shape[0]
         for width in widths:
             blocks.append(_conv_block(previous, width, dropout))

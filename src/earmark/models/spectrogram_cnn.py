@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from earmark.models import register
+from earmark.models import check_poolable, register
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -21,6 +21,7 @@ class SpectrogramCNN(nn.Module):
     def __init__(self, input_shape: tuple[int, int, int], n_classes: int,
                  widths: tuple[int, ...] = (16, 32, 64, 96), dropout: float = 0.3):
         super().__init__()
+        check_poolable("spectrogram_cnn", input_shape, len(widths))
         stages, previous = [], input_shape[0]
         for width in widths:
             stages.append(_conv_block(previous, width))

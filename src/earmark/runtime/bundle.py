@@ -14,6 +14,9 @@ from earmark.errors import DataError
 
 BUNDLE_MODEL = "model.onnx"
 BUNDLE_JSON = "earmark.json"
+#: The same network in two pieces, for streams that compute only new frames.
+STREAM_FRAMES = "stream/frames.onnx"
+STREAM_WINDOW = "stream/window.onnx"
 _REQUIRED = ("labels", "sample_rate", "window_samples", "hop_samples")
 
 
