@@ -125,16 +125,18 @@ TONE_FREQUENCIES = {"high": 2000.0, "low": 300.0, "mid": 900.0}
 
 
 def write_tone_dataset(root: Path, speakers: int = 10, takes: int = 3) -> Path:
-    """Three classes of noisy tones (0.4-0.6 s, 8 kHz), Speech Commands-style names."""
+    """Three classes of noisy tones (0.4-0.6 s, 8 kHz) and ``_silence_`` (the noise alone),
+    with Speech Commands-style names."""
     rng = np.random.default_rng(0)
-    for label, frequency in TONE_FREQUENCIES.items():
+    for label, frequency in {**TONE_FREQUENCIES, "_silence_": 0.0}.items():
         (root / label).mkdir(parents=True)
         for speaker in range(speakers):
             for take in range(takes):
                 seconds = rng.uniform(0.4, 0.6)
                 t = np.arange(int(seconds * TONE_RATE)) / TONE_RATE
                 pitch = frequency * rng.uniform(0.95, 1.05)
-                clip = 0.4 * np.sin(2 * np.pi * pitch * t) + 0.05 * rng.standard_normal(len(t))
+                level = 0.4 if frequency else 0.0
+                clip = level * np.sin(2 * np.pi * pitch * t) + 0.05 * rng.standard_normal(len(t))
                 soundfile.write(root / label / f"{speaker:08x}_nohash_{take}.wav",
                                 clip.astype(np.float32), TONE_RATE)
     return root

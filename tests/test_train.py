@@ -37,7 +37,8 @@ def test_training_learns_and_writes_its_outputs(trained_run):
     assert any((run / "tensorboard").iterdir())
     with open(run / "metrics.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 15
-    assert json.loads((run / "labels.json").read_text()) == sorted(TONE_FREQUENCIES)
+    assert json.loads((run / "labels.json").read_text()) == sorted([*TONE_FREQUENCIES,
+                                                                     "_silence_"])
 
 
 def test_evaluate_run_reproduces_the_training_report(trained_run):

@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_export(commands)
     _add_classify(commands)
     _add_footprint(commands)
+    _add_listen(commands)
+    _add_stream_test(commands)
     return parser
 
 
@@ -240,6 +242,115 @@ def _add_footprint(commands) -> None:
     sub.add_argument("bundle", help="a bundle folder")
     sub.add_argument("--runs", type=int, default=200, help="timed inferences (default 200)")
     sub.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_smoother_options(sub) -> None:
+    from earmark.runtime.smoother import SmootherConfig
+
+    defaults = SmootherConfig()
+    group = sub.add_argument_group("smoothing (see earmark.runtime.smoother)")
+    group.add_argument("--stride-ms", type=float, default=20.0,
+                       help="run the model every this many ms (default 20)")
+    group.add_argument("--window-ms", type=float, default=defaults.average_window_ms,
+                       help=f"average scores over this window (default "
+                            f"{defaults.average_window_ms:g})")
+    group.add_argument("--threshold", type=float, default=defaults.detection_threshold,
+                       help=f"report a command above this averaged score (default "
+                            f"{defaults.detection_threshold:g})")
+    group.add_argument("--suppression-ms", type=float, default=defaults.suppression_ms,
+                       help=f"wait this long before repeating a command (default "
+                            f"{defaults.suppression_ms:g})")
+    group.add_argument("--min-count", type=int, default=defaults.minimum_count,
+                       help=f"results needed in the window (default {defaults.minimum_count})")
+
+
+def _smoother_config(args):
+    from earmark.runtime.smoother import SmootherConfig
+
+    return SmootherConfig(average_window_ms=args.window_ms,
+                          detection_threshold=args.threshold,
+                          suppression_ms=args.suppression_ms, minimum_count=args.min_count)
+
+
+def _add_listen(commands) -> None:
+    sub = _command(commands, "listen",
+                   "Spot keywords live: microphone, a file played as a stream, or PCM on stdin.",
+                   "earmark listen bundles/keywords --file stream.wav --json", _listen)
+    sub.add_argument("bundle", help="a keyword bundle written by `earmark export`")
+    source = sub.add_mutually_exclusive_group()
+    source.add_argument("--file", help="play this recording as a stream")
+    source.add_argument("--stdin", action="store_true",
+                        help="read raw PCM from standard input (see --rate, --format)")
+    source.add_argument("--list-devices", action="store_true", help="list microphones and exit")
+    sub.add_argument("--device", help="microphone index or name (default: the system's)")
+    sub.add_argument("--rate", type=int, help="sample rate of the microphone or stdin PCM")
+    sub.add_argument("--format", default="s16le", choices=["s16le", "s32le", "f32le"],
+                     help="stdin PCM sample format (default s16le)")
+    sub.add_argument("--channels", type=int, default=1, help="stdin PCM channels (default 1)")
+    sub.add_argument("--realtime", action="store_true",
+                     help="with --file: play at real speed instead of as fast as possible")
+    sub.add_argument("--json", action="store_true", help="one JSON object per detection")
+    _add_smoother_options(sub)
+
+
+def _listen(args) -> int:
+    from earmark.runtime import load_bundle
+    from earmark.runtime.listen import listen
+    from earmark.runtime.sources import (FileSource, MicrophoneSource, PcmSource,
+                                         list_input_devices)
+
+    if args.list_devices:
+        print(list_input_devices())
+        return 0
+    bundle = load_bundle(args.bundle, threads=1)
+    if args.file:
+        source = FileSource(args.file, realtime=args.realtime)
+    elif args.stdin:
+        source = PcmSource(args.rate or bundle.sample_rate, args.format, args.channels)
+    else:
+        device = int(args.device) if args.device and args.device.isdigit() else args.device
+        source = MicrophoneSource(args.rate, device)
+    return listen(bundle, source, _smoother_config(args), args.stride_ms, as_json=args.json)
+
+
+def _add_stream_test(commands) -> None:
+    sub = _command(commands, "stream-test",
+                   "Score streaming recognition on long streams of held-out speakers.",
+                   "earmark stream-test bundles/keywords --run runs/keywords --minutes 10 "
+                   "--out runs/keywords/stream", _stream_test)
+    sub.add_argument("bundle", help="a keyword bundle")
+    sub.add_argument("--run", required=True,
+                     help="the training run it came from (its validation and test speakers)")
+    sub.add_argument("--out", required=True, help="folder for the stream, truth, detections, "
+                                                 "sweep, trade-off plot and report")
+    sub.add_argument("--minutes", type=float, default=10.0, help="length of each stream")
+    sub.add_argument("--noise-dir", help="background recordings (default: the run's noise)")
+    sub.add_argument("--noise-volume", type=float, default=0.1,
+                     help="background gain on the recordings' own level (default 0.1)")
+    sub.add_argument("--max-false-alarms", type=float, default=30.0, metavar="PER_HOUR",
+                     help="calibrate the threshold for at most this many false alarms an hour "
+                          "on the validation stream (default 30)")
+    _add_smoother_options(sub)
+
+
+def _stream_test(args) -> int:
+    from earmark.runtime import load_bundle
+    from earmark.stream_eval import evaluate_streaming
+
+    report = evaluate_streaming(load_bundle(args.bundle, threads=1), args.run, args.out,
+                                minutes=args.minutes, noise_dir=args.noise_dir,
+                                noise_volume=args.noise_volume,
+                                max_false_alarms_per_hour=args.max_false_alarms,
+                                stride_ms=args.stride_ms, smoother=_smoother_config(args))
+    score = report["score"]
+    print(f"threshold {report['threshold']} (calibrated on the validation stream)")
+    print(f"test stream: {report['words']} words in {args.minutes:g} min: correct "
+          f"{score['correct_rate']:.1%}, wrong {score['wrong_rate']:.1%}, false positives "
+          f"{score['false_positive_rate']:.1%}, {score['false_alarms_per_hour']:.1f} false "
+          f"alarms/hour; latency median {report['latency_ms_median']:.0f} ms, p95 "
+          f"{report['latency_ms_p95']:.0f} ms")
+    print(f"evidence in {args.out}")
+    return 0
 
 
 def _export(args) -> int:

@@ -14,7 +14,10 @@ onnxruntime against torch on real validation windows and fails past 1e-4.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import shutil
 import tempfile
 import warnings
@@ -182,7 +185,9 @@ def _export_module(module: torch.nn.Module, example: torch.Tensor, path: Path,
     dims = {0: torch.export.Dim("batch")}
     if dynamic_length:
         dims[1] = torch.export.Dim("samples", min=2 * max(getattr(module, "min_samples", 2), 2))
-    with warnings.catch_warnings(), torch.no_grad():
+    # The exporter logs a line for every torchvision op it cannot find: noise here.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (example,), str(path), dynamo=True, external_data=False,
                           input_names=[input_name], output_names=[output_name],

@@ -339,6 +339,27 @@ def plot_spectrogram(features: np.ndarray, path: str | os.PathLike, sample_rate:
     return _save(figure, path, fmt)
 
 
+def plot_tradeoff(thresholds: Sequence[float], correct_rates: Sequence[float],
+                  false_alarms_per_hour: Sequence[float], path: str | os.PathLike,
+                  chosen: float | None = None, title: str = "") -> Path:
+    """Correct-word rate against false alarms per hour, one point per threshold."""
+    fmt = _image_format(path)
+    figure = _new_figure((6.4, 4.6))
+    axes = figure.add_subplot()
+    axes.plot(false_alarms_per_hour, np.asarray(correct_rates) * 100, "o-", markersize=3)
+    for threshold, x, y in zip(thresholds, false_alarms_per_hour, correct_rates):
+        if chosen is not None and np.isclose(threshold, chosen):
+            axes.plot([x], [y * 100], "r*", markersize=14,
+                      label=f"chosen threshold {threshold:.2f}")
+    axes.set_xlabel("false alarms per hour (wrong + false positives)")
+    axes.set_ylabel("words recognised correctly (%)")
+    axes.set_title(title or "Detection trade-off over thresholds")
+    axes.grid(True, alpha=0.3)
+    if chosen is not None:
+        axes.legend(loc="lower right")
+    return _save(figure, path, fmt)
+
+
 # --------------------------------------------------------------------------
 # Shared plumbing
 

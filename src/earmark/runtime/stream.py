@@ -1,0 +1,207 @@
+"""Keyword spotting on a live stream: blocks in, per-stride scores and commands out.
+
+Audio arrives in blocks of any size and rate. The engine resamples it
+(soxr, streaming), computes only the *new* front-end frames at each hop
+(the bundle's ``stream/frames.onnx``) into a ring buffer, runs the network
+on the last window's frames every ``stride_ms`` (``stream/window.onnx``), and
+passes the scores through the :class:`~earmark.runtime.smoother.Smoother`.
+The result at each stride is exactly what the whole-window model gives on
+the same second of audio, for a fraction of the work.
+
+Front-ends that look across the whole clip before framing (``center=True``,
+the 128x128 image) cannot be computed incrementally; for them, and with
+``incremental=False``, the engine runs the whole-window graph every stride.
+
+    >>> engine = StreamEngine(load_bundle("bundles/keywords"), input_rate=44100)
+    >>> for event in engine.run(MicrophoneSource(44100)):
+    ...     if event.detection:
+    ...         print(event.detection)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import onnxruntime
+import soxr
+
+from earmark.errors import ConfigError
+from earmark.runtime.bundle import STREAM_FRAMES, STREAM_WINDOW, Bundle
+from earmark.runtime.smoother import Detection, Smoother, SmootherConfig
+from earmark.runtime.sources import AudioSource
+
+
+@dataclass
+class StrideResult:
+    """The model's view at one stride."""
+
+    time_ms: float                   #: end of the analysed window, from the stream's start
+    scores: np.ndarray               #: (classes,) probabilities
+    detection: Detection | None      #: a command, when the smoother reports one
+    top_label: str | None = None     #: the smoother's current leader (for displays)
+    top_score: float = 0.0
+
+
+class StreamEngine:
+    """Incremental front-end + network + smoother over a stream of blocks.
+
+    Parameters
+    ----------
+    bundle : Bundle
+        An exported keyword model.
+    stride_ms : float
+        How often the network runs; rounded to whole front-end hops (default 20 ms).
+    input_rate : int, optional
+        Rate of the incoming blocks; resampled to the model's when different.
+    smoother : SmootherConfig, optional
+        Averaging window, threshold, suppression, minimum count.
+    incremental : bool
+        Compute only new frames (True) or the whole window every stride (False).
+    """
+
+    def __init__(self, bundle: Bundle, stride_ms: float = 20.0, input_rate: int | None = None,
+                 smoother: SmootherConfig | None = None, incremental: bool = True,
+                 threads: int = 1):
+        self.bundle = bundle
+        self.labels = bundle.labels
+        self.rate = bundle.sample_rate
+        self.window = bundle.window_samples
+        self.input_rate = int(input_rate or self.rate)
+        self.smoother = Smoother(self.labels, smoother or SmootherConfig())
+        self.listeners: list[Callable[[StrideResult], None]] = []
+        stream = bundle.metadata.get("stream", {})
+        self.incremental = bool(incremental and stream.get("incremental")
+                                and (bundle.path / STREAM_FRAMES).is_file())
+        self.hop = int(stream.get("frame_hop_samples", 0)) if self.incremental else 1
+        stride = max(1, round(stride_ms * self.rate / 1000 / self.hop))
+        self.stride_samples = stride * self.hop
+        if stride_ms <= 0:
+            raise ConfigError(f"stride_ms must be > 0, got {stride_ms}")
+        self._resampler = (soxr.ResampleStream(self.input_rate, self.rate, 1, dtype="float32")
+                           if self.input_rate != self.rate else None)
+        if self.incremental:
+            self._frames = _FrameStream(bundle, stream, threads)
+        else:
+            self._samples = _SampleWindow(bundle, self.window)
+        self.samples_seen = 0           # at the model's rate
+        self._next_result = self.window
+
+    @property
+    def stride_ms(self) -> float:
+        return 1000.0 * self.stride_samples / self.rate
+
+    def add_listener(self, listener: Callable[[StrideResult], None]) -> None:
+        """Call ``listener(result)`` for every stride result."""
+        self.listeners.append(listener)
+
+    def process(self, block: np.ndarray) -> list[StrideResult]:
+        """Feed one block (at ``input_rate``); return the strides it completed."""
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        if self._resampler is not None:
+            block = self._resampler.resample_chunk(block)
+        self.samples_seen += len(block)
+        if self.incremental:
+            self._frames.append(block)
+        else:
+            self._samples.append(block)
+        results = []
+        while self._next_result <= self.samples_seen:
+            results.append(self._stride(self._next_result))
+            self._next_result += self.stride_samples
+        return results
+
+    def run(self, source: AudioSource | Iterable[np.ndarray]) -> Iterator[StrideResult]:
+        """Iterate the stride results of a whole source (or any iterable of blocks)."""
+        blocks = source.blocks() if hasattr(source, "blocks") else source
+        for block in blocks:
+            yield from self.process(block)
+
+    def _stride(self, end_sample: int) -> StrideResult:
+        if self.incremental:
+            scores = self._frames.scores(end_sample - self.window)
+        else:
+            scores = self._samples.scores(end_sample)
+        time_ms = 1000.0 * end_sample / self.rate
+        detection = self.smoother.update(scores, time_ms)
+        result = StrideResult(time_ms, scores, detection, self.smoother.top_label,
+                              float(self.smoother.top_score))
+        for listener in self.listeners:
+            listener(result)
+        return result
+
+
+class _FrameStream:
+    """New frames only, kept in a ring buffer; the window graph on the last ones."""
+
+    def __init__(self, bundle: Bundle, stream: dict, threads: int):
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        self.frames_session = onnxruntime.InferenceSession(
+            str(bundle.path / STREAM_FRAMES), options, providers=providers)
+        self.window_session = onnxruntime.InferenceSession(
+            str(bundle.path / STREAM_WINDOW), options, providers=providers)
+        self.hop = int(stream["frame_hop_samples"])
+        self.frame_samples = int(stream["frame_samples"])
+        self.window_frames = int(stream["frames_per_window"])
+        self.samples = np.zeros(0, dtype=np.float32)
+        self.samples_start = 0          # absolute index of samples[0]
+        self.next_frame = 0             # index of the next frame to compute
+        self.ring: np.ndarray | None = None
+        self.ring_start = 0             # absolute index of the frame in ring[:, 0]
+
+    def append(self, block: np.ndarray) -> None:
+        self.samples = np.concatenate([self.samples, block])
+        available = self.samples_start + len(self.samples)
+        first = self.next_frame * self.hop
+        count = (available - first - self.frame_samples) // self.hop + 1
+        if count <= 0:
+            return
+        offset = first - self.samples_start
+        chunk = self.samples[offset:offset + (count - 1) * self.hop + self.frame_samples]
+        frames = self.frames_session.run(None, {"waveform": chunk[None, :]})[0][0]
+        self._keep(frames)
+        self.next_frame += count
+        consumed = self.next_frame * self.hop - self.samples_start
+        self.samples = self.samples[consumed:]
+        self.samples_start += consumed
+
+    def _keep(self, frames: np.ndarray) -> None:
+        """Append frames (rows, count) to the ring."""
+        self.ring = frames if self.ring is None else np.concatenate([self.ring, frames], axis=1)
+
+    def scores(self, window_start_sample: int) -> np.ndarray:
+        """Run the window graph on the frames of the window starting at this sample."""
+        first = window_start_sample // self.hop - self.ring_start
+        frames = self.ring[:, first:first + self.window_frames]
+        if first < 0 or frames.shape[1] != self.window_frames:
+            raise RuntimeError("stream frames out of step with the window (internal error)")
+        scores = self.window_session.run(None, {"frames": frames[None]})[0][0]
+        # Later windows start later: frames before this one are no longer needed.
+        self.ring = self.ring[:, first:]
+        self.ring_start += first
+        return scores
+
+
+class _SampleWindow:
+    """The last window of samples; the whole-window graph every stride."""
+
+    def __init__(self, bundle: Bundle, window: int):
+        self.bundle = bundle
+        self.window = window
+        self.samples = np.zeros(0, dtype=np.float32)
+        self.samples_start = 0
+
+    def append(self, block: np.ndarray) -> None:
+        self.samples = np.concatenate([self.samples, block])
+
+    def scores(self, end_sample: int) -> np.ndarray:
+        stop = end_sample - self.samples_start
+        window = self.samples[stop - self.window:stop]
+        drop = max(0, stop - self.window)
+        self.samples = self.samples[drop:]
+        self.samples_start += drop
+        return self.bundle.predict_proba(window[None, :])[0]

@@ -1,0 +1,118 @@
+"""The streaming engine: incremental frames agree with whole windows, any block size or rate."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import soundfile
+import soxr
+
+from conftest import TONE_RATE
+from earmark.cli import main
+from earmark.runtime import load_bundle
+from earmark.runtime.smoother import SmootherConfig
+from earmark.runtime.sources import ArraySource, FileSource, PcmSource, Recorder
+from earmark.runtime.stream import StreamEngine
+
+
+def tone_sequence(rate: int = TONE_RATE) -> np.ndarray:
+    """Silence, a low tone, silence, a high tone, silence (noisy, like the training data)."""
+    rng = np.random.default_rng(7)
+    pieces = []
+    for frequency, seconds in ((None, 1.0), (300, 1.0), (None, 1.5), (2000, 1.0), (None, 1.0)):
+        t = np.arange(int(seconds * rate)) / rate
+        signal = 0.4 * np.sin(2 * np.pi * frequency * t) if frequency else 0 * t
+        pieces.append(signal + 0.05 * rng.standard_normal(len(t)))
+    return np.concatenate(pieces).astype(np.float32)
+
+
+def run(engine: StreamEngine, signal: np.ndarray, block_sizes) -> list:
+    results, start, i = [], 0, 0
+    while start < len(signal):
+        size = block_sizes[i % len(block_sizes)]
+        results.extend(engine.process(signal[start:start + size]))
+        start += size
+        i += 1
+    return results
+
+
+@pytest.mark.parametrize("block_sizes", [[4000], [1], [37, 512, 3, 1999], [100000]])
+def test_incremental_scores_equal_the_whole_window_model(bundle, block_sizes):
+    loaded = load_bundle(bundle)
+    signal = tone_sequence()
+    engine = StreamEngine(loaded, stride_ms=20)
+    assert engine.incremental
+    results = run(engine, signal, block_sizes if block_sizes != [1] else [1] * 7 + [3001])
+    window = loaded.window_samples
+    assert len(results) == (len(signal) - window) // engine.stride_samples + 1
+    for result in results[::5]:
+        end = int(round(result.time_ms * TONE_RATE / 1000))
+        expected = loaded.predict_proba(signal[end - window:end][None, :])[0]
+        np.testing.assert_allclose(result.scores, expected, atol=1e-5)
+
+
+def test_incremental_and_recomputing_engines_agree_at_another_input_rate(bundle):
+    loaded = load_bundle(bundle)
+    signal_16k = soxr.resample(tone_sequence(), TONE_RATE, 16000).astype(np.float32)
+    # 32 ms = two front-end hops: both engines can stride exactly the same.
+    fast = run(StreamEngine(loaded, stride_ms=32, input_rate=16000), signal_16k, [333, 4096])
+    slow = run(StreamEngine(loaded, stride_ms=32, input_rate=16000, incremental=False),
+               signal_16k, [1000])
+    assert len(fast) == len(slow) > 0
+    np.testing.assert_allclose(np.stack([r.scores for r in fast]),
+                               np.stack([r.scores for r in slow]), atol=1e-5)
+
+
+def test_each_tone_is_reported_once_at_the_right_time(bundle):
+    loaded = load_bundle(bundle)
+    engine = StreamEngine(loaded, smoother=SmootherConfig())
+    detections = [r.detection for r in run(engine, tone_sequence(), [800]) if r.detection]
+    labels = [d.label for d in detections]
+    assert labels == ["low", "high"]
+    low, high = detections
+    assert 1000 < low.time_ms < 2600 and 3500 < high.time_ms < 5100
+
+
+def test_listeners_get_every_block_and_every_result(bundle):
+    loaded = load_bundle(bundle)
+    signal = tone_sequence()
+    microphone = ArraySource((signal[i:i + 700] for i in range(0, len(signal), 700)), TONE_RATE)
+    recorder = Recorder(microphone)
+    seen_blocks, seen_results = [], []
+    recorder.add_listener(lambda block: seen_blocks.append(len(block)))
+    engine = StreamEngine(loaded)
+    engine.add_listener(seen_results.append)
+    iterated = list(engine.run(recorder))
+    assert sum(seen_blocks) == len(signal)
+    assert len(seen_results) == len(iterated) > 0
+
+
+def test_file_and_pcm_sources_give_the_same_samples(tmp_path):
+    signal = tone_sequence()
+    path = tmp_path / "stream.wav"
+    soundfile.write(path, signal, TONE_RATE, subtype="PCM_16")
+    from_file = np.concatenate(list(FileSource(path, block_ms=30).blocks()))
+    pcm = (np.clip(signal, -1, 1) * 32767).astype("<i2")
+    stereo = np.repeat(pcm[:, None], 2, axis=1).tobytes()
+    from_pcm = np.concatenate(list(PcmSource(TONE_RATE, "s16le", channels=2, block_ms=13,
+                                             stream=io.BytesIO(stereo)).blocks()))
+    np.testing.assert_allclose(from_file, from_pcm, atol=1e-4)
+
+
+def test_truncated_pcm_frame_is_an_error():
+    from earmark.errors import AudioError
+    source = PcmSource(8000, "s16le", channels=2, stream=io.BytesIO(b"\x01\x02\x03"))
+    with pytest.raises(AudioError, match="ended inside a frame"):
+        list(source.blocks())
+
+
+def test_listen_command_prints_json_detections(bundle, tmp_path, capsys):
+    path = tmp_path / "stream.wav"
+    soundfile.write(path, tone_sequence(), TONE_RATE)
+    assert main(["listen", str(bundle), "--file", str(path), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["label"] for line in lines] == ["low", "high"]
+    assert all(0.5 <= line["score"] <= 1.0 for line in lines)
