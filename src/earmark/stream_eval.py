@@ -64,7 +64,7 @@ def run_stream(bundle: Bundle, audio_samples: np.ndarray, truth: list[TruthWord]
 
 def evaluate_streaming(bundle: Bundle, run_dir: str | Path, out_dir: str | Path,
                        minutes: float = 10.0, noise_dir: str | None = None,
-                       noise_volume: float = 0.1, max_false_alarms_per_hour: float = 30.0,
+                       noise_volume: float = 0.1, max_false_alarms_per_hour: float = 60.0,
                        stride_ms: float = 20.0, smoother: SmootherConfig | None = None,
                        seed: int = 0) -> dict:
     """Calibrate on a validation stream, score a test stream; write the evidence to ``out_dir``."""
@@ -86,9 +86,19 @@ def evaluate_streaming(bundle: Bundle, run_dir: str | Path, out_dir: str | Path,
     score = score_stream(test.truth_pairs(), detections, test.seconds)
     report = _report(score, threshold, chosen, minutes, noise_volume, stride_ms,
                      max_false_alarms_per_hour, test)
+    report["detections"] = [(round(d.time_ms / 1000, 2), d.label, _heard(d.time_ms, test.truth))
+                            for d in detections]
     _write_evidence(out_dir, bundle, test, detections, _sweep(test, bundle.labels, smoother),
                     calibration, threshold, report)
     return report
+
+
+def _heard(time_ms: float, truth: list[TruthWord], tolerance_ms: float = 750) -> str:
+    """The word being said just before ``time_ms``, or "-" for none."""
+    for word in truth:
+        if word.start_ms <= time_ms <= word.end_ms + tolerance_ms:
+            return word.label
+    return "-"
 
 
 def _split_clips(run_dir: str | Path, bundle: Bundle) -> dict[str, list]:

@@ -85,13 +85,21 @@ class Manifest:
     def label_counts(self) -> Counter:
         return Counter(row.label for row in self.rows)
 
-    def to_csv(self, path: str | os.PathLike) -> None:
-        """Write atomically as CSV with a header."""
+    def to_csv(self, path: str | os.PathLike, relative: bool = False) -> None:
+        """Write atomically as CSV with a header.
+
+        With ``relative``, files inside the CSV's folder are written relative
+        to it, so the folder can be moved as a whole.
+        """
+        folder = Path(path).resolve().parent
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(COLUMNS)
         for row in self.rows:
-            writer.writerow([row.path, row.label, row.group, row.split,
+            file = row.path
+            if relative and Path(file).resolve().is_relative_to(folder):
+                file = str(Path(file).resolve().relative_to(folder))
+            writer.writerow([file, row.label, row.group, row.split,
                              _blank(row.start), _blank(row.end), _blank(row.fold)])
         write_text(path, buffer.getvalue())
 
@@ -99,6 +107,8 @@ class Manifest:
 def from_folder(root: str | os.PathLike, group_pattern: str = "auto",
                 label_pattern: str = "") -> Manifest:
     """A folder per class: ``root/<label>/**/<file>``, or labels from file names.
+
+    Paths in the manifest are absolute, so it can be read from anywhere.
 
     Files directly under ``root`` and folders holding no audio are ignored;
     a folder name that starts with ``_`` (``_silence_``, ``_unknown_``) is a
@@ -114,7 +124,7 @@ def from_folder(root: str | os.PathLike, group_pattern: str = "auto",
     match_group = group_matcher(group_pattern)
     if label_pattern:
         match_label = label_matcher(label_pattern)
-        rows = [Row(str(file), match_label(file), match_group(file))
+        rows = [Row(os.path.abspath(file), match_label(file), match_group(file))
                 for file in sorted(root.rglob("*")) if file.is_file() and is_audio_file(file)
                 and "_background_noise_" not in file.parts]
     else:
@@ -122,7 +132,7 @@ def from_folder(root: str | os.PathLike, group_pattern: str = "auto",
         for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
             if class_dir.name == "_background_noise_":
                 continue
-            rows.extend(Row(str(file), class_dir.name, match_group(file))
+            rows.extend(Row(os.path.abspath(file), class_dir.name, match_group(file))
                         for file in sorted(class_dir.rglob("*"))
                         if file.is_file() and is_audio_file(file))
     if not rows:
@@ -236,7 +246,7 @@ def _parse_row(record: dict, source: Path, line: int, match_group) -> Row:
     if not file or not label:
         raise DataError(f"{where}: empty path or label")
     if not os.path.isabs(file):
-        file = str(source.parent / file)
+        file = os.path.abspath(source.parent / file)
     split = (record.get("split") or "").strip()
     if split and split not in SPLITS:
         raise DataError(f"{where}: split {split!r} is not one of {SPLITS}")
