@@ -116,3 +116,63 @@ def test_listen_command_prints_json_detections(bundle, tmp_path, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["label"] for line in lines] == ["low", "high"]
     assert all(0.5 <= line["score"] <= 1.0 for line in lines)
+
+
+class FakeSoundDevice:
+    """Stands in for the sounddevice module: an 'input device' that plays a signal."""
+
+    def __init__(self, signal: np.ndarray, rate: int):
+        self.signal, self.rate, self.opened = signal, rate, []
+
+    def query_devices(self, device=None, kind=None):
+        if kind == "input":
+            return {"name": "fake mic", "default_samplerate": self.rate,
+                    "max_input_channels": 2}
+        return [{"name": "fake mic", "default_samplerate": self.rate, "max_input_channels": 2}]
+
+    def InputStream(self, samplerate, device, channels, dtype, blocksize):  # noqa: N802
+        fake = self
+        fake.opened.append((samplerate, channels, blocksize))
+
+        class Stream:
+            position = 0
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def read(self, frames):
+                if self.position >= len(fake.signal):
+                    raise KeyboardInterrupt          # the user presses Ctrl-C
+                chunk = fake.signal[self.position:self.position + frames]
+                self.position += frames
+                return np.repeat(chunk[:, None], channels, axis=1), False
+
+        return Stream()
+
+
+def test_microphone_path_with_a_stand_in_device(bundle, monkeypatch, capsys):
+    import sys
+    from earmark.runtime.listen import listen
+    from earmark.runtime.sources import MicrophoneSource
+    rate = 16000                                        # the 'mic' runs at another rate
+    signal = soxr.resample(tone_sequence(), TONE_RATE, rate).astype(np.float32)
+    fake = FakeSoundDevice(signal, rate)
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    source = MicrophoneSource(channels=2)
+    assert source.sample_rate == rate
+    assert listen(load_bundle(bundle), source, SmootherConfig(), as_json=True) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["label"] for line in lines] == ["low", "high"]
+    assert fake.opened == [(rate, 2, 800)]
+
+
+def test_missing_portaudio_says_how_to_install_it(monkeypatch):
+    import sys
+    from earmark.errors import EarmarkError
+    from earmark.runtime.sources import MicrophoneSource
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    with pytest.raises(EarmarkError, match="apt-get install libportaudio2"):
+        MicrophoneSource()

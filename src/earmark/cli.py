@@ -365,10 +365,12 @@ def _add_synth(commands) -> None:
                    "Speak words with many espeak-ng voices into a keyword dataset.",
                    "earmark synth keywords yes no stop go --unknown bed cat --takes 200 "
                    "--out data/my_words", _synth_keywords)
-    sub.add_argument("words", nargs="+", help="the keywords")
+    sub.add_argument("words", nargs="+",
+                     help="the keywords; LABEL=TEXT speaks TEXT into class LABEL (7=seven)")
     sub.add_argument("--unknown", nargs="*", help="other words for _unknown_ "
                                                   "(default: the Speech Commands extras)")
     sub.add_argument("--takes", type=int, default=150, help="takes per keyword (default 150)")
+    sub.add_argument("--silence", type=int, help="_silence_ clips (default: --takes; 0: none)")
     sub.add_argument("--noise-dir", default="", help="cut _silence_ clips from these "
                                                      "recordings too")
     sub.add_argument("--rate", type=int, default=16000, help="sample rate (default 16000)")
@@ -381,6 +383,7 @@ def _synth_keywords(args) -> int:
     from earmark.data.synth_keywords import KeywordSynthesis, synthesize_keywords
 
     spec = KeywordSynthesis(words=args.words, takes_per_word=args.takes,
+                            silence_takes=args.silence,
                             noise_dir=args.noise_dir, sample_rate=args.rate, seed=args.seed,
                             **({"unknown_words": args.unknown} if args.unknown is not None
                                else {}))

@@ -42,6 +42,11 @@ class DataConfig:
     kfold_validation: str = "fold" #: fold = the next fold; random = ratios[1] of training files
     split_seed: int = 0
     classes: list[str] = field(default_factory=list)   #: order (and subset) of labels
+    extra_train: list[str] = field(default_factory=list)  #: manifests added to train only
+    keywords: list[str] = field(default_factory=list)     #: words kept; others -> _unknown_
+    unknown_percent: float = 10.0  #: with keywords: _unknown_ clips, % of keyword clips
+    silence_percent: float = 10.0  #: with keywords: _silence_ clips, % of keyword clips
+    silence_noise_dir: str = ""    #: with keywords: recordings cut into _silence_ clips
     sample_rate: int = 16000
     clip_seconds: float = 1.0      #: the model's analysis window
     hop_seconds: float = 0.5       #: hop between windows of longer recordings

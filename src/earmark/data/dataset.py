@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from earmark.config import ExperimentConfig
 from earmark.data import manifest as manifests
 from earmark.data.cache import AudioStore, build_store
+from earmark.data.keywords import keyword_task
 from earmark.data.manifest import Manifest
 from earmark.data.splits import assign_splits, leaked_groups
 from earmark.errors import ConfigError, DataError
@@ -44,11 +45,33 @@ def load_manifest(config: ExperimentConfig) -> Manifest:
                                          data.label_pattern)
     else:
         manifest = manifests.from_csv(config.resolve(data.csv), data.group_pattern)
+    if data.keywords:
+        manifest = keyword_task(manifest, data.keywords, data.unknown_percent,
+                                data.silence_percent, config.resolve(data.silence_noise_dir),
+                                data.clip_seconds, data.split_seed)
     if data.classes:
         manifest = _keep_classes(manifest, data.classes)
     manifest = assign_splits(manifest, data)
     _check_disjoint(manifest, data)
-    return manifest
+    return _with_extra_training(manifest, config)
+
+
+def _with_extra_training(manifest: Manifest, config: ExperimentConfig) -> Manifest:
+    """Append the rows of ``data.extra_train`` manifests to the train split only.
+
+    For data that must never be evaluated on, such as synthesized voices
+    added to real recordings; their labels must be classes of the dataset.
+    """
+    labels = set(manifest.labels())
+    rows = list(manifest)
+    for path in config.data.extra_train:
+        extra = manifests.from_csv(config.resolve(path))
+        unknown = sorted(set(extra.labels()) - labels)
+        if unknown:
+            raise DataError(f"{path}: labels {unknown} are not classes of the dataset "
+                            f"({sorted(labels)}); name them alike (synth: label=text)")
+        rows.extend(replace(row, split="train", group=f"extra:{row.group}") for row in extra)
+    return Manifest(rows)
 
 
 def _check_disjoint(manifest: Manifest, data) -> None:

@@ -41,8 +41,8 @@ class KeywordSynthesis:
     words: list[str]
     unknown_words: list[str] = field(default_factory=lambda: list(DEFAULT_UNKNOWN_WORDS))
     takes_per_word: int = 150
-    unknown_takes: int = 0          #: 0 = as many as one keyword
-    silence_takes: int = 0          #: 0 = as many as one keyword
+    unknown_takes: int | None = None    #: None = as many as one keyword
+    silence_takes: int | None = None    #: None = as many as one keyword; 0 = no _silence_
     sample_rate: int = 16000
     clip_seconds: float = 1.0
     pitch: tuple[int, int] = (25, 85)
@@ -54,7 +54,8 @@ class KeywordSynthesis:
     def __post_init__(self) -> None:
         if not self.words:
             raise ConfigError("give at least one word to synthesize")
-        bad = [w for w in self.words + self.unknown_words if not re.fullmatch(r"[\w' -]+", w)]
+        bad = [w for w in self.words + self.unknown_words
+               if not re.fullmatch(r"(\w+=)?[\w' -]+", w)]
         if bad:
             raise ConfigError(f"words must be plain text, got {bad}")
         overlap = sorted(set(self.words) & set(self.unknown_words))
@@ -70,8 +71,8 @@ def synthesize_keywords(spec: KeywordSynthesis, out_dir: str | Path,
     engine = speech()
     voices = engine.voices("en")
     variants = [v for v in engine.variants() if " " not in v]
-    jobs = [(word, word) for word in spec.words for _ in range(spec.takes_per_word)]
-    unknown_takes = spec.unknown_takes or spec.takes_per_word
+    jobs = [_label_and_text(word) for word in spec.words for _ in range(spec.takes_per_word)]
+    unknown_takes = spec.takes_per_word if spec.unknown_takes is None else spec.unknown_takes
     if spec.unknown_words:
         jobs += [(UNKNOWN, spec.unknown_words[i % len(spec.unknown_words)])
                  for i in range(unknown_takes)]
@@ -82,7 +83,7 @@ def synthesize_keywords(spec: KeywordSynthesis, out_dir: str | Path,
         clip = _take(engine, text, voice, variant, spec, rng)
         group = f"{voice}+{variant}"
         rows.append(_save(out_dir, label, group, clip, spec.sample_rate, counters))
-    silences = spec.silence_takes or spec.takes_per_word
+    silences = spec.takes_per_word if spec.silence_takes is None else spec.silence_takes
     noise = _noise_recordings(spec)
     for index in tqdm(range(silences), desc="silence", unit="clip", disable=not progress):
         clip, kind = _silence(spec, noise, engine, voices, variants, rng)
@@ -92,6 +93,12 @@ def synthesize_keywords(spec: KeywordSynthesis, out_dir: str | Path,
     manifest = Manifest(rows)
     manifest.to_csv(out_dir / "manifest.csv", relative=True)
     return manifest
+
+
+def _label_and_text(word: str) -> tuple[str, str]:
+    """``"7=seven"`` is the label 7 spoken as "seven"; a plain word is its own label."""
+    label, _, text = word.partition("=")
+    return (label, text) if text else (word, word)
 
 
 def _take(engine, text: str, voice: str, variant: str, spec: KeywordSynthesis,
