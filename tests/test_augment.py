@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import soundfile
 import torch
 
 from earmark.augment import (NoiseBank, WaveformAugmenter, add_noise, change_speed, mixup,

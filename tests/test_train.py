@@ -8,7 +8,6 @@ import json
 import pytest
 import torch
 
-from earmark.config import from_dict
 from earmark.errors import ConfigError
 from earmark.evaluate import evaluate_run
 from earmark.train import train

@@ -80,17 +80,23 @@ def load(path: str | os.PathLike, sample_rate: int | None = None) -> np.ndarray:
 
 def load_native(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Decode a whole file to float32 mono at its own rate: ``(audio, rate)``."""
-    header = info(path)
-    if header.frames == 0:
-        raise AudioError(f"{path}: the file holds no audio (0 frames); remove it or "
-                         "re-record it.")
+    _check_exists(path)
+    _check_wav_complete(path)
     try:
-        data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except Exception as error:
+        # One open for header and samples: opening costs as much as decoding a short clip.
+        with soundfile.SoundFile(str(path)) as sound:
+            frames, file_rate = sound.frames, sound.samplerate
+            if frames == 0:
+                raise AudioError(f"{path}: the file holds no audio (0 frames); remove it or "
+                                 "re-record it.")
+            data = sound.read(dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except Exception as error:  # libsndfile raises several types
         raise AudioError(f"{path}: cannot decode audio ({_reason(error)}); the file "
                          "is corrupt or truncated.") from error
-    if len(data) < header.frames:
-        raise AudioError(f"{path}: truncated: the header promises {header.frames} "
+    if len(data) < frames:
+        raise AudioError(f"{path}: truncated: the header promises {frames} "
                          f"frames but only {len(data)} could be read.")
     audio = to_mono(data)
     check_finite(audio, path)

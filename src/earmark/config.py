@@ -70,8 +70,8 @@ class FeatureConfig:
     deltas: int = 0                #: 0, 1 (delta) or 2 (delta + delta-delta)
     delta_width: int = 5           #: frames in the delta regression window (odd)
     center: bool = False           #: pad half a window at both ends (reflect)
-    log_floor: float = 1e-6        #: power floor before 10*log10 (-60 dB: digital silence stays moderate)
-    top_db: float = 0.0            #: > 0: dB relative to the clip's loudest bin, floored this far below
+    log_floor: float = 1e-6        #: power floor before 10*log10 (-60 dB)
+    top_db: float = 0.0            #: > 0: dB relative to the loudest bin, floored this far below
 
 
 @dataclass

@@ -67,7 +67,6 @@ def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "cpu",
 
     Outputs go to ``RUN/eval_<split>.json``, ``.txt`` and ``_confusion.png``.
     """
-    from earmark.plots import plot_confusion_matrix
 
     run_dir = Path(run_dir)
     config, labels, classifier = load_trained(run_dir)

@@ -1,7 +1,7 @@
 """Score streaming recognition honestly: long streams from held-out speakers.
 
 Two streams are built from a training run's own split manifest (see
-:mod:`earmark.data.stream_test`): one from its validation speakers, on
+:mod:`earmark.data.streams`): one from its validation speakers, on
 which the detection threshold is calibrated for a target false-alarm
 rate, and one from its test speakers, which is scored once at that
 threshold. Both run through the same :class:`StreamEngine` as ``earmark
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from earmark.atomic import write_json, write_text
 from earmark.config import load_config
 from earmark.data.cache import build_store
 from earmark.data.manifest import from_csv
-from earmark.data.stream_test import StreamSpec, TruthWord, build_stream
+from earmark.data.streams import StreamSpec, TruthWord, build_stream
 from earmark.errors import DataError
 from earmark.runtime.bundle import Bundle
 from earmark.runtime.scoring import StreamScore, pick_threshold, score_stream, sweep_thresholds

@@ -37,6 +37,7 @@ from earmark.atomic import write_json, write_text
 from earmark.augment import NoiseBank, WaveformAugmenter, mixup, spec_augment
 from earmark.config import ExperimentConfig, to_toml
 from earmark.data.dataset import Dataset, load_manifest, open_dataset
+from earmark.data.manifest import from_csv
 from earmark.errors import ConfigError, DataError
 from earmark.evaluate import predict, report_for, write_report
 from earmark.models import count_parameters
@@ -140,8 +141,6 @@ def _device(name: str) -> torch.device:
 def _prepare_data(config: ExperimentConfig, run_dir: Path, resume: bool,
                   progress: bool) -> Dataset:
     """Split, decode, and record the config, manifest and labels in the run folder."""
-    from earmark.data.manifest import from_csv
-
     manifest_path = run_dir / "manifest.csv"
     if resume and manifest_path.is_file():
         manifest = from_csv(manifest_path)
