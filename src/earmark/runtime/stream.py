@@ -74,11 +74,11 @@ class StreamEngine:
         stream = bundle.metadata.get("stream", {})
         self.incremental = bool(incremental and stream.get("incremental")
                                 and (bundle.path / STREAM_FRAMES).is_file())
-        self.hop = int(stream.get("frame_hop_samples", 0)) if self.incremental else 1
-        stride = max(1, round(stride_ms * self.rate / 1000 / self.hop))
-        self.stride_samples = stride * self.hop
         if stride_ms <= 0:
             raise ConfigError(f"stride_ms must be > 0, got {stride_ms}")
+        # Strides are whole front-end hops, so each window starts on a frame boundary.
+        self.hop = int(stream.get("frame_hop_samples", 0)) if self.incremental else 1
+        self.stride_samples = max(1, round(stride_ms * self.rate / 1000 / self.hop)) * self.hop
         self._resampler = (soxr.ResampleStream(self.input_rate, self.rate, 1, dtype="float32")
                            if self.input_rate != self.rate else None)
         if self.incremental:
