@@ -45,3 +45,16 @@ def test_missing_keyword_or_noise_folder_is_an_error(word_folder):
         load_manifest(config(word_folder, keywords=["zebra"]))
     with pytest.raises(DataError, match="silence_noise_dir"):
         load_manifest(config(word_folder, silence_noise_dir=""))
+
+
+def test_extra_training_rows_join_the_train_split_only(word_folder, tmp_path):
+    from earmark.data.manifest import Manifest, Row
+    extra_rows = [Row(str(word_folder / "words" / "yes" / "00000000_nohash_0.wav"), "yes",
+                      "robot")]
+    Manifest(extra_rows).to_csv(tmp_path / "extra.csv")
+    manifest = load_manifest(config(word_folder, extra_train=[str(tmp_path / "extra.csv")]))
+    extra = [row for row in manifest if row.group == "extra:robot"]
+    assert len(extra) == 1 and extra[0].split == "train"
+    Manifest([Row(extra_rows[0].path, "maybe", "robot")]).to_csv(tmp_path / "bad.csv")
+    with pytest.raises(DataError, match="maybe"):
+        load_manifest(config(word_folder, extra_train=[str(tmp_path / "bad.csv")]))
