@@ -51,7 +51,13 @@ class TrainState:
     epoch: int = 0                       #: epochs finished
     best_epoch: int = 0
     best_score: float = -math.inf
+    best_loss: float = math.inf          #: breaks ties: small validation sets tie often
     history: list[dict] = field(default_factory=list)
+
+    def improves(self, accuracy: float, loss: float) -> bool:
+        """Better validation accuracy, or the same accuracy at a lower loss."""
+        return accuracy > self.best_score or (accuracy == self.best_score
+                                              and loss < self.best_loss)
 
 
 def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
@@ -106,9 +112,9 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
                    seconds=round(time.monotonic() - started, 1))
         state.history.append(row)
         state.epoch = epoch
-        improved = report.accuracy > state.best_score
+        improved = state.improves(report.accuracy, val_loss)
         if improved:
-            state.best_score, state.best_epoch = report.accuracy, epoch
+            state.best_score, state.best_loss, state.best_epoch = report.accuracy, val_loss, epoch
             _save_atomic(classifier.state_dict(), run_dir / "model.pt")
         _log_epoch(row, improved, writer, run_dir, state)
         if epoch % max(config.train.report_every, 1) == 0 or epoch == config.train.epochs:
@@ -316,7 +322,7 @@ def _save_checkpoint(path: Path, classifier, optimizer, scheduler, state: TrainS
         "model": classifier.state_dict(), "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(), "epoch": state.epoch,
         "best_epoch": state.best_epoch, "best_score": state.best_score,
-        "history": json.dumps(state.history),
+        "best_loss": state.best_loss, "history": json.dumps(state.history),
     }, path)
 
 
@@ -327,6 +333,7 @@ def _load_checkpoint(path: Path, classifier, optimizer, scheduler) -> TrainState
     scheduler.load_state_dict(checkpoint["scheduler"])
     return TrainState(epoch=int(checkpoint["epoch"]), best_epoch=int(checkpoint["best_epoch"]),
                       best_score=float(checkpoint["best_score"]),
+                      best_loss=float(checkpoint.get("best_loss", math.inf)),
                       history=json.loads(checkpoint["history"]))
 
 
