@@ -10,6 +10,7 @@ This module needs no torch: the deployed runtime uses it.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import soundfile
 import soxr
 
+from earmark.atomic import write_bytes
 from earmark.errors import AudioError
 
 #: File name endings earmark looks for when it scans folders.
@@ -168,27 +170,24 @@ def read_blocks(path: str | os.PathLike, sample_rate: int,
 
 def write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int,
           subtype: str | None = None) -> None:
-    """Write a mono or ``(frames, channels)`` array atomically (temp file + rename).
+    """Write a mono or ``(frames, channels)`` array atomically (encode in memory, then rename).
 
     The format follows the extension (.wav, .flac, .ogg); float arrays are
     written as 16-bit PCM unless ``subtype`` says otherwise.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{suffix}")
     file_format = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(suffix)
     if file_format is None:
         raise AudioError(f"{path}: cannot write '{suffix}' files; use .wav, .flac or .ogg")
     if subtype is None:
         subtype = "VORBIS" if file_format == "OGG" else "PCM_16"
+    buffer = io.BytesIO()
     try:
-        soundfile.write(str(temporary), audio, sample_rate, subtype=subtype, format=file_format)
-        os.replace(temporary, path)
-    except Exception as error:
+        soundfile.write(buffer, audio, sample_rate, subtype=subtype, format=file_format)
+    except Exception as error:  # libsndfile raises several types
         raise AudioError(f"{path}: cannot write audio ({_reason(error)})") from error
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_bytes(path, buffer.getvalue())
 
 
 def _check_exists(path: str | os.PathLike) -> None:

@@ -346,11 +346,14 @@ def _stream_test(args) -> int:
                                 stride_ms=args.stride_ms, smoother=_smoother_config(args))
     score = report["score"]
     print(f"threshold {report['threshold']} (calibrated on the validation stream)")
+    def ms(value):
+        return "n/a" if value is None else f"{value:.0f} ms"
+
     print(f"test stream: {report['words']} words in {args.minutes:g} min: correct "
           f"{score['correct_rate']:.1%}, wrong {score['wrong_rate']:.1%}, false positives "
           f"{score['false_positive_rate']:.1%}, {score['false_alarms_per_hour']:.1f} false "
-          f"alarms/hour; latency median {report['latency_ms_median']:.0f} ms, p95 "
-          f"{report['latency_ms_p95']:.0f} ms")
+          f"alarms/hour; latency median {ms(report['latency_ms_median'])}, p95 "
+          f"{ms(report['latency_ms_p95'])}")
     print(f"evidence in {args.out}")
     return 0
 

@@ -230,8 +230,9 @@ def to_toml(config: ExperimentConfig) -> str:
     """Serialize to TOML (paths resolved to absolute, so the file stands alone)."""
     resolved = to_dict(config)
     for section, key in (("data", "root"), ("data", "csv"), ("data", "cache_dir"),
-                         ("augment", "noise_dir")):
+                         ("data", "silence_noise_dir"), ("augment", "noise_dir")):
         resolved[section][key] = config.resolve(resolved[section][key])
+    resolved["data"]["extra_train"] = [config.resolve(p) for p in config.data.extra_train]
     lines = []
     for section, values in resolved.items():
         lines.append(f"[{section}]")

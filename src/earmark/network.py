@@ -56,9 +56,12 @@ def load_trained(run_dir: str | Path) -> tuple[ExperimentConfig, list[str], Wave
         raise DataError(f"{run_dir}: no model.pt; is this a finished training run? "
                         "(train with `earmark train CONFIG --out RUN`)")
     config = load_config(run_dir / "config.toml")
-    labels = json.loads((run_dir / "labels.json").read_text())
-    classifier = build_classifier(config, len(labels))
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    classifier.load_state_dict(state)
+    try:
+        labels = json.loads((run_dir / "labels.json").read_text())
+        classifier = build_classifier(config, len(labels))
+        classifier.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except (OSError, ValueError, RuntimeError) as error:
+        raise DataError(f"{run_dir}: cannot load the trained model ({error}); the run is "
+                        "incomplete or damaged: train it again") from error
     classifier.eval()
     return config, labels, classifier

@@ -11,6 +11,7 @@ listen``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,17 +70,20 @@ def evaluate_streaming(bundle: Bundle, run_dir: str | Path, out_dir: str | Path,
     """Calibrate on a validation stream, score a test stream; write the evidence to ``out_dir``."""
     smoother = smoother or SmootherConfig()
     out_dir = Path(out_dir)
+    if minutes * 60 * bundle.sample_rate < 4 * bundle.window_samples:
+        raise DataError(f"a {minutes:g}-minute stream is too short to test; give at least "
+                        f"{4 * bundle.window_samples / bundle.sample_rate / 60:.2f} minutes")
     clips = _split_clips(run_dir, bundle)
     noise = _noise(run_dir, noise_dir, bundle.sample_rate)
     spec = StreamSpec(duration_s=minutes * 60, noise_volume=noise_volume, seed=seed)
     runs = {}
     for split in ("validation", "test"):
         samples, truth = build_stream(clips[split], noise, bundle.sample_rate,
-                                      StreamSpec(**{**spec.__dict__, "seed": seed + len(runs)}))
+                                      dataclasses.replace(spec, seed=seed + len(runs)))
         runs[split] = run_stream(bundle, samples, truth, stride_ms, smoother)
     calibration = _sweep(runs["validation"], bundle.labels, smoother)
     threshold = pick_threshold(calibration, max_false_alarms_per_hour)
-    chosen = SmootherConfig(**{**smoother.__dict__, "detection_threshold": threshold})
+    chosen = dataclasses.replace(smoother, detection_threshold=threshold)
     test = runs["test"]
     detections = detect(test.times_ms, test.scores, bundle.labels, chosen)
     score = score_stream(test.truth_pairs(), detections, test.seconds)
@@ -123,6 +127,8 @@ def _noise(run_dir: str | Path, noise_dir: str | None, sample_rate: int) -> list
         noise_dir = config.augment.noise_dir
     if not noise_dir:
         return []
+    if not Path(noise_dir).is_dir():
+        raise DataError(f"noise folder {noise_dir}: no such folder")
     files = sorted(p for p in Path(noise_dir).rglob("*") if audio.is_audio_file(p))
     return [audio.load(f, sample_rate) for f in files]
 

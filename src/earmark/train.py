@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from earmark.atomic import write_json, write_text
+from earmark.atomic import write_bytes, write_json, write_text
 from earmark.augment import NoiseBank, WaveformAugmenter, mixup, spec_augment
 from earmark.config import ExperimentConfig, to_toml
 from earmark.data.dataset import Dataset, load_manifest, open_dataset
@@ -179,6 +179,7 @@ def _training_windows(dataset: Dataset, indices: list[int], config: ExperimentCo
     a longer one gives several random crops.
     """
     window = window_samples(config)
+    planned = sum(max(1, round(int(dataset.store.lengths[i]) / window)) for i in indices)
     if config.train.balance == "sampler":
         indices = _balanced_draw(dataset, indices, rng)
     jobs = []
@@ -190,7 +191,9 @@ def _training_windows(dataset: Dataset, indices: list[int], config: ExperimentCo
         else:
             starts = rng.integers(0, length - window + 1, size=crops)
         jobs.extend((index, int(s)) for s in starts)
-    order = rng.permutation(len(jobs))
+    # A balanced draw can pick longer recordings: keep the planned epoch size,
+    # which the learning-rate schedule was built for.
+    order = rng.permutation(len(jobs))[:planned]
     return [jobs[i] for i in order]
 
 
@@ -309,12 +312,10 @@ def _log_epoch(row: dict, improved: bool, writer, run_dir: Path, state: TrainSta
 
 
 def _save_atomic(obj, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """torch.save to memory, then an atomic write: a kill never leaves half a file."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def _save_checkpoint(path: Path, classifier, optimizer, scheduler, state: TrainState) -> None:

@@ -22,13 +22,3 @@ def window_starts(length: int, window: int, hop: int) -> np.ndarray:
         return np.zeros(1, dtype=np.int64)
     count = 1 + math.ceil((length - window) / hop)
     return np.arange(count, dtype=np.int64) * hop
-
-
-def cut_windows(signal: np.ndarray, window: int, hop: int) -> np.ndarray:
-    """``(windows, window)`` float32 frames of ``signal``, zero-padded at the end."""
-    starts = window_starts(len(signal), window, hop)
-    padded_length = int(starts[-1]) + window
-    padded = np.zeros(padded_length, dtype=np.float32)
-    padded[:len(signal)] = signal[:padded_length]
-    index = starts[:, None] + np.arange(window)[None, :]
-    return padded[index]

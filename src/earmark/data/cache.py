@@ -78,7 +78,7 @@ def build_store(manifest: Manifest, sample_rate: int, cache_dir: str | os.PathLi
     Parameters
     ----------
     workers : int
-        Decoding processes; 0 uses every core.
+        Decoding threads; 0 uses every core.
     skip_bad_files : bool
         Leave unreadable files out (listed in ``store.skipped``) instead of
         raising :class:`AudioError` on the first one.
@@ -88,7 +88,12 @@ def build_store(manifest: Manifest, sample_rate: int, cache_dir: str | os.PathLi
     key = store_key(manifest, sample_rate)
     folder = Path(cache_dir) / key
     if (folder / "index.json").is_file():
-        return open_store(folder, manifest)
+        store = open_store(folder, manifest)
+        if store.skipped and not skip_bad_files:
+            raise AudioError(f"{len(store.skipped)} file(s) cannot be read, e.g. "
+                             f"{store.skipped[0][1]}\n(set data.skip_bad_files = true, or pass "
+                             "--skip-bad-files, to leave them out)")
+        return store
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     temporary = Path(cache_dir) / f".{key}.{os.getpid()}.partial"
     shutil.rmtree(temporary, ignore_errors=True)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SILENCE = "_silence_"
+from earmark.data.keywords import SILENCE
+from earmark.errors import DataError
 
 
 @dataclass
@@ -61,6 +62,8 @@ def build_stream(clips: list[tuple[np.ndarray, str]], noise: list[np.ndarray],
     total = int(spec.duration_s * sample_rate)
     stream = _background(noise, total, sample_rate, spec, rng)
     words = [(samples, label) for samples, label in clips if label != SILENCE]
+    if not words:
+        raise DataError("no word clips to place in the stream (only _silence_ was given)")
     order = rng.permutation(len(words))
     truth: list[TruthWord] = []
     position = int(rng.uniform(*spec.gap_s) * sample_rate)

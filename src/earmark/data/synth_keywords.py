@@ -24,9 +24,8 @@ from tqdm import tqdm
 from earmark import audio
 from earmark.data.manifest import Manifest, Row
 from earmark.data.tts import speech
+from earmark.data.keywords import SILENCE, UNKNOWN
 from earmark.errors import ConfigError
-
-SILENCE, UNKNOWN = "_silence_", "_unknown_"
 #: The ten Speech Commands keywords.
 SPEECH_COMMANDS_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 #: Other words for ``_unknown_`` (the Speech Commands auxiliary words).

@@ -49,6 +49,10 @@ class Bundle:
         waveforms = np.ascontiguousarray(waveforms, dtype=np.float32)
         if waveforms.ndim == 1:
             waveforms = waveforms[None, :]
+        if waveforms.ndim != 2 or waveforms.shape[1] != self.window_samples:
+            raise DataError(f"{self.path}: expects (batch, {self.window_samples}) samples at "
+                            f"{self.sample_rate} Hz, got shape {waveforms.shape}; cut longer "
+                            "audio with earmark.runtime.Classifier")
         return self.session.run(None, {"waveform": waveforms})[0]
 
 

@@ -9,12 +9,13 @@ kept too.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from earmark import audio
+from earmark.errors import ConfigError
 from earmark.metrics import aggregate_windows
 from earmark.runtime.bundle import Bundle, load_bundle
 from earmark.windowing import window_starts
@@ -30,7 +31,6 @@ class ClipResult:
     window_starts: np.ndarray                  #: (windows,) seconds
     window_probabilities: np.ndarray           #: (windows, classes)
     duration: float                            #: seconds
-    extra: dict = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -49,9 +49,14 @@ class Classifier:
                  aggregate: str | None = None, batch_size: int = 64):
         self.bundle = bundle
         self.window = bundle.window_samples
-        self.hop = (int(round(hop_seconds * bundle.sample_rate)) if hop_seconds
+        self.hop = (int(round(hop_seconds * bundle.sample_rate)) if hop_seconds is not None
                     else bundle.hop_samples)
+        if self.hop < 1:
+            raise ConfigError(f"hop {hop_seconds} s is less than one sample at "
+                              f"{bundle.sample_rate} Hz; give a positive hop")
         self.aggregate = aggregate or bundle.metadata.get("aggregate", "mean")
+        if self.aggregate not in ("mean", "vote"):
+            raise ConfigError(f"aggregate {self.aggregate!r} is not 'mean' or 'vote'")
         self.batch_size = batch_size
 
     @classmethod

@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
 
 from earmark.runtime.bundle import BUNDLE_MODEL, load_bundle
 
@@ -68,8 +66,16 @@ def footprint(path: str | os.PathLike, runs: int = 200) -> dict:
     }
 
 
-def count_constants(model_path: Path) -> int:
-    """Numbers stored in the graph's initializers (weights, scales, small front-end constants)."""
+def count_constants(model_path: Path) -> int | None:
+    """Numbers stored in the graph's initializers (weights, scales, small front-end constants).
+
+    Needs the ``onnx`` package (installed with ``earmark[train]``); None without it.
+    """
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return None
     model = onnx.load(str(model_path))
     return int(sum(np.prod(numpy_helper.to_array(t).shape) for t in model.graph.initializer))
 
@@ -87,7 +93,8 @@ def format_footprint(figures: dict) -> str:
         ("bundle", figures["bundle"]),
         ("quantization", figures["quantization"]),
         ("trained parameters", f"{figures['parameters']:,}" if figures["parameters"] else "?"),
-        ("numbers stored in the graph", f"{figures['graph_constants']:,}"),
+        ("numbers stored in the graph", f"{figures['graph_constants']:,}"
+         if figures["graph_constants"] is not None else "unknown (needs onnx)"),
         ("MACs per window", f"{macs:,}" if macs else "unknown"),
         ("file size", f"{figures['size_bytes'] / 1024:.1f} KiB"),
         ("peak memory (1 inference)", f"{figures['peak_memory_kib'] / 1024:.1f} MiB"),

@@ -160,9 +160,7 @@ def list_input_devices() -> str:
 def _sounddevice():
     try:
         import sounddevice
-    except ImportError as error:
-        raise EarmarkError(f"cannot open the microphone: {error}; {PORTAUDIO_HINT}") from error
-    except OSError as error:            # sounddevice installed, PortAudio library missing
+    except (ImportError, OSError) as error:   # OSError: installed, PortAudio missing
         raise EarmarkError(f"cannot open the microphone: {error}; {PORTAUDIO_HINT}") from error
     return sounddevice
 

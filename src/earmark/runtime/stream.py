@@ -59,6 +59,8 @@ class StreamEngine:
         Averaging window, threshold, suppression, minimum count.
     incremental : bool
         Compute only new frames (True) or the whole window every stride (False).
+    threads : int
+        onnxruntime threads for the incremental graphs (1 keeps a core free).
     """
 
     def __init__(self, bundle: Bundle, stride_ms: float = 20.0, input_rate: int | None = None,
@@ -77,7 +79,7 @@ class StreamEngine:
         if stride_ms <= 0:
             raise ConfigError(f"stride_ms must be > 0, got {stride_ms}")
         # Strides are whole front-end hops, so each window starts on a frame boundary.
-        self.hop = int(stream.get("frame_hop_samples", 0)) if self.incremental else 1
+        self.hop = int(stream.get("frame_hop_samples", 1))
         self.stride_samples = max(1, round(stride_ms * self.rate / 1000 / self.hop)) * self.hop
         self._resampler = (soxr.ResampleStream(self.input_rate, self.rate, 1, dtype="float32")
                            if self.input_rate != self.rate else None)
@@ -112,11 +114,20 @@ class StreamEngine:
             self._next_result += self.stride_samples
         return results
 
+    def finish(self) -> list[StrideResult]:
+        """The stream has ended: flush the resampler's last samples through."""
+        if self._resampler is None:
+            return []
+        tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        self._resampler = None
+        return self.process(tail) if len(tail) else []
+
     def run(self, source: AudioSource | Iterable[np.ndarray]) -> Iterator[StrideResult]:
         """Iterate the stride results of a whole source (or any iterable of blocks)."""
         blocks = source.blocks() if hasattr(source, "blocks") else source
         for block in blocks:
             yield from self.process(block)
+        yield from self.finish()
 
     def _stride(self, end_sample: int) -> StrideResult:
         if self.incremental:
