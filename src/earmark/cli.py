@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_stream_test(commands)
     _add_synth(commands)
     _add_demo(commands)
+    _add_detect(commands)
     return parser
 
 
@@ -412,6 +413,63 @@ def _demo(args) -> int:
 
     run_demo(args.out, DemoSize(takes_per_word=args.takes, epochs=args.epochs),
              seed=args.seed, progress=not args.quiet)
+    return 0
+
+
+def _add_detect(commands) -> None:
+    sub = _command(commands, "detect",
+                   "Find sound events (onset, offset, label) in long recordings.",
+                   "earmark detect bundles/keywords meeting.flac --output events.csv --plot "
+                   "events.png", _detect)
+    sub.add_argument("bundle", help="a bundle written by `earmark export`")
+    sub.add_argument("file", help="the recording (any length: read in blocks)")
+    sub.add_argument("--output", help="events as .csv, .json or .txt (Audacity label track)")
+    sub.add_argument("--plot", help="PNG: spectrogram, class probabilities and events")
+    sub.add_argument("--hop", type=float, default=0.1, help="seconds between windows (0.1)")
+    sub.add_argument("--median", type=int, default=5, help="median filter, in windows (5)")
+    sub.add_argument("--on", type=float, default=0.5, help="threshold to start an event (0.5)")
+    sub.add_argument("--off", type=float, default=0.3, help="threshold to end it (0.3)")
+    sub.add_argument("--class-threshold", action="append", default=[], metavar="LABEL=ON:OFF",
+                     help="per-class thresholds, e.g. yes=0.7:0.4 (repeatable)")
+    sub.add_argument("--min-duration", type=float, default=0.1, help="shortest event, s (0.1)")
+    sub.add_argument("--min-gap", type=float, default=0.2,
+                     help="merge same-label events closer than this, s (0.2)")
+    sub.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = auto)")
+
+
+def _detect(args) -> int:
+    from earmark.errors import ConfigError
+    from earmark.runtime import load_bundle
+    from earmark.runtime.events import DetectionSettings, detect_events, write_detected
+
+    thresholds = {}
+    for item in args.class_threshold:
+        label, _, values = item.partition("=")
+        on, _, off = values.partition(":")
+        try:
+            thresholds[label] = (float(on), float(off or on))
+        except ValueError:
+            raise ConfigError(f"--class-threshold {item!r}: write LABEL=ON:OFF") from None
+    settings = DetectionSettings(hop_seconds=args.hop, median_windows=args.median,
+                                 on_threshold=args.on, off_threshold=args.off,
+                                 thresholds=thresholds, min_duration=args.min_duration,
+                                 min_gap=args.min_gap)
+    bundle = load_bundle(args.bundle, threads=args.threads)
+    events, result = detect_events(bundle, args.file, settings)
+    for event in events:
+        print(f"{event.onset:9.2f} {event.offset:9.2f}  {event.label:<14} {event.confidence:.2f}")
+    print(f"{len(events)} event(s) in {result.duration:.1f} s", file=sys.stderr)
+    if args.output:
+        write_detected(args.output, events)
+    if args.plot:
+        from earmark.plots import plot_events
+        from earmark.runtime.events import coarse_spectrogram
+
+        spectrogram, seconds_per_frame = coarse_spectrogram(args.file, bundle.sample_rate)
+        plot_events(spectrogram, seconds_per_frame, bundle.sample_rate,
+                    result.window_starts + result.window_seconds / 2,
+                    result.window_probabilities, result.labels, events, args.plot,
+                    title=f"{Path(args.file).name}: {len(events)} events")
     return 0
 
 

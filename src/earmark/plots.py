@@ -360,6 +360,44 @@ def plot_tradeoff(thresholds: Sequence[float], correct_rates: Sequence[float],
     return _save(figure, path, fmt)
 
 
+def plot_events(spectrogram_db: np.ndarray, seconds_per_frame: float, sample_rate: int,
+                centres: np.ndarray, probabilities: np.ndarray, labels: Sequence[str],
+                events: Sequence[Any], path: str | os.PathLike, title: str = "",
+                hidden: Sequence[str] = ("_silence_", "_unknown_")) -> Path:
+    """Spectrogram, class probabilities over time, and the detected events under them."""
+    fmt = _image_format(path)
+    duration = spectrogram_db.shape[1] * seconds_per_frame
+    figure = _new_figure((min(24.0, 8.0 + duration / 30), 7.5))
+    top, middle, bottom = figure.subplots(3, 1, sharex=True,
+                                          gridspec_kw={"height_ratios": [3, 2, 1.2]})
+    ceiling = float(spectrogram_db.max())
+    image = top.imshow(spectrogram_db, origin="lower", aspect="auto", cmap="magma",
+                       extent=(0, duration, 0, sample_rate / 2000), vmin=ceiling - 80,
+                       vmax=ceiling)
+    figure.colorbar(image, ax=top, label="dB", pad=0.01)
+    top.set_ylabel("kHz")
+    top.set_title(title or "Sound events")
+    shown = [i for i, label in enumerate(labels) if label not in hidden]
+    colours = {labels[i]: f"C{n % 10}" for n, i in enumerate(shown)}
+    for i in shown:
+        middle.plot(centres, probabilities[:, i], color=colours[labels[i]], label=labels[i],
+                    linewidth=1)
+    middle.set_ylim(0, 1.02)
+    middle.set_ylabel("probability")
+    middle.grid(True, alpha=0.3)
+    if shown:
+        middle.legend(loc="upper right", fontsize=7, ncol=min(6, len(shown)))
+    rows = {label: n for n, label in enumerate(sorted({e.label for e in events}))}
+    for event in events:
+        bottom.barh(rows[event.label], event.offset - event.onset, left=event.onset, height=0.8,
+                    color=colours.get(event.label, "grey"), alpha=0.8)
+    bottom.set_yticks(list(rows.values()), list(rows.keys()), fontsize=7)
+    bottom.set_xlabel("time (s)")
+    bottom.set_xlim(0, duration)
+    bottom.set_ylabel("events")
+    return _save(figure, path, fmt)
+
+
 # --------------------------------------------------------------------------
 # Shared plumbing
 

@@ -157,8 +157,8 @@ def _write_evidence(out_dir: Path, bundle: Bundle, test: StreamRun, detections, 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     audio.write(out_dir / "test_stream.flac", test.audio, bundle.sample_rate)
-    write_text(out_dir / "truth.csv", _csv(["label", "start_s", "end_s"],
-               [(w.label, w.start_ms / 1000, w.end_ms / 1000) for w in test.truth]))
+    write_text(out_dir / "truth.csv", _csv(["onset", "offset", "label"],
+               [(w.start_ms / 1000, w.end_ms / 1000, w.label) for w in test.truth]))
     write_text(out_dir / "truth_audacity.txt", "".join(
         f"{w.start_ms / 1000:.3f}\t{w.end_ms / 1000:.3f}\t{w.label}\n" for w in test.truth))
     write_text(out_dir / "detections.csv", _csv(["time_s", "label", "score"],

@@ -31,6 +31,7 @@ class ClipResult:
     window_starts: np.ndarray                  #: (windows,) seconds
     window_probabilities: np.ndarray           #: (windows, classes)
     duration: float                            #: seconds
+    window_seconds: float = 0.0                #: length of each analysis window
 
     @property
     def label(self) -> str:
@@ -94,7 +95,7 @@ class Classifier:
         window_probs = np.concatenate(probabilities)
         return ClipResult(source, self.labels, aggregate_windows(window_probs, self.aggregate),
                           np.asarray(starts) / self.sample_rate, window_probs,
-                          stream.total / self.sample_rate)
+                          stream.total / self.sample_rate, self.window / self.sample_rate)
 
 
 class _WindowStream:
