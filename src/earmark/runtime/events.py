@@ -75,8 +75,10 @@ def events_from_tracks(result: ClipResult, settings: DetectionSettings) -> list[
             continue
         on, off = settings.thresholds.get(label, (settings.on_threshold, settings.off_threshold))
         for first, last in _hysteresis(smoothed[:, index], on, off):
-            onset = max(0.0, centres[first] - hop / 2)
-            offset = min(result.duration, centres[last] + hop / 2)
+            # Active from the first window (or to the last): the event reaches the file's end.
+            onset = 0.0 if first == 0 else max(0.0, centres[first] - hop / 2)
+            offset = (result.duration if last == len(centres) - 1
+                      else min(result.duration, centres[last] + hop / 2))
             confidence = float(smoothed[first:last + 1, index].mean())
             events.append(DetectedEvent(onset, offset, label, confidence))
     events = _merge_gaps(sorted(events, key=lambda e: (e.label, e.onset)), settings.min_gap)
