@@ -362,7 +362,8 @@ def _stream_test(args) -> int:
 def _add_synth(commands) -> None:
     synth = commands.add_parser(
         "synth", help="Synthesize datasets (keywords).", description="Synthesize datasets.",
-        epilog="example:\n  earmark synth keywords yes no --takes 100 --out data/yes_no",
+        epilog="examples:\n  earmark synth keywords yes no --takes 100 --out data/yes_no\n"
+               "  earmark synth mix configs/gender.toml --count 20 --out data/gender-mix",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     kinds = synth.add_subparsers(title="what", metavar="WHAT")
     sub = _command(kinds, "keywords",
@@ -381,6 +382,50 @@ def _add_synth(commands) -> None:
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--out", required=True, help="folder for <label>/ files and manifest.csv")
     sub.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_synth_mix(kinds)
+
+
+def _add_synth_mix(kinds) -> None:
+    sub = _command(kinds, "mix",
+                   "Long labelled mixtures from a config's recordings, per speaker-disjoint split.",
+                   "earmark synth mix configs/gender.toml --count 20 --out data/gender-mix",
+                   _synth_mix)
+    _add_config_options(sub)
+    sub.add_argument("--out", required=True, help="folder for the mixtures and mixtures.csv")
+    sub.add_argument("--count", type=int, default=20, help="mixtures per split (default 20)")
+    sub.add_argument("--splits", nargs="+", default=["train", "validation", "test"])
+    sub.add_argument("--mode", choices=["sequential", "simultaneous"], default="sequential",
+                     help="one source after another with gaps, or all at once")
+    sub.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
+    sub.add_argument("--gap", type=float, nargs=2, default=[0.0, 5.0], metavar=("MIN", "MAX"),
+                     help="pause between sources in seconds (default 0 5)")
+    sub.add_argument("--stretch", type=float, nargs=2, default=[1.0, 1.0], metavar=("MIN", "MAX"),
+                     help="length perturbation factors (default 1 1)")
+    sub.add_argument("--noise-dir", help="lay the sources over these recordings")
+    sub.add_argument("--seed", type=int, default=0)
+
+
+def _synth_mix(args) -> int:
+    from earmark import audio
+    from earmark.data.dataset import load_manifest
+    from earmark.data.mixtures import MixSpec, make_mixtures
+
+    config = _load(args)
+    manifest = load_manifest(config)
+    noise = None
+    if args.noise_dir:
+        files = sorted(Path(args.noise_dir).rglob("*"))
+        noise = [audio.load(f, config.data.sample_rate) for f in files if audio.is_audio_file(f)]
+    spec = MixSpec(duration_s=args.duration, mode=args.mode, gap_s=tuple(args.gap),
+                   stretch=tuple(args.stretch), base="noise" if noise else "silence",
+                   sample_rate=config.data.sample_rate, seed=args.seed)
+    for split in args.splits:
+        made = make_mixtures(manifest, split, args.count, spec, args.out, noise=noise)
+        print(f"{split}: {len(made)} mixtures of {args.duration:g} s "
+              f"({', '.join(f'{k} {v}' for k, v in sorted(made.label_counts().items()))})")
+    print(f"-> {args.out}/mixtures.csv (label per file) and per-file .events.csv/.json/"
+          ".labels.txt")
+    return 0
 
 
 def _synth_keywords(args) -> int:

@@ -189,7 +189,8 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         ("data.split", config.data.split, {"group", "hash", "column", "kfold"}),
         ("data.aggregate", config.data.aggregate, {"mean", "vote"}),
         ("data.kfold_validation", config.data.kfold_validation, {"fold", "random"}),
-        ("features.kind", config.features.kind, {"spectrogram", "logmel", "mfcc", "spectrogram128"}),
+        ("features.kind", config.features.kind,
+         {"spectrogram", "logmel", "mfcc", "spectrogram128"}),
         ("augment.noise_mix", config.augment.noise_mix, {"snr", "volume"}),
         ("train.schedule", config.train.schedule, {"onecycle", "cosine", "constant"}),
         ("train.balance", config.train.balance, {"weights", "sampler", "none"}),
@@ -202,7 +203,8 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
             or sum(config.data.ratios) <= 0:
         raise ConfigError(f"{source}: data.ratios must be three non-negative numbers "
                           f"(train, validation, test), got {config.data.ratios}")
-    if config.data.sample_rate <= 0 or config.data.clip_seconds <= 0 or config.data.hop_seconds <= 0:
+    data = config.data
+    if data.sample_rate <= 0 or data.clip_seconds <= 0 or data.hop_seconds <= 0:
         raise ConfigError(f"{source}: data.sample_rate, clip_seconds and hop_seconds must be > 0")
     if config.features.deltas not in (0, 1, 2):
         raise ConfigError(f"{source}: features.deltas must be 0, 1 or 2")
