@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_synth(commands)
     _add_demo(commands)
     _add_detect(commands)
+    _add_evaluate_events(commands)
     return parser
 
 
@@ -515,6 +516,39 @@ def _detect(args) -> int:
                     result.window_starts + result.window_seconds / 2,
                     result.window_probabilities, result.labels, events, args.plot,
                     title=f"{Path(args.file).name}: {len(events)} events")
+    return 0
+
+
+def _add_evaluate_events(commands) -> None:
+    sub = _command(commands, "evaluate-events",
+                   "Score detected events against reference events (event and segment based).",
+                   "earmark evaluate-events truth.csv events.csv --collar 0.2", _evaluate_events)
+    sub.add_argument("reference", help="reference events (.csv, .json or Audacity .txt)")
+    sub.add_argument("estimated", help="detected events, same formats")
+    sub.add_argument("--collar", type=float, default=0.2, help="onset tolerance, s (0.2)")
+    sub.add_argument("--offset", action="store_true", help="also require matching offsets")
+    sub.add_argument("--segment", type=float, default=1.0, help="segment length, s (1.0)")
+    sub.add_argument("--ignore", nargs="*", default=["_silence_", "_unknown_"],
+                     help="labels left out of both lists (default: _silence_ _unknown_)")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _evaluate_events(args) -> int:
+    from earmark.runtime.events_metrics import (event_based, format_report, read_events,
+                                                segment_based)
+
+    def kept(path):
+        return [e for e in read_events(path) if e.label not in set(args.ignore)]
+
+    reference, estimated = kept(args.reference), kept(args.estimated)
+    events = event_based(reference, estimated, t_collar=args.collar,
+                         evaluate_offset=args.offset)
+    segments = segment_based(reference, estimated, segment_length=args.segment)
+    if args.json:
+        print(json.dumps({"event_based": events, "segment_based": segments}, indent=2,
+                         default=str))
+    else:
+        print(format_report(events, segments))
     return 0
 
 
