@@ -88,3 +88,16 @@ def test_median_filter_keeps_shape():
     data = np.random.default_rng(0).random((50, 4))
     assert median_filter(data, 5).shape == data.shape
     np.testing.assert_array_equal(median_filter(data, 1), data)
+
+
+def test_timing_bias_measures_and_shifts_correct_it():
+    from earmark.runtime.events import timing_bias
+    from earmark.runtime.events_metrics import Event
+    result = tracks([(10, 19), (40, 49)], [])
+    plain = events_from_tracks(result, DetectionSettings(median_windows=1))
+    reference = [Event(e.onset + 0.3, e.offset - 0.2, e.label) for e in plain]
+    onset_bias, offset_bias = timing_bias(reference, plain)
+    assert onset_bias == pytest.approx(0.3) and offset_bias == pytest.approx(-0.2)
+    shifted = events_from_tracks(result, DetectionSettings(
+        median_windows=1, onset_shift=onset_bias, offset_shift=offset_bias))
+    assert [round(e.onset, 6) for e in shifted] == [round(r.onset, 6) for r in reference]

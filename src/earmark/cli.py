@@ -480,6 +480,10 @@ def _add_detect(commands) -> None:
     sub.add_argument("--min-duration", type=float, default=0.1, help="shortest event, s (0.1)")
     sub.add_argument("--min-gap", type=float, default=0.2,
                      help="merge same-label events closer than this, s (0.2)")
+    sub.add_argument("--onset-shift", type=float, default=0.0,
+                     help="seconds added to onsets (see evaluate-events' timing bias)")
+    sub.add_argument("--offset-shift", type=float, default=0.0,
+                     help="seconds added to offsets")
     sub.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = auto)")
 
 
@@ -499,7 +503,8 @@ def _detect(args) -> int:
     settings = DetectionSettings(hop_seconds=args.hop, median_windows=args.median,
                                  on_threshold=args.on, off_threshold=args.off,
                                  thresholds=thresholds, min_duration=args.min_duration,
-                                 min_gap=args.min_gap)
+                                 min_gap=args.min_gap, onset_shift=args.onset_shift,
+                                 offset_shift=args.offset_shift)
     bundle = load_bundle(args.bundle, threads=args.threads)
     events, result = detect_events(bundle, args.file, settings)
     for event in events:
@@ -544,11 +549,18 @@ def _evaluate_events(args) -> int:
     events = event_based(reference, estimated, t_collar=args.collar,
                          evaluate_offset=args.offset)
     segments = segment_based(reference, estimated, segment_length=args.segment)
+    from earmark.runtime.events import timing_bias
+
+    onset_bias, offset_bias = timing_bias(reference, estimated)
     if args.json:
-        print(json.dumps({"event_based": events, "segment_based": segments}, indent=2,
-                         default=str))
+        print(json.dumps({"event_based": events, "segment_based": segments,
+                          "timing_bias": {"onset": onset_bias, "offset": offset_bias}},
+                         indent=2, default=str))
     else:
         print(format_report(events, segments))
+        print(f"\ntiming bias (reference - detected, median): onset {onset_bias:+.3f} s, "
+              f"offset {offset_bias:+.3f} s; correct it with earmark detect --onset-shift "
+              f"{onset_bias:.3f} --offset-shift {offset_bias:.3f}")
     return 0
 
 

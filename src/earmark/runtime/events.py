@@ -44,6 +44,8 @@ class DetectionSettings:
     min_duration: float = 0.1               #: seconds
     min_gap: float = 0.2                    #: seconds; shorter gaps are merged
     ignore: tuple[str, ...] = BACKGROUND    #: labels never reported as events
+    onset_shift: float = 0.0                #: seconds added to every onset (bias correction)
+    offset_shift: float = 0.0               #: seconds added to every offset
 
     def __post_init__(self) -> None:
         if self.median_windows < 1 or self.median_windows % 2 == 0:
@@ -76,14 +78,36 @@ def events_from_tracks(result: ClipResult, settings: DetectionSettings) -> list[
         on, off = settings.thresholds.get(label, (settings.on_threshold, settings.off_threshold))
         for first, last in _hysteresis(smoothed[:, index], on, off):
             # Active from the first window (or to the last): the event reaches the file's end.
-            onset = 0.0 if first == 0 else max(0.0, centres[first] - hop / 2)
+            onset = 0.0 if first == 0 else centres[first] - hop / 2 + settings.onset_shift
             offset = (result.duration if last == len(centres) - 1
-                      else min(result.duration, centres[last] + hop / 2))
+                      else centres[last] + hop / 2 + settings.offset_shift)
+            onset, offset = max(0.0, onset), min(result.duration, max(offset, onset))
             confidence = float(smoothed[first:last + 1, index].mean())
             events.append(DetectedEvent(onset, offset, label, confidence))
     events = _merge_gaps(sorted(events, key=lambda e: (e.label, e.onset)), settings.min_gap)
     events = [e for e in events if e.offset - e.onset >= settings.min_duration]
     return sorted(events, key=lambda e: (e.onset, e.label))
+
+
+def timing_bias(reference, detected, within: float = 1.0) -> tuple[float, float]:
+    """Median (reference - detected) onset and offset over same-label pairs within ``within`` s.
+
+    A window classifier sees a word in every window that holds it, so its
+    events start early and end late by amounts that depend on the model;
+    measure them on a recording with known events and pass them back as
+    ``onset_shift`` / ``offset_shift``.
+    """
+    onsets, offsets = [], []
+    for event in detected:
+        near = [r for r in reference if r.label == event.label
+                and abs(r.onset - event.onset) <= within]
+        if near:
+            match = min(near, key=lambda r: abs(r.onset - event.onset))
+            onsets.append(match.onset - event.onset)
+            offsets.append(match.offset - event.offset)
+    if not onsets:
+        return 0.0, 0.0
+    return float(np.median(onsets)), float(np.median(offsets))
 
 
 def median_filter(tracks: np.ndarray, size: int) -> np.ndarray:
