@@ -11,7 +11,6 @@ from earmark import audio
 from earmark.data.manifest import Manifest, Row, from_csv
 from earmark.data.mixtures import (Event, MixSpec, make_mixtures, mix, noise_bed, read_events,
                                    stretch, write_mixture)
-from earmark.data.streams import StreamSpec, _background
 from earmark.errors import ConfigError, DataError
 
 from conftest import tone, write_tone
@@ -112,7 +111,7 @@ def test_same_seed_same_mixture_other_seed_other_mixture():
     assert other.events != one.events
 
 
-def test_noise_bed_under_the_clips_and_same_as_the_stream_background():
+def test_noise_bed_under_the_clips():
     rng = np.random.default_rng(0)
     noise = [rng.uniform(-0.5, 0.5, 3 * RATE).astype(np.float32)]
     spec = MixSpec(duration_s=2.0, gap_s=(0.5, 0.5), base="noise", noise_volume=0.1,
@@ -120,12 +119,9 @@ def test_noise_bed_under_the_clips_and_same_as_the_stream_background():
     result = mix(sources(1), spec, noise)
     gap = result.audio[:int(0.5 * RATE)]
     assert gap.any() and np.abs(gap).max() <= 0.05 + 1e-6
-    # streams.build_stream's background draws the same way, so it can use noise_bed
-    ours = noise_bed(noise, 40 * RATE, RATE, 0.1, np.random.default_rng(5), frequency=0.7)
-    theirs = _background(noise, 40 * RATE, RATE,
-                         StreamSpec(noise_volume=0.1, noise_frequency=0.7),
-                         np.random.default_rng(5))
-    np.testing.assert_array_equal(ours, theirs)
+    bed = noise_bed(noise, 40 * RATE, RATE, 0.1, np.random.default_rng(5), frequency=0.7)
+    silent = np.mean(np.abs(bed.reshape(-1, RATE)).max(axis=1) == 0)
+    assert 0.05 < silent < 0.6                    # about 30% of the time without background
 
 
 def test_written_label_files_read_back_to_the_same_events(tmp_path):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from earmark.data.keywords import SILENCE
+from earmark.data.mixtures import noise_bed
 from earmark.errors import DataError
 
 
@@ -60,7 +61,7 @@ def build_stream(clips: list[tuple[np.ndarray, str]], noise: list[np.ndarray],
     """
     rng = np.random.default_rng(spec.seed)
     total = int(spec.duration_s * sample_rate)
-    stream = _background(noise, total, sample_rate, spec, rng)
+    stream = noise_bed(noise, total, sample_rate, spec.noise_volume, rng, spec.noise_frequency)
     words = [(samples, label) for samples, label in clips if label != SILENCE]
     if not words:
         raise DataError("no word clips to place in the stream (only _silence_ was given)")
@@ -78,25 +79,6 @@ def build_stream(clips: list[tuple[np.ndarray, str]], noise: list[np.ndarray],
                                1000.0 * (position + len(speech)) / sample_rate))
         position += len(speech) + int(rng.uniform(*spec.gap_s) * sample_rate)
     return np.clip(stream, -1.0, 1.0).astype(np.float32), truth
-
-
-def _background(noise: list[np.ndarray], total: int, sample_rate: int, spec: StreamSpec,
-                rng: np.random.Generator) -> np.ndarray:
-    """Noise recordings joined end to end, scaled by ``noise_volume`` (as the training
-    augmentation and the Speech Commands reference do), present ``noise_frequency`` of the time."""
-    stream = np.zeros(total, dtype=np.float32)
-    if not noise or spec.noise_volume <= 0:
-        return stream
-    position = 0
-    while position < total:
-        source = noise[int(rng.integers(len(noise)))]
-        length = min(len(source), total - position, int(rng.uniform(5, 30) * sample_rate))
-        offset = int(rng.integers(0, max(1, len(source) - length)))
-        if rng.random() < spec.noise_frequency:
-            piece = source[offset:offset + length]      # raw level x volume, as in training
-            stream[position:position + len(piece)] = piece * spec.noise_volume
-        position += max(length, 1)
-    return stream
 
 
 def _cycle(order: np.ndarray):
