@@ -7,6 +7,7 @@ probabilities or their majority vote (``data.aggregate``).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,6 @@ from earmark.data.manifest import from_csv
 from earmark.errors import DataError
 from earmark.metrics import ClassificationReport, aggregate_windows, classification_report
 from earmark.network import WaveformClassifier, hop_samples, load_trained, window_samples
-from earmark.windowing import window_starts
 
 
 @dataclass
@@ -35,9 +35,8 @@ class Predictions:
 def predict(classifier: WaveformClassifier, dataset: Dataset, indices: list[int],
             config: ExperimentConfig, device: torch.device, batch_size: int = 128) -> Predictions:
     """Run the network over every window of the given recordings."""
-    window, hop = window_samples(config), hop_samples(config)
-    jobs = [(index, int(start)) for index in indices
-            for start in window_starts(int(dataset.store.lengths[index]), window, hop)]
+    window = window_samples(config)
+    jobs = dataset.window_jobs(indices, window, hop_samples(config))
     classifier.eval()
     outputs = []
     with torch.no_grad():
@@ -47,8 +46,9 @@ def predict(classifier: WaveformClassifier, dataset: Dataset, indices: list[int]
             logits = classifier(torch.from_numpy(batch).to(device))
             outputs.append(torch.softmax(logits, dim=-1).cpu().numpy())
     window_probs = np.concatenate(outputs) if outputs else np.zeros((0, len(dataset.labels)))
-    owners = np.array([i for i, _ in jobs])
-    per_recording = [window_probs[owners == index] for index in indices]
+    # Jobs come recording by recording: split the scores at each recording's end.
+    counts = [len(list(group)) for _, group in itertools.groupby(jobs, key=lambda job: job[0])]
+    per_recording = np.split(window_probs, np.cumsum(counts)[:-1]) if counts else []
     aggregated = np.stack([aggregate_windows(p, config.data.aggregate) for p in per_recording]) \
         if per_recording else np.zeros((0, len(dataset.labels)))
     return Predictions(list(indices), aggregated, per_recording)

@@ -40,7 +40,6 @@ from earmark.models import count_parameters
 from earmark.onnx_tables import compact_frontend, shorten_names
 from earmark.network import hop_samples, load_trained, window_samples
 from earmark.runtime.bundle import BUNDLE_JSON, BUNDLE_MODEL, STREAM_FRAMES, STREAM_WINDOW
-from earmark.windowing import window_starts
 
 #: Export fails when onnxruntime and torch differ by more than this.
 PARITY_TOLERANCE = 1e-4
@@ -169,9 +168,8 @@ def _stream_metadata(frontend: FrontEnd, window: int) -> dict:
 def _windows(dataset: Dataset, indices: list[int], config: ExperimentConfig,
              limit: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Every analysis window of the recordings (or an even sample of ``limit``), with targets."""
-    window, hop = window_samples(config), hop_samples(config)
-    jobs = [(index, int(start)) for index in indices
-            for start in window_starts(int(dataset.store.lengths[index]), window, hop)]
+    window = window_samples(config)
+    jobs = dataset.window_jobs(indices, window, hop_samples(config))
     if limit is not None and len(jobs) > limit:
         chosen = np.linspace(0, len(jobs) - 1, limit).round().astype(int)
         jobs = [jobs[i] for i in chosen]

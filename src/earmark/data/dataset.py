@@ -11,6 +11,7 @@ from earmark.data.keywords import keyword_task
 from earmark.data.manifest import Manifest
 from earmark.data.splits import assign_splits, leaked_groups
 from earmark.errors import ConfigError, DataError
+from earmark.windowing import window_starts
 
 
 @dataclass
@@ -27,6 +28,11 @@ class Dataset:
     def indices(self, split: str) -> list[int]:
         """Store indices of the recordings in ``split``."""
         return [i for i, row in enumerate(self.manifest) if row.split == split]
+
+    def window_jobs(self, indices: list[int], window: int, hop: int) -> list[tuple[int, int]]:
+        """``(recording, start sample)`` of every analysis window of the recordings."""
+        return [(index, int(start)) for index in indices
+                for start in window_starts(int(self.store.lengths[index]), window, hop)]
 
     def targets(self, indices: list[int]) -> list[int]:
         """Class ids of the given recordings."""

@@ -9,7 +9,7 @@ from collections import Counter
 
 from earmark.runtime.bundle import Bundle
 from earmark.runtime.smoother import SmootherConfig
-from earmark.runtime.sources import AudioSource, Recorder
+from earmark.runtime.sources import AudioSource
 from earmark.runtime.stream import StreamEngine
 
 
@@ -19,7 +19,6 @@ def listen(bundle: Bundle, source: AudioSource, smoother: SmootherConfig,
     out = out or sys.stdout
     engine = StreamEngine(bundle, stride_ms=stride_ms, input_rate=source.sample_rate,
                           smoother=smoother)
-    recorder = Recorder(source)
     counts: Counter = Counter()
     started = time.monotonic()
     if not as_json:
@@ -27,7 +26,7 @@ def listen(bundle: Bundle, source: AudioSource, smoother: SmootherConfig,
               f"stride {engine.stride_ms:.0f} ms, threshold {smoother.detection_threshold}); "
               "Ctrl-C to stop", file=sys.stderr)
     try:
-        for result in engine.run(recorder):
+        for result in engine.run(source):
             if result.detection is None:
                 continue
             detection = result.detection
