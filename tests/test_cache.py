@@ -62,7 +62,8 @@ def test_second_build_reopens_without_decoding(tmp_path, monkeypatch):
     second = build(manifest, tmp_path / "cache")
     assert second.folder == first.folder
     assert os.listdir(tmp_path / "cache") == [first.folder.name]
-    np.testing.assert_array_equal(np.asarray(second.samples), np.asarray(first.samples))
+    for index in range(len(first)):
+        np.testing.assert_array_equal(second.recording(index), first.recording(index))
     np.testing.assert_array_equal(second.offsets, first.offsets)
 
 
@@ -212,4 +213,26 @@ def test_parallel_decoding_matches_serial(tmp_path):
     parallel = build_store(manifest, RATE, tmp_path / "parallel", workers=2, progress=False)
     np.testing.assert_array_equal(parallel.offsets, serial.offsets)
     np.testing.assert_array_equal(parallel.lengths, serial.lengths)
-    np.testing.assert_array_equal(np.asarray(parallel.samples), np.asarray(serial.samples))
+    for index in range(len(serial)):
+        np.testing.assert_array_equal(parallel.recording(index), serial.recording(index))
+
+
+
+def test_16_bit_sources_are_kept_exact_as_int16_and_others_as_float(tmp_path):
+    """16-bit mono at the target rate is stored as it is; resampled audio as float32."""
+    import soundfile
+    rng = np.random.default_rng(3)
+    clip = (rng.standard_normal(4000) * 3000).astype(np.int16)
+    soundfile.write(tmp_path / "pcm16.wav", clip, 16000, subtype="PCM_16")
+    soundfile.write(tmp_path / "float.wav", clip.astype(np.float32) / 32768, 16000,
+                    subtype="FLOAT")
+    soundfile.write(tmp_path / "slow.wav", clip, 8000, subtype="PCM_16")
+    rows = [Row(str(tmp_path / name), "x", name) for name in ("pcm16.wav", "float.wav",
+                                                              "slow.wav")]
+    store = build(Manifest(rows), tmp_path / "cache")
+    assert store.is_pcm16.tolist() == [True, False, False]
+    assert (store.folder / "samples.i16").stat().st_size == 2 * len(clip)
+    np.testing.assert_array_equal(store.recording(0), store.recording(1))
+    np.testing.assert_array_equal(store.recording(0), audio.load(rows[0].path, 16000))
+    assert len(store.recording(2)) == 2 * len(clip)
+    np.testing.assert_array_equal(store.window(0, -10, 50)[10:], store.recording(0)[:40])

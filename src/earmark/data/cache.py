@@ -1,4 +1,4 @@
-"""Decode once: every recording of a manifest, resampled, in one memory-mapped file.
+"""Decode once: every recording of a manifest, resampled, in memory-mapped files.
 
 Training reads windows straight from the map, so an epoch costs no decoding.
 The store's name is a hash of the files' paths, sizes, modification times,
@@ -7,10 +7,12 @@ existing store at once; touching one file builds a new one.
 
 Layout of a store folder::
 
-    samples.f32   all recordings back to back, float32
-    index.json    offsets and lengths (in samples), the rows' paths, the rate,
-                  the files that were skipped as unreadable and the positions
-                  of the manifest rows that were kept
+    samples.f32   recordings back to back, float32
+    samples.i16   recordings that were 16-bit mono at the target rate, int16 as
+                  stored (exact, half the bytes; read as value / 32768)
+    index.json    per recording: which file, offset and length (in samples);
+                  the rows' paths, the rate, the files skipped as unreadable
+                  and the positions of the manifest rows that were kept
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from earmark.atomic import write_json
 from earmark.data.manifest import Manifest, Row
 from earmark.errors import AudioError, DataError
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+_INT16_SCALE = np.float32(1.0 / 32768.0)
 
 
 @dataclass
@@ -49,25 +52,37 @@ class AudioStore:
     offsets: np.ndarray
     lengths: np.ndarray
     skipped: list[tuple[str, str]]
-    samples: np.ndarray
+    floats: np.ndarray              #: the float32 map
+    pcm16: np.ndarray               #: the int16 map
+    is_pcm16: np.ndarray            #: per recording: which map holds it
 
     def __len__(self) -> int:
         return len(self.offsets)
 
     def recording(self, index: int) -> np.ndarray:
-        """The whole recording ``index`` (a view into the map)."""
+        """The whole recording ``index`` as float32."""
+        return _as_float(self._raw(index))
+
+    def _raw(self, index: int) -> np.ndarray:
         start = self.offsets[index]
-        return self.samples[start:start + self.lengths[index]]
+        source = self.pcm16 if self.is_pcm16[index] else self.floats
+        return source[start:start + self.lengths[index]]
 
     def window(self, index: int, start: int, length: int) -> np.ndarray:
-        """``length`` samples of recording ``index`` from ``start``, zero-padded."""
-        clip = self.recording(index)[max(start, 0):max(start, 0) + length]
+        """``length`` float32 samples of recording ``index`` from ``start``, zero-padded."""
+        clip = _as_float(self._raw(index)[max(start, 0):max(start, 0) + length])
         if len(clip) == length and start >= 0:
-            return np.asarray(clip)
+            return clip
         out = np.zeros(length, dtype=np.float32)
         offset = -start if start < 0 else 0
         out[offset:offset + len(clip)] = clip[:max(length - offset, 0)]
         return out
+
+
+def _as_float(samples: np.ndarray) -> np.ndarray:
+    if samples.dtype == np.int16:
+        return samples.astype(np.float32) * _INT16_SCALE
+    return np.asarray(samples)
 
 
 def build_store(manifest: Manifest, sample_rate: int, cache_dir: str | os.PathLike,
@@ -113,19 +128,22 @@ def open_store(folder: str | os.PathLike, manifest: Manifest) -> AudioStore:
     index = json.loads((folder / "index.json").read_text())
     if index.get("version") != _FORMAT_VERSION:
         raise DataError(f"{folder}: cache from another earmark version; delete the folder")
-    if "kept" in index:
-        # By position, not path: segments of one file may be kept and skipped.
-        rows = [manifest.rows[i] for i in index["kept"]]
-    else:
-        skipped_paths = {path for path, _ in index["skipped"]}
-        rows = [row for row in manifest if row.path not in skipped_paths]
-    total = int(sum(index["lengths"]))
-    samples = np.memmap(folder / "samples.f32", dtype=np.float32, mode="r", shape=(total,)) \
-        if total else np.zeros(0, dtype=np.float32)
+    # By position, not path: segments of one file may be kept and skipped.
+    rows = [manifest.rows[i] for i in index["kept"]]
+    is_pcm16 = np.asarray(index["pcm16"], dtype=bool)
+    lengths = np.asarray(index["lengths"], dtype=np.int64)
     return AudioStore(folder, Manifest(rows), int(index["sample_rate"]),
-                      np.asarray(index["offsets"], dtype=np.int64),
-                      np.asarray(index["lengths"], dtype=np.int64),
-                      [tuple(item) for item in index["skipped"]], samples)
+                      np.asarray(index["offsets"], dtype=np.int64), lengths,
+                      [tuple(item) for item in index["skipped"]],
+                      _map_file(folder / "samples.f32", np.float32, lengths[~is_pcm16].sum()),
+                      _map_file(folder / "samples.i16", np.int16, lengths[is_pcm16].sum()),
+                      is_pcm16)
+
+
+def _map_file(path: Path, dtype, count: int) -> np.ndarray:
+    if count == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=(int(count),))
 
 
 def store_key(manifest: Manifest, sample_rate: int) -> str:
@@ -145,10 +163,10 @@ def _decode_all(manifest: Manifest, sample_rate: int, folder: Path, skip_bad_fil
                 workers: int, progress: bool) -> None:
     workers = workers or os.cpu_count() or 1
     jobs = [(row, sample_rate) for row in manifest]
-    offsets, lengths, skipped, kept = [], [], [], []
-    position = 0
+    offsets, lengths, skipped, kept, is_pcm16 = [], [], [], [], []
+    position = {np.dtype(np.float32): 0, np.dtype(np.int16): 0}
     bar = tqdm(total=len(jobs), desc="decoding", unit="file", disable=not progress)
-    with open(folder / "samples.f32", "wb") as sink:
+    with open(folder / "samples.f32", "wb") as floats, open(folder / "samples.i16", "wb") as pcm:
         for number, (row, (clip, error)) in enumerate(zip(manifest, _map(jobs, workers))):
             bar.update()
             if error is not None:
@@ -157,11 +175,12 @@ def _decode_all(manifest: Manifest, sample_rate: int, folder: Path, skip_bad_fil
                                      "--skip-bad-files, to leave unreadable files out)")
                 skipped.append((row.path, error))
                 continue
-            sink.write(clip.tobytes())
+            (pcm if clip.dtype == np.int16 else floats).write(clip.tobytes())
             kept.append(number)
-            offsets.append(position)
+            is_pcm16.append(bool(clip.dtype == np.int16))
+            offsets.append(position[clip.dtype])
             lengths.append(len(clip))
-            position += len(clip)
+            position[clip.dtype] += len(clip)
     bar.close()
     if not offsets:
         raise DataError(f"none of the {len(jobs)} files could be read; first error: "
@@ -172,7 +191,7 @@ def _decode_all(manifest: Manifest, sample_rate: int, folder: Path, skip_bad_fil
             print(f"  {reason}")
     write_json(folder / "index.json", {
         "version": _FORMAT_VERSION, "sample_rate": sample_rate, "offsets": offsets,
-        "lengths": lengths, "skipped": skipped, "kept": kept,
+        "lengths": lengths, "pcm16": is_pcm16, "skipped": skipped, "kept": kept,
         "paths": [manifest.rows[i].path for i in kept],
     })
 
@@ -204,7 +223,7 @@ def _decode(job: tuple[Row, int]) -> tuple[np.ndarray | None, str | None]:
     row, sample_rate = job
     try:
         if row.start is None and row.end is None:
-            return audio.load(row.path, sample_rate), None
+            return audio.load_exact(row.path, sample_rate), None
         return _load_segment(row, sample_rate), None
     except AudioError as error:
         return None, str(error)
