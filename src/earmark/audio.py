@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -212,12 +213,14 @@ def write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int,
 
 
 def _check_exists(path: str | os.PathLike) -> None:
-    if not os.path.exists(path):
+    try:
+        status = os.stat(path)          # one system call for all three checks
+    except OSError:
         raise AudioError(f"{path}: no such file; check the path (relative paths are "
-                         "read from the current folder or the config's folder).")
-    if os.path.isdir(path):
+                         "read from the current folder or the config's folder).") from None
+    if stat.S_ISDIR(status.st_mode):
         raise AudioError(f"{path}: is a folder, not an audio file.")
-    if os.path.getsize(path) == 0:
+    if status.st_size == 0:
         raise AudioError(f"{path}: the file is empty (0 bytes); remove it or re-record it.")
 
 
@@ -229,6 +232,8 @@ def _check_wav_complete(path: str | os.PathLike) -> None:
     of 0 or near 4 GiB is what streaming writers put when the length was not
     known; those files are read as they are.
     """
+    if not str(path).lower().endswith((".wav", ".wave")):
+        return                           # other containers carry their own lengths
     with open(path, "rb") as handle:
         head = handle.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
