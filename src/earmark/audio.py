@@ -22,7 +22,7 @@ import soundfile
 import soxr
 
 from earmark.atomic import write_bytes
-from earmark.errors import AudioError
+from earmark.errors import AudioError, ConfigError
 
 #: File name endings earmark looks for when it scans folders.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
@@ -46,6 +46,23 @@ class AudioInfo:
 def is_audio_file(path: str | os.PathLike) -> bool:
     """True when the name ends in a known audio extension."""
     return str(path).lower().endswith(AUDIO_EXTENSIONS)
+
+
+def find_audio_files(folder: str | os.PathLike, setting: str = "folder") -> list[Path]:
+    """Every audio file below ``folder``, sorted; ConfigError naming ``setting`` if none."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise ConfigError(f"{setting} = {folder}: no such folder")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and is_audio_file(p))
+    if not files:
+        raise ConfigError(f"{setting} = {folder}: holds no audio files")
+    return files
+
+
+def load_folder(folder: str | os.PathLike, sample_rate: int,
+                setting: str = "folder") -> list[np.ndarray]:
+    """Every recording below ``folder`` as float32 mono at ``sample_rate`` (background noise)."""
+    return [load(file, sample_rate) for file in find_audio_files(folder, setting)]
 
 
 def info(path: str | os.PathLike) -> AudioInfo:

@@ -8,7 +8,6 @@ Waveform transforms take and return ``(batch, samples)``; SpecAugment takes
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -79,13 +78,7 @@ class NoiseBank:
 
     @classmethod
     def from_folder(cls, folder: str, sample_rate: int) -> "NoiseBank":
-        path = Path(folder)
-        if not path.is_dir():
-            raise ConfigError(f"augment.noise_dir = {folder}: no such folder")
-        files = sorted(p for p in path.rglob("*") if p.is_file() and audio.is_audio_file(p))
-        if not files:
-            raise ConfigError(f"augment.noise_dir = {folder}: holds no audio files")
-        return cls([audio.load(f, sample_rate) for f in files])
+        return cls(audio.load_folder(folder, sample_rate, "augment.noise_dir"))
 
     def draw(self, count: int, length: int, generator: torch.Generator) -> torch.Tensor:
         """``count`` random noise segments of ``length`` samples (looped if short)."""

@@ -413,10 +413,8 @@ def _synth_mix(args) -> int:
 
     config = _load(args)
     manifest = load_manifest(config)
-    noise = None
-    if args.noise_dir:
-        files = sorted(Path(args.noise_dir).rglob("*"))
-        noise = [audio.load(f, config.data.sample_rate) for f in files if audio.is_audio_file(f)]
+    noise = (audio.load_folder(args.noise_dir, config.data.sample_rate, "--noise-dir")
+             if args.noise_dir else None)
     spec = MixSpec(duration_s=args.duration, mode=args.mode, gap_s=tuple(args.gap),
                    stretch=tuple(args.stretch), base="noise" if noise else "silence",
                    sample_rate=config.data.sample_rate, seed=args.seed)

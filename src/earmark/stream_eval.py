@@ -125,12 +125,7 @@ def _noise(run_dir: str | Path, noise_dir: str | None, sample_rate: int) -> list
     if noise_dir is None:
         config = load_config(Path(run_dir) / "config.toml")
         noise_dir = config.augment.noise_dir
-    if not noise_dir:
-        return []
-    if not Path(noise_dir).is_dir():
-        raise DataError(f"noise folder {noise_dir}: no such folder")
-    files = sorted(p for p in Path(noise_dir).rglob("*") if audio.is_audio_file(p))
-    return [audio.load(f, sample_rate) for f in files]
+    return audio.load_folder(noise_dir, sample_rate, "noise folder") if noise_dir else []
 
 
 def _sweep(run: StreamRun, labels: list[str], smoother: SmootherConfig):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from pathlib import Path
 
 from earmark import audio
 from earmark.data.manifest import Manifest, Row
@@ -48,9 +47,7 @@ def _silence_rows(noise_dir: str, count: int, clip_seconds: float,
     if not noise_dir:
         raise DataError("data.silence_percent > 0 needs data.silence_noise_dir (a folder of "
                         "background recordings, e.g. _background_noise_)")
-    files = sorted(p for p in Path(noise_dir).rglob("*") if audio.is_audio_file(p))
-    if not files:
-        raise DataError(f"{noise_dir}: no background recordings for _silence_")
+    files = audio.find_audio_files(noise_dir, "data.silence_noise_dir")
     durations = {str(f): audio.info(f).duration for f in files}
     rows = []
     for index in range(count):

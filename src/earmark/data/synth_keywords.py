@@ -159,10 +159,7 @@ def _coloured_noise(length: int, exponent: float, rng: np.random.Generator) -> n
 def _noise_recordings(spec: KeywordSynthesis) -> list[np.ndarray]:
     if not spec.noise_dir:
         return []
-    files = sorted(p for p in Path(spec.noise_dir).rglob("*") if audio.is_audio_file(p))
-    if not files:
-        raise ConfigError(f"noise folder {spec.noise_dir} holds no audio files")
-    return [audio.load(f, spec.sample_rate) for f in files]
+    return audio.load_folder(spec.noise_dir, spec.sample_rate, "noise folder")
 
 
 def _save(out_dir: Path, label: str, group: str, clip: np.ndarray, sample_rate: int,
