@@ -13,12 +13,8 @@ import torch
 
 from earmark.config import FeatureConfig
 from earmark.errors import ConfigError
-from earmark.features import (
-    FrontEnd,
-    dct_matrix,
-    mel_filterbank,
-    reference_features,
-)
+from earmark.features import FrontEnd, reference_features
+from earmark.filters import dct_matrix, mel_filterbank
 
 librosa = pytest.importorskip("librosa")
 

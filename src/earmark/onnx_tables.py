@@ -15,7 +15,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from earmark.features import FrontEnd, _fmax, mel_edges
+from earmark.features import FrontEnd, _fmax
+from earmark.filters import mel_edges
 
 #: Endings of the front-end's table names in an exported graph.
 DFT_BASIS = "dft_basis"
