@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_classify(commands)
     _add_footprint(commands)
     _add_listen(commands)
+    _add_serve(commands)
     _add_stream_test(commands)
     _add_synth(commands)
     _add_demo(commands)
@@ -315,6 +316,39 @@ def _listen(args) -> int:
         device = int(args.device) if args.device and args.device.isdigit() else args.device
         source = MicrophoneSource(args.rate, device)
     return listen(bundle, source, _smoother_config(args), args.stride_ms, as_json=args.json)
+
+
+def _add_serve(commands) -> None:
+    sub = _command(commands, "serve",
+                   "Serve a bundle: live page, POST /classify, websocket /stream, /model.",
+                   "earmark serve bundles/keywords --port 8000   # then open http://127.0.0.1:8000",
+                   _serve)
+    sub.add_argument("bundle", help="a bundle folder written by `earmark export`")
+    sub.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    sub.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    sub.add_argument("--max-upload-mb", type=float, default=50.0,
+                     help="largest upload to /classify in MiB (default 50)")
+    sub.add_argument("--max-upload-seconds", type=float, default=600.0,
+                     help="longest recording /classify accepts (default 600)")
+    sub.add_argument("--max-streams", type=int, default=64,
+                     help="websocket streams served at once (default 64)")
+    _add_smoother_options(sub)
+
+
+def _serve(args) -> int:
+    import uvicorn
+
+    from earmark.serve import ServeLimits, create_app
+
+    limits = ServeLimits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+                         max_upload_seconds=args.max_upload_seconds,
+                         max_streams=args.max_streams)
+    app = create_app(args.bundle, limits, _smoother_config(args), args.stride_ms)
+    print(f"earmark: serving {args.bundle} on http://{args.host}:{args.port}/ "
+          "(Ctrl-C to stop)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws="websockets-sansio")
+    return 0
 
 
 def _add_stream_test(commands) -> None:

@@ -77,18 +77,35 @@ class FileSource:
             yield block
 
 
+#: Raw PCM sample formats, little-endian, as ``ffmpeg -f`` names them.
+PCM_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4")}
+
+
+def pcm_dtype(sample_format: str) -> np.dtype:
+    """The numpy type of a PCM format name; an :class:`AudioError` names the known ones."""
+    if sample_format not in PCM_FORMATS:
+        raise AudioError(f"PCM format {sample_format!r} is not one of {sorted(PCM_FORMATS)}")
+    return PCM_FORMATS[sample_format]
+
+
+def decode_pcm(data: bytes, dtype: np.dtype, channels: int = 1,
+               source: str = "PCM stream") -> np.ndarray:
+    """Whole interleaved frames of raw PCM -> mono float32 in [-1, 1]; NaN/inf refused."""
+    samples = np.frombuffer(data, dtype=dtype).reshape(-1, channels)
+    if dtype.kind == "i":
+        samples = samples.astype(np.float32) / float(np.iinfo(dtype).max + 1)
+    block = audio.to_mono(samples.astype(np.float32, copy=False))
+    audio.check_finite(block, source)
+    return block
+
+
 class PcmSource:
     """Raw interleaved PCM from a byte stream (stdin by default)."""
 
-    FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4")}
-
     def __init__(self, sample_rate: int, sample_format: str = "s16le", channels: int = 1,
                  block_ms: float = 100.0, stream: BinaryIO | None = None):
-        if sample_format not in self.FORMATS:
-            raise AudioError(f"PCM format {sample_format!r} is not one of "
-                             f"{sorted(self.FORMATS)}")
+        self.dtype = pcm_dtype(sample_format)
         self.sample_rate = int(sample_rate)
-        self.dtype = self.FORMATS[sample_format]
         self.channels = channels
         self.frame_bytes = self.dtype.itemsize * channels
         self.block_bytes = max(1, int(sample_rate * block_ms / 1000)) * self.frame_bytes
@@ -103,19 +120,11 @@ class PcmSource:
             pending += chunk
             usable = len(pending) - len(pending) % self.frame_bytes
             if usable:
-                yield self._decode(pending[:usable])
+                yield decode_pcm(pending[:usable], self.dtype, self.channels)
                 pending = pending[usable:]
         if pending:
             raise AudioError(f"the PCM stream ended inside a frame ({len(pending)} stray "
                              f"bytes for {self.channels} channel(s) of {self.dtype})")
-
-    def _decode(self, data: bytes) -> np.ndarray:
-        samples = np.frombuffer(data, dtype=self.dtype).reshape(-1, self.channels)
-        if self.dtype.kind == "i":
-            samples = samples.astype(np.float32) / float(np.iinfo(self.dtype).max + 1)
-        block = audio.to_mono(samples.astype(np.float32, copy=False))
-        audio.check_finite(block, "PCM stream")
-        return block
 
 
 class MicrophoneSource:

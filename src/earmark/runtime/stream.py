@@ -61,11 +61,13 @@ class StreamEngine:
         Compute only new frames (True) or the whole window every stride (False).
     threads : int
         onnxruntime threads for the incremental graphs (1 keeps a core free).
+    graphs : StreamGraphs, optional
+        The bundle's stream graphs, already open (shared between engines).
     """
 
     def __init__(self, bundle: Bundle, stride_ms: float = 20.0, input_rate: int | None = None,
                  smoother: SmootherConfig | None = None, incremental: bool = True,
-                 threads: int = 1):
+                 threads: int = 1, graphs: StreamGraphs | None = None):
         self.bundle = bundle
         self.labels = bundle.labels
         self.rate = bundle.sample_rate
@@ -74,8 +76,7 @@ class StreamEngine:
         self.smoother = Smoother(self.labels, smoother or SmootherConfig())
         self.listeners: list[Callable[[StrideResult], None]] = []
         stream = bundle.metadata.get("stream", {})
-        self.incremental = bool(incremental and stream.get("incremental")
-                                and (bundle.path / STREAM_FRAMES).is_file())
+        self.incremental = incremental and StreamGraphs.available(bundle)
         if stride_ms <= 0:
             raise ConfigError(f"stride_ms must be > 0, got {stride_ms}")
         # Strides are whole front-end hops, so each window starts on a frame boundary.
@@ -84,7 +85,7 @@ class StreamEngine:
         self._resampler = (soxr.ResampleStream(self.input_rate, self.rate, 1, dtype="float32")
                            if self.input_rate != self.rate else None)
         if self.incremental:
-            self._frames = _FrameStream(bundle, stream, threads)
+            self._frames = _FrameStream(graphs or StreamGraphs(bundle, threads), stream)
         else:
             self._samples = _SampleWindow(bundle, self.window)
         self.samples_seen = 0           # at the model's rate
@@ -143,10 +144,14 @@ class StreamEngine:
         return result
 
 
-class _FrameStream:
-    """New frames only, kept in a ring buffer; the window graph on the last ones."""
+class StreamGraphs:
+    """A bundle's two stream graphs (new frames; the network on a window of frames).
 
-    def __init__(self, bundle: Bundle, stream: dict, threads: int):
+    Opened once, they can serve many engines at once, from many threads
+    (onnxruntime sessions are thread-safe): a server keeps one.
+    """
+
+    def __init__(self, bundle: Bundle, threads: int = 1):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -155,6 +160,20 @@ class _FrameStream:
             str(bundle.path / STREAM_FRAMES), options, providers=providers)
         self.window_session = onnxruntime.InferenceSession(
             str(bundle.path / STREAM_WINDOW), options, providers=providers)
+
+    @staticmethod
+    def available(bundle: Bundle) -> bool:
+        """Whether the bundle was exported with incremental stream graphs."""
+        return bool(bundle.metadata.get("stream", {}).get("incremental")
+                    and (bundle.path / STREAM_FRAMES).is_file())
+
+
+class _FrameStream:
+    """New frames only, kept in a ring buffer; the window graph on the last ones."""
+
+    def __init__(self, graphs: StreamGraphs, stream: dict):
+        self.frames_session = graphs.frames_session
+        self.window_session = graphs.window_session
         self.hop = int(stream["frame_hop_samples"])
         self.frame_samples = int(stream["frame_samples"])
         self.window_frames = int(stream["frames_per_window"])

@@ -1,0 +1,129 @@
+"""Log-mel pictures for people: a stream's columns as they arrive, or a whole file's.
+
+The live page draws what the model hears: a log-mel spectrogram up to the
+model's Nyquist frequency, computed here in numpy (no torch) and sent as
+bytes, one column of ``n_mels`` levels (0..255, low to high frequency) per
+hop. Levels are decibels scaled into a fixed dynamic range below a
+reference: the file's loudest band for a file, a slowly decaying peak for
+a stream, so that speech shows up whatever the microphone's gain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from earmark.filters import mel_filterbank, periodic_hann
+
+_DB_FLOOR = 1e-10
+
+
+@dataclass(frozen=True)
+class SpectrogramSettings:
+    """How the picture is made."""
+
+    n_mels: int = 64
+    window_ms: float = 25.0
+    hop_ms: float = 10.0
+    fmin: float = 40.0
+    fmax: float = 8000.0          #: clipped to the input's Nyquist
+    dynamic_range_db: float = 80.0
+    peak_decay_db_per_s: float = 3.0
+    #: the live reference never falls below this, so a quiet room stays dark
+    #: (speech peaks near 0 dB; a quiet room sits below -60 dB)
+    min_reference_db: float = -20.0
+
+    @property
+    def frames_per_second(self) -> float:
+        return 1000.0 / self.hop_ms
+
+
+class _MelAnalysis:
+    """Framing, window, FFT and mel filters at one sample rate."""
+
+    def __init__(self, sample_rate: int, settings: SpectrogramSettings):
+        self.window_length = max(2, round(settings.window_ms * sample_rate / 1000))
+        self.hop = max(1, round(settings.hop_ms * sample_rate / 1000))
+        self.n_fft = 1 << (self.window_length - 1).bit_length()
+        self.window = periodic_hann(self.window_length).astype(np.float32)
+        fmax = min(settings.fmax, sample_rate / 2)
+        fmin = min(settings.fmin, fmax / 2)
+        self.filters = mel_filterbank(sample_rate, self.n_fft, settings.n_mels, fmin,
+                                      fmax).astype(np.float32).T     # (bins, mels)
+
+    def frame_count(self, samples: int) -> int:
+        return max(0, (samples - self.window_length) // self.hop + 1)
+
+    def decibels(self, samples: np.ndarray) -> np.ndarray:
+        """(frames, n_mels) mel power in dB of every whole frame in ``samples``."""
+        count = self.frame_count(len(samples))
+        if count == 0:
+            return np.zeros((0, self.filters.shape[1]), dtype=np.float32)
+        frames = np.lib.stride_tricks.sliding_window_view(samples, self.window_length)
+        frames = frames[::self.hop][:count] * self.window
+        spectrum = np.fft.rfft(frames, n=self.n_fft, axis=1)
+        power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+        return 10.0 * np.log10(np.maximum(power @ self.filters, _DB_FLOOR))
+
+
+def _to_levels(decibels: np.ndarray, reference_db: float | np.ndarray,
+               dynamic_range_db: float) -> np.ndarray:
+    scaled = (decibels - (reference_db - dynamic_range_db)) * (255.0 / dynamic_range_db)
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+class LiveSpectrogram:
+    """Feed blocks of a stream; get back the new columns as uint8 ``(columns, n_mels)``."""
+
+    def __init__(self, sample_rate: int, settings: SpectrogramSettings | None = None):
+        self.settings = settings or SpectrogramSettings()
+        self.analysis = _MelAnalysis(sample_rate, self.settings)
+        self.sample_rate = sample_rate
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._peak_db = self.settings.min_reference_db
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        samples = np.concatenate([self._pending, np.asarray(block, dtype=np.float32)])
+        decibels = self.analysis.decibels(samples)
+        consumed = len(decibels) * self.analysis.hop
+        self._pending = samples[consumed:]
+        if len(decibels) == 0:
+            return np.zeros((0, self.settings.n_mels), dtype=np.uint8)
+        return _to_levels(decibels, self._track_peak(decibels)[:, None],
+                          self.settings.dynamic_range_db)
+
+    def _track_peak(self, decibels: np.ndarray) -> np.ndarray:
+        """The reference level at each new column: the loudest band seen, decaying slowly."""
+        decay = self.settings.peak_decay_db_per_s * self.analysis.hop / self.sample_rate
+        peaks = np.empty(len(decibels), dtype=np.float32)
+        peak, floor = self._peak_db, self.settings.min_reference_db
+        for index, loudest in enumerate(decibels.max(axis=1)):
+            peak = max(peak - decay, float(loudest), floor)
+            peaks[index] = peak
+        self._peak_db = peak
+        return peaks
+
+
+def file_spectrogram(samples: np.ndarray, sample_rate: int,
+                     settings: SpectrogramSettings | None = None,
+                     max_columns: int = 1500) -> tuple[np.ndarray, float]:
+    """A whole recording's picture, at most ``max_columns`` wide (loudest kept when pooled).
+
+    Returns ``(levels (columns, n_mels) uint8, columns per second)``.
+    """
+    settings = settings or SpectrogramSettings()
+    analysis = _MelAnalysis(sample_rate, settings)
+    decibels = analysis.decibels(np.asarray(samples, dtype=np.float32))
+    columns_per_second = sample_rate / analysis.hop
+    if len(decibels) == 0:
+        return np.zeros((0, settings.n_mels), dtype=np.uint8), columns_per_second
+    pool = -(-len(decibels) // max_columns)
+    if pool > 1:
+        padded = np.full((pool * -(-len(decibels) // pool), decibels.shape[1]), -200.0,
+                         dtype=np.float32)
+        padded[:len(decibels)] = decibels
+        decibels = padded.reshape(-1, pool, decibels.shape[1]).max(axis=1)
+        columns_per_second /= pool
+    levels = _to_levels(decibels, float(decibels.max()), settings.dynamic_range_db)
+    return levels, columns_per_second

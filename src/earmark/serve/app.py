@@ -1,0 +1,239 @@
+"""The ASGI application: the live page, ``/classify``, ``/stream``, ``/model``, ``/health``.
+
+    >>> app = create_app("bundles/keywords")          # then: uvicorn.run(app)
+
+Everything CPU-heavy (decoding, the network) runs in worker threads, so one
+slow upload never stalls the streams; every refusal is a 4xx with a JSON
+body ``{"error": "..."}`` (or a websocket error message and close code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from earmark.runtime.bundle import Bundle, load_bundle
+from earmark.runtime.classify import Classifier, ClipResult
+from earmark.runtime.results import to_records
+from earmark.runtime.smoother import SmootherConfig
+from earmark.runtime.spectrogram import SpectrogramSettings, file_spectrogram
+from earmark.runtime.stream import StreamGraphs
+from earmark.serve.limits import ServeLimits
+from earmark.serve.streaming import (CLOSE_NORMAL, CLOSE_TRY_LATER, ProtocolError,
+                                     StreamSession, stream_parameters)
+from earmark.serve.uploads import UploadError, decode_upload, save_upload
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("earmark.serve")
+
+
+class ServerState:
+    """What every request shares: the bundle, its graphs, limits, counters."""
+
+    def __init__(self, bundle: Bundle, limits: ServeLimits, smoother: SmootherConfig,
+                 stride_ms: float):
+        self.bundle = bundle
+        self.limits = limits
+        self.smoother = smoother
+        self.stride_ms = stride_ms
+        self.classifier = Classifier(bundle)
+        self.graphs = StreamGraphs(bundle) if StreamGraphs.available(bundle) else None
+        self.classify_slots = asyncio.Semaphore(limits.classify_workers)
+        self.started = time.monotonic()
+        self.streams_open = 0
+        self.streams_served = 0
+        self.uploads_classified = 0
+
+
+def create_app(bundle: str | os.PathLike | Bundle, limits: ServeLimits | None = None,
+               smoother: SmootherConfig | None = None, stride_ms: float = 20.0) -> FastAPI:
+    """The server for one bundle (a folder written by ``earmark export``)."""
+    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, threads=1)
+    state = ServerState(bundle, limits or ServeLimits(), smoother or SmootherConfig(),
+                        stride_ms)
+    app = FastAPI(title="earmark", summary=f"audio classifier {bundle.path.name}",
+                  version=bundle.metadata.get("earmark_version", "0"))
+    app.state.earmark = state
+    _add_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_routes(app, state)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(UploadError)
+    async def upload_error(request: Request, error: UploadError):
+        return JSONResponse({"error": error.message}, status_code=error.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException):
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in error.errors())
+        return JSONResponse({"error": problems}, status_code=422)
+
+
+def _add_routes(app: FastAPI, state: ServerState) -> None:
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "uptime_s": round(time.monotonic() - state.started, 1),
+                "streams_open": state.streams_open, "streams_served": state.streams_served,
+                "uploads_classified": state.uploads_classified}
+
+    @app.get("/model")
+    async def model() -> dict:
+        return model_description(state)
+
+    @app.post("/classify")
+    async def classify(request: Request, spectrogram: bool = False, windows: bool = True,
+                       top: int | None = None) -> dict:
+        """An audio file (multipart field ``file``, or the raw body) -> labels and windows."""
+        top = min(5, len(state.bundle.labels)) if top is None else top
+        if not 1 <= top <= len(state.bundle.labels):
+            raise UploadError(422, f"top={top}: give 1..{len(state.bundle.labels)}")
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > state.limits.max_upload_bytes + 65536:
+            raise UploadError(413, f"upload of {declared} bytes is larger than "
+                              f"{state.limits.max_upload_bytes // (1024 * 1024)} MiB")
+        name, chunks = await _upload_stream(request)
+        path = await save_upload(chunks, name, state.limits)
+        try:
+            async with state.classify_slots:
+                record = await run_in_threadpool(_classify_saved, state, path, name,
+                                                 spectrogram, windows, top)
+        finally:
+            path.unlink(missing_ok=True)
+        state.uploads_classified += 1
+        return record
+
+    @app.websocket("/stream")
+    async def stream(websocket: WebSocket):
+        await _serve_stream(websocket, state)
+
+
+def model_description(state: ServerState) -> dict:
+    """``GET /model``: what the model expects and how well it did."""
+    bundle, metadata = state.bundle, state.bundle.metadata
+    features = metadata.get("features", {})
+    return {"name": bundle.path.name, "labels": bundle.labels,
+            "sample_rate": bundle.sample_rate,
+            "window_seconds": bundle.window_samples / bundle.sample_rate,
+            "hop_seconds": bundle.hop_samples / bundle.sample_rate,
+            "aggregate": metadata.get("aggregate", "mean"),
+            "quantization": metadata.get("quantization", "none"),
+            "parameters": metadata.get("parameters"),
+            "features": {key: features.get(key) for key in ("kind", "n_mels", "n_mfcc",
+                                                            "window_ms", "hop_ms")},
+            "metrics": metadata.get("metrics", {}),
+            "stream": {"incremental": state.graphs is not None, "stride_ms": state.stride_ms,
+                       "smoother": asdict(state.smoother)},
+            "limits": asdict(state.limits)}
+
+
+async def _upload_stream(request: Request):
+    """The upload's name and an async iterator of its bytes (multipart or raw body)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=8)
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise UploadError(400, "multipart upload without a file field named 'file'; "
+                              "send it as: curl -F file=@clip.wav .../classify")
+        return upload.filename or "upload", _read_upload(upload)
+    return request.query_params.get("name", "upload"), request.stream()
+
+
+async def _read_upload(upload):
+    while chunk := await upload.read(1 << 20):
+        yield chunk
+
+
+def _classify_saved(state: ServerState, path: Path, name: str, spectrogram: bool,
+                    windows: bool, top: int) -> dict:
+    samples = decode_upload(path, name, state.bundle.sample_rate, state.limits)
+    result: ClipResult = state.classifier.classify_array(samples, state.bundle.sample_rate,
+                                                         source=name)
+    record = to_records([result], top, per_window=windows)[0]
+    if windows:
+        for window in record["windows"]:
+            window["end"] = round(window["start"] + result.window_seconds, 4)
+    if spectrogram:
+        levels, per_second = file_spectrogram(
+            samples, state.bundle.sample_rate,
+            SpectrogramSettings(fmax=state.bundle.sample_rate / 2))
+        record["spectrogram"] = {"n_mels": levels.shape[1], "columns": len(levels),
+                                 "frames_per_second": per_second,
+                                 "data": base64.b64encode(levels.tobytes()).decode("ascii")}
+    return record
+
+
+async def _serve_stream(websocket: WebSocket, state: ServerState) -> None:
+    await websocket.accept()
+    if state.streams_open >= state.limits.max_streams:
+        await _refuse(websocket, CLOSE_TRY_LATER, f"the server already holds "
+                      f"{state.limits.max_streams} streams; try again later")
+        return
+    state.streams_open += 1
+    try:
+        rate, sample_format = stream_parameters(dict(websocket.query_params),
+                                                state.bundle.sample_rate)
+        session = await run_in_threadpool(
+            StreamSession, state.bundle, state.graphs, state.smoother, state.stride_ms, rate,
+            sample_format, state.limits)
+        await websocket.send_json(session.ready())
+        await _stream_messages(websocket, session, state.limits.idle_seconds)
+    except ProtocolError as error:
+        await _refuse(websocket, error.code, error.message)
+    except WebSocketDisconnect:
+        pass                      # the client went away (possibly mid-block): nothing to keep
+    finally:
+        state.streams_open -= 1
+        state.streams_served += 1
+
+
+async def _stream_messages(websocket: WebSocket, session: StreamSession,
+                           idle_seconds: float) -> None:
+    while True:
+        try:
+            message = await asyncio.wait_for(websocket.receive(), idle_seconds)
+        except asyncio.TimeoutError:
+            raise ProtocolError(CLOSE_NORMAL, f"no audio for {idle_seconds:g} s; "
+                                "closing the stream") from None
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1006))
+        if message.get("bytes") is not None:
+            await websocket.send_json(await run_in_threadpool(session.on_block,
+                                                              message["bytes"]))
+        elif message.get("text") is not None:
+            end = await run_in_threadpool(session.on_text, message["text"])
+            await websocket.send_json(end)
+            await websocket.close(CLOSE_NORMAL)
+            return
+
+
+async def _refuse(websocket: WebSocket, code: int, message: str) -> None:
+    """Tell the client why, then close with ``code``; a client already gone is fine."""
+    try:
+        await websocket.send_json({"type": "error", "error": message})
+        await websocket.close(code, reason=message[:120])
+    except (WebSocketDisconnect, RuntimeError):
+        pass
