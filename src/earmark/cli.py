@@ -347,7 +347,8 @@ def _serve(args) -> int:
     app = create_app(args.bundle, limits, _smoother_config(args), args.stride_ms)
     print(f"earmark: serving {args.bundle} on http://{args.host}:{args.port}/ "
           "(Ctrl-C to stop)", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws="websockets-sansio")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws="websockets-sansio",
+                ws_per_message_deflate=False)
     return 0
 
 

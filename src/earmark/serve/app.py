@@ -14,6 +14,7 @@ import base64
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -51,6 +52,10 @@ class ServerState:
         self.classifier = Classifier(bundle)
         self.graphs = StreamGraphs(bundle) if StreamGraphs.available(bundle) else None
         self.classify_slots = asyncio.Semaphore(limits.classify_workers)
+        # Stream blocks are short (about a millisecond): a few long-lived threads take them
+        # in turn, which costs far less than handing each to a fresh pool thread.
+        self.stream_workers = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2),
+                                                 thread_name_prefix="earmark-stream")
         self.started = time.monotonic()
         self.streams_open = 0
         self.streams_served = 0
@@ -200,7 +205,8 @@ async def _serve_stream(websocket: WebSocket, state: ServerState) -> None:
             StreamSession, state.bundle, state.graphs, state.smoother, state.stride_ms, rate,
             sample_format, state.limits)
         await websocket.send_json(session.ready())
-        await _stream_messages(websocket, session, state.limits.idle_seconds)
+        await _stream_messages(websocket, session, state.limits.idle_seconds,
+                               state.stream_workers)
     except ProtocolError as error:
         await _refuse(websocket, error.code, error.message)
     except WebSocketDisconnect:
@@ -211,7 +217,7 @@ async def _serve_stream(websocket: WebSocket, state: ServerState) -> None:
 
 
 async def _stream_messages(websocket: WebSocket, session: StreamSession,
-                           idle_seconds: float) -> None:
+                           idle_seconds: float, workers: ThreadPoolExecutor) -> None:
     while True:
         try:
             message = await asyncio.wait_for(websocket.receive(), idle_seconds)
@@ -221,8 +227,9 @@ async def _stream_messages(websocket: WebSocket, session: StreamSession,
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1006))
         if message.get("bytes") is not None:
-            await websocket.send_json(await run_in_threadpool(session.on_block,
-                                                              message["bytes"]))
+            result = await asyncio.get_running_loop().run_in_executor(
+                workers, session.on_block, message["bytes"])
+            await websocket.send_json(result)
         elif message.get("text") is not None:
             end = await run_in_threadpool(session.on_text, message["text"])
             await websocket.send_json(end)

@@ -26,6 +26,7 @@ import json
 import time
 
 import numpy as np
+import soxr
 
 from earmark.errors import EarmarkError
 from earmark.runtime.bundle import Bundle
@@ -87,11 +88,15 @@ class StreamSession:
         self.sample_format = sample_format
         self.dtype = pcm_dtype(sample_format)
         self.max_block_bytes = limits.max_block_bytes(input_rate, self.dtype.itemsize)
-        self.engine = StreamEngine(bundle, stride_ms=stride_ms, input_rate=input_rate,
-                                   smoother=smoother, graphs=graphs)
+        # Resampled once here: the engine and the picture both take the model's rate,
+        # so the picture shows what the model hears (and costs a quarter of 48 kHz's).
+        self._resampler = (soxr.ResampleStream(input_rate, bundle.sample_rate, 1,
+                                               dtype="float32")
+                           if input_rate != bundle.sample_rate else None)
+        self.engine = StreamEngine(bundle, stride_ms=stride_ms, smoother=smoother,
+                                   graphs=graphs)
         self.smoother = smoother
-        self.spectrogram = LiveSpectrogram(
-            input_rate, spectrogram or SpectrogramSettings(fmax=bundle.sample_rate / 2))
+        self.spectrogram = LiveSpectrogram(bundle.sample_rate, spectrogram)
         self.blocks = 0
         self.samples = 0
         self.detections = 0
@@ -110,10 +115,12 @@ class StreamSession:
         """Run one PCM block through the engine; the result message."""
         started = time.perf_counter()
         block = self._decode(data)
-        strides = self.engine.process(block)
-        columns = self.spectrogram.push(block)
         self.blocks += 1
         self.samples += len(block)
+        if self._resampler is not None:
+            block = self._resampler.resample_chunk(block)
+        strides = self.engine.process(block)
+        columns = self.spectrogram.push(block)
         return self._result(strides, columns, started)
 
     def on_text(self, text: str) -> dict:
@@ -128,7 +135,10 @@ class StreamSession:
         return self.finish()
 
     def finish(self) -> dict:
-        strides = self.engine.finish()
+        strides = []
+        if self._resampler is not None:
+            tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            strides = self.engine.process(tail)
         detections = self._detections(strides)
         return {"type": "end", "blocks": self.blocks,
                 "audio_s": round(self.samples / self.input_rate, 3),
@@ -153,7 +163,7 @@ class StreamSession:
         return {"type": "result", "block": self.blocks - 1,
                 "audio_s": round(self.samples / self.input_rate, 4),
                 "strides": [{"time": round(stride.time_ms / 1000, 4),
-                             "scores": [round(float(s), 4) for s in stride.scores]}
+                             "scores": np.round(stride.scores.astype(float), 4).tolist()}
                             for stride in strides],
                 "detections": self._detections(strides),
                 "columns": len(columns),
