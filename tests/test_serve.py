@@ -113,6 +113,16 @@ def test_classify_refuses_a_truncated_wav(client):
     assert "cut.wav" in response.json()["error"] and "truncated" in response.json()["error"]
 
 
+def test_classify_refuses_nan_samples(client):
+    samples = tone_stream("mid")
+    samples[100:200] = np.nan
+    response = client.post("/classify", files={"file": ("nan.wav",
+                                                        wav_bytes(samples, subtype="FLOAT"),
+                                                        "audio/wav")})
+    assert response.status_code == 422
+    assert "nan.wav" in response.json()["error"] and "NaN" in response.json()["error"]
+
+
 def test_classify_refuses_huge_and_long_uploads(client):
     huge = client.post("/classify", files={"file": ("big.raw", b"\0" * 500_000, "audio/wav")})
     assert huge.status_code == 413 and "MiB" in huge.json()["error"]
