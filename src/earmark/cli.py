@@ -517,6 +517,9 @@ def _add_detect(commands) -> None:
                      help="seconds added to onsets (see evaluate-events' timing bias)")
     sub.add_argument("--offset-shift", type=float, default=0.0,
                      help="seconds added to offsets")
+    sub.add_argument("--snap", action="store_true",
+                     help="move each event's boundaries to where the signal is active "
+                          "(sounds over a quieter background, such as words)")
     sub.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = auto)")
 
 
@@ -537,7 +540,7 @@ def _detect(args) -> int:
                                  on_threshold=args.on, off_threshold=args.off,
                                  thresholds=thresholds, min_duration=args.min_duration,
                                  min_gap=args.min_gap, onset_shift=args.onset_shift,
-                                 offset_shift=args.offset_shift)
+                                 offset_shift=args.offset_shift, snap=args.snap)
     bundle = load_bundle(args.bundle, threads=args.threads)
     events, result = detect_events(bundle, args.file, settings)
     for event in events:

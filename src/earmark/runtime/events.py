@@ -7,7 +7,8 @@ event starts above ``on`` and lasts until it falls below ``off``), events
 shorter than ``min_duration`` are dropped and gaps shorter than ``min_gap``
 merged. A window's score is placed at its centre, so an event runs from
 half a hop before its first active window's centre to half a hop after its
-last one's.
+last one's. With ``snap``, each event's boundaries then move to where the
+signal itself is active (:mod:`earmark.runtime.activity`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from earmark.errors import ConfigError
+from earmark.runtime.activity import level_track, snap_to_activity
 from earmark.runtime.bundle import Bundle
 from earmark.runtime.classify import Classifier, ClipResult
 
@@ -46,6 +48,7 @@ class DetectionSettings:
     ignore: tuple[str, ...] = BACKGROUND    #: labels never reported as events
     onset_shift: float = 0.0                #: seconds added to every onset (bias correction)
     offset_shift: float = 0.0               #: seconds added to every offset
+    snap: bool = False                      #: move boundaries to the signal's activity
 
     def __post_init__(self) -> None:
         if self.median_windows < 1 or self.median_windows % 2 == 0:
@@ -62,7 +65,10 @@ def detect_events(bundle: Bundle, path: str | os.PathLike,
     """Events of a file, and the per-window scores they came from."""
     classifier = Classifier(bundle, hop_seconds=settings.hop_seconds)
     result = classifier.classify_file(path)
-    return events_from_tracks(result, settings), result
+    events = events_from_tracks(result, settings)
+    if settings.snap:
+        events = snap_to_activity(events, level_track(path, bundle.sample_rate))
+    return events, result
 
 
 def events_from_tracks(result: ClipResult, settings: DetectionSettings) -> list[DetectedEvent]:
