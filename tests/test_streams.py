@@ -27,6 +27,21 @@ def test_speech_extent_finds_the_word_inside_the_clip():
     assert abs(start - 0.3 * RATE) <= RATE // 100 and abs(end - 0.7 * RATE) <= RATE // 100
 
 
+def test_speech_extent_ignores_the_clips_own_background():
+    rng = np.random.default_rng(0)
+    clip = word(500, 0.4, 0.3) + 0.01 * rng.standard_normal(RATE).astype(np.float32)
+    start, end = speech_extent(clip, RATE)            # noise 31 dB below the word
+    assert abs(start - 0.4 * RATE) <= RATE // 100 and abs(end - 0.7 * RATE) <= RATE // 100
+
+
+def test_speech_extent_leaves_out_a_click_apart_from_the_word():
+    clip = word(500, 0.5, 0.3) + word(3000, 0.1, 0.01) * 0.2     # a click 0.39 s before
+    start, end = speech_extent(clip, RATE)
+    assert abs(start - 0.5 * RATE) <= RATE // 100 and abs(end - 0.8 * RATE) <= RATE // 100
+    gap = word(500, 0.3, 0.2) + word(600, 0.6, 0.1)               # a 0.1 s closure inside
+    assert speech_extent(gap, RATE) == pytest.approx((0.3 * RATE, 0.7 * RATE), abs=RATE // 100)
+
+
 def test_truth_times_match_where_the_words_were_placed():
     clips = [(word(300 + 100 * i, 0.2, 0.3), f"w{i}") for i in range(5)] + \
             [(np.zeros(RATE, dtype=np.float32), "_silence_")]

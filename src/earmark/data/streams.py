@@ -39,16 +39,33 @@ class TruthWord:
     end_ms: float
 
 
-def speech_extent(clip: np.ndarray, sample_rate: int, floor_db: float = 35.0) -> tuple[int, int]:
-    """First and last sample of the 10 ms frames within ``floor_db`` of the loudest one."""
+def speech_extent(clip: np.ndarray, sample_rate: int, floor_db: float = 35.0,
+                  rise_db: float = 12.0, bridge_s: float = 0.2) -> tuple[int, int]:
+    """First and last sample of the word: the loud 10 ms frames around the loudest one.
+
+    A frame is loud when it is within ``floor_db`` of the loudest frame *and*
+    ``rise_db`` above the clip's own noise floor (its 10th-percentile frame);
+    the word is the run of loud frames, quiet gaps up to ``bridge_s`` bridged
+    (the closure before a "p"), that holds the loudest frame. A click or a
+    breath well apart from the word is not part of it, and a clip recorded
+    with audible background is not marked as speech from end to end.
+    """
     frame = max(1, sample_rate // 100)
     usable = len(clip) // frame * frame
     if usable == 0:
         return 0, len(clip)
     energy = (clip[:usable].reshape(-1, frame) ** 2).mean(axis=1) + 1e-12
     levels = 10 * np.log10(energy)
-    loud = np.flatnonzero(levels >= levels.max() - floor_db)
-    return int(loud[0] * frame), int((loud[-1] + 1) * frame)
+    peak = int(levels.argmax())
+    threshold = min(max(levels[peak] - floor_db, np.percentile(levels, 10) + rise_db),
+                    levels[peak])
+    loud = np.flatnonzero(levels >= threshold)
+    bridge = max(1, round(bridge_s * sample_rate / frame))
+    breaks = np.flatnonzero(np.diff(loud) > bridge + 1)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [len(loud) - 1]])
+    word = int(np.searchsorted(loud[ends], peak))
+    return int(loud[starts[word]] * frame), int((loud[ends[word]] + 1) * frame)
 
 
 def build_stream(clips: list[tuple[np.ndarray, str]], noise: list[np.ndarray],

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from earmark.errors import ConfigError
-from earmark.runtime.activity import level_track, snap_to_activity
+from earmark.runtime.activity import ActivitySettings, level_track, snap_to_activity
 from earmark.runtime.bundle import Bundle
 from earmark.runtime.classify import Classifier, ClipResult
 
@@ -49,6 +49,7 @@ class DetectionSettings:
     onset_shift: float = 0.0                #: seconds added to every onset (bias correction)
     offset_shift: float = 0.0               #: seconds added to every offset
     snap: bool = False                      #: move boundaries to the signal's activity
+    activity: ActivitySettings = field(default_factory=ActivitySettings)  #: how to snap
 
     def __post_init__(self) -> None:
         if self.median_windows < 1 or self.median_windows % 2 == 0:
@@ -67,7 +68,8 @@ def detect_events(bundle: Bundle, path: str | os.PathLike,
     result = classifier.classify_file(path)
     events = events_from_tracks(result, settings)
     if settings.snap:
-        events = snap_to_activity(events, level_track(path, bundle.sample_rate))
+        events = snap_to_activity(events, level_track(path, bundle.sample_rate),
+                                  settings.activity)
     return events, result
 
 
