@@ -176,3 +176,46 @@ def test_missing_portaudio_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "sounddevice", None)
     with pytest.raises(EarmarkError, match="apt-get install libportaudio2"):
         MicrophoneSource()
+
+
+# ------------------------------------------------- a network stepped one frame at a time
+
+@pytest.fixture(scope="module")
+def stepped_bundle(tmp_path_factory):
+    """A valid-padded DS-CNN on tones, exported with its one-frame step."""
+    from conftest import tone_config, write_tone_dataset
+    from earmark.config import to_dict, from_dict
+    from earmark.export import export_run
+    from earmark.train import train
+
+    base = tmp_path_factory.mktemp("stepped")
+    raw = to_dict(tone_config(write_tone_dataset(base / "tones"), base / "cache", epochs=4))
+    raw["model"]["time_padding"] = "valid"
+    train(from_dict(raw), base / "run", progress=False)
+    export_run(base / "run", base / "bundle", progress=False)
+    return base / "bundle"
+
+
+def test_the_export_carries_a_network_step(stepped_bundle):
+    bundle = load_bundle(stepped_bundle)
+    network = bundle.metadata["stream"]["network"]
+    assert (stepped_bundle / "stream" / "step.onnx").is_file()
+    assert network["columns"] >= 1 and len(network["head"]["bias"]) == len(bundle.labels)
+
+
+@pytest.mark.parametrize("blocks, stride_ms", [([997], 16.0), ([128, 3, 4001], 32.0)])
+def test_stepped_network_scores_equal_the_whole_window_model(stepped_bundle, blocks, stride_ms):
+    bundle = load_bundle(stepped_bundle)
+    signal = tone_sequence()
+    stepped_engine = StreamEngine(bundle, stride_ms=stride_ms)
+    whole_engine = StreamEngine(bundle, stride_ms=stride_ms, stepped_network=False)
+    assert stepped_engine.network_stepped and not whole_engine.network_stepped
+    stepped = run(stepped_engine, signal, blocks)
+    whole = run(whole_engine, signal, [4000])
+    assert len(stepped) == len(whole) > 100
+    np.testing.assert_allclose([r.scores for r in stepped], [r.scores for r in whole],
+                               atol=2e-5)
+    window = bundle.window_samples
+    ends = [round(r.time_ms * TONE_RATE / 1000) for r in stepped[::25]]
+    direct = bundle.predict_proba(np.stack([signal[end - window:end] for end in ends]))
+    np.testing.assert_allclose([r.scores for r in stepped[::25]], direct, atol=2e-5)

@@ -37,9 +37,21 @@ from earmark.data.manifest import from_csv
 from earmark.errors import EarmarkError
 from earmark.features import FrontEnd
 from earmark.models import count_parameters
-from earmark.onnx_tables import compact_frontend, shorten_names
+from earmark.models.dscnn_stream import (
+    DSCNNStep,
+    history_shapes,
+    stream_layout,
+    supports_streaming,
+)
 from earmark.network import hop_samples, load_trained, window_samples
-from earmark.runtime.bundle import BUNDLE_JSON, BUNDLE_MODEL, STREAM_FRAMES, STREAM_WINDOW
+from earmark.onnx_tables import compact_frontend, shorten_names
+from earmark.runtime.bundle import (
+    BUNDLE_JSON,
+    BUNDLE_MODEL,
+    STREAM_FRAMES,
+    STREAM_STEP,
+    STREAM_WINDOW,
+)
 
 #: Export fails when onnxruntime and torch differ by more than this.
 PARITY_TOLERANCE = 1e-4
@@ -131,6 +143,7 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
         metadata = _metadata(config, labels, run_dir, window, parity, quality, int8)
         metadata.update(parameters=count_parameters(classifier), macs_per_window=macs,
                         stream=_stream_metadata(tables, window))
+        stepped = not int8 and supports_streaming(classifier.model, classifier.frontend)
         onnx.helper.set_model_props(graph, {"earmark": json.dumps(_header(metadata),
                                                                   separators=(",", ":"))})
         staging = scratch / "bundle"
@@ -138,6 +151,9 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
         onnx.save(graph, str(staging / BUNDLE_MODEL))
         onnx.save(_assemble([parts.frames], tables), str(staging / STREAM_FRAMES))
         onnx.save(_assemble([parts.finish, parts.network], tables), str(staging / STREAM_WINDOW))
+        if stepped:
+            metadata["stream"]["network"] = _export_step(classifier, staging,
+                                                         metadata["stream"]["frames_per_window"])
         write_json(staging / BUNDLE_JSON, metadata)
         _replace_folder(staging, out)
     return ExportResult(out, metadata)
@@ -156,6 +172,34 @@ def _export_parts(classifier, example: torch.Tensor, scratch: Path) -> _Parts:
     _export_module(_ProbabilityHead(classifier.model), features, parts.network, "features",
                    "probabilities", dynamic_length=False)
     return parts
+
+
+def _export_step(classifier, folder: Path, window_frames: int) -> dict:
+    """The one-frame step and the pooled head of a streamable DS-CNN; their layout."""
+    model, frontend = classifier.model.eval(), classifier.frontend
+    layout = stream_layout(model, window_frames)
+    shapes = history_shapes(model, frontend)
+    with torch.no_grad():
+        rows = frontend.frames(torch.zeros(1, frontend.min_samples)).shape[1]
+    frames = torch.zeros(1, rows, layout["step_frames"])
+    histories = tuple(torch.zeros(shape) for shape in shapes)
+    names = [f"history{i}" for i in range(len(shapes))]
+    _export_fixed(DSCNNStep(model, frontend), (frames, *histories), folder / STREAM_STEP,
+                  ["frames", *names], ["column", *[f"next_{name}" for name in names]])
+    # The head is one small matrix: kept in the JSON, applied with numpy per stride.
+    classifier_layer = model.classifier
+    return {**layout, "histories": [list(shape) for shape in shapes],
+            "head": {"weight": classifier_layer.weight.detach().T.tolist(),
+                     "bias": classifier_layer.bias.detach().tolist()}}
+
+
+def _export_fixed(module: torch.nn.Module, examples: tuple, path: Path, inputs: list[str],
+                  outputs: list[str]) -> None:
+    """torch.onnx dynamo export of a module with fixed shapes and several inputs/outputs."""
+    with _quiet_export():
+        torch.onnx.export(module.eval(), examples, str(path), dynamo=True,
+                          external_data=False, input_names=inputs, output_names=outputs,
+                          verbose=False)
 
 
 def _stream_metadata(frontend: FrontEnd, window: int) -> dict:
@@ -185,13 +229,19 @@ def _export_module(module: torch.nn.Module, example: torch.Tensor, path: Path,
     dims = {0: torch.export.Dim("batch")}
     if dynamic_length:
         dims[1] = torch.export.Dim("samples", min=2 * max(getattr(module, "min_samples", 2), 2))
-    # The exporter logs a line for every torchvision op it cannot find: noise here.
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
+    with _quiet_export():
         torch.onnx.export(module, (example,), str(path), dynamo=True, external_data=False,
                           input_names=[input_name], output_names=[output_name],
                           dynamic_shapes={_first_argument(module): dims}, verbose=False)
+
+
+@contextlib.contextmanager
+def _quiet_export():
+    """No gradients, and none of the exporter's chatter (a line per op it cannot find)."""
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _first_argument(module: torch.nn.Module) -> str:
@@ -210,8 +260,12 @@ def _macs(classifier: torch.nn.Module, window: int) -> int:
 
 def _quantize(parts: _Parts, calibration: np.ndarray, scratch: Path) -> Path:
     """Static int8 quantization of the network (Conv, Gemm, Relu), calibrated on features."""
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     frontend = _session(_assemble([parts.frames, parts.finish], None))

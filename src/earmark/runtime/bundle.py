@@ -17,6 +17,8 @@ BUNDLE_JSON = "earmark.json"
 #: The same network in two pieces, for streams that compute only new frames.
 STREAM_FRAMES = "stream/frames.onnx"
 STREAM_WINDOW = "stream/window.onnx"
+#: A streamable network one frame at a time (its classifier is in the JSON).
+STREAM_STEP = "stream/step.onnx"
 _REQUIRED = ("labels", "sample_rate", "window_samples", "hop_samples")
 
 

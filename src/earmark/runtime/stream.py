@@ -28,7 +28,7 @@ import onnxruntime
 import soxr
 
 from earmark.errors import ConfigError
-from earmark.runtime.bundle import STREAM_FRAMES, STREAM_WINDOW, Bundle
+from earmark.runtime.bundle import STREAM_FRAMES, STREAM_STEP, STREAM_WINDOW, Bundle
 from earmark.runtime.smoother import Detection, Smoother, SmootherConfig
 from earmark.runtime.sources import AudioSource
 
@@ -63,11 +63,16 @@ class StreamEngine:
         onnxruntime threads for the incremental graphs (1 keeps a core free).
     graphs : StreamGraphs, optional
         The bundle's stream graphs, already open (shared between engines).
+    stepped_network : bool
+        Where the bundle has a one-frame network step (a valid-padded DS-CNN),
+        compute each layer's new column once per frame (True) instead of the
+        whole window's network every stride (False). The scores are the same.
     """
 
     def __init__(self, bundle: Bundle, stride_ms: float = 20.0, input_rate: int | None = None,
                  smoother: SmootherConfig | None = None, incremental: bool = True,
-                 threads: int = 1, graphs: StreamGraphs | None = None):
+                 threads: int = 1, graphs: StreamGraphs | None = None,
+                 stepped_network: bool = True):
         self.bundle = bundle
         self.labels = bundle.labels
         self.rate = bundle.sample_rate
@@ -85,11 +90,18 @@ class StreamEngine:
         self._resampler = (soxr.ResampleStream(self.input_rate, self.rate, 1, dtype="float32")
                            if self.input_rate != self.rate else None)
         if self.incremental:
-            self._frames = _FrameStream(graphs or StreamGraphs(bundle, threads), stream)
+            graphs = graphs or StreamGraphs(bundle, threads)
+            stepped = graphs.step_session is not None and stepped_network
+            self._frames = (_SteppedStream if stepped else _FrameStream)(graphs, stream)
         else:
             self._samples = _SampleWindow(bundle, self.window)
         self.samples_seen = 0           # at the model's rate
         self._next_result = self.window
+
+    @property
+    def network_stepped(self) -> bool:
+        """Whether each layer's new column is computed once per frame (``stepped_network``)."""
+        return self.incremental and isinstance(self._frames, _SteppedStream)
 
     @property
     def stride_ms(self) -> float:
@@ -160,6 +172,11 @@ class StreamGraphs:
             str(bundle.path / STREAM_FRAMES), options, providers=providers)
         self.window_session = onnxruntime.InferenceSession(
             str(bundle.path / STREAM_WINDOW), options, providers=providers)
+        self.network = bundle.metadata.get("stream", {}).get("network")
+        self.step_session = None
+        if self.network and (bundle.path / STREAM_STEP).is_file():
+            self.step_session = onnxruntime.InferenceSession(
+                str(bundle.path / STREAM_STEP), options, providers=providers)
 
     @staticmethod
     def available(bundle: Bundle) -> bool:
@@ -214,6 +231,55 @@ class _FrameStream:
         self.ring = self.ring[:, first:]
         self.ring_start += first
         return scores
+
+
+class _SteppedStream(_FrameStream):
+    """New frames only, each run once through the network step; windows pool its columns."""
+
+    def __init__(self, graphs: StreamGraphs, stream: dict):
+        super().__init__(graphs, stream)
+        network = graphs.network
+        self.step_session = graphs.step_session
+        self.step_frames = int(network["step_frames"])
+        self.first, self.stride = int(network["first"]), int(network["stride"])
+        self.columns = int(network["columns"])
+        self.histories = [np.zeros(shape, dtype=np.float32) for shape in network["histories"]]
+        self.history_names = [f"history{i}" for i in range(len(self.histories))]
+        self.weight = np.asarray(network["head"]["weight"], dtype=np.float32)
+        self.bias = np.asarray(network["head"]["bias"], dtype=np.float32)
+        self.recent: np.ndarray | None = None       # the last step_frames frames
+        self.outputs: dict[int, np.ndarray] = {}    # step (frame index) -> pooled column
+        self.frames_seen = 0
+
+    def _keep(self, frames: np.ndarray) -> None:
+        self.recent = frames if self.recent is None else np.concatenate([self.recent, frames],
+                                                                        axis=1)
+        base = self.frames_seen + frames.shape[1] - self.recent.shape[1]   # recent[:, 0]
+        for step in range(self.frames_seen, self.frames_seen + frames.shape[1]):
+            if step + 1 < self.step_frames:
+                continue
+            start = step + 1 - self.step_frames - base
+            feeds = {"frames": self.recent[None, :, start:start + self.step_frames]}
+            feeds.update(zip(self.history_names, self.histories))
+            column, *self.histories = self.step_session.run(None, feeds)
+            self.outputs[step] = column[0]
+        self.frames_seen += frames.shape[1]
+        self.recent = self.recent[:, -(self.step_frames - 1):]
+
+    def scores(self, window_start_sample: int) -> np.ndarray:
+        """The window's columns (computed as their frames arrived), pooled, classified."""
+        first = window_start_sample // self.hop + self.first
+        steps = range(first, first + self.stride * self.columns, self.stride)
+        try:
+            pooled = np.mean([self.outputs[step] for step in steps], axis=0)
+        except KeyError:
+            raise RuntimeError("stream steps out of step with the window "
+                               "(internal error)") from None
+        for step in [s for s in self.outputs if s < first]:
+            del self.outputs[step]          # later windows start later
+        logits = pooled @ self.weight + self.bias
+        exp = np.exp(logits - logits.max())
+        return exp / exp.sum()
 
 
 class _SampleWindow:
