@@ -47,28 +47,33 @@ class Firefox:
         self.profile = Path(tempfile.mkdtemp(prefix="earmark-firefox-"))
         (self.profile / "user.js").write_text("".join(
             f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in PREFS.items()))
-        self.process = subprocess.Popen(
-            [FIREFOX, "--headless", "--no-remote", "--profile", str(self.profile),
-             "--remote-debugging-port=0", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self._socket = connect(self._bidi_url(startup_seconds) + "/session",
-                               max_size=2 ** 26, legacy=True)
-        self._ids = itertools.count(1)
-        self.command("session.new", {"capabilities": {}})
-        tree = self.command("browsingContext.getTree", {})
-        self.context = tree["contexts"][0]["context"]
+        # Firefox's messages go to a file (a pipe nobody reads would fill and stall it).
+        self.log = self.profile / "firefox.log"
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(
+                [FIREFOX, "--headless", "--no-remote", "--profile", str(self.profile),
+                 "--remote-debugging-port=0", "about:blank"],
+                stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            self._socket = connect(self._bidi_url(startup_seconds) + "/session",
+                                   max_size=2 ** 26, legacy=True)
+            self._ids = itertools.count(1)
+            self.command("session.new", {"capabilities": {}})
+            tree = self.command("browsingContext.getTree", {})
+            self.context = tree["contexts"][0]["context"]
+        except BaseException:
+            self.close()
+            raise
 
     def _bidi_url(self, seconds: float) -> str:
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            line = self.process.stderr.readline()
-            found = re.search(r"WebDriver BiDi listening on (ws://\S+)", line)
+        while time.monotonic() < deadline and self.process.poll() is None:
+            found = re.search(r"WebDriver BiDi listening on (ws://\S+)", self.log.read_text())
             if found:
                 return found.group(1)
-            if not line and self.process.poll() is not None:
-                break
-        self.close()
-        raise RuntimeError("Firefox did not open its WebDriver BiDi port")
+            time.sleep(0.1)
+        raise RuntimeError("Firefox did not open its WebDriver BiDi port; it said:\n"
+                           + self.log.read_text()[-1000:])
 
     def __enter__(self) -> "Firefox":
         return self
@@ -79,6 +84,7 @@ class Firefox:
     def close(self) -> None:
         if getattr(self, "_socket", None) is not None:
             self._socket.close()
+            self._socket = None
         self.process.terminate()
         try:
             self.process.wait(timeout=10)

@@ -125,7 +125,7 @@ def test_classify_refuses_nan_samples(client):
 
 def test_classify_refuses_huge_and_long_uploads(client):
     huge = client.post("/classify", files={"file": ("big.raw", b"\0" * 500_000, "audio/wav")})
-    assert huge.status_code == 413 and "MiB" in huge.json()["error"]
+    assert huge.status_code == 413 and "400 KB" in huge.json()["error"]
     long = wav_bytes(np.zeros(TONE_RATE * 25, dtype=np.float32), subtype="PCM_U8")
     too_long = client.post("/classify", files={"file": ("long.wav", long, "audio/wav")})
     assert too_long.status_code == 413 and "25 s" in too_long.json()["error"]
@@ -191,6 +191,8 @@ def test_stream_resamples_16_bit_input(client):
     ("rate=8000&format=f32le", np.full(100, np.nan, np.float32).tobytes(), 1003),
     ("rate=8000&format=f32le", np.zeros(80_000, np.float32).tobytes(), 1009),   # 10 s block
     ("rate=8000", "hello", 1008),
+    ("rate=8000&format=f32le", np.full(100, 3e38, np.float32).tobytes(), 1003),   # not [-1, 1]
+    ("rate=8000&" + "\u00e9" * 80 + "=1", b"", 1008),      # a reason over 123 bytes of UTF-8
 ])
 def test_stream_errors_are_explained_and_close_the_stream(client, query, message, code):
     with client.websocket_connect(f"/stream?{query}") as ws:
@@ -206,6 +208,42 @@ def test_stream_errors_are_explained_and_close_the_stream(client, query, message
             ws.receive_json()
         assert closed.value.code == code
     assert client.get("/health").json()["streams_open"] == 0
+
+
+def test_a_failure_inside_the_engine_ends_that_stream_only(client, monkeypatch):
+    from earmark.serve.streaming import StreamSession
+
+    def broken(self, data):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(StreamSession, "on_block", broken)
+    with client.websocket_connect("/stream") as ws:
+        ws.receive_json()
+        ws.send_bytes(np.zeros(100, np.float32).tobytes())
+        assert "internal error" in ws.receive_json()["error"]
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert closed.value.code == 1011
+    monkeypatch.undo()
+    assert stream_over_websocket(client, tone_stream("mid"), f"rate={TONE_RATE}")[1]
+
+
+def test_uploads_beyond_the_queue_get_503_and_chunked_multipart_411(client):
+    state = client.app.state.earmark
+    state.uploads_waiting = state.limits.uploads_in_flight
+    try:
+        busy = client.post("/classify", content=b"RIFF")
+    finally:
+        state.uploads_waiting = 0
+    assert busy.status_code == 503 and "busy" in busy.json()["error"]
+
+    def body():
+        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n"
+        yield wav_bytes(tone_stream("mid")) + b"\r\n--b--\r\n"
+
+    chunked = client.post("/classify", content=body(),
+                          headers={"content-type": "multipart/form-data; boundary=b"})
+    assert chunked.status_code == 411 and "Content-Length" in chunked.json()["error"]
 
 
 def test_streams_beyond_the_limit_are_refused_politely(client):
@@ -251,3 +289,15 @@ def test_a_silent_stream_is_closed_after_the_idle_time(server):
     with connect(f"ws://127.0.0.1:{server.port}/stream") as ws:
         assert json.loads(ws.recv())["type"] == "ready"
         assert "no audio" in json.loads(ws.recv(timeout=10))["error"]
+
+
+def test_a_long_non_ascii_refusal_still_closes_cleanly(server):
+    from urllib.parse import quote
+
+    from websockets.exceptions import ConnectionClosed
+
+    with connect(f"ws://127.0.0.1:{server.port}/stream?{quote('é' * 80)}=1") as ws:
+        assert "unknown query parameter" in json.loads(ws.recv(timeout=10))["error"]
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008

@@ -110,20 +110,26 @@ def file_spectrogram(samples: np.ndarray, sample_rate: int,
                      max_columns: int = 1500) -> tuple[np.ndarray, float]:
     """A whole recording's picture, at most ``max_columns`` wide (loudest kept when pooled).
 
+    Computed a few seconds at a time, so memory stays small for long files.
     Returns ``(levels (columns, n_mels) uint8, columns per second)``.
     """
     settings = settings or SpectrogramSettings()
     analysis = _MelAnalysis(sample_rate, settings)
-    decibels = analysis.decibels(np.asarray(samples, dtype=np.float32))
-    columns_per_second = sample_rate / analysis.hop
-    if len(decibels) == 0:
-        return np.zeros((0, settings.n_mels), dtype=np.uint8), columns_per_second
-    pool = -(-len(decibels) // max_columns)
-    if pool > 1:
-        padded = np.full((pool * -(-len(decibels) // pool), decibels.shape[1]), -200.0,
-                         dtype=np.float32)
-        padded[:len(decibels)] = decibels
-        decibels = padded.reshape(-1, pool, decibels.shape[1]).max(axis=1)
-        columns_per_second /= pool
+    samples = np.asarray(samples, dtype=np.float32)
+    total = analysis.frame_count(len(samples))
+    if total == 0:
+        return np.zeros((0, settings.n_mels), dtype=np.uint8), sample_rate / analysis.hop
+    pool = -(-total // max_columns)
+    chunk = pool * max(1, 1000 // pool)                 # whole pools of frames per piece
+    pooled = []
+    for first in range(0, total, chunk):
+        count = min(chunk, total - first)
+        start = first * analysis.hop
+        piece = samples[start:start + (count - 1) * analysis.hop + analysis.window_length]
+        decibels = analysis.decibels(piece)
+        padded = np.full((-(-count // pool) * pool, decibels.shape[1]), -200.0, np.float32)
+        padded[:count] = decibels
+        pooled.append(padded.reshape(-1, pool, decibels.shape[1]).max(axis=1))
+    decibels = np.concatenate(pooled)
     levels = _to_levels(decibels, float(decibels.max()), settings.dynamic_range_db)
-    return levels, columns_per_second
+    return levels, sample_rate / analysis.hop / pool

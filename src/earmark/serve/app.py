@@ -10,6 +10,7 @@ body ``{"error": "..."}`` (or a websocket error message and close code).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import base64
 import logging
 import os
@@ -32,9 +33,9 @@ from earmark.runtime.smoother import SmootherConfig
 from earmark.runtime.spectrogram import SpectrogramSettings, file_spectrogram
 from earmark.runtime.stream import StreamGraphs
 from earmark.serve.limits import ServeLimits
-from earmark.serve.streaming import (CLOSE_NORMAL, CLOSE_TRY_LATER, ProtocolError,
-                                     StreamSession, stream_parameters)
-from earmark.serve.uploads import UploadError, decode_upload, save_upload
+from earmark.serve.streaming import (CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_TRY_LATER,
+                                     ProtocolError, StreamSession, stream_parameters)
+from earmark.serve.uploads import UploadError, decode_upload, save_upload, too_large
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("earmark.serve")
@@ -60,6 +61,7 @@ class ServerState:
         self.streams_open = 0
         self.streams_served = 0
         self.uploads_classified = 0
+        self.uploads_waiting = 0
 
 
 def create_app(bundle: str | os.PathLike | Bundle, limits: ServeLimits | None = None,
@@ -68,8 +70,13 @@ def create_app(bundle: str | os.PathLike | Bundle, limits: ServeLimits | None = 
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, threads=1)
     state = ServerState(bundle, limits or ServeLimits(), smoother or SmootherConfig(),
                         stride_ms)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        state.stream_workers.shutdown(wait=False, cancel_futures=True)
+
     app = FastAPI(title="earmark", summary=f"audio classifier {bundle.path.name}",
-                  version=bundle.metadata.get("earmark_version", "0"))
+                  version=bundle.metadata.get("earmark_version", "0"), lifespan=lifespan)
     app.state.earmark = state
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -115,18 +122,20 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         top = min(5, len(state.bundle.labels)) if top is None else top
         if not 1 <= top <= len(state.bundle.labels):
             raise UploadError(422, f"top={top}: give 1..{len(state.bundle.labels)}")
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > state.limits.max_upload_bytes + 65536:
-            raise UploadError(413, f"upload of {declared} bytes is larger than "
-                              f"{state.limits.max_upload_bytes // (1024 * 1024)} MiB")
-        name, chunks = await _upload_stream(request)
-        path = await save_upload(chunks, name, state.limits)
+        if state.uploads_waiting >= state.limits.uploads_in_flight:
+            raise UploadError(503, f"the server is busy with {state.uploads_waiting} uploads; "
+                              "try again in a moment")
+        state.uploads_waiting += 1
         try:
-            async with state.classify_slots:
-                record = await run_in_threadpool(_classify_saved, state, path, name,
-                                                 spectrogram, windows, top)
+            path, name = await _receive_upload(request, state.limits)
+            try:
+                async with state.classify_slots:
+                    record = await run_in_threadpool(_classify_saved, state, path, name,
+                                                     spectrogram, windows, top)
+            finally:
+                path.unlink(missing_ok=True)
         finally:
-            path.unlink(missing_ok=True)
+            state.uploads_waiting -= 1
         state.uploads_classified += 1
         return record
 
@@ -154,17 +163,28 @@ def model_description(state: ServerState) -> dict:
             "limits": asdict(state.limits)}
 
 
-async def _upload_stream(request: Request):
-    """The upload's name and an async iterator of its bytes (multipart or raw body)."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=8)
+async def _receive_upload(request: Request, limits: ServeLimits) -> tuple[Path, str]:
+    """Save the upload (multipart field ``file``, or the raw body) to a temporary file.
+
+    Multipart bodies are parsed whole before a handler sees them, so they must
+    declare their length, and a length over the limit is refused before reading.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and int(declared) > limits.max_upload_bytes + 65536:
+        raise UploadError(413, too_large("upload", limits))
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        name = request.query_params.get("name", "upload")
+        return await save_upload(request.stream(), name, limits), name
+    if declared is None:
+        raise UploadError(411, "a multipart upload needs a Content-Length header "
+                          "(or send the file as the raw body)")
+    async with request.form(max_files=1, max_fields=8) as form:
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise UploadError(400, "multipart upload without a file field named 'file'; "
                               "send it as: curl -F file=@clip.wav .../classify")
-        return upload.filename or "upload", _read_upload(upload)
-    return request.query_params.get("name", "upload"), request.stream()
+        name = upload.filename or "upload"
+        return await save_upload(_read_upload(upload), name, limits), name
 
 
 async def _read_upload(upload):
@@ -211,6 +231,10 @@ async def _serve_stream(websocket: WebSocket, state: ServerState) -> None:
         await _refuse(websocket, error.code, error.message)
     except WebSocketDisconnect:
         pass                      # the client went away (possibly mid-block): nothing to keep
+    except Exception as error:   # a bug of ours: this stream ends, the server goes on
+        log.exception("stream failed")
+        await _refuse(websocket, CLOSE_INTERNAL, f"internal error ({type(error).__name__}); "
+                      "the stream is closed, the server goes on")
     finally:
         state.streams_open -= 1
         state.streams_served += 1
@@ -241,6 +265,7 @@ async def _refuse(websocket: WebSocket, code: int, message: str) -> None:
     """Tell the client why, then close with ``code``; a client already gone is fine."""
     try:
         await websocket.send_json({"type": "error", "error": message})
-        await websocket.close(code, reason=message[:120])
-    except (WebSocketDisconnect, RuntimeError):
+        # A close reason is at most 123 bytes of UTF-8.
+        await websocket.close(code, reason=message.encode()[:120].decode(errors="ignore"))
+    except Exception:            # the client is gone already: nothing to tell
         pass

@@ -41,9 +41,12 @@ CLOSE_NORMAL = 1000
 CLOSE_UNSUPPORTED = 1003       # the data is not what was agreed
 CLOSE_POLICY = 1008            # a message breaks the protocol
 CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011          # a bug of ours: this stream ends, the server goes on
 CLOSE_TRY_LATER = 1013         # too many streams
 
 _FORMAT_ALIASES = {"f32": "f32le", "s16": "s16le", "s32": "s32le"}
+#: Float samples beyond this are not audio in [-1, 1] but a wrong format.
+MAX_FLOAT_LEVEL = 8.0
 
 
 class ProtocolError(Exception):
@@ -154,9 +157,14 @@ class StreamSession:
                                 f"number of {self.sample_format} samples "
                                 f"({self.dtype.itemsize} bytes each); is the format right?")
         try:
-            return decode_pcm(data, self.dtype, 1, f"block {self.blocks}")
+            block = decode_pcm(data, self.dtype, 1, f"block {self.blocks}")
         except EarmarkError as error:
             raise ProtocolError(CLOSE_UNSUPPORTED, str(error)) from None
+        if block.size and np.abs(block).max() > MAX_FLOAT_LEVEL:
+            raise ProtocolError(CLOSE_UNSUPPORTED, f"block {self.blocks}: samples up to "
+                                f"{np.abs(block).max():.3g}, but float PCM is in [-1, 1]; "
+                                "is the format right (s16le for 16-bit integers)?")
+        return block
 
     def _result(self, strides: list[StrideResult], columns: np.ndarray,
                 started: float) -> dict:

@@ -28,6 +28,11 @@ class UploadError(Exception):
         self.message = message
 
 
+def too_large(name: str, limits: ServeLimits) -> str:
+    return (f"{name}: upload larger than {limits.upload_size_text}; send a shorter or "
+            "compressed recording (FLAC, OGG)")
+
+
 async def save_upload(chunks: AsyncIterator[bytes], name: str, limits: ServeLimits) -> Path:
     """Write the upload's bytes to a temporary file; refuse it past ``max_upload_bytes``.
 
@@ -42,9 +47,7 @@ async def save_upload(chunks: AsyncIterator[bytes], name: str, limits: ServeLimi
             async for chunk in chunks:
                 size += len(chunk)
                 if size > limits.max_upload_bytes:
-                    raise UploadError(413, f"{name}: upload larger than "
-                                      f"{limits.max_upload_bytes // (1024 * 1024)} MiB; "
-                                      "send a shorter or compressed recording (FLAC, OGG)")
+                    raise UploadError(413, too_large(name, limits))
                 if len(head) < 12:
                     head += chunk[:12]
                 handle.write(chunk)
