@@ -30,6 +30,14 @@ def cpu_seconds(engine: StreamEngine, signal: np.ndarray, block: int) -> tuple[f
     return time.process_time() - started, strides
 
 
+VARIANTS = [("recompute the window each stride", False, False),
+            ("new frames, whole-window network", True, False),
+            ("new frames, network stepped per frame", True, True)]
+#: Audio block sizes: 20 ms, what `earmark listen` reads from a microphone (50 ms),
+#: and from a file or stdin (100 ms). The stride is the same for all.
+BLOCKS_MS = (20, 50, 100)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,29 +49,28 @@ def main() -> None:
     rate = bundle.sample_rate
     rng = np.random.default_rng(0)
     signal = (0.05 * rng.standard_normal(int(args.minutes * 60 * rate))).astype(np.float32)
-    block = rate // 50                                   # 20 ms blocks, as from a microphone
     hours = args.minutes / 60
-    rows = []
-    variants = [("recompute the window each stride", False, False),
-                ("new frames, whole-window network", True, False),
-                ("new frames, network stepped per frame", True, True)]
-    for name, incremental, stepped in variants:
-        engine = StreamEngine(bundle, stride_ms=args.stride_ms, incremental=incremental,
-                              stepped_network=stepped)
-        if stepped and not engine.network_stepped:
-            print(f"({name}: not available, the bundle has no network step; export a "
-                  "DS-CNN with model.time_padding = \"valid\")")
-            continue
-        seconds, strides = cpu_seconds(engine, signal, block)
-        rows.append((name, seconds / hours, strides, engine.stride_ms))
+    table = {}
+    for name, incremental, stepped in VARIANTS:
+        for block_ms in BLOCKS_MS:
+            engine = StreamEngine(bundle, stride_ms=args.stride_ms, incremental=incremental,
+                                  stepped_network=stepped)
+            if stepped and not engine.network_stepped:
+                print(f"({name}: not available, the bundle has no network step; export a "
+                      "DS-CNN with model.time_padding = \"valid\")")
+                break
+            seconds, _ = cpu_seconds(engine, signal, rate * block_ms // 1000)
+            table[name, block_ms] = seconds / hours
     print(f"{args.minutes:g} min of audio, {bundle.window_samples / rate:.2f} s window, "
-          f"1 thread")
-    print(f"{'engine':<36}{'stride ms':>10}{'strides':>10}{'CPU s / hour':>14}")
-    for name, per_hour, strides, stride in rows:
-        print(f"{name:<36}{stride:>10.0f}{strides:>10}{per_hour:>14.1f}")
-    reference, best = rows[0][1], rows[-1]
-    print(f"\n{best[0]}: {reference / best[1]:.1f}x less CPU than recomputing; "
-          f"{best[1]:.1f} s per hour of audio = {best[1] / 36:.2f}% of one core")
+          f"stride {engine.stride_ms:.0f} ms, 1 thread; CPU seconds per hour of audio")
+    print(f"{'engine':<40}" + "".join(f"{f'{b} ms blocks':>16}" for b in BLOCKS_MS))
+    names = [name for name, _, _ in VARIANTS if (name, BLOCKS_MS[0]) in table]
+    for name in names:
+        print(f"{name:<40}" + "".join(f"{table[name, b]:>16.1f}" for b in BLOCKS_MS))
+    best = names[-1]
+    print(f"\n{best}, ratio to recomputing:  " + "  ".join(
+        f"{b} ms blocks {table[VARIANTS[0][0], b] / table[best, b]:.1f}x "
+        f"({table[best, b]:.1f} s/h)" for b in BLOCKS_MS))
 
 
 if __name__ == "__main__":

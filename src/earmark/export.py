@@ -39,7 +39,7 @@ from earmark.features import FrontEnd
 from earmark.models import count_parameters
 from earmark.models.dscnn_stream import (
     DSCNNStep,
-    history_shapes,
+    history_shape,
     stream_layout,
     supports_streaming,
 )
@@ -178,28 +178,28 @@ def _export_step(classifier, folder: Path, window_frames: int) -> dict:
     """The one-frame step and the pooled head of a streamable DS-CNN; their layout."""
     model, frontend = classifier.model.eval(), classifier.frontend
     layout = stream_layout(model, window_frames)
-    shapes = history_shapes(model, frontend)
+    shape = history_shape(model, frontend)
     with torch.no_grad():
         rows = frontend.frames(torch.zeros(1, frontend.min_samples)).shape[1]
     frames = torch.zeros(1, rows, layout["step_frames"])
-    histories = tuple(torch.zeros(shape) for shape in shapes)
-    names = [f"history{i}" for i in range(len(shapes))]
-    _export_fixed(DSCNNStep(model, frontend), (frames, *histories), folder / STREAM_STEP,
-                  ["frames", *names], ["column", *[f"next_{name}" for name in names]])
+    frames_dim = torch.export.Dim("frames", min=layout["step_frames"], max=4096)
+    _export_fixed(DSCNNStep(model, frontend), (frames, torch.zeros(shape)),
+                  folder / STREAM_STEP, ["frames", "histories"], ["columns", "next_histories"],
+                  dynamic_shapes=({2: frames_dim}, None))
     # The head is one small matrix: kept in the JSON, applied with numpy per stride.
     classifier_layer = model.classifier
-    return {**layout, "histories": [list(shape) for shape in shapes],
+    return {**layout, "histories": list(shape),
             "head": {"weight": classifier_layer.weight.detach().T.tolist(),
                      "bias": classifier_layer.bias.detach().tolist()}}
 
 
 def _export_fixed(module: torch.nn.Module, examples: tuple, path: Path, inputs: list[str],
-                  outputs: list[str]) -> None:
-    """torch.onnx dynamo export of a module with fixed shapes and several inputs/outputs."""
+                  outputs: list[str], dynamic_shapes=None) -> None:
+    """torch.onnx dynamo export of a module with several inputs and outputs."""
     with _quiet_export():
         torch.onnx.export(module.eval(), examples, str(path), dynamo=True,
                           external_data=False, input_names=inputs, output_names=outputs,
-                          verbose=False)
+                          dynamic_shapes=dynamic_shapes, verbose=False)
 
 
 def _stream_metadata(frontend: FrontEnd, window: int) -> dict:

@@ -38,7 +38,9 @@ def supports_streaming(model: nn.Module, frontend) -> bool:
 
 
 class DSCNNStep(nn.Module):
-    """The last ``K`` frames and each block's history in; the new column and histories out."""
+    """Frames in (the ``K - 1`` before the new ones, then ``M`` new ones) and the blocks'
+    histories ``(blocks, C, F', 2D)``; the ``M`` new frequency-averaged columns
+    ``(1, C, M)`` and the next histories out."""
 
     def __init__(self, model: DSCNN, frontend):
         super().__init__()
@@ -49,28 +51,35 @@ class DSCNNStep(nn.Module):
         self.model = model
         self.dilation = model.stride_time
 
-    def forward(self, frames: torch.Tensor, *histories: torch.Tensor):
-        features = self.frontend.finish(frames)                 # (1, C_in, bands, K)
-        x = self.model.stem(self.model.normalize(features))    # (1, C, F', 1)
+    def forward(self, frames: torch.Tensor, histories: torch.Tensor):
+        x = self._stem_columns(self.frontend.finish(frames))   # (1, C, F', M)
+        kept = histories.shape[-1]
         new_histories = []
-        for block, history in zip(self.model.blocks, histories):
-            window = torch.cat([history, x], dim=-1)            # (1, C, F', 2D + 1)
-            x = self._block_column(block, window)
-            new_histories.append(window[..., 1:])
-        return (x.mean(dim=2)[..., 0], *new_histories)          # (1, C) and histories
+        for index, block in enumerate(self.model.blocks):
+            window = torch.cat([histories[index:index + 1], x], dim=-1)   # (1, C, F', 2D + M)
+            x = self._block_columns(block, window)
+            new_histories.append(window[..., -kept:])
+        return x.mean(dim=2), torch.cat(new_histories, dim=0)
 
-    def _block_column(self, block, window: torch.Tensor) -> torch.Tensor:
+    def _stem_columns(self, features: torch.Tensor) -> torch.Tensor:
+        """The stem at every frame (time stride 1): each window uses its own phase."""
+        conv, norm, relu = self.model.stem[:3]
+        x = F.conv2d(self.model.normalize(features), conv.weight,
+                     stride=(conv.stride[0], 1), padding=conv.padding)
+        return relu(norm(x))
+
+    def _block_columns(self, block, window: torch.Tensor) -> torch.Tensor:
         conv, norm, relu = block.depthwise
         out = F.conv2d(window, conv.weight, padding=(1, 0), dilation=(1, self.dilation),
                        groups=conv.groups)
         out = block.pointwise(relu(norm(out)))
         if block.residual:
-            out = out + window[..., self.dilation:self.dilation + 1]
+            out = out + window[..., self.dilation:window.shape[-1] - self.dilation]
         return torch.relu(out)
 
 
-def history_shapes(model: DSCNN, frontend) -> list[tuple[int, ...]]:
-    """Shape of each block's history tensor (zeros at the start of a stream)."""
+def history_shape(model: DSCNN, frontend) -> tuple[int, ...]:
+    """Shape of the blocks' histories ``(blocks, C, F', 2D)`` (zeros when a stream starts)."""
     training = model.training
     model.eval()
     with torch.no_grad():
@@ -78,7 +87,7 @@ def history_shapes(model: DSCNN, frontend) -> list[tuple[int, ...]]:
         frames = torch.zeros(1, frames.shape[1], model.kernel_time)
         column = model.stem(model.normalize(frontend.finish(frames)))
     model.train(training)
-    return [(1, column.shape[1], column.shape[2], 2 * model.stride_time)] * len(model.blocks)
+    return (len(model.blocks), column.shape[1], column.shape[2], 2 * model.stride_time)
 
 
 def stream_layout(model: DSCNN, window_frames: int) -> dict:

@@ -243,8 +243,7 @@ class _SteppedStream(_FrameStream):
         self.step_frames = int(network["step_frames"])
         self.first, self.stride = int(network["first"]), int(network["stride"])
         self.columns = int(network["columns"])
-        self.histories = [np.zeros(shape, dtype=np.float32) for shape in network["histories"]]
-        self.history_names = [f"history{i}" for i in range(len(self.histories))]
+        self.histories = np.zeros(network["histories"], dtype=np.float32)
         self.weight = np.asarray(network["head"]["weight"], dtype=np.float32)
         self.bias = np.asarray(network["head"]["bias"], dtype=np.float32)
         self.recent: np.ndarray | None = None       # the last step_frames frames
@@ -252,18 +251,18 @@ class _SteppedStream(_FrameStream):
         self.frames_seen = 0
 
     def _keep(self, frames: np.ndarray) -> None:
+        """Run the new frames through the step at once (a convolution, not a recurrence)."""
         self.recent = frames if self.recent is None else np.concatenate([self.recent, frames],
                                                                         axis=1)
-        base = self.frames_seen + frames.shape[1] - self.recent.shape[1]   # recent[:, 0]
-        for step in range(self.frames_seen, self.frames_seen + frames.shape[1]):
-            if step + 1 < self.step_frames:
-                continue
-            start = step + 1 - self.step_frames - base
-            feeds = {"frames": self.recent[None, :, start:start + self.step_frames]}
-            feeds.update(zip(self.history_names, self.histories))
-            column, *self.histories = self.step_session.run(None, feeds)
-            self.outputs[step] = column[0]
+        first = max(self.frames_seen, self.step_frames - 1)   # first new frame with a column
         self.frames_seen += frames.shape[1]
+        count = self.frames_seen - first
+        if count > 0:
+            feeds = {"frames": self.recent[None, :, -(self.step_frames - 1 + count):],
+                     "histories": self.histories}
+            columns, self.histories = self.step_session.run(None, feeds)
+            for offset in range(count):
+                self.outputs[first + offset] = columns[0, :, offset]
         self.recent = self.recent[:, -(self.step_frames - 1):]
 
     def scores(self, window_start_sample: int) -> np.ndarray:
