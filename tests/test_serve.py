@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,6 +65,13 @@ def test_page_and_its_assets_are_served_locally(client):
         assert asset in page.text or asset == "/static/worklet.js"
         assert client.get(asset).status_code == 200, asset
     assert "https://" not in page.text and "http://" not in page.text   # no CDN
+    static = Path(create_app.__code__.co_filename).parent / "static"
+    for asset in static.iterdir():                 # nothing fetched from elsewhere
+        text = asset.read_text()
+        assert not re.search(r"""(from|import\(|src=|href=|url\()\s*['"(]?https?:""", text), asset
+        if asset.suffix == ".js":
+            for module in re.findall(r"""from\s+['"]\./([\w.]+)['"]""", text):
+                assert client.get(f"/static/{module}").status_code == 200, module
 
 
 @pytest.mark.parametrize("label", ["high", "low"])
