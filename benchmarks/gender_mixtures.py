@@ -8,6 +8,9 @@ and judges each mixture by the mean of its 2 s windows' probabilities.
     for f in 0 1 2 3 4; do earmark train configs/gender.toml --out runs/gender-fold$f \\
         --set data.fold=$f; done
     python benchmarks/gender_mixtures.py --runs runs/gender-fold --count 10
+
+(configs/gender.toml's header shows how to add training mixtures of each
+fold's own training speakers; then pass --runs runs/gender-mix-fold.)
 """
 
 from __future__ import annotations
