@@ -18,6 +18,7 @@ import numpy as np
 from earmark.data.keywords import SILENCE
 from earmark.data.mixtures import noise_bed
 from earmark.errors import DataError
+from earmark.runtime.activity import active_runs, frame_levels
 
 
 @dataclass
@@ -51,21 +52,15 @@ def speech_extent(clip: np.ndarray, sample_rate: int, floor_db: float = 35.0,
     with audible background is not marked as speech from end to end.
     """
     frame = max(1, sample_rate // 100)
-    usable = len(clip) // frame * frame
-    if usable == 0:
+    levels = frame_levels(clip, frame)
+    if len(levels) == 0:
         return 0, len(clip)
-    energy = (clip[:usable].reshape(-1, frame) ** 2).mean(axis=1) + 1e-12
-    levels = 10 * np.log10(energy)
     peak = int(levels.argmax())
     threshold = min(max(levels[peak] - floor_db, np.percentile(levels, 10) + rise_db),
                     levels[peak])
-    loud = np.flatnonzero(levels >= threshold)
-    bridge = max(1, round(bridge_s * sample_rate / frame))
-    breaks = np.flatnonzero(np.diff(loud) > bridge + 1)
-    starts = np.concatenate([[0], breaks + 1])
-    ends = np.concatenate([breaks, [len(loud) - 1]])
-    word = int(np.searchsorted(loud[ends], peak))
-    return int(loud[starts[word]] * frame), int((loud[ends[word]] + 1) * frame)
+    runs = active_runs(levels >= threshold, max(1, round(bridge_s * sample_rate / frame)))
+    start, stop = next(run for run in runs if run[0] <= peak < run[1])
+    return start * frame, stop * frame
 
 
 def build_stream(clips: list[tuple[np.ndarray, str]], noise: list[np.ndarray],

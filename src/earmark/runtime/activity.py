@@ -47,12 +47,17 @@ def level_track(path: str | os.PathLike, sample_rate: int = 16000,
     levels, carry = [], np.zeros(0, dtype=np.float32)
     for block in audio.read_blocks(path, sample_rate, block_seconds=30.0):
         carry = np.concatenate([carry, block])
-        whole = len(carry) // frame * frame
-        power = (carry[:whole].reshape(-1, frame) ** 2).mean(axis=1)
-        levels.append(10 * np.log10(power + 1e-12))
-        carry = carry[whole:]
+        levels.append(frame_levels(carry, frame))
+        carry = carry[len(levels[-1]) * frame:]
     decibels = np.concatenate(levels) if levels else np.zeros(0)
     return LevelTrack(decibels.astype(np.float32), frame / sample_rate)
+
+
+def frame_levels(samples: np.ndarray, frame: int) -> np.ndarray:
+    """Mean power in dB of each whole ``frame``-sample frame (a partial last one is left out)."""
+    whole = len(samples) // frame * frame
+    power = (samples[:whole].reshape(-1, frame) ** 2).mean(axis=1)
+    return 10 * np.log10(power + 1e-12)
 
 
 def snap_to_activity(events: list, track: LevelTrack,
@@ -84,7 +89,7 @@ def _best_run(event, track: LevelTrack, settings: ActivitySettings, low: float,
                             track.index(event.offset + settings.context_seconds)]
     floor = np.percentile(around, settings.floor_percentile)
     active = track.decibels[first:last] > floor + settings.rise_db
-    runs = _runs(active, max(0, round(settings.bridge_seconds / track.frame_seconds)))
+    runs = active_runs(active, max(0, round(settings.bridge_seconds / track.frame_seconds)))
     if not runs:
         return None
     start, stop = track.index(event.onset) - first, track.index(event.offset) - first
@@ -95,7 +100,7 @@ def _best_run(event, track: LevelTrack, settings: ActivitySettings, low: float,
     return (first + best[0]) * seconds, (first + best[1]) * seconds
 
 
-def _runs(active: np.ndarray, bridge: int) -> list[tuple[int, int]]:
+def active_runs(active: np.ndarray, bridge: int) -> list[tuple[int, int]]:
     """``(start, stop)`` frame ranges of True, joining gaps of at most ``bridge`` frames."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(np.int8), [0]])))
     runs: list[list[int]] = []

@@ -157,7 +157,8 @@ class StreamEngine:
 
 
 class StreamGraphs:
-    """A bundle's two stream graphs (new frames; the network on a window of frames).
+    """A bundle's stream graphs: new frames, the network on a window of frames, and
+    (for a valid-padded DS-CNN) the network one frame at a time.
 
     Opened once, they can serve many engines at once, from many threads
     (onnxruntime sessions are thread-safe): a server keeps one.
@@ -246,17 +247,16 @@ class _SteppedStream(_FrameStream):
         self.histories = np.zeros(network["histories"], dtype=np.float32)
         self.weight = np.asarray(network["head"]["weight"], dtype=np.float32)
         self.bias = np.asarray(network["head"]["bias"], dtype=np.float32)
-        self.recent: np.ndarray | None = None       # the last step_frames frames
+        self.recent: np.ndarray | None = None       # the last step_frames - 1 frames
         self.outputs: dict[int, np.ndarray] = {}    # step (frame index) -> pooled column
-        self.frames_seen = 0
 
     def _keep(self, frames: np.ndarray) -> None:
         """Run the new frames through the step at once (a convolution, not a recurrence)."""
         self.recent = frames if self.recent is None else np.concatenate([self.recent, frames],
                                                                         axis=1)
-        first = max(self.frames_seen, self.step_frames - 1)   # first new frame with a column
-        self.frames_seen += frames.shape[1]
-        count = self.frames_seen - first
+        # append() counts these frames in next_frame after this call.
+        first = max(self.next_frame, self.step_frames - 1)    # first new frame with a column
+        count = self.next_frame + frames.shape[1] - first
         if count > 0:
             feeds = {"frames": self.recent[None, :, -(self.step_frames - 1 + count):],
                      "histories": self.histories}
