@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from earmark.augment import (NoiseBank, WaveformAugmenter, add_noise, change_speed, mixup,
+from earmark.augment import (NoiseBank, WaveformAugmenter, add_noise, change_speed,
+                             frequency_warp_factors, mixup, random_band_limit, random_equalizer,
                              random_gain, spec_augment, time_shift)
 from earmark.config import AugmentConfig
 from earmark.errors import ConfigError
@@ -123,6 +124,49 @@ def test_faster_speed_raises_a_tones_pitch_by_the_factor():
     # the middle (where the sped-up reading has content)
     middle = out[RATE // 2 - 4000:RATE // 2 + 4000]
     assert dominant_frequency(middle, RATE) == pytest.approx(500.0 * factor, rel=0.02)
+
+
+# --------------------------------------------------------- equalizer, band limits
+def band_level_db(wave: torch.Tensor, low: float, high: float) -> float:
+    spectrum = torch.fft.rfft(wave).abs().pow(2)
+    frequencies = torch.fft.rfftfreq(wave.shape[-1], 1 / RATE)
+    band = (frequencies >= low) & (frequencies < high)
+    return float(10 * torch.log10(spectrum[..., band].mean()))
+
+
+def test_band_limit_removes_what_lies_beyond_the_cut_offs_and_keeps_the_middle():
+    noise = torch.randn(8, RATE, generator=gen(3))
+    out = random_band_limit(noise, (2000.0, 2500.0), (200.0, 300.0), 1.0, RATE, gen(0))
+    for row_in, row_out in zip(noise, out):
+        assert band_level_db(row_out, 800, 1200) == pytest.approx(
+            band_level_db(row_in, 800, 1200), abs=0.5)
+        assert band_level_db(row_out, 5000, 8000) < band_level_db(row_in, 5000, 8000) - 40
+        assert band_level_db(row_out, 0, 60) < band_level_db(row_in, 0, 60) - 25
+
+
+def test_band_limit_touches_only_the_chosen_share_and_off_is_identity():
+    noise = torch.randn(200, 4000, generator=gen(3))
+    assert torch.equal(random_band_limit(noise, (0, 0), (0, 0), 1.0, RATE, gen(0)), noise)
+    out = random_band_limit(noise, (1000.0, 1000.0), (0, 0), 0.3, RATE, gen(0))
+    touched = (out - noise).abs().amax(dim=1) > 1e-3
+    assert 0.15 < touched.float().mean() < 0.45
+
+
+def test_equalizer_colours_the_spectrum_within_its_range_and_keeps_loudness():
+    noise = torch.randn(16, RATE, generator=gen(4))
+    out = random_equalizer(noise, 6.0, RATE, gen(0))
+    change = [band_level_db(o, a, a * 1.5) - band_level_db(n, a, a * 1.5)
+              for o, n in zip(out, noise) for a in (200, 1000, 4000)]
+    assert max(abs(c) for c in change) > 1.0          # it does colour
+    assert max(abs(c) for c in change) < 20.0         # within about the range
+    assert (rms(out) / rms(noise)).log10().abs().max() * 20 < 3.0
+    assert torch.equal(random_equalizer(noise, 0.0, RATE, gen(0)), noise)
+
+
+def test_frequency_warp_factors_lie_in_the_range_and_one_is_off():
+    assert frequency_warp_factors(4, (1.0, 1.0), gen(0), torch.device("cpu")) is None
+    factors = frequency_warp_factors(1000, (0.9, 1.1), gen(0), torch.device("cpu"))
+    assert factors.min() >= 0.9 and factors.max() <= 1.1 and factors.std() > 0.03
 
 
 # ----------------------------------------------------------------- noise bank

@@ -163,6 +163,11 @@ def test_bad_choice(section, key, value):
     ({"train": {"batch_size": 0}}, "must be > 0"),
     ({"data": {"folds": 3, "fold": -1}}, r"data.fold must be >= 0"),
     ({"data": {"folds": 1}}, r"data.folds >= 2"),
+    ({"augment": {"speed": [1.1, 0.9]}}, r"augment.speed = \[1.1, 0.9\] must be a range"),
+    ({"augment": {"frequency_warp": [0.0, 1.1]}}, r"augment.frequency_warp .* 0 < low"),
+    ({"augment": {"lowpass_hz": [3000]}}, r"augment.lowpass_hz .* \[low, high\] pair"),
+    ({"augment": {"highpass_hz": [400, 100]}}, r"cut-offs in Hz .* \[0, 0\] turns it off"),
+    ({"augment": {"band_limit_probability": 1.5}}, r"band_limit_probability = 1.5 must lie"),
 ])
 def test_bad_range(raw, message):
     with pytest.raises(ConfigError, match=message):

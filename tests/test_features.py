@@ -327,3 +327,45 @@ def test_top_db_makes_features_independent_of_level(kind):
         assert np.abs(loud[0] - expected).max() <= 1e-3
         assert loud.max() == pytest.approx(0.0, abs=1e-5) and loud.min() >= -60.0
     np.testing.assert_allclose(loud, reference_features(clip, config, 16000), atol=1e-3)
+
+
+def test_frequency_scale_moves_a_tone_to_the_scaled_band_and_one_changes_nothing():
+    from earmark.features import scale_frequencies
+    config = FeatureConfig(kind="logmel", window_ms=32, hop_ms=16, n_mels=64, fmax=8000)
+    frontend = FrontEnd(config, 16000)
+    t = torch.arange(16000) / 16000
+    tone = (0.5 * torch.sin(2 * torch.pi * 1000.0 * t))[None, :].repeat(2, 1)
+    plain = frontend(tone)
+    scaled = frontend(tone, frequency_scale=torch.tensor([1.0, 1.3]))
+    torch.testing.assert_close(scaled[0], plain[0])
+    mel_of = lambda features: int(features[0, :, 10].argmax())
+    expected = FrontEnd(config, 16000)(
+        (0.5 * torch.sin(2 * torch.pi * 1300.0 * t))[None, :])
+    assert abs(mel_of(scaled[1]) - mel_of(expected[0])) <= 1
+    assert mel_of(scaled[1]) > mel_of(plain[0]) + 3
+    spectrum = torch.rand(3, 20, 5)
+    torch.testing.assert_close(scale_frequencies(spectrum, 4, torch.ones(3)), spectrum)
+
+
+def test_mean_normalize_removes_a_fixed_channel_colouring_and_matches_the_reference():
+    from earmark.augment import random_equalizer
+    rng = np.random.default_rng(5)
+    t = np.arange(16000) / 16000
+    speechlike = np.sin(2 * np.pi * (300 + 200 * t) * t) * (0.2 + 0.8 * (t > 0.3) * (t < 0.7))
+    clip = torch.from_numpy((0.3 * speechlike + 0.01 * rng.standard_normal(16000))
+                            .astype(np.float32))[None, :]
+    clip[:, 12000:] = 0.0                                   # trailing silence, as padded clips
+    coloured = random_equalizer(clip, 8.0, 16000, torch.Generator().manual_seed(1))
+    for normalize in (False, True):
+        config = FeatureConfig(kind="logmel", n_mels=32, top_db=80, mean_normalize=normalize)
+        frontend = FrontEnd(config, 16000)
+        plain, changed = frontend(clip)[0, 0], frontend(coloured)[0, 0]
+        difference = (plain - changed)[:, 10:40].abs().mean()   # voiced frames
+        if normalize:
+            assert difference < 1.0
+            # silent frames are set to the band mean: zero
+            assert float(plain[:, -5:].abs().max()) == 0.0
+            reference = reference_features(clip[0].double().numpy(), config, 16000)[0]
+            np.testing.assert_allclose(plain.numpy(), reference, atol=2e-3)
+        else:
+            assert difference > 2.0

@@ -68,6 +68,63 @@ def change_speed(waveform: torch.Tensor, speed: tuple[float, float],
     return out[:, 0, 0, :]
 
 
+def random_equalizer(waveform: torch.Tensor, max_db: float, sample_rate: int,
+                     generator: torch.Generator, terms: int = 4) -> torch.Tensor:
+    """Filter each example by a random smooth EQ curve of up to about +/- ``max_db``.
+
+    Microphones, rooms and codecs colour a recording by a fixed gain per
+    frequency; a model trained on a few recording setups learns theirs. The
+    curve is a sum of ``terms`` cosines over log frequency (50 Hz to Nyquist)
+    with random amplitudes, applied in the frequency domain (the FFT of the
+    whole clip; a smooth curve has a short response, so wrap-around is
+    negligible). Loudness is kept: the curve's mean dB is removed.
+    """
+    if max_db <= 0:
+        return waveform
+    batch, length = waveform.shape
+    device = waveform.device
+    frequencies = torch.fft.rfftfreq(length, 1.0 / sample_rate).to(device)
+    position = torch.log(frequencies.clamp_min(50.0) / 50.0) / math.log(sample_rate / 100.0)
+    orders = torch.arange(1, terms + 1, device=device, dtype=waveform.dtype)
+    amplitudes = _uniform(-1.0, 1.0, batch * terms, generator, device).view(batch, terms)
+    curve_db = (amplitudes[:, :, None] * torch.cos(math.pi * orders[None, :, None]
+                                                   * position[None, None, :])).sum(dim=1)
+    curve_db = curve_db * (max_db / math.sqrt(terms))
+    curve_db = curve_db - curve_db.mean(dim=1, keepdim=True)
+    spectrum = torch.fft.rfft(waveform, dim=1) * (10.0 ** (curve_db / 20.0))
+    return torch.fft.irfft(spectrum, n=length, dim=1)
+
+
+def random_band_limit(waveform: torch.Tensor, lowpass_hz: tuple[float, float],
+                      highpass_hz: tuple[float, float], probability: float, sample_rate: int,
+                      generator: torch.Generator, order: int = 6) -> torch.Tensor:
+    """Low-pass and/or high-pass a random share of examples at random cut-offs.
+
+    Recordings differ in bandwidth (telephone and laptop microphones, codecs,
+    8 kHz sources resampled): a model that has only heard full-band speech
+    fails on speech with nothing above 2 kHz. Each chosen example gets a
+    Butterworth-shaped magnitude response (``order``, zero phase, applied to
+    its FFT) with a cut-off drawn uniformly from each range; ``(0, 0)``
+    leaves that side alone.
+    """
+    if probability <= 0 or (max(lowpass_hz) <= 0 and max(highpass_hz) <= 0):
+        return waveform
+    batch, length = waveform.shape
+    device = waveform.device
+    frequencies = torch.fft.rfftfreq(length, 1.0 / sample_rate).to(device)[None, :]
+    chosen = (torch.rand(batch, generator=generator, device=device) < probability)[:, None]
+    gain = torch.ones(batch, frequencies.shape[1], device=device)
+    if max(lowpass_hz) > 0:
+        cutoff = _uniform(*lowpass_hz, batch, generator, device)[:, None]
+        gain = gain / torch.sqrt(1 + (frequencies / cutoff) ** (2 * order))
+    if max(highpass_hz) > 0:
+        cutoff = _uniform(*highpass_hz, batch, generator, device)[:, None]
+        ratio = cutoff / frequencies.clamp_min(1e-3)
+        gain = gain / torch.sqrt(1 + ratio ** (2 * order))
+    gain = torch.where(chosen, gain, torch.ones_like(gain))
+    return torch.fft.irfft(torch.fft.rfft(waveform, dim=1) * gain, n=length, dim=1)
+
+
 class NoiseBank:
     """Background recordings held in memory; draws random segments of them."""
 
@@ -150,18 +207,31 @@ def mixup(features: torch.Tensor, targets: torch.Tensor, alpha: float,
             lam * targets + (1 - lam) * targets[order])
 
 
+def frequency_warp_factors(batch: int, warp: tuple[float, float], generator: torch.Generator,
+                           device: torch.device) -> torch.Tensor | None:
+    """Random vocal tract length factors for :meth:`FrontEnd.forward`, or None when off."""
+    low, high = warp
+    if low == high == 1.0:
+        return None
+    return _uniform(low, high, batch, generator, device)
+
+
 class WaveformAugmenter:
     """Applies the ``[augment]`` waveform transforms of a config to a batch."""
 
     def __init__(self, config: AugmentConfig, sample_rate: int, noise: NoiseBank | None):
         self.config = config
         self.max_shift = int(round(config.shift_ms * sample_rate / 1000))
+        self.sample_rate = sample_rate
         self.noise = noise
 
     def __call__(self, waveform: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         c = self.config
         waveform = change_speed(waveform, tuple(c.speed), generator)
         waveform = time_shift(waveform, self.max_shift, generator)
+        waveform = random_equalizer(waveform, c.equalizer_db, self.sample_rate, generator)
+        waveform = random_band_limit(waveform, tuple(c.lowpass_hz), tuple(c.highpass_hz),
+                                     c.band_limit_probability, self.sample_rate, generator)
         waveform = random_gain(waveform, tuple(c.gain_db), generator)
         if self.noise is not None and c.noise_probability > 0:
             noise = self.noise.draw(waveform.shape[0], waveform.shape[1], generator)

@@ -72,6 +72,7 @@ class FeatureConfig:
     center: bool = False           #: pad half a window at both ends (reflect)
     log_floor: float = 1e-6        #: power floor before 10*log10 (-60 dB)
     top_db: float = 0.0            #: > 0: dB relative to the loudest bin, floored this far below
+    mean_normalize: bool = False   #: subtract each band's mean over the window's active frames
 
 
 @dataclass
@@ -94,6 +95,11 @@ class AugmentConfig:
     noise_volume: list[float] = field(default_factory=lambda: [0.0, 0.1])
     gain_db: list[float] = field(default_factory=lambda: [0.0, 0.0])
     speed: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    frequency_warp: list[float] = field(default_factory=lambda: [1.0, 1.0])  #: VTLP factor range
+    equalizer_db: float = 0.0      #: random smooth EQ curve of about +/- this (0 = off)
+    lowpass_hz: list[float] = field(default_factory=lambda: [0.0, 0.0])   #: cut-off range
+    highpass_hz: list[float] = field(default_factory=lambda: [0.0, 0.0])  #: cut-off range
+    band_limit_probability: float = 0.0   #: share of examples low/high-passed
     time_masks: int = 0            #: SpecAugment
     time_mask_frames: int = 10
     freq_masks: int = 0
@@ -212,9 +218,32 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         raise ConfigError(f"{source}: features.delta_width must be odd and >= 3")
     if config.train.epochs <= 0 or config.train.batch_size <= 0:
         raise ConfigError(f"{source}: train.epochs and train.batch_size must be > 0")
+    _check_augment_ranges(config.augment, source)
     if config.data.fold < 0 or config.data.folds < 2:
         raise ConfigError(f"{source}: data.fold must be >= 0 and data.folds >= 2 "
                           "(a manifest's own 'fold' column may number folds from 1)")
+
+
+def _check_augment_ranges(augment: AugmentConfig, source: str) -> None:
+    """Factor and frequency ranges are ``[low, high]`` pairs; shares lie in [0, 1]."""
+    ranges = {"speed": (0.0, False), "frequency_warp": (0.0, False),
+              "lowpass_hz": (0.0, True), "highpass_hz": (0.0, True)}
+    for key, (floor, zero_is_off) in ranges.items():
+        values = getattr(augment, key)
+        if len(values) != 2:
+            raise ConfigError(f"{source}: augment.{key} = {values} must be a [low, high] pair")
+        low, high = values
+        if zero_is_off and low == high == 0:
+            continue
+        if not floor < low <= high:
+            unit = "cut-offs in Hz" if key.endswith("_hz") else "factors (1 = unchanged)"
+            off = "; [0, 0] turns it off" if zero_is_off else ""
+            raise ConfigError(f"{source}: augment.{key} = [{low}, {high}] must be a range of "
+                              f"{unit} with 0 < low <= high{off}")
+    for key in ("noise_probability", "band_limit_probability"):
+        if not 0 <= getattr(augment, key) <= 1:
+            raise ConfigError(f"{source}: augment.{key} = {getattr(augment, key)} must lie "
+                              "in [0, 1]")
 
 
 def to_dict(config: ExperimentConfig) -> dict[str, Any]:

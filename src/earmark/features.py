@@ -52,6 +52,10 @@ SEED_SAMPLES = SEED_WINDOW + (SEED_FRAMES - 1) * SEED_HOP
 # far below float32 resolution for any real clip, so results are unchanged.
 _SEED_EPSILON = 1e-12
 
+#: With ``mean_normalize``, frames whose loudest band lies more than this far
+#: below the window's loudest frame count as silence (dB).
+ACTIVE_DB = 40.0
+
 # 10 * log10(x) == _DB_PER_NEPER * ln(x); ONNX has Log but no Log10.
 _DB_PER_NEPER = 10.0 / math.log(10.0)
 
@@ -307,13 +311,18 @@ class FrontEnd(torch.nn.Module):
 
     # -- computation -------------------------------------------------------
 
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+    def forward(self, waveform: torch.Tensor,
+                frequency_scale: torch.Tensor | None = None) -> torch.Tensor:
         """Features of a batch of clips.
 
         Parameters
         ----------
         waveform : torch.Tensor, shape (batch, samples)
             Float samples in [-1, 1], same dtype as the module's buffers.
+        frequency_scale : torch.Tensor, shape (batch,), optional
+            Training only: stretch each clip's spectrum by this factor before
+            the filterbank (vocal tract length perturbation, see
+            :func:`scale_frequencies`). Exported graphs never take it.
 
         Returns
         -------
@@ -328,9 +337,10 @@ class FrontEnd(torch.nn.Module):
         # Compare without int(): int() would pin a dynamic length when exported.
         if samples < self.min_samples:
             self.frames_for(samples)                 # raises ConfigError, says what is needed
-        return self.finish(self.frames(waveform))
+        return self.finish(self.frames(waveform, frequency_scale))
 
-    def frames(self, waveform: torch.Tensor) -> torch.Tensor:
+    def frames(self, waveform: torch.Tensor,
+               frequency_scale: torch.Tensor | None = None) -> torch.Tensor:
         """The per-frame part: ``(batch, rows, frames)``, each frame from its own samples.
 
         dB power (spectrogram), log-mel dB (logmel, mfcc) or magnitudes
@@ -338,8 +348,13 @@ class FrontEnd(torch.nn.Module):
         computes only its new frames with this and keeps them in a ring buffer.
         """
         if self.kind == "spectrogram128":
-            return self._seed_magnitudes(waveform)
+            magnitudes = self._seed_magnitudes(waveform)
+            if frequency_scale is not None:
+                magnitudes = scale_frequencies(magnitudes, 1, frequency_scale)
+            return magnitudes
         power = self._power(waveform)
+        if frequency_scale is not None:
+            power = scale_frequencies(power, int(self.dft_bins[0]), frequency_scale)
         if self.kind == "spectrogram":
             return self._decibels(power)
         return self._decibels(torch.matmul(self.mel_weights, power))
@@ -354,6 +369,8 @@ class FrontEnd(torch.nn.Module):
             base = self._seed_image(frames)
         else:
             base = self._relative(frames)
+            if self.config.mean_normalize:
+                base = self._mean_normalized(base)
             if self.kind == "mfcc":
                 base = torch.matmul(self.dct_weights, base)
         features = [base]
@@ -386,6 +403,18 @@ class FrontEnd(torch.nn.Module):
         loudest = decibels.amax(dim=(-2, -1), keepdim=True)
         return torch.clamp(decibels - loudest, min=-self.config.top_db)
 
+    def _mean_normalized(self, decibels: torch.Tensor) -> torch.Tensor:
+        """Each band less its mean over the window's active frames (cepstral mean
+        normalization): a fixed colouring by the microphone or channel is a constant
+        offset per band in dB, and goes. Frames more than ACTIVE_DB below the
+        window's loudest frame (silence, padding) are left out of the mean and set
+        to it, so how much silence a clip has does not move its features."""
+        frame_peak = decibels.amax(dim=-2, keepdim=True)                 # (batch, 1, frames)
+        active = (frame_peak >= frame_peak.amax(dim=-1, keepdim=True) - ACTIVE_DB)
+        active = active.to(decibels.dtype)
+        mean = (decibels * active).sum(dim=-1, keepdim=True) / active.sum(dim=-1, keepdim=True)
+        return (decibels - mean) * active
+
     def _seed_magnitudes(self, waveform: torch.Tensor) -> torch.Tensor:
         # Pad then cut to exactly SEED_SAMPLES: a fixed size whatever the
         # input length, with no data-dependent branch for the tracer.
@@ -404,6 +433,35 @@ class FrontEnd(torch.nn.Module):
         half = self.config.delta_width // 2
         padded = F.pad(features, (half, half), mode="replicate")
         return F.conv2d(padded.unsqueeze(1), self.delta_kernel).squeeze(1)
+
+
+def scale_frequencies(spectrum: torch.Tensor, first_bin: int,
+                      factors: torch.Tensor) -> torch.Tensor:
+    """Stretch each example's spectrum along frequency: bin ``b`` takes bin ``b / factor``.
+
+    Vocal tract length perturbation (Jaitly & Hinton, 2013): a factor above 1
+    moves formants and harmonics up, as a shorter vocal tract would, without
+    changing timing. Linear interpolation between bins; beyond the edges the
+    edge bin is repeated.
+
+    Parameters
+    ----------
+    spectrum : torch.Tensor, shape (batch, bins, frames)
+        Power or magnitude; row ``j`` is FFT bin ``first_bin + j``.
+    first_bin : int
+        The FFT bin of row 0 (front-ends skip bins no filter uses).
+    factors : torch.Tensor, shape (batch,)
+        Positive stretch factors, 1 = unchanged.
+    """
+    batch, bins, frames = spectrum.shape
+    rows = torch.arange(bins, device=spectrum.device, dtype=spectrum.dtype)
+    source = (rows[None, :] + first_bin) / factors[:, None].to(spectrum.dtype) - first_bin
+    source = source.clamp(0, bins - 1)
+    below = source.floor().long()
+    above = (below + 1).clamp(max=bins - 1)
+    weight = (source - below)[:, :, None]
+    take = lambda index: spectrum.gather(1, index[:, :, None].expand(batch, bins, frames))
+    return take(below) * (1 - weight) + take(above) * weight
 
 
 def _min_max(image: torch.Tensor) -> torch.Tensor:
@@ -466,6 +524,10 @@ def _reference_from_power(power: np.ndarray, config: FeatureConfig, sample_rate:
         levels = 10.0 * np.log10(np.maximum(values, config.log_floor))
         if config.top_db > 0:
             levels = np.maximum(levels - levels.max(), -config.top_db)
+        if config.mean_normalize:
+            frame_peak = levels.max(axis=0)
+            active = frame_peak >= frame_peak.max() - ACTIVE_DB
+            levels = (levels - levels[:, active].mean(axis=1, keepdims=True)) * active
         return levels
 
     if config.kind == "spectrogram":

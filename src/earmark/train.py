@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from earmark.atomic import write_bytes, write_json, write_text
-from earmark.augment import NoiseBank, WaveformAugmenter, mixup, spec_augment
+from earmark.augment import (NoiseBank, WaveformAugmenter, frequency_warp_factors, mixup,
+                             spec_augment)
 from earmark.config import ExperimentConfig, to_toml
 from earmark.data.dataset import Dataset, load_manifest, open_dataset
 from earmark.data.manifest import from_csv
@@ -248,7 +249,9 @@ def _train_epoch(classifier: WaveformClassifier, dataset: Dataset, indices: list
         waveform = augmenter(waveform, generator).to(device)
         targets = targets.to(device)
         with torch.no_grad():
-            features = classifier.frontend(waveform)
+            warp = frequency_warp_factors(len(chunk), tuple(config.augment.frequency_warp),
+                                          generator, device)
+            features = classifier.frontend(waveform, frequency_scale=warp)
             features = spec_augment(features, config.augment.time_masks,
                                     config.augment.time_mask_frames, config.augment.freq_masks,
                                     config.augment.freq_mask_bands, generator)
