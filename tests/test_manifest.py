@@ -262,3 +262,19 @@ def test_label_pattern_errors_name_the_file_or_pattern(tmp_path):
         from_folder(tmp_path, label_pattern="fsdd")
     with pytest.raises(DataError, match="no named group"):
         from_folder(tmp_path, label_pattern=r"^\d+")
+
+
+def test_speech_commands_words_are_kept_and_renamed_by_label(tmp_path):
+    from earmark.data.manifest import keep_labels
+    for name in ("zero_0a1b2c3d_nohash_0.flac", "one_0a1b2c3d_nohash_1.flac",
+                 "bird_99999999_nohash_0.flac", "one_12345678_nohash_0.flac"):
+        write_tone(tmp_path / "_unknown_" / name, 0.1, 16000, 440.0)
+    manifest = from_folder(tmp_path / "_unknown_", group_pattern="speech_commands",
+                           label_pattern="speech_commands")
+    assert sorted(manifest.labels()) == ["bird", "one", "zero"]
+    digits = keep_labels(manifest, ["zero=0", "one=1"])
+    assert sorted((row.label, row.group) for row in digits) == [
+        ("0", "0a1b2c3d"), ("1", "0a1b2c3d"), ("1", "12345678")]
+    assert [row.label for row in keep_labels(manifest, ["bird"])] == ["bird"]
+    with pytest.raises(DataError, match=r"\['two'\] are not in the manifest"):
+        keep_labels(manifest, ["two=2"])

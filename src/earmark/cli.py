@@ -106,8 +106,12 @@ def _add_manifest(commands) -> None:
                      help="speech_commands, librispeech, fsdd, auto, or a regex with "
                           "(?P<group>...)")
     sub.add_argument("--label-pattern", default="",
-                     help="take labels from file names: fsdd, or a regex with (?P<label>...) "
+                     help="take labels from file names: fsdd, speech_commands "
+                          "(<word>_<hash>_nohash_<n>), or a regex with (?P<label>...) "
                           "(default: the sub-folder name)")
+    sub.add_argument("--labels", nargs="+", metavar="LABEL[=NAME]",
+                     help="keep only these labels, renamed where NAME is given "
+                          "(e.g. zero=0 one=1)")
 
 
 def _add_models(commands) -> None:
@@ -191,9 +195,11 @@ def _print_split_table(dataset) -> None:
 
 
 def _manifest(args) -> int:
-    from earmark.data.manifest import from_folder
+    from earmark.data.manifest import from_folder, keep_labels
 
     manifest = from_folder(args.root, args.group_pattern, args.label_pattern)
+    if args.labels:
+        manifest = keep_labels(manifest, args.labels)
     manifest.to_csv(args.out)
     print(f"{len(manifest)} recordings, {len(manifest.labels())} classes, "
           f"{len(manifest.groups())} groups -> {args.out}")

@@ -36,6 +36,8 @@ GROUP_PRESETS = {
 #: Name patterns whose named group ``label`` is the class.
 LABEL_PRESETS = {
     "fsdd": r"^(?P<label>\d+)_[A-Za-z]+_\d+$",
+    # Speech Commands words gathered in one folder (_unknown_): <word>_<hash>_nohash_<n>
+    "speech_commands": r"^(?P<label>[a-z]+)_[0-9a-f]{8}_nohash_\d+$",
 }
 
 COLUMNS = ("path", "label", "group", "split", "start", "end", "fold")
@@ -139,6 +141,20 @@ def from_folder(root: str | os.PathLike, group_pattern: str = "auto",
         raise DataError(f"{root}: found no audio files in its sub-folders; expected "
                         f"root/<label>/<file>.wav (or .flac, .ogg, .mp3)")
     return Manifest(rows)
+
+
+def keep_labels(manifest: Manifest, wanted: list[str]) -> Manifest:
+    """Only the rows of some labels, optionally renamed: ``["zero=0", "one=1", "yes"]``.
+
+    Raises :class:`DataError` naming any wanted label the manifest does not have.
+    """
+    names = dict(item.split("=", 1) if "=" in item else (item, item) for item in wanted)
+    missing = sorted(set(names) - set(manifest.labels()))
+    if missing:
+        raise DataError(f"labels {missing} are not in the manifest (it has "
+                        f"{sorted(manifest.labels())}); check --labels")
+    return Manifest(replace(row, label=names[row.label]) for row in manifest
+                    if row.label in names)
 
 
 def label_matcher(pattern: str):
