@@ -59,6 +59,29 @@ def test_dscnn_options_change_the_model():
         assert residual.eval()(torch.randn(2, 1, 10, 49)).shape == (2, 12)
 
 
+def test_dscnn_flattened_head_weighs_columns_by_position():
+    mean = build_model("dscnn", (1, 40, 49), 12, time_padding="valid")
+    flat = build_model("dscnn", (1, 40, 49), 12, time_padding="valid", time_pooling="flatten")
+    assert flat.columns == mean.columns == 12
+    assert flat.classifier.in_features == 64 * 12
+    features = torch.randn(2, 1, 40, 49)
+    late_change = features.clone()
+    late_change[..., 40:] += 3.0             # beyond the first column's 26 frames
+    with torch.no_grad():
+        # A head that reads only the first column ignores the window's end...
+        flat.classifier.weight.zero_()
+        flat.classifier.weight.view(12, 64, 12)[:, :, 0] = 1.0
+        flat.eval(), mean.eval()
+        assert flat(features).shape == (2, 12)
+        torch.testing.assert_close(flat(late_change), flat(features))
+        # ...which an averaging head cannot.
+        assert not torch.allclose(mean(late_change), mean(features), atol=1e-4)
+    with pytest.raises(ConfigError, match="time_pooling"):
+        build_model("dscnn", (1, 40, 49), 12, time_pooling="max")
+    with pytest.raises(ConfigError, match="too few"):
+        build_model("dscnn", (1, 40, 12), 12, time_padding="valid")
+
+
 @pytest.mark.parametrize("pooling", ["max", "attention", "mean"])
 def test_clip_cnn_takes_any_number_of_frames_with_the_same_weights(pooling):
     torch.manual_seed(0)

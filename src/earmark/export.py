@@ -37,12 +37,7 @@ from earmark.data.manifest import from_csv
 from earmark.errors import EarmarkError
 from earmark.features import FrontEnd
 from earmark.models import count_parameters
-from earmark.models.dscnn_stream import (
-    DSCNNStep,
-    history_shape,
-    stream_layout,
-    supports_streaming,
-)
+from earmark.models.dscnn_stream import DSCNNStream, state_shapes, stream_layout, supports_streaming
 from earmark.network import hop_samples, load_trained, window_samples
 from earmark.onnx_tables import compact_frontend, shorten_names
 from earmark.runtime.bundle import (
@@ -175,22 +170,23 @@ def _export_parts(classifier, example: torch.Tensor, scratch: Path) -> _Parts:
 
 
 def _export_step(classifier, folder: Path, window_frames: int) -> dict:
-    """The one-frame step and the pooled head of a streamable DS-CNN; their layout."""
+    """The stream step of a streamable DS-CNN (samples and states in, a result per frame out)."""
     model, frontend = classifier.model.eval(), classifier.frontend
     layout = stream_layout(model, window_frames)
-    shape = history_shape(model, frontend)
-    with torch.no_grad():
-        rows = frontend.frames(torch.zeros(1, frontend.min_samples)).shape[1]
-    frames = torch.zeros(1, rows, layout["step_frames"])
-    frames_dim = torch.export.Dim("frames", min=layout["step_frames"], max=4096)
-    _export_fixed(DSCNNStep(model, frontend), (frames, torch.zeros(shape)),
-                  folder / STREAM_STEP, ["frames", "histories"], ["columns", "next_histories"],
-                  dynamic_shapes=({2: frames_dim}, None))
-    # The head is one small matrix: kept in the JSON, applied with numpy per stride.
-    classifier_layer = model.classifier
-    return {**layout, "histories": list(shape),
-            "head": {"weight": classifier_layer.weight.detach().T.tolist(),
-                     "bias": classifier_layer.bias.detach().tolist()}}
+    shapes = state_shapes(model, frontend)
+    # Two new frames in the example: the length stays a dynamic dimension.
+    samples = torch.zeros(1, frontend.n_fft + frontend.hop_length)
+    length = torch.export.Dim("samples", min=frontend.n_fft, max=1 << 22)
+    step = DSCNNStream(model, frontend)
+    states = tuple(torch.zeros(shape) for shape in shapes.values())
+    path = folder / STREAM_STEP
+    _export_fixed(step, (samples, *states), path,
+                  ["samples", *shapes], ["probabilities", *(f"next_{name}" for name in shapes)],
+                  dynamic_shapes=({1: length}, None, None, None))
+    graph = compact_frontend(onnx.load(str(path)), frontend)
+    shorten_names(graph)
+    onnx.save(graph, str(path))
+    return {**layout, "states": shapes}
 
 
 def _export_fixed(module: torch.nn.Module, examples: tuple, path: Path, inputs: list[str],

@@ -1,22 +1,27 @@
-"""A valid-padded DS-CNN run one frame at a time, for streams.
+"""A valid-padded DS-CNN run on a stream: new samples in, one result per new frame out.
 
 In a DS-CNN with ``time_padding="valid"`` every column of every layer depends
 only on the frames under it, never on where the window starts. Overlapping
 windows therefore share those columns, and a stream can compute each one
 once, as its last frame arrives:
 
+- the front-end computes the new frames from the new samples;
 - the stem (time kernel ``K``, time stride ``D``) is evaluated at *every*
-  frame, on the last ``K`` frames; a window uses every ``D``-th column, the
-  ones of its own phase;
+  frame, on the last ``K`` frames (the ``K - 1`` before the new ones are
+  state); a window uses every ``D``-th column, the ones of its own phase;
 - each block's depthwise 3-tap time kernel then reads its input at columns
   ``p - 2D, p - D, p`` (dilation ``D``), kept in a history of ``2D`` columns,
   and writes the column centred ``D`` earlier;
-- the block stack's output is averaged over frequency per column; a window's
-  pooled vector is the mean of its columns, and the classifier (linear +
-  softmax) is applied to that mean.
+- the block stack's output is averaged over frequency per column, and the
+  classifier weighs the window's ``T`` columns (equally for mean pooling,
+  by position for ``time_pooling="flatten"``): a convolution over the
+  column sequence with dilation ``D``, whose last ``D (T - 1)`` columns are
+  state too.
 
-:func:`stream_layout` says which step outputs make up the window that
-starts at a given frame; the scores are exactly the whole-window model's.
+So one call of :class:`DSCNNStream` on a block of samples gives, for every
+new frame, the probabilities of the window whose last column it completes
+(:func:`stream_layout` says which window that is). The scores are exactly
+the whole-window model's; the work per frame is one column per layer.
 """
 
 from __future__ import annotations
@@ -33,33 +38,58 @@ def supports_streaming(model: nn.Module, frontend) -> bool:
     """Whether ``model`` on ``frontend``'s features can be stepped one frame at a time."""
     frame_local = (frontend.kind in ("logmel", "mfcc", "spectrogram")
                    and not frontend.config.center and frontend.config.deltas == 0
-                   and frontend.config.top_db <= 0)
+                   and frontend.config.top_db <= 0 and not frontend.config.mean_normalize)
     return isinstance(model, DSCNN) and model.time_padding == "valid" and frame_local
 
 
-class DSCNNStep(nn.Module):
-    """Frames in (the ``K - 1`` before the new ones, then ``M`` new ones) and the blocks'
-    histories ``(blocks, C, F', 2D)``; the ``M`` new frequency-averaged columns
-    ``(1, C, M)`` and the next histories out."""
+class DSCNNStream(nn.Module):
+    """``(samples, recent, histories, columns)`` -> ``(probabilities, *next states)``.
+
+    - ``samples`` (1, L): the samples of the ``M`` new frames
+      (``L = (M - 1) * hop + frame_samples``);
+    - ``recent`` (1, rows, K - 1): the frames before them (for the stem);
+    - ``histories`` (blocks, C, F', 2D): each block's last input columns;
+    - ``columns`` (1, C, D (T - 1)): the last frequency-averaged output columns.
+
+    ``probabilities`` is (1, classes, M): one result per new frame. Every
+    state is zeros when a stream starts; results are valid once a whole
+    window has been seen (:func:`stream_layout`).
+    """
 
     def __init__(self, model: DSCNN, frontend):
         super().__init__()
         if not supports_streaming(model, frontend):
             raise ConfigError("only a DS-CNN with model.time_padding = \"valid\" on a "
-                              "frame-local front-end (no deltas, top_db = 0) can stream")
+                              "frame-local front-end (no deltas, top_db = 0, no mean_normalize) can stream")
         self.frontend = frontend
         self.model = model
         self.dilation = model.stride_time
+        weight = model.classifier.weight.detach()             # (classes, C) or (classes, C T)
+        columns = model.columns
+        if model.time_pooling == "flatten":
+            head = weight.reshape(weight.shape[0], -1, columns)
+        else:
+            head = (weight / columns)[:, :, None].expand(-1, -1, columns)
+        self.register_buffer("head_weight", head.contiguous(), persistent=False)
+        self.register_buffer("head_bias", model.classifier.bias.detach().clone(),
+                             persistent=False)
 
-    def forward(self, frames: torch.Tensor, histories: torch.Tensor):
-        x = self._stem_columns(self.frontend.finish(frames))   # (1, C, F', M)
+    def forward(self, samples: torch.Tensor, recent: torch.Tensor, histories: torch.Tensor,
+                columns: torch.Tensor):
+        frames = torch.cat([recent, self.frontend.frames(samples)], dim=-1)
+        x = self._stem_columns(self.frontend.finish(frames))      # (1, C, F', M)
         kept = histories.shape[-1]
-        new_histories = []
+        next_histories = []
         for index, block in enumerate(self.model.blocks):
-            window = torch.cat([histories[index:index + 1], x], dim=-1)   # (1, C, F', 2D + M)
+            window = torch.cat([histories[index:index + 1], x], dim=-1)
             x = self._block_columns(block, window)
-            new_histories.append(window[..., -kept:])
-        return x.mean(dim=2), torch.cat(new_histories, dim=0)
+            next_histories.append(window[..., window.shape[-1] - kept:])
+        sequence = torch.cat([columns, x.mean(dim=2)], dim=-1)   # (1, C, D (T - 1) + M)
+        logits = F.conv1d(sequence, self.head_weight, self.head_bias, dilation=self.dilation)
+        return (torch.softmax(logits, dim=1),
+                frames[..., frames.shape[-1] - recent.shape[-1]:],
+                torch.cat(next_histories, dim=0),
+                sequence[..., sequence.shape[-1] - columns.shape[-1]:])
 
     def _stem_columns(self, features: torch.Tensor) -> torch.Tensor:
         """The stem at every frame (time stride 1): each window uses its own phase."""
@@ -78,31 +108,36 @@ class DSCNNStep(nn.Module):
         return torch.relu(out)
 
 
-def history_shape(model: DSCNN, frontend) -> tuple[int, ...]:
-    """Shape of the blocks' histories ``(blocks, C, F', 2D)`` (zeros when a stream starts)."""
+def state_shapes(model: DSCNN, frontend) -> dict[str, list[int]]:
+    """Shapes of :class:`DSCNNStream`'s states (all zeros when a stream starts)."""
     training = model.training
     model.eval()
     with torch.no_grad():
-        frames = frontend.frames(torch.zeros(1, frontend.min_samples))
-        frames = torch.zeros(1, frames.shape[1], model.kernel_time)
+        rows = frontend.frames(torch.zeros(1, frontend.min_samples)).shape[1]
+        frames = torch.zeros(1, rows, model.kernel_time)
         column = model.stem(model.normalize(frontend.finish(frames)))
     model.train(training)
-    return (len(model.blocks), column.shape[1], column.shape[2], 2 * model.stride_time)
+    channels, bands, dilation = column.shape[1], column.shape[2], model.stride_time
+    return {"recent": [1, rows, model.kernel_time - 1],
+            "histories": [len(model.blocks), channels, bands, 2 * dilation],
+            "columns": [1, channels, dilation * (model.columns - 1)]}
 
 
 def stream_layout(model: DSCNN, window_frames: int) -> dict:
-    """Which step outputs form the window of ``window_frames`` frames starting at frame ``s``.
+    """Which window each stream result belongs to.
 
-    Step ``n`` (run when frame ``n`` arrives) outputs the column whose stem
-    input ends at frame ``n - delay``. The window's columns are the steps
-    ``s + first + stride * k`` for ``k < columns``.
+    The result of frame ``n`` (counting from the stream's first frame) is the
+    window whose last column that frame completes: the window starting at
+    frame ``n - last``. Its columns are those of frames ``s + first + stride k``
+    for ``k < columns``, the stem input of each ending ``stride * blocks``
+    frames before it (the blocks' delay).
     """
     kernel, stride, blocks = model.kernel_time, model.stride_time, len(model.blocks)
-    stem_columns = (window_frames - kernel) // stride + 1
-    columns = stem_columns - 2 * blocks
-    if columns < 1:
-        raise ConfigError(f"a window of {window_frames} frames is too short for this DS-CNN "
-                          f"(time kernel {kernel}, {blocks} valid blocks)")
-    delay = stride * blocks
-    return {"step_frames": kernel, "stride": stride, "columns": columns,
-            "first": kernel - 1 + stride * blocks + delay}
+    columns = (window_frames - kernel) // stride + 1 - 2 * blocks
+    if columns < 1 or columns != model.columns:
+        raise ConfigError(f"a window of {window_frames} frames does not match this DS-CNN "
+                          f"(time kernel {kernel}, {blocks} valid blocks, {model.columns} "
+                          "columns)")
+    first = kernel - 1 + 2 * stride * blocks
+    return {"step_frames": kernel, "stride": stride, "columns": columns, "first": first,
+            "last": first + stride * (columns - 1)}

@@ -175,7 +175,7 @@ class StreamGraphs:
             str(bundle.path / STREAM_WINDOW), options, providers=providers)
         self.network = bundle.metadata.get("stream", {}).get("network")
         self.step_session = None
-        if self.network and (bundle.path / STREAM_STEP).is_file():
+        if self.network and "states" in self.network and (bundle.path / STREAM_STEP).is_file():
             self.step_session = onnxruntime.InferenceSession(
                 str(bundle.path / STREAM_STEP), options, providers=providers)
 
@@ -202,6 +202,7 @@ class _FrameStream:
         self.ring_start = 0             # absolute index of the frame in ring[:, 0]
 
     def append(self, block: np.ndarray) -> None:
+        """Take a block of samples and compute every frame it completes."""
         self.samples = np.concatenate([self.samples, block])
         available = self.samples_start + len(self.samples)
         first = self.next_frame * self.hop
@@ -209,16 +210,15 @@ class _FrameStream:
         if count <= 0:
             return
         offset = first - self.samples_start
-        chunk = self.samples[offset:offset + (count - 1) * self.hop + self.frame_samples]
-        frames = self.frames_session.run(None, {"waveform": chunk[None, :]})[0][0]
-        self._keep(frames)
+        self._compute(self.samples[offset:offset + (count - 1) * self.hop + self.frame_samples])
         self.next_frame += count
         consumed = self.next_frame * self.hop - self.samples_start
         self.samples = self.samples[consumed:]
         self.samples_start += consumed
 
-    def _keep(self, frames: np.ndarray) -> None:
-        """Append frames (rows, count) to the ring."""
+    def _compute(self, chunk: np.ndarray) -> None:
+        """The new frames of ``chunk`` (exactly whole frames) onto the ring."""
+        frames = self.frames_session.run(None, {"waveform": chunk[None, :]})[0][0]
         self.ring = frames if self.ring is None else np.concatenate([self.ring, frames], axis=1)
 
     def scores(self, window_start_sample: int) -> np.ndarray:
@@ -235,50 +235,39 @@ class _FrameStream:
 
 
 class _SteppedStream(_FrameStream):
-    """New frames only, each run once through the network step; windows pool its columns."""
+    """New samples through the network step once: one window's scores per new frame.
+
+    The step graph carries the front-end, every layer's last columns and the
+    head (see :mod:`earmark.models.dscnn_stream`), so a block costs one
+    onnxruntime call whatever its size; here only the results are kept, in
+    the ring, one column of probabilities per frame.
+    """
 
     def __init__(self, graphs: StreamGraphs, stream: dict):
         super().__init__(graphs, stream)
         network = graphs.network
         self.step_session = graphs.step_session
-        self.step_frames = int(network["step_frames"])
-        self.first, self.stride = int(network["first"]), int(network["stride"])
-        self.columns = int(network["columns"])
-        self.histories = np.zeros(network["histories"], dtype=np.float32)
-        self.weight = np.asarray(network["head"]["weight"], dtype=np.float32)
-        self.bias = np.asarray(network["head"]["bias"], dtype=np.float32)
-        self.recent: np.ndarray | None = None       # the last step_frames - 1 frames
-        self.outputs: dict[int, np.ndarray] = {}    # step (frame index) -> pooled column
+        self.last = int(network["last"])       # frame n's result is the window from n - last
+        self.states = {name: np.zeros(shape, dtype=np.float32)
+                       for name, shape in network["states"].items()}
 
-    def _keep(self, frames: np.ndarray) -> None:
-        """Run the new frames through the step at once (a convolution, not a recurrence)."""
-        self.recent = frames if self.recent is None else np.concatenate([self.recent, frames],
-                                                                        axis=1)
-        # append() counts these frames in next_frame after this call.
-        first = max(self.next_frame, self.step_frames - 1)    # first new frame with a column
-        count = self.next_frame + frames.shape[1] - first
-        if count > 0:
-            feeds = {"frames": self.recent[None, :, -(self.step_frames - 1 + count):],
-                     "histories": self.histories}
-            columns, self.histories = self.step_session.run(None, feeds)
-            for offset in range(count):
-                self.outputs[first + offset] = columns[0, :, offset]
-        self.recent = self.recent[:, -(self.step_frames - 1):]
+    def _compute(self, chunk: np.ndarray) -> None:
+        probabilities, *states = self.step_session.run(
+            None, {"samples": chunk[None, :], **self.states})
+        self.states = dict(zip(self.states, states))
+        self.ring = (probabilities[0] if self.ring is None
+                     else np.concatenate([self.ring, probabilities[0]], axis=1))
 
     def scores(self, window_start_sample: int) -> np.ndarray:
-        """The window's columns (computed as their frames arrived), pooled, classified."""
-        first = window_start_sample // self.hop + self.first
-        steps = range(first, first + self.stride * self.columns, self.stride)
-        try:
-            pooled = np.mean([self.outputs[step] for step in steps], axis=0)
-        except KeyError:
-            raise RuntimeError("stream steps out of step with the window "
-                               "(internal error)") from None
-        for step in [s for s in self.outputs if s < first]:
-            del self.outputs[step]          # later windows start later
-        logits = pooled @ self.weight + self.bias
-        exp = np.exp(logits - logits.max())
-        return exp / exp.sum()
+        """The result computed when the window's last column arrived."""
+        column = window_start_sample // self.hop + self.last - self.ring_start
+        if not 0 <= column < self.ring.shape[1]:
+            raise RuntimeError("stream steps out of step with the window (internal error)")
+        scores = self.ring[:, column]
+        # Later windows start later: results before this one are no longer needed.
+        self.ring = self.ring[:, column:]
+        self.ring_start += column
+        return scores
 
 
 class _SampleWindow:
