@@ -60,7 +60,8 @@ class DSCNNStream(nn.Module):
         super().__init__()
         if not supports_streaming(model, frontend):
             raise ConfigError("only a DS-CNN with model.time_padding = \"valid\" on a "
-                              "frame-local front-end (no deltas, top_db = 0, no mean_normalize) can stream")
+                              "frame-local front-end (no deltas, top_db = 0, no "
+                              "mean_normalize) can stream")
         self.frontend = frontend
         self.model = model
         self.dilation = model.stride_time
