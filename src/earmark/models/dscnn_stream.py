@@ -48,8 +48,10 @@ class DSCNNStream(nn.Module):
     - ``samples`` (1, L): the samples of the ``M`` new frames
       (``L = (M - 1) * hop + frame_samples``);
     - ``recent`` (1, rows, K - 1): the frames before them (for the stem);
-    - ``histories`` (blocks, C, F', 2D): each block's last input columns;
-    - ``columns`` (1, C, D (T - 1)): the last frequency-averaged output columns.
+    - ``histories`` (blocks, C, 2D, F'): each block's last input columns;
+    - ``columns`` (1, P, D (T - 1)): the last output columns, averaged over
+      frequency (``P = C``) and, for mean pooling, already projected to the
+      classes (``P = classes``).
 
     ``probabilities`` is (1, classes, M): one result per new frame. Every
     state is zeros when a stream starts; results are valid once a whole
@@ -65,12 +67,27 @@ class DSCNNStream(nn.Module):
         self.frontend = frontend
         self.model = model
         self.dilation = model.stride_time
-        weight = model.classifier.weight.detach()             # (classes, C) or (classes, C T)
-        columns = model.columns
-        if model.time_pooling == "flatten":
-            head = weight.reshape(weight.shape[0], -1, columns)
+        # Time-major inside the step, (1, C, time, F'): the histories then join
+        # and split along whole rows of bands, a few large copies per block
+        # instead of one tiny copy per band (that was a third of each call).
+        self.register_buffer("stem_weight", _time_major(model.stem[0].weight), persistent=False)
+        for index, block in enumerate(model.blocks):
+            self.register_buffer(f"depthwise_{index}", _time_major(block.depthwise[0].weight),
+                                 persistent=False)
+        self._head(model)
+
+    def _head(self, model: DSCNN) -> None:
+        """Mean pooling: project each column to class logits once and sum the window's
+        (the state holds projected columns); a positional head weighs each of the
+        window's columns by its place (the state holds the columns themselves)."""
+        weight, columns = model.classifier.weight.detach(), model.columns
+        self.projected = model.time_pooling != "flatten"
+        if self.projected:
+            self.register_buffer("projection", (weight / columns)[:, :, None].contiguous(),
+                                 persistent=False)
+            head = torch.ones(weight.shape[0], 1, columns)
         else:
-            head = (weight / columns)[:, :, None].expand(-1, -1, columns)
+            head = weight.reshape(weight.shape[0], -1, columns)
         self.register_buffer("head_weight", head.contiguous(), persistent=False)
         self.register_buffer("head_bias", model.classifier.bias.detach().clone(),
                              persistent=False)
@@ -78,15 +95,19 @@ class DSCNNStream(nn.Module):
     def forward(self, samples: torch.Tensor, recent: torch.Tensor, histories: torch.Tensor,
                 columns: torch.Tensor):
         frames = torch.cat([recent, self.frontend.frames(samples)], dim=-1)
-        x = self._stem_columns(self.frontend.finish(frames))      # (1, C, F', M)
-        kept = histories.shape[-1]
+        x = self._stem_columns(self.frontend.finish(frames))      # (1, C, M, F')
+        kept = histories.shape[2]
         next_histories = []
         for index, block in enumerate(self.model.blocks):
-            window = torch.cat([histories[index:index + 1], x], dim=-1)
-            x = self._block_columns(block, window)
-            next_histories.append(window[..., window.shape[-1] - kept:])
-        sequence = torch.cat([columns, x.mean(dim=2)], dim=-1)   # (1, C, D (T - 1) + M)
-        logits = F.conv1d(sequence, self.head_weight, self.head_bias, dilation=self.dilation)
+            window = torch.cat([histories[index:index + 1], x], dim=2)
+            x = self._block_columns(index, block, window)
+            next_histories.append(window[:, :, window.shape[2] - kept:])
+        pooled = x.mean(dim=3)                                       # (1, C, M)
+        if self.projected:
+            pooled = F.conv1d(pooled, self.projection)               # (1, classes, M)
+        sequence = torch.cat([columns, pooled], dim=-1)              # (1, ., D (T - 1) + M)
+        logits = F.conv1d(sequence, self.head_weight, self.head_bias, dilation=self.dilation,
+                          groups=sequence.shape[1] if self.projected else 1)
         return (torch.softmax(logits, dim=1),
                 frames[..., frames.shape[-1] - recent.shape[-1]:],
                 torch.cat(next_histories, dim=0),
@@ -95,18 +116,23 @@ class DSCNNStream(nn.Module):
     def _stem_columns(self, features: torch.Tensor) -> torch.Tensor:
         """The stem at every frame (time stride 1): each window uses its own phase."""
         conv, norm, relu = self.model.stem[:3]
-        x = F.conv2d(self.model.normalize(features), conv.weight,
-                     stride=(conv.stride[0], 1), padding=conv.padding)
+        x = F.conv2d(self.model.normalize(features).transpose(2, 3), self.stem_weight,
+                     stride=(1, conv.stride[0]), padding=(0, conv.padding[0]))
         return relu(norm(x))
 
-    def _block_columns(self, block, window: torch.Tensor) -> torch.Tensor:
+    def _block_columns(self, index: int, block, window: torch.Tensor) -> torch.Tensor:
         conv, norm, relu = block.depthwise
-        out = F.conv2d(window, conv.weight, padding=(1, 0), dilation=(1, self.dilation),
-                       groups=conv.groups)
+        out = F.conv2d(window, getattr(self, f"depthwise_{index}"), padding=(0, 1),
+                       dilation=(self.dilation, 1), groups=conv.groups)
         out = block.pointwise(relu(norm(out)))
         if block.residual:
-            out = out + window[..., self.dilation:window.shape[-1] - self.dilation]
+            out = out + window[:, :, self.dilation:window.shape[2] - self.dilation]
         return torch.relu(out)
+
+
+def _time_major(weight: torch.Tensor) -> torch.Tensor:
+    """A (frequency, time) convolution kernel as (time, frequency)."""
+    return weight.detach().transpose(2, 3).contiguous()
 
 
 def state_shapes(model: DSCNN, frontend) -> dict[str, list[int]]:
@@ -119,9 +145,10 @@ def state_shapes(model: DSCNN, frontend) -> dict[str, list[int]]:
         column = model.stem(model.normalize(frontend.finish(frames)))
     model.train(training)
     channels, bands, dilation = column.shape[1], column.shape[2], model.stride_time
+    pooled = model.classifier.out_features if model.time_pooling != "flatten" else channels
     return {"recent": [1, rows, model.kernel_time - 1],
-            "histories": [len(model.blocks), channels, bands, 2 * dilation],
-            "columns": [1, channels, dilation * (model.columns - 1)]}
+            "histories": [len(model.blocks), channels, 2 * dilation, bands],
+            "columns": [1, pooled, dilation * (model.columns - 1)]}
 
 
 def stream_layout(model: DSCNN, window_frames: int) -> dict:
