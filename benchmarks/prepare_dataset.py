@@ -7,9 +7,9 @@ Times, in the same run, on ../shared/data/speech_commands_v2_test (2,850 FLAC fi
   4. one epoch's worth of reading every clip from each: librosa again vs the map.
 Prints seconds and the ratio to librosa. Every file is read once before the
 timings, and librosa loads one file first, so neither side pays for the disk
-or for start-up: the cold build's gain is then
-all cores decoding at once (each file costs about the same to decode either
-way: libsndfile under both), and every later run's gain is not decoding.
+or for start-up: the cold build's gain is then all cores decoding at once
+(each file costs about the same to decode either way: libsndfile under both),
+and every later run's gain is not decoding at all.
 
     python benchmarks/prepare_dataset.py [--data DIR] [--limit N]
 """

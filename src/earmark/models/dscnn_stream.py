@@ -81,7 +81,7 @@ class DSCNNStream(nn.Module):
         (the state holds projected columns); a positional head weighs each of the
         window's columns by its place (the state holds the columns themselves)."""
         weight, columns = model.classifier.weight.detach(), model.columns
-        self.projected = model.time_pooling != "flatten"
+        self.projected = projects_columns(model)
         if self.projected:
             self.register_buffer("projection", (weight / columns)[:, :, None].contiguous(),
                                  persistent=False)
@@ -130,6 +130,12 @@ class DSCNNStream(nn.Module):
         return torch.relu(out)
 
 
+def projects_columns(model: DSCNN) -> bool:
+    """Whether the step keeps each output column already projected to the classes:
+    with mean pooling the window's logits are the sum of its projected columns."""
+    return model.time_pooling != "flatten"
+
+
 def _time_major(weight: torch.Tensor) -> torch.Tensor:
     """A (frequency, time) convolution kernel as (time, frequency)."""
     return weight.detach().transpose(2, 3).contiguous()
@@ -145,7 +151,7 @@ def state_shapes(model: DSCNN, frontend) -> dict[str, list[int]]:
         column = model.stem(model.normalize(frontend.finish(frames)))
     model.train(training)
     channels, bands, dilation = column.shape[1], column.shape[2], model.stride_time
-    pooled = model.classifier.out_features if model.time_pooling != "flatten" else channels
+    pooled = model.classifier.out_features if projects_columns(model) else channels
     return {"recent": [1, rows, model.kernel_time - 1],
             "histories": [len(model.blocks), channels, 2 * dilation, bands],
             "columns": [1, pooled, dilation * (model.columns - 1)]}
