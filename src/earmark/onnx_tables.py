@@ -1,7 +1,8 @@
 """Write the front-end's big tables into the ONNX graph as formulas, not numbers.
 
-The DFT basis (hundreds of KiB) and the mel filterbank are pure functions of
-a few settings. Stored as initializers they dwarf a small keyword model;
+The split DFT's tables (:mod:`earmark.fourier`: the framed window, two
+stages of cos/sin, the twiddles), the seed front-end's dense DFT basis and
+the mel filterbank are pure functions of a few settings. Stored as initializers they dwarf a small keyword model;
 written as a handful of ONNX ops (Range, Mod, Cos, Sin, Min, Max...) with
 small inputs, onnxruntime computes them once when the session loads
 (constant folding), so inference costs the same and the file shrinks to
@@ -24,8 +25,10 @@ MEL_WEIGHTS = "mel_weights"
 
 
 def compact_frontend(model: onnx.ModelProto, frontend: FrontEnd) -> onnx.ModelProto:
-    """Replace the DFT-basis and mel-weight initializers of a joined graph by formulas."""
+    """Replace the front-end's table initializers of a joined graph by formulas."""
     builders = {DFT_BASIS: _dft_basis_nodes}
+    if hasattr(frontend, "spectrum"):
+        builders.update(_split_dft_builders(frontend))
     if hasattr(frontend, "mel_weights"):
         builders[MEL_WEIGHTS] = _mel_weight_nodes
     kept, new_nodes, new_tables = [], [], []
@@ -105,6 +108,86 @@ def _dft_basis_nodes(frontend: FrontEnd, output: str):
     return nodes, tables
 
 
+def _split_dft_builders(frontend: FrontEnd) -> dict:
+    """Builders for :class:`~earmark.fourier.FramePower`'s tables, by name ending."""
+    spectrum = frontend.spectrum
+    rows, columns, depth = spectrum.rows, spectrum.columns, spectrum.depth
+
+    def stage_one(negate_sine: bool):
+        return lambda _, output: _phase_nodes(output, rows, rows, rows, negate_sine)
+
+    def twiddle(negate_sine: bool):
+        return lambda _, output: _phase_nodes(output, rows, columns, spectrum.n_fft, negate_sine)
+
+    return {"stage_one_real": stage_one(False), "stage_one_imaginary": stage_one(True),
+            "twiddle_real": twiddle(False), "twiddle_imaginary": twiddle(True),
+            "stage_two": lambda _, output: _rotation_nodes(output, columns, depth),
+            "frame_window": lambda frontend, output: _frame_window_nodes(frontend, output)}
+
+
+def _phase_nodes(output: str, first: int, second: int, period: int, sine: bool,
+                 negate: bool = True):
+    """``cos`` (or ``-sin``, or ``sin`` with ``negate=False``) of
+    ``2 pi (i j mod period) / period`` for ``i < first``, ``j < second``."""
+    p = output + "/"
+    first_nodes, first_tables = _range(p + "i", 0, first)
+    second_nodes, second_tables = _range(p + "j", 0, second)
+    tables = first_tables + second_tables + [
+        _constant(p + "period", np.int64(period)),
+        _constant(p + "radians_per_step", np.float32(2.0 * np.pi / period)),
+        _constant(p + "axis0", np.array([0], dtype=np.int64)),
+        _constant(p + "axis1", np.array([1], dtype=np.int64)),
+    ]
+    negated = sine and negate
+    nodes = first_nodes + second_nodes + [
+        helper.make_node("Unsqueeze", [p + "i", p + "axis1"], [p + "column"]),
+        helper.make_node("Unsqueeze", [p + "j", p + "axis0"], [p + "row"]),
+        helper.make_node("Mul", [p + "column", p + "row"], [p + "product"]),
+        helper.make_node("Mod", [p + "product", p + "period"], [p + "steps"]),
+        helper.make_node("Cast", [p + "steps"], [p + "steps_float"], to=onnx.TensorProto.FLOAT),
+        helper.make_node("Mul", [p + "steps_float", p + "radians_per_step"], [p + "phase"]),
+        helper.make_node("Sin" if sine else "Cos", [p + "phase"],
+                         [p + "wave" if negated else output]),
+    ]
+    if negated:
+        nodes.append(helper.make_node("Neg", [p + "wave"], [output]))
+    return nodes, tables
+
+
+def _rotation_nodes(output: str, columns: int, depth: int):
+    """``[[cos, -sin], [sin, cos]]`` of ``2 pi (b d mod columns) / columns``: the split
+    DFT's second stage, ``[re | im] -> [re | im]``."""
+    p = output + "/"
+    cos_nodes, cos_tables = _phase_nodes(p + "cos", columns, depth, columns, sine=False)
+    sin_nodes, sin_tables = _phase_nodes(p + "sin", columns, depth, columns, sine=True,
+                                         negate=False)
+    nodes = cos_nodes + sin_nodes + [
+        helper.make_node("Neg", [p + "sin"], [p + "minus_sin"]),
+        helper.make_node("Concat", [p + "cos", p + "minus_sin"], [p + "top"], axis=1),
+        helper.make_node("Concat", [p + "sin", p + "cos"], [p + "bottom"], axis=1),
+        helper.make_node("Concat", [p + "top", p + "bottom"], [output], axis=0),
+    ]
+    return nodes, cos_tables + sin_tables
+
+
+def _frame_window_nodes(frontend: FrontEnd, output: str):
+    """The periodic Hann window, centred in its frame by zeros, as (rows, columns)."""
+    p = output + "/"
+    spectrum = frontend.spectrum
+    length = frontend.window_length
+    left = frontend.dft_first_sample
+    window_nodes, window_tables = _hann_nodes(p + "window", length, symmetric=False)
+    tables = window_tables + [
+        _constant(p + "pads", np.array([left, spectrum.n_fft - length - left], dtype=np.int64)),
+        _constant(p + "shape", np.array([spectrum.rows, spectrum.columns], dtype=np.int64)),
+    ]
+    nodes = window_nodes + [
+        helper.make_node("Pad", [p + "window", p + "pads"], [p + "framed"]),
+        helper.make_node("Reshape", [p + "framed", p + "shape"], [output]),
+    ]
+    return nodes, tables
+
+
 def _hann_nodes(name: str, length: int, symmetric: bool):
     """``0.5 - 0.5 cos(2 pi n / L)`` (periodic) or ``/ (L - 1)`` (symmetric, np.hanning)."""
     period = length - 1 if symmetric else length
@@ -124,24 +207,38 @@ def _hann_nodes(name: str, length: int, symmetric: bool):
 
 
 def _mel_weight_nodes(frontend: FrontEnd, output: str):
-    """Slaney triangles ``max(0, min(rising, falling)) * 2 / width`` on the used bins."""
+    """Slaney triangles ``max(0, min(rising, falling)) * 2 / width``, one row per place of
+    the split-order spectrum (:meth:`earmark.fourier.FramePower.filterbank`): the bin
+    there is ``c + rows * (j mod depth)``; bins outside every filter weigh zero."""
     p = output + "/"
     config = frontend.config
     edges = mel_edges(config.n_mels, config.fmin, _fmax(config, frontend.sample_rate))
     widths = np.diff(edges)
-    bins = frontend.dft_bins
-    column = lambda values: np.asarray(values, dtype=np.float32)[:, None]  # noqa: E731
-    range_nodes, range_tables = _range(p + "bins", int(bins[0]), len(bins))
-    tables = range_tables + [
+    spectrum = frontend.spectrum
+    row = lambda values: np.asarray(values, dtype=np.float32)[None, :]  # noqa: E731
+    c_nodes, c_tables = _range(p + "c", 0, spectrum.rows)
+    j_nodes, j_tables = _range(p + "j", 0, 2 * spectrum.depth)
+    tables = c_tables + j_tables + [
+        _constant(p + "depth", np.int64(spectrum.depth)),
+        _constant(p + "rows", np.int64(spectrum.rows)),
+        _constant(p + "axis0", np.array([0], dtype=np.int64)),
+        _constant(p + "axis1", np.array([1], dtype=np.int64)),
+        _constant(p + "column", np.array([-1, 1], dtype=np.int64)),
         _constant(p + "hz_per_bin", np.float32(frontend.sample_rate / frontend.n_fft)),
-        _constant(p + "lower_edges", column(edges[:-2])),
-        _constant(p + "upper_edges", column(edges[2:])),
-        _constant(p + "rise_scale", column(1.0 / widths[:-1])),
-        _constant(p + "fall_scale", column(1.0 / widths[1:])),
-        _constant(p + "area_scale", column(2.0 / (edges[2:] - edges[:-2]))),
+        _constant(p + "lower_edges", row(edges[:-2])),
+        _constant(p + "upper_edges", row(edges[2:])),
+        _constant(p + "rise_scale", row(1.0 / widths[:-1])),
+        _constant(p + "fall_scale", row(1.0 / widths[1:])),
+        _constant(p + "area_scale", row(2.0 / (edges[2:] - edges[:-2]))),
         _constant(p + "zero", np.float32(0.0)),
     ]
-    nodes = range_nodes + [
+    nodes = c_nodes + j_nodes + [
+        helper.make_node("Mod", [p + "j", p + "depth"], [p + "d"]),
+        helper.make_node("Mul", [p + "d", p + "rows"], [p + "d_bins"]),
+        helper.make_node("Unsqueeze", [p + "c", p + "axis1"], [p + "c_column"]),
+        helper.make_node("Unsqueeze", [p + "d_bins", p + "axis0"], [p + "d_row"]),
+        helper.make_node("Add", [p + "c_column", p + "d_row"], [p + "bins_grid"]),
+        helper.make_node("Reshape", [p + "bins_grid", p + "column"], [p + "bins"]),
         helper.make_node("Cast", [p + "bins"], [p + "bins_float"], to=onnx.TensorProto.FLOAT),
         helper.make_node("Mul", [p + "bins_float", p + "hz_per_bin"], [p + "frequencies"]),
         helper.make_node("Sub", [p + "frequencies", p + "lower_edges"], [p + "above"]),
