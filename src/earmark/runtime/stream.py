@@ -121,11 +121,11 @@ class StreamEngine:
             self._frames.append(block)
         else:
             self._samples.append(block)
-        results = []
-        while self._next_result <= self.samples_seen:
-            results.append(self._stride(self._next_result))
-            self._next_result += self.stride_samples
-        return results
+        if self._next_result > self.samples_seen:
+            return []
+        ends = np.arange(self._next_result, self.samples_seen + 1, self.stride_samples)
+        self._next_result = int(ends[-1]) + self.stride_samples
+        return self._strides(ends)
 
     def finish(self) -> list[StrideResult]:
         """The stream has ended: flush the resampler's last samples through."""
@@ -142,18 +142,23 @@ class StreamEngine:
             yield from self.process(block)
         yield from self.finish()
 
-    def _stride(self, end_sample: int) -> StrideResult:
+    def _strides(self, end_samples: np.ndarray) -> list[StrideResult]:
+        """Score the windows ending at these samples (one model call for all of them),
+        then smooth them in order and tell the listeners about each."""
         if self.incremental:
-            scores = self._frames.scores(end_sample - self.window)
+            scores = self._frames.scores(end_samples - self.window)
         else:
-            scores = self._samples.scores(end_sample)
-        time_ms = 1000.0 * end_sample / self.rate
-        detection = self.smoother.update(scores, time_ms)
-        result = StrideResult(time_ms, scores, detection, self.smoother.top_label,
-                              float(self.smoother.top_score))
-        for listener in self.listeners:
-            listener(result)
-        return result
+            scores = self._samples.scores(end_samples)
+        smoother, results = self.smoother, []
+        for end_sample, row in zip(end_samples.tolist(), scores):
+            time_ms = 1000.0 * end_sample / self.rate
+            detection = smoother.update(row, time_ms)
+            result = StrideResult(time_ms, row, detection, smoother.top_label,
+                                  smoother.top_score)
+            for listener in self.listeners:
+                listener(result)
+            results.append(result)
+        return results
 
 
 class StreamGraphs:
@@ -221,17 +226,23 @@ class _FrameStream:
         frames = self.frames_session.run(None, {"waveform": chunk[None, :]})[0][0]
         self.ring = frames if self.ring is None else np.concatenate([self.ring, frames], axis=1)
 
-    def scores(self, window_start_sample: int) -> np.ndarray:
-        """Run the window graph on the frames of the window starting at this sample."""
-        first = window_start_sample // self.hop - self.ring_start
-        frames = self.ring[:, first:first + self.window_frames]
-        if first < 0 or frames.shape[1] != self.window_frames:
+    def scores(self, window_starts: np.ndarray) -> np.ndarray:
+        """Run the window graph once on the frames of the windows starting at these
+        samples (ascending); (windows, classes) probabilities."""
+        first = window_starts // self.hop - self.ring_start
+        if first[0] < 0 or first[-1] + self.window_frames > self.ring.shape[1]:
             raise RuntimeError("stream frames out of step with the window (internal error)")
-        scores = self.window_session.run(None, {"frames": frames[None]})[0][0]
-        # Later windows start later: frames before this one are no longer needed.
-        self.ring = self.ring[:, first:]
-        self.ring_start += first
+        frames = np.stack([self.ring[:, start:start + self.window_frames]
+                           for start in first.tolist()])
+        scores = self.window_session.run(None, {"frames": frames})[0]
+        # Later windows start later: frames before the last one are no longer needed.
+        self._forget(int(first[-1]))
         return scores
+
+    def _forget(self, columns: int) -> None:
+        """Drop the ring's first ``columns`` columns."""
+        self.ring = self.ring[:, columns:]
+        self.ring_start += columns
 
 
 class _SteppedStream(_FrameStream):
@@ -258,15 +269,14 @@ class _SteppedStream(_FrameStream):
         self.ring = (probabilities[0] if self.ring is None
                      else np.concatenate([self.ring, probabilities[0]], axis=1))
 
-    def scores(self, window_start_sample: int) -> np.ndarray:
-        """The result computed when the window's last column arrived."""
-        column = window_start_sample // self.hop + self.last - self.ring_start
-        if not 0 <= column < self.ring.shape[1]:
+    def scores(self, window_starts: np.ndarray) -> np.ndarray:
+        """The results computed when each window's last column arrived."""
+        columns = window_starts // self.hop + self.last - self.ring_start
+        if columns[0] < 0 or columns[-1] >= self.ring.shape[1]:
             raise RuntimeError("stream steps out of step with the window (internal error)")
-        scores = self.ring[:, column]
-        # Later windows start later: results before this one are no longer needed.
-        self.ring = self.ring[:, column:]
-        self.ring_start += column
+        scores = self.ring[:, columns].T
+        # Later windows start later: results before the last one are no longer needed.
+        self._forget(int(columns[-1]))
         return scores
 
 
@@ -282,10 +292,11 @@ class _SampleWindow:
     def append(self, block: np.ndarray) -> None:
         self.samples = np.concatenate([self.samples, block])
 
-    def scores(self, end_sample: int) -> np.ndarray:
-        stop = end_sample - self.samples_start
-        window = self.samples[stop - self.window:stop]
-        drop = max(0, stop - self.window)
+    def scores(self, end_samples: np.ndarray) -> np.ndarray:
+        """The whole-window model on the windows ending at these samples (ascending)."""
+        stops = end_samples - self.samples_start
+        windows = np.stack([self.samples[stop - self.window:stop] for stop in stops.tolist()])
+        drop = max(0, int(stops[-1]) - self.window)
         self.samples = self.samples[drop:]
         self.samples_start += drop
-        return self.bundle.predict_proba(window[None, :])[0]
+        return self.bundle.predict_proba(windows)
