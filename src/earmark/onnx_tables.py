@@ -76,34 +76,44 @@ def _range(name: str, start: int, count: int) -> tuple[list, list]:
 def _dft_basis_nodes(frontend: FrontEnd, output: str):
     """``window * [cos; sin](2 pi (k n mod N) / N)``, shape (2 bins, 1, window)."""
     p = output + "/"
-    n_fft = frontend.n_fft
     bins = frontend.dft_bins.astype(np.int64)
     if not np.array_equal(bins, np.arange(bins[0], bins[0] + len(bins))):
         raise ValueError("the DFT bins must be consecutive")
     window = frontend.dft_window
-    bin_nodes, bin_tables = _range(p + "bins", int(bins[0]), len(bins))
-    position_nodes, position_tables = _range(p + "positions", frontend.dft_first_sample,
-                                             len(window))
+    angle_nodes, angle_tables = _angle_nodes(p, (int(bins[0]), len(bins)),
+                                             (frontend.dft_first_sample, len(window)),
+                                             frontend.n_fft)
     window_nodes, window_tables = _hann_nodes(p + "window", len(window),
                                               symmetric=frontend.kind == "spectrogram128")
-    tables = bin_tables + position_tables + window_tables + [
-        _constant(p + "n_fft", np.int64(n_fft)),
-        _constant(p + "radians_per_step", np.float32(2.0 * np.pi / n_fft)),
-        _constant(p + "axis0", np.array([0], dtype=np.int64)),
-        _constant(p + "axis1", np.array([1], dtype=np.int64)),
-    ]
-    nodes = bin_nodes + position_nodes + window_nodes + [
-        helper.make_node("Unsqueeze", [p + "bins", p + "axis1"], [p + "bin_column"]),
-        helper.make_node("Unsqueeze", [p + "positions", p + "axis0"], [p + "position_row"]),
-        helper.make_node("Mul", [p + "bin_column", p + "position_row"], [p + "product"]),
-        helper.make_node("Mod", [p + "product", p + "n_fft"], [p + "steps"]),
-        helper.make_node("Cast", [p + "steps"], [p + "steps_float"], to=onnx.TensorProto.FLOAT),
-        helper.make_node("Mul", [p + "steps_float", p + "radians_per_step"], [p + "phase"]),
+    tables = angle_tables + window_tables + [_constant(p + "axis", np.array([1], np.int64))]
+    nodes = angle_nodes + window_nodes + [
         helper.make_node("Cos", [p + "phase"], [p + "cos"]),
         helper.make_node("Sin", [p + "phase"], [p + "sin"]),
         helper.make_node("Concat", [p + "cos", p + "sin"], [p + "rows"], axis=0),
         helper.make_node("Mul", [p + "rows", p + "window"], [p + "windowed"]),
-        helper.make_node("Unsqueeze", [p + "windowed", p + "axis1"], [output]),
+        helper.make_node("Unsqueeze", [p + "windowed", p + "axis"], [output]),
+    ]
+    return nodes, tables
+
+
+def _angle_nodes(p: str, first: tuple[int, int], second: tuple[int, int], period: int):
+    """Nodes for ``p + "phase"``: ``2 pi (i j mod period) / period`` over the ranges
+    ``first`` and ``second`` (each ``(start, count)``), exact in the integer product."""
+    first_nodes, first_tables = _range(p + "i", *first)
+    second_nodes, second_tables = _range(p + "j", *second)
+    tables = first_tables + second_tables + [
+        _constant(p + "period", np.int64(period)),
+        _constant(p + "radians_per_step", np.float32(2.0 * np.pi / period)),
+        _constant(p + "axis0", np.array([0], dtype=np.int64)),
+        _constant(p + "axis1", np.array([1], dtype=np.int64)),
+    ]
+    nodes = first_nodes + second_nodes + [
+        helper.make_node("Unsqueeze", [p + "i", p + "axis1"], [p + "column"]),
+        helper.make_node("Unsqueeze", [p + "j", p + "axis0"], [p + "row"]),
+        helper.make_node("Mul", [p + "column", p + "row"], [p + "product"]),
+        helper.make_node("Mod", [p + "product", p + "period"], [p + "steps"]),
+        helper.make_node("Cast", [p + "steps"], [p + "steps_float"], to=onnx.TensorProto.FLOAT),
+        helper.make_node("Mul", [p + "steps_float", p + "radians_per_step"], [p + "phase"]),
     ]
     return nodes, tables
 
@@ -130,25 +140,10 @@ def _phase_nodes(output: str, first: int, second: int, period: int, sine: bool,
     """``cos`` (or ``-sin``, or ``sin`` with ``negate=False``) of
     ``2 pi (i j mod period) / period`` for ``i < first``, ``j < second``."""
     p = output + "/"
-    first_nodes, first_tables = _range(p + "i", 0, first)
-    second_nodes, second_tables = _range(p + "j", 0, second)
-    tables = first_tables + second_tables + [
-        _constant(p + "period", np.int64(period)),
-        _constant(p + "radians_per_step", np.float32(2.0 * np.pi / period)),
-        _constant(p + "axis0", np.array([0], dtype=np.int64)),
-        _constant(p + "axis1", np.array([1], dtype=np.int64)),
-    ]
+    nodes, tables = _angle_nodes(p, (0, first), (0, second), period)
     negated = sine and negate
-    nodes = first_nodes + second_nodes + [
-        helper.make_node("Unsqueeze", [p + "i", p + "axis1"], [p + "column"]),
-        helper.make_node("Unsqueeze", [p + "j", p + "axis0"], [p + "row"]),
-        helper.make_node("Mul", [p + "column", p + "row"], [p + "product"]),
-        helper.make_node("Mod", [p + "product", p + "period"], [p + "steps"]),
-        helper.make_node("Cast", [p + "steps"], [p + "steps_float"], to=onnx.TensorProto.FLOAT),
-        helper.make_node("Mul", [p + "steps_float", p + "radians_per_step"], [p + "phase"]),
-        helper.make_node("Sin" if sine else "Cos", [p + "phase"],
-                         [p + "wave" if negated else output]),
-    ]
+    nodes.append(helper.make_node("Sin" if sine else "Cos", [p + "phase"],
+                                  [p + "wave" if negated else output]))
     if negated:
         nodes.append(helper.make_node("Neg", [p + "wave"], [output]))
     return nodes, tables
