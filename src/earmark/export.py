@@ -174,15 +174,15 @@ def _export_step(classifier, folder: Path, window_frames: int) -> dict:
     model, frontend = classifier.model.eval(), classifier.frontend
     layout = stream_layout(model, window_frames)
     shapes = state_shapes(model, frontend)
-    # Two new frames in the example: the length stays a dynamic dimension.
-    samples = torch.zeros(1, frontend.n_fft + frontend.hop_length)
-    length = torch.export.Dim("samples", min=frontend.n_fft, max=1 << 22)
+    # Two new frames in the example: their number stays a dynamic dimension.
+    frames = torch.zeros(1, 2, frontend.n_fft)
+    count = torch.export.Dim("frames", min=1, max=1 << 16)
     step = DSCNNStream(model, frontend)
     states = tuple(torch.zeros(shape) for shape in shapes.values())
     path = folder / STREAM_STEP
-    _export_fixed(step, (samples, *states), path,
-                  ["samples", *shapes], ["probabilities", *(f"next_{name}" for name in shapes)],
-                  dynamic_shapes=({1: length}, None, None, None))
+    _export_fixed(step, (frames, *states), path,
+                  ["frames", *shapes], ["probabilities", *(f"next_{name}" for name in shapes)],
+                  dynamic_shapes=({1: count}, None, None, None))
     graph = compact_frontend(onnx.load(str(path)), frontend)
     shorten_names(graph)
     onnx.save(graph, str(path))

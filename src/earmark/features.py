@@ -358,7 +358,13 @@ class FrontEnd(torch.nn.Module):
         if self.config.center:
             half = self._n_fft // 2
             waveform = F.pad(waveform.unsqueeze(1), (half, half), mode="reflect").squeeze(1)
-        squared = self.spectrum(waveform)
+        return self.levels_of_frames(self.spectrum.cut(waveform), frequency_scale)
+
+    def levels_of_frames(self, framed: torch.Tensor,
+                         frequency_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`frames` of frames already cut, ``(batch, frames, n_fft)`` (not for the
+        ``spectrogram128`` kind): a stream that cuts its own frames skips the framing."""
+        squared = self.spectrum.of_frames(framed)
         if self.kind != "spectrogram" and frequency_scale is None:
             mel = torch.matmul(squared.flatten(2), self.mel_weights)       # (batch, frames, mels)
             return self._decibels(mel.transpose(1, 2))

@@ -103,7 +103,12 @@ class FramePower(torch.nn.Module):
         return (samples - self.n_fft) // self.hop_length + 1
 
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
-        frames = self._frames(signal) * self.frame_window          # (batch, T, rows, columns)
+        return self.of_frames(self.cut(signal))
+
+    def of_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """The squared split spectrum of frames already cut, ``(batch, T, n_fft)``."""
+        frames = frames.reshape(frames.shape[0], -1, self.rows, self.columns)
+        frames = frames * self.frame_window
         real = torch.matmul(self.stage_one_real, frames)           # (batch, T, c, b)
         imaginary = torch.matmul(self.stage_one_imaginary, frames)
         twisted = torch.cat([real * self.twiddle_real - imaginary * self.twiddle_imaginary,
@@ -129,8 +134,8 @@ class FramePower(torch.nn.Module):
         padded = F.pad(weights, (0, 1))
         return padded[:, torch.as_tensor(index, device=weights.device)].t()
 
-    def _frames(self, signal: torch.Tensor) -> torch.Tensor:
-        """``(batch, frames, rows, columns)``: frame ``t`` is ``signal[t hop : t hop + n_fft]``.
+    def cut(self, signal: torch.Tensor) -> torch.Tensor:
+        """``(batch, frames, n_fft)``: frame ``t`` is ``signal[t hop : t hop + n_fft]``.
 
         The signal is cut into rows of ``hop_length`` samples; a frame is
         ``pieces`` consecutive rows side by side, cut to ``n_fft``.
@@ -140,5 +145,4 @@ class FramePower(torch.nn.Module):
         pieces = -(-n_fft // hop)
         padded = F.pad(signal, (0, pieces * hop))[:, :(count + pieces - 1) * hop]
         rows = padded.reshape(signal.shape[0], -1, hop)
-        frames = torch.cat([rows[:, j:j + count] for j in range(pieces)], dim=-1)[..., :n_fft]
-        return frames.reshape(signal.shape[0], count, self.rows, self.columns)
+        return torch.cat([rows[:, j:j + count] for j in range(pieces)], dim=-1)[..., :n_fft]

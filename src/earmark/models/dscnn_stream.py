@@ -1,11 +1,12 @@
-"""A valid-padded DS-CNN run on a stream: new samples in, one result per new frame out.
+"""A valid-padded DS-CNN run on a stream: new frames in, one result per new frame out.
 
 In a DS-CNN with ``time_padding="valid"`` every column of every layer depends
 only on the frames under it, never on where the window starts. Overlapping
 windows therefore share those columns, and a stream can compute each one
 once, as its last frame arrives:
 
-- the front-end computes the new frames from the new samples;
+- the front-end computes the levels of the new frames (cut by the caller,
+  which keeps the samples anyway: framing in the graph cost a fifth of it);
 - the stem (time kernel ``K``, time stride ``D``) is evaluated at *every*
   frame, on the last ``K`` frames (the ``K - 1`` before the new ones are
   state); a window uses every ``D``-th column, the ones of its own phase;
@@ -18,7 +19,7 @@ once, as its last frame arrives:
   column sequence with dilation ``D``, whose last ``D (T - 1)`` columns are
   state too.
 
-So one call of :class:`DSCNNStream` on a block of samples gives, for every
+So one call of :class:`DSCNNStream` on a block's new frames gives, for every
 new frame, the probabilities of the window whose last column it completes
 (:func:`stream_layout` says which window that is). The scores are exactly
 the whole-window model's; the work per frame is one column per layer.
@@ -43,10 +44,10 @@ def supports_streaming(model: nn.Module, frontend) -> bool:
 
 
 class DSCNNStream(nn.Module):
-    """``(samples, recent, histories, columns)`` -> ``(probabilities, *next states)``.
+    """``(frames, recent, histories, columns)`` -> ``(probabilities, *next states)``.
 
-    - ``samples`` (1, L): the samples of the ``M`` new frames
-      (``L = (M - 1) * hop + frame_samples``);
+    - ``frames`` (1, M, n_fft): the ``M`` new frames, each ``n_fft`` samples,
+      ``hop`` apart;
     - ``recent`` (1, rows, K - 1): the frames before them (for the stem);
     - ``histories`` (blocks, C, 2D, F'): each block's last input columns;
     - ``columns`` (1, P, D (T - 1)): the last output columns, averaged over
@@ -92,26 +93,23 @@ class DSCNNStream(nn.Module):
         self.register_buffer("head_bias", model.classifier.bias.detach().clone(),
                              persistent=False)
 
-    def forward(self, samples: torch.Tensor, recent: torch.Tensor, histories: torch.Tensor,
+    def forward(self, frames: torch.Tensor, recent: torch.Tensor, histories: torch.Tensor,
                 columns: torch.Tensor):
-        frames = torch.cat([recent, self.frontend.frames(samples)], dim=-1)
-        x = self._stem_columns(self.frontend.finish(frames))      # (1, C, M, F')
-        kept = histories.shape[2]
+        levels = torch.cat([recent, self.frontend.levels_of_frames(frames)], dim=-1)
+        x = self._stem_columns(self.frontend.finish(levels))      # (1, C, M, F')
         next_histories = []
         for index, block in enumerate(self.model.blocks):
             window = torch.cat([histories[index:index + 1], x], dim=2)
             x = self._block_columns(index, block, window)
-            next_histories.append(window[:, :, window.shape[2] - kept:])
+            next_histories.append(_last(window, histories.shape[2], dim=2))
         pooled = x.mean(dim=3)                                       # (1, C, M)
         if self.projected:
             pooled = F.conv1d(pooled, self.projection)               # (1, classes, M)
         sequence = torch.cat([columns, pooled], dim=-1)              # (1, ., D (T - 1) + M)
         logits = F.conv1d(sequence, self.head_weight, self.head_bias, dilation=self.dilation,
                           groups=sequence.shape[1] if self.projected else 1)
-        return (torch.softmax(logits, dim=1),
-                frames[..., frames.shape[-1] - recent.shape[-1]:],
-                torch.cat(next_histories, dim=0),
-                sequence[..., sequence.shape[-1] - columns.shape[-1]:])
+        return (torch.softmax(logits, dim=1), _last(levels, recent.shape[-1], dim=-1),
+                torch.cat(next_histories, dim=0), _last(sequence, columns.shape[-1], dim=-1))
 
     def _stem_columns(self, features: torch.Tensor) -> torch.Tensor:
         """The stem at every frame (time stride 1): each window uses its own phase."""
@@ -128,6 +126,13 @@ class DSCNNStream(nn.Module):
         if block.residual:
             out = out + window[:, :, self.dilation:window.shape[2] - self.dilation]
         return torch.relu(out)
+
+
+def _last(x: torch.Tensor, count: int, dim: int) -> torch.Tensor:
+    """The last ``count`` entries along ``dim``, a static slice (``count`` is a state's
+    fixed size): counting from the end needs no shape arithmetic in the graph."""
+    return x.narrow(dim, 0, 0) if count == 0 else x[(slice(None),) * (dim % x.dim())
+                                                        + (slice(-count, None),)]
 
 
 def projects_columns(model: DSCNN) -> bool:

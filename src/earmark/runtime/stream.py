@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import onnxruntime
+from numpy.lib.stride_tricks import sliding_window_view
 import soxr
 
 from earmark.errors import ConfigError
@@ -246,25 +247,32 @@ class _FrameStream:
 
 
 class _SteppedStream(_FrameStream):
-    """New samples through the network step once: one window's scores per new frame.
+    """New frames through the network step once: one window's scores per new frame.
 
     The step graph carries the front-end, every layer's last columns and the
     head (see :mod:`earmark.models.dscnn_stream`), so a block costs one
     onnxruntime call whatever its size; here only the results are kept, in
-    the ring, one column of probabilities per frame.
+    the ring, one column of probabilities per frame. The frames are cut here,
+    as views of the samples the engine keeps anyway (bundles exported before
+    that take the samples themselves).
     """
 
     def __init__(self, graphs: StreamGraphs, stream: dict):
         super().__init__(graphs, stream)
         network = graphs.network
         self.step_session = graphs.step_session
+        self.takes_frames = self.step_session.get_inputs()[0].name == "frames"
         self.last = int(network["last"])       # frame n's result is the window from n - last
         self.states = {name: np.zeros(shape, dtype=np.float32)
                        for name, shape in network["states"].items()}
 
     def _compute(self, chunk: np.ndarray) -> None:
-        probabilities, *states = self.step_session.run(
-            None, {"samples": chunk[None, :], **self.states})
+        if self.takes_frames:
+            frames = sliding_window_view(chunk, self.frame_samples)[::self.hop]
+            feed = {"frames": np.ascontiguousarray(frames)[None]}
+        else:
+            feed = {"samples": chunk[None, :]}
+        probabilities, *states = self.step_session.run(None, {**feed, **self.states})
         self.states = dict(zip(self.states, states))
         self.ring = (probabilities[0] if self.ring is None
                      else np.concatenate([self.ring, probabilities[0]], axis=1))
