@@ -3,7 +3,8 @@
 A DFT of ``n_fft`` points as one dense matrix costs ``n_fft`` multiplies per
 bin; splitting ``n_fft = rows x columns`` (Cooley-Tukey, once) costs about
 ``rows + columns``: for 40 log-mel bands of 30 ms frames at 16 kHz
-(``n_fft = 512 = 16 x 32``) 51k multiply-adds a frame instead of 233k. Every step is a plain tensor operation (reshape, matrix product,
+(``n_fft = 512 = 16 x 32``) 51k multiply-adds a frame instead of 233k.
+Every step is a plain tensor operation (reshape, matrix product,
 element-wise maths), so the same code trains in torch and exports to ONNX,
 where onnxruntime runs it about twice as fast as the dense DFT as a
 strided convolution, for a whole window and for a stream's few new frames.
