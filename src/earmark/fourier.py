@@ -17,8 +17,8 @@ and bin ``k = c + rows * d`` (``c < rows``, ``d < columns``)::
 
 with ``W_P = exp(-2 pi i / P)``. Only the ``d`` that reach the highest bin
 wanted are computed. The result comes in that split order, ``(c, d)``;
-:class:`FramePower` says where each bin lands (``bin_of``,
-``position_of``), so a filterbank can take it in that order as it is.
+:class:`FramePower` says where each bin lands (``position_of``), so a
+filterbank can take it in that order as it is (``filterbank``).
 
 When ``n_fft`` is prime the split is ``1 x n_fft``: one dense DFT.
 """
@@ -88,13 +88,6 @@ class FramePower(torch.nn.Module):
         tensor = torch.as_tensor(values, dtype=torch.get_default_dtype()).contiguous()
         self.register_buffer(name, tensor, persistent=False)
 
-    @property
-    def bin_of(self) -> np.ndarray:
-        """The bin at each ``(c, j)`` of the output, flattened: ``c + rows * (j mod depth)``."""
-        c = np.arange(self.rows)[:, None]
-        d = np.arange(2 * self.depth)[None, :] % self.depth
-        return (c + self.rows * d).reshape(-1)
-
     def position_of(self, bins: np.ndarray) -> np.ndarray:
         """Where each bin's real part lands in the flattened output."""
         bins = np.asarray(bins)
@@ -128,7 +121,7 @@ class FramePower(torch.nn.Module):
         """Filterbank ``weights`` (filters, ``bins``) rearranged to weigh :meth:`forward`'s
         flattened output directly: each bin's weight at its real and imaginary place,
         zero where a bin is not among ``bins``. Shape (positions, filters)."""
-        index = np.full(len(self.bin_of), len(bins))            # -> an appended zero column
+        index = np.full(self.rows * 2 * self.depth, len(bins))  # -> an appended zero column
         real = self.position_of(bins)
         index[real] = np.arange(len(bins))
         index[real + self.depth] = np.arange(len(bins))

@@ -131,8 +131,11 @@ class DSCNNStream(nn.Module):
 def _last(x: torch.Tensor, count: int, dim: int) -> torch.Tensor:
     """The last ``count`` entries along ``dim``, a static slice (``count`` is a state's
     fixed size): counting from the end needs no shape arithmetic in the graph."""
-    return x.narrow(dim, 0, 0) if count == 0 else x[(slice(None),) * (dim % x.dim())
-                                                        + (slice(-count, None),)]
+    if count == 0:
+        return x.narrow(dim, 0, 0)
+    index = [slice(None)] * x.dim()
+    index[dim] = slice(-count, None)
+    return x[tuple(index)]
 
 
 def projects_columns(model: DSCNN) -> bool:
