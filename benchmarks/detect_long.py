@@ -20,7 +20,7 @@ import numpy as np
 import soundfile
 
 from earmark.runtime import load_bundle
-from earmark.runtime.events import DetectionSettings, detect_events
+from earmark.runtime.detect import DetectionSettings, detect_events
 
 
 def write_long_file(path: Path, minutes: float, rate: int) -> None:

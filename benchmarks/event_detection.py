@@ -22,10 +22,10 @@ from pathlib import Path
 from earmark import audio
 from earmark.data.streams import StreamSpec, build_stream
 from earmark.runtime import load_bundle
-from earmark.runtime.activity import ActivitySettings, level_track, snap_to_activity
+from earmark.activity import ActivitySettings, level_track, snap_to_activity
 from earmark.runtime.classify import Classifier
-from earmark.runtime.events import DetectionSettings, events_from_tracks, timing_bias
-from earmark.runtime.events_metrics import Event, event_based, format_report, segment_based
+from earmark.runtime.detect import DetectionSettings, events_from_tracks, timing_bias
+from earmark.metrics.events import Event, event_based, format_report, segment_based
 from earmark.stream_eval import _noise, _split_clips
 
 HOP = 0.05

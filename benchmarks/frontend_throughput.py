@@ -6,7 +6,7 @@ Times 1 s clips at 16 kHz through two settings, all in the same run:
 - MFCC, 10 coefficients of 40 bands, 40 ms window / 20 ms hop;
 
 each computed by librosa one clip at a time, by librosa on a (batch,
-samples) array, by :class:`earmark.features.FrontEnd` in torch (batched, all
+samples) array, by :class:`earmark.frontend.module.FrontEnd` in torch (batched, all
 threads) and by the same front-end exported to ONNX and run in onnxruntime.
 Prints clips per second, the ratio of each earmark path to both librosa
 paths, and the largest difference from librosa (a sanity check that both
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from earmark.config import FeatureConfig
-from earmark.features import FrontEnd
+from earmark.frontend.module import FrontEnd
 
 SAMPLE_RATE = 16000
 

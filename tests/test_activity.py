@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from earmark import audio
-from earmark.runtime.activity import ActivitySettings, LevelTrack, level_track, snap_to_activity
+from earmark.activity import ActivitySettings, LevelTrack, level_track, snap_to_activity
 
 RATE = 16000
 

@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from earmark.errors import ConfigError, DataError
-from earmark.runtime.events import DetectedEvent
-from earmark.runtime.events_metrics import (
+from earmark.runtime.detect import DetectedEvent
+from earmark.metrics.events import (
     Event,
     _maximum_matching,
     as_events,
@@ -418,7 +418,7 @@ def test_file_errors(tmp_path):
 
 def test_no_torch_import():
     code = ("import sys; sys.modules['torch'] = None\n"
-            "from earmark.runtime.events_metrics import Event, event_based, segment_based\n"
+            "from earmark.metrics.events import Event, event_based, segment_based\n"
             "r = event_based([Event(0, 1, 'a')], [Event(0, 1, 'a')])\n"
             "assert r['overall']['f1'] == 1.0\n"
             "assert segment_based([Event(0, 1, 'a')], [])['overall']['f1'] == 0.0\n")

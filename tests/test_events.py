@@ -10,7 +10,7 @@ from conftest import TONE_RATE
 from earmark.errors import ConfigError
 from earmark.runtime import load_bundle
 from earmark.runtime.classify import ClipResult
-from earmark.runtime.events import (DetectionSettings, coarse_spectrogram, detect_events,
+from earmark.runtime.detect import (DetectionSettings, coarse_spectrogram, detect_events,
                                     events_from_tracks, median_filter, write_detected)
 
 LABELS = ["_silence_", "dog", "bell"]
@@ -91,8 +91,8 @@ def test_median_filter_keeps_shape():
 
 
 def test_timing_bias_measures_and_shifts_correct_it():
-    from earmark.runtime.events import timing_bias
-    from earmark.runtime.events_metrics import Event
+    from earmark.runtime.detect import timing_bias
+    from earmark.metrics.events import Event
     result = tracks([(10, 19), (40, 49)], [])
     plain = events_from_tracks(result, DetectionSettings(median_windows=1))
     reference = [Event(e.onset + 0.3, e.offset - 0.2, e.label) for e in plain]

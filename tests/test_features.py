@@ -13,8 +13,8 @@ import torch
 
 from earmark.config import FeatureConfig
 from earmark.errors import ConfigError
-from earmark.features import FrontEnd, reference_features
-from earmark.filters import dct_matrix, mel_filterbank
+from earmark.frontend.module import FrontEnd, reference_features
+from earmark.frontend.filters import dct_matrix, mel_filterbank
 
 librosa = pytest.importorskip("librosa")
 
@@ -330,7 +330,7 @@ def test_top_db_makes_features_independent_of_level(kind):
 
 
 def test_frequency_scale_moves_a_tone_to_the_scaled_band_and_one_changes_nothing():
-    from earmark.features import scale_frequencies
+    from earmark.frontend.module import scale_frequencies
     config = FeatureConfig(kind="logmel", window_ms=32, hop_ms=16, n_mels=64, fmax=8000)
     frontend = FrontEnd(config, 16000)
     t = torch.arange(16000) / 16000

@@ -1,4 +1,4 @@
-"""The split DFT (earmark.fourier) against numpy's FFT, and its tables as ONNX formulas."""
+"""The split DFT (earmark.frontend.fourier) against numpy's FFT, and its tables as ONNX formulas."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from earmark.config import FeatureConfig
-from earmark.features import FrontEnd
-from earmark.filters import centred_window
-from earmark.fourier import FramePower, split
-from earmark.onnx_tables import compact_frontend
+from earmark.frontend.module import FrontEnd
+from earmark.frontend.filters import centred_window
+from earmark.frontend.fourier import FramePower, split
+from earmark.export.tables import compact_frontend
 
 
 @pytest.mark.parametrize("n_fft, expected", [(512, (16, 32)), (400, (20, 20)), (401, (1, 401)),

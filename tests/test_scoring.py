@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from earmark.errors import EarmarkError
-from earmark.runtime.scoring import (StreamScore, ThresholdError, pick_threshold,
+from earmark.metrics.streaming import (StreamScore, ThresholdError, pick_threshold,
                                      score_stream, sweep_thresholds)
 from earmark.runtime.smoother import Detection, SmootherConfig, detect
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from earmark.filters import mel_edges
-from earmark.runtime.spectrogram import LiveSpectrogram, SpectrogramSettings, file_spectrogram
+from earmark.frontend.filters import mel_edges
+from earmark.frontend.spectrogram import LiveSpectrogram, SpectrogramSettings, file_spectrogram
 
 
 def chirp_and_tone(rate: int, seconds: float = 2.0, tone_hz: float = 1000.0) -> np.ndarray:
@@ -59,7 +59,7 @@ def test_a_long_file_is_pooled_to_the_width_asked():
 
 
 def test_a_file_computed_in_pieces_equals_one_piece():
-    from earmark.runtime.spectrogram import _MelAnalysis, _to_levels
+    from earmark.frontend.spectrogram import _MelAnalysis, _to_levels
 
     rate, settings = 8000, SpectrogramSettings()
     samples = chirp_and_tone(rate, seconds=25.0, tone_hz=700.0)

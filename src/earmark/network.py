@@ -14,7 +14,7 @@ from torch import nn
 
 from earmark.config import ExperimentConfig, load_config
 from earmark.errors import DataError
-from earmark.features import FrontEnd
+from earmark.frontend.module import FrontEnd
 from earmark.models import build_model
 
 

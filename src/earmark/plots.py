@@ -45,7 +45,7 @@ def plot_confusion_matrix(confusion: Sequence[Sequence[int]] | np.ndarray,
     ----------
     confusion : array-like of int, shape (classes, classes)
         Rows are true classes, columns predicted ones (as
-        :func:`earmark.metrics.confusion_matrix` returns).
+        :func:`earmark.metrics.classification.confusion_matrix` returns).
     labels : sequence of str
         Class names, one per row.
     path : str or os.PathLike

@@ -26,7 +26,7 @@ from earmark.data.manifest import from_csv
 from earmark.data.streams import StreamSpec, TruthWord, build_stream
 from earmark.errors import DataError
 from earmark.runtime.bundle import Bundle
-from earmark.runtime.scoring import StreamScore, pick_threshold, score_stream, sweep_thresholds
+from earmark.metrics.streaming import StreamScore, pick_threshold, score_stream, sweep_thresholds
 from earmark.runtime.smoother import SmootherConfig, detect
 from earmark.runtime.stream import StreamEngine
 

@@ -18,7 +18,7 @@ import numpy as np
 from earmark.data.keywords import SILENCE
 from earmark.data.mixtures import noise_bed
 from earmark.errors import DataError
-from earmark.runtime.activity import active_runs, frame_levels
+from earmark.activity import active_runs, frame_levels
 
 
 @dataclass

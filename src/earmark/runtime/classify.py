@@ -16,7 +16,7 @@ import numpy as np
 
 from earmark import audio
 from earmark.errors import ConfigError
-from earmark.metrics import aggregate_windows
+from earmark.metrics.classification import aggregate_windows
 from earmark.runtime.bundle import Bundle, load_bundle
 from earmark.windowing import window_starts
 

@@ -16,7 +16,7 @@ with one deliberate change to its gating (see *Repeats* below).
     ...         print(detection.label, detection.time_ms)
 
 :func:`detect` does the same for a whole recorded stream at once
-(vectorised; :func:`earmark.runtime.scoring.sweep_thresholds` uses it).
+(vectorised; :func:`earmark.metrics.streaming.sweep_thresholds` uses it).
 
 Time stamps
 -----------
@@ -82,8 +82,8 @@ Tuning:
 
 - *Threshold*: raising it lowers false alarms and misses more words (and
   fires a little later); pick it on a labelled stream with
-  :func:`earmark.runtime.scoring.sweep_thresholds` and
-  :func:`~earmark.runtime.scoring.pick_threshold` for a target number of
+  :func:`earmark.metrics.streaming.sweep_thresholds` and
+  :func:`~earmark.metrics.streaming.pick_threshold` for a target number of
   false alarms per hour.
 - *Window length vs latency*: a detection needs confident results over
   about half the window (``window x threshold`` with the default 0.5), so

@@ -30,7 +30,7 @@ from earmark.runtime.bundle import Bundle, load_bundle
 from earmark.runtime.classify import Classifier, ClipResult
 from earmark.runtime.results import to_records
 from earmark.runtime.smoother import SmootherConfig
-from earmark.runtime.spectrogram import SpectrogramSettings, file_spectrogram
+from earmark.frontend.spectrogram import SpectrogramSettings, file_spectrogram
 from earmark.runtime.stream import StreamGraphs
 from earmark.serve.limits import ServeLimits
 from earmark.serve.streaming import (CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_TRY_LATER,

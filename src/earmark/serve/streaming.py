@@ -32,7 +32,7 @@ from earmark.errors import EarmarkError
 from earmark.runtime.bundle import Bundle
 from earmark.runtime.smoother import SmootherConfig
 from earmark.runtime.sources import decode_pcm, pcm_dtype
-from earmark.runtime.spectrogram import LiveSpectrogram, SpectrogramSettings
+from earmark.frontend.spectrogram import LiveSpectrogram, SpectrogramSettings
 from earmark.runtime.stream import StreamEngine, StreamGraphs, StrideResult
 from earmark.serve.limits import ServeLimits
 

@@ -1,6 +1,6 @@
 """Fixed analysis matrices in plain numpy: the Hann window, mel filters, the DCT.
 
-Shared by the torch front-end (:mod:`earmark.features`) and the torch-free
+Shared by the torch front-end (:mod:`earmark.frontend.module`) and the torch-free
 runtime (the live page's spectrogram), so both use the very same filters.
 """
 

@@ -8,7 +8,7 @@ shorter than ``min_duration`` are dropped and gaps shorter than ``min_gap``
 merged. A window's score is placed at its centre, so an event runs from
 half a hop before its first active window's centre to half a hop after its
 last one's. With ``snap``, each event's boundaries then move to where the
-signal itself is active (:mod:`earmark.runtime.activity`).
+signal itself is active (:mod:`earmark.activity`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from earmark.errors import ConfigError
-from earmark.runtime.activity import ActivitySettings, level_track, snap_to_activity
+from earmark.activity import ActivitySettings, level_track, snap_to_activity
 from earmark.runtime.bundle import Bundle
 from earmark.runtime.classify import Classifier, ClipResult
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from earmark.filters import mel_filterbank, periodic_hann
+from earmark.frontend.filters import mel_filterbank, periodic_hann
 
 _DB_FLOOR = 1e-10
 

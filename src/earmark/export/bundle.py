@@ -35,11 +35,11 @@ from earmark.config import ExperimentConfig, to_dict
 from earmark.data.dataset import Dataset, open_dataset
 from earmark.data.manifest import from_csv
 from earmark.errors import EarmarkError
-from earmark.features import FrontEnd
+from earmark.frontend.module import FrontEnd
 from earmark.models import count_parameters
 from earmark.models.dscnn_stream import DSCNNStream, state_shapes, stream_layout, supports_streaming
 from earmark.network import hop_samples, load_trained, window_samples
-from earmark.onnx_tables import compact_frontend, shorten_names
+from earmark.export.tables import compact_frontend, shorten_names
 from earmark.runtime.bundle import (
     BUNDLE_JSON,
     BUNDLE_MODEL,

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 
 from earmark.config import FeatureConfig
 from earmark.errors import ConfigError
-from earmark.filters import centred_window, dct_matrix, mel_filterbank, periodic_hann
-from earmark.fourier import FramePower
+from earmark.frontend.filters import centred_window, dct_matrix, mel_filterbank, periodic_hann
+from earmark.frontend.fourier import FramePower
 
 #: The feature kinds :class:`FrontEnd` knows.
 KINDS = ("spectrogram", "logmel", "mfcc", "spectrogram128")
@@ -182,7 +182,7 @@ class FrontEnd(torch.nn.Module):
     their delta and delta-delta (``1 + config.deltas``); bands ascend in
     frequency (or MFCC index).
 
-    The STFT is :class:`~earmark.fourier.FramePower`: frames cut by reshapes,
+    The STFT is :class:`~earmark.frontend.fourier.FramePower`: frames cut by reshapes,
     then an FFT split once into small matrix products, all plain ONNX ops
     (onnxruntime's own STFT op is about 3x slower than even a dense DFT as a
     convolution, and the split DFT is about 2x faster than that). Only the

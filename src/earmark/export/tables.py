@@ -1,6 +1,6 @@
 """Write the front-end's big tables into the ONNX graph as formulas, not numbers.
 
-The split DFT's tables (:mod:`earmark.fourier`: the framed window, two
+The split DFT's tables (:mod:`earmark.frontend.fourier`: the framed window, two
 stages of cos/sin, the twiddles), the seed front-end's dense DFT basis and
 the mel filterbank are pure functions of a few settings. Stored as initializers they dwarf a small keyword model;
 written as a handful of ONNX ops (Range, Mod, Cos, Sin, Min, Max...) with
@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from earmark.features import FrontEnd, _fmax
-from earmark.filters import mel_edges
+from earmark.frontend.module import FrontEnd, _fmax
+from earmark.frontend.filters import mel_edges
 
 #: Endings of the front-end's table names in an exported graph.
 DFT_BASIS = "dft_basis"
@@ -119,7 +119,7 @@ def _angle_nodes(p: str, first: tuple[int, int], second: tuple[int, int], period
 
 
 def _split_dft_builders(frontend: FrontEnd) -> dict:
-    """Builders for :class:`~earmark.fourier.FramePower`'s tables, by name ending."""
+    """Builders for :class:`~earmark.frontend.fourier.FramePower`'s tables, by name ending."""
     spectrum = frontend.spectrum
     rows, columns, depth = spectrum.rows, spectrum.columns, spectrum.depth
 
@@ -203,7 +203,7 @@ def _hann_nodes(name: str, length: int, symmetric: bool):
 
 def _mel_weight_nodes(frontend: FrontEnd, output: str):
     """Slaney triangles ``max(0, min(rising, falling)) * 2 / width``, one row per place of
-    the split-order spectrum (:meth:`earmark.fourier.FramePower.filterbank`): the bin
+    the split-order spectrum (:meth:`earmark.frontend.fourier.FramePower.filterbank`): the bin
     there is ``c + rows * (j mod depth)``; bins outside every filter weigh zero."""
     p = output + "/"
     config = frontend.config

@@ -532,7 +532,7 @@ def _add_detect(commands) -> None:
 def _detect(args) -> int:
     from earmark.errors import ConfigError
     from earmark.runtime import load_bundle
-    from earmark.runtime.events import DetectionSettings, detect_events, write_detected
+    from earmark.runtime.detect import DetectionSettings, detect_events, write_detected
 
     thresholds = {}
     for item in args.class_threshold:
@@ -556,7 +556,7 @@ def _detect(args) -> int:
         write_detected(args.output, events)
     if args.plot:
         from earmark.plots import plot_events
-        from earmark.runtime.events import coarse_spectrogram
+        from earmark.runtime.detect import coarse_spectrogram
 
         spectrogram, seconds_per_frame = coarse_spectrogram(args.file, bundle.sample_rate)
         plot_events(spectrogram, seconds_per_frame, bundle.sample_rate,
@@ -581,7 +581,7 @@ def _add_evaluate_events(commands) -> None:
 
 
 def _evaluate_events(args) -> int:
-    from earmark.runtime.events_metrics import (event_based, format_report, read_events,
+    from earmark.metrics.events import (event_based, format_report, read_events,
                                                 segment_based)
 
     def kept(path):
@@ -591,7 +591,7 @@ def _evaluate_events(args) -> int:
     events = event_based(reference, estimated, t_collar=args.collar,
                          evaluate_offset=args.offset)
     segments = segment_based(reference, estimated, segment_length=args.segment)
-    from earmark.runtime.events import timing_bias
+    from earmark.runtime.detect import timing_bias
 
     onset_bias, offset_bias = timing_bias(reference, estimated)
     if args.json:

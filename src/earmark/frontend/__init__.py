@@ -1,0 +1,9 @@
+"""The front-end: waveform -> spectrogram, log-mel or MFCC (+ deltas).
+
+- :mod:`~earmark.frontend.filters`: windows, mel filterbank, DCT (numpy);
+- :mod:`~earmark.frontend.fourier`: the STFT as a split FFT of small matrix products (torch);
+- :mod:`~earmark.frontend.module`: :class:`FrontEnd`, the torch module inside every bundle;
+- :mod:`~earmark.frontend.spectrogram`: log-mel pictures for people (numpy).
+
+Importing this package imports no torch; only :mod:`module` and :mod:`fourier` do.
+"""
