@@ -29,7 +29,7 @@ def run(argv: list[str]) -> int:
 
 
 def subcommands() -> list[str]:
-    parser = cli._parser()
+    parser = cli.build_parser()
     actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     return sorted(actions[0].choices)
 

@@ -1,0 +1,91 @@
+"""What every command module shares: the subcommand builder (with --quiet and --verbose),
+config loading with --set, and the smoothing options of the streaming commands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def command(commands, name: str, summary: str, example: str, handler):
+    """A subcommand with its one-line summary, an example, and the verbosity flags."""
+    sub = commands.add_parser(name, help=summary, description=summary,
+                              epilog=f"example:\n  {example}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub.set_defaults(handler=handler)
+    add_verbosity_options(sub)
+    return sub
+
+
+def add_verbosity_options(parser) -> None:
+    """``-q/--quiet`` (warnings only, no progress bars) and ``-v/--verbose`` (debug messages)."""
+    group = parser.add_argument_group("output")
+    group.add_argument("-q", "--quiet", action="store_true",
+                       help="only warnings and errors, no progress bars")
+    group.add_argument("-v", "--verbose", action="store_true", help="also debug messages")
+
+
+def add_config_options(sub) -> None:
+    sub.add_argument("config", help="experiment TOML file (see configs/)")
+    sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+    sub.add_argument("--skip-bad-files", action="store_true",
+                     help="leave unreadable recordings out (and list them) instead of stopping")
+
+
+def load_config_from_args(args):
+    from earmark.config import from_dict, load_config, to_dict
+
+    config = load_config(args.config)
+    if args.overrides or args.skip_bad_files:
+        raw = to_dict(config)
+        for override in args.overrides:
+            _apply_override(raw, override)
+        if args.skip_bad_files:
+            raw["data"]["skip_bad_files"] = True
+        config = from_dict(raw, base_dir=config.base_dir, source=args.config)
+    return config
+
+
+def _apply_override(raw: dict, override: str) -> None:
+    import tomllib
+
+    from earmark.errors import ConfigError
+
+    key, sep, text = override.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot:
+        raise ConfigError(f"--set {override!r}: write it as SECTION.KEY=VALUE, "
+                          "e.g. train.epochs=5")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    raw.setdefault(section, {})[name] = value
+
+
+def add_smoother_options(sub) -> None:
+    from earmark.runtime.smoother import SmootherConfig
+
+    defaults = SmootherConfig()
+    group = sub.add_argument_group("smoothing (see earmark.runtime.smoother)")
+    group.add_argument("--stride-ms", type=float, default=20.0,
+                       help="run the model every this many ms (default 20)")
+    group.add_argument("--window-ms", type=float, default=defaults.average_window_ms,
+                       help=f"average scores over this window (default "
+                            f"{defaults.average_window_ms:g})")
+    group.add_argument("--threshold", type=float, default=defaults.detection_threshold,
+                       help=f"report a command above this averaged score (default "
+                            f"{defaults.detection_threshold:g})")
+    group.add_argument("--suppression-ms", type=float, default=defaults.suppression_ms,
+                       help=f"wait this long before repeating a command (default "
+                            f"{defaults.suppression_ms:g})")
+    group.add_argument("--min-count", type=int, default=defaults.minimum_count,
+                       help=f"results needed in the window (default {defaults.minimum_count})")
+
+
+def smoother_config(args):
+    from earmark.runtime.smoother import SmootherConfig
+
+    return SmootherConfig(average_window_ms=args.window_ms,
+                          detection_threshold=args.threshold,
+                          suppression_ms=args.suppression_ms, minimum_count=args.min_count)

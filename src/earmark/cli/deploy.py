@@ -1,0 +1,100 @@
+"""`earmark export`, `classify`, `footprint`: a run to a bundle, and the bundle at work."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from earmark.errors import EarmarkError
+from earmark.cli.common import command
+
+
+def register(commands) -> None:
+    _add_export(commands)
+    _add_classify(commands)
+    _add_footprint(commands)
+
+
+def _add_export(commands) -> None:
+    sub = command(commands, "export",
+                  "Export a run's best model as a bundle (ONNX waveform -> probabilities).",
+                  "earmark export runs/keywords --out bundles/keywords --int8", _export)
+    sub.add_argument("run", help="a run folder written by `earmark train`")
+    sub.add_argument("--out", required=True, help="bundle folder to write (replaced if present)")
+    sub.add_argument("--int8", action="store_true",
+                     help="quantize the network to static int8 (front-end stays float)")
+    sub.add_argument("--calibration", type=int, default=300, metavar="N",
+                     help="training windows used to calibrate int8 (default 300)")
+
+
+def _export(args) -> int:
+    from earmark.export import export_run
+
+    result = export_run(args.run, args.out, int8=args.int8,
+                        calibration_windows=args.calibration, progress=not args.quiet)
+    print(f"bundle written to {result.bundle}")
+    return 0
+
+
+def _add_classify(commands) -> None:
+    sub = command(commands, "classify",
+                  "Classify audio files with a bundle (no torch needed).",
+                  "earmark classify bundles/keywords clips/ --top-k 3 --output results.csv",
+                  _classify)
+    sub.add_argument("bundle", help="a bundle folder written by `earmark export`")
+    sub.add_argument("inputs", nargs="+", help="files, folders (searched recursively) or globs")
+    sub.add_argument("--top-k", type=int, default=3, help="labels to show per file (default 3)")
+    sub.add_argument("--output", help="write results to a .csv or .json file")
+    sub.add_argument("--hop", type=float, help="seconds between analysis windows of long files "
+                                              "(default: the bundle's)")
+    sub.add_argument("--aggregate", choices=["mean", "vote"],
+                     help="judge long files by mean probability or majority vote")
+    sub.add_argument("--per-window", action="store_true",
+                     help="include every window's top label in the output")
+    sub.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = auto)")
+
+
+def _classify(args) -> int:
+    from tqdm import tqdm
+
+    from earmark.runtime import Classifier
+    from earmark.runtime.results import expand_inputs, table, write_results
+
+    classifier = Classifier.from_bundle(args.bundle, threads=args.threads,
+                                        hop_seconds=args.hop, aggregate=args.aggregate)
+    paths = expand_inputs(args.inputs)
+    results, failures = [], []
+    for path in tqdm(paths, desc="classifying", unit="file",
+                     disable=args.quiet or len(paths) < 10):
+        try:
+            results.append(classifier.classify_file(path))
+        except EarmarkError as error:
+            failures.append(str(error))
+    print(table(results, args.top_k))
+    if args.output:
+        write_results(results, args.output, args.top_k, args.per_window)
+        print(f"results written to {args.output}")
+    for failure in failures:
+        print(f"earmark: skipped: {failure}", file=sys.stderr)
+    if failures:
+        print(f"earmark: {len(failures)} of {len(paths)} file(s) could not be classified",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_footprint(commands) -> None:
+    sub = command(commands, "footprint",
+                  "Parameters, MACs, size, peak memory and latency of a bundle.",
+                  "earmark footprint bundles/keywords --json", _footprint)
+    sub.add_argument("bundle", help="a bundle folder")
+    sub.add_argument("--runs", type=int, default=200, help="timed inferences (default 200)")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _footprint(args) -> int:
+    from earmark.runtime.footprint import footprint, format_footprint
+
+    figures = footprint(args.bundle, runs=args.runs)
+    print(json.dumps(figures, indent=2) if args.json else format_footprint(figures))
+    return 0

@@ -1,0 +1,130 @@
+"""`earmark train`, `evaluate`, `prepare`, `manifest`, `models`: from recordings to a trained run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from earmark.cli.common import add_config_options, command, load_config_from_args
+
+
+def register(commands) -> None:
+    _add_train(commands)
+    _add_evaluate(commands)
+    _add_prepare(commands)
+    _add_manifest(commands)
+    _add_models(commands)
+
+
+def _add_train(commands) -> None:
+    sub = command(commands, "train", "Train a classifier from an experiment config.",
+                  "earmark train configs/keywords.toml --out runs/keywords", _train)
+    add_config_options(sub)
+    sub.add_argument("--out", required=True, help="run folder for the model, logs and reports")
+    sub.add_argument("--resume", action="store_true",
+                     help="continue the run in --out from its last checkpoint")
+
+
+def _train(args) -> int:
+    from earmark.train import train
+
+    config = load_config_from_args(args)
+    train(config, args.out, resume=args.resume, progress=not args.quiet)
+    return 0
+
+
+def _add_evaluate(commands) -> None:
+    sub = command(commands, "evaluate", "Evaluate a trained run on a split.",
+                  "earmark evaluate runs/keywords --split test --json", _evaluate)
+    sub.add_argument("run", help="a run folder written by `earmark train`")
+    sub.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    sub.add_argument("--json", action="store_true", help="print the report as JSON")
+    sub.add_argument("--device", default="cpu", help="cpu or cuda")
+
+
+def _evaluate(args) -> int:
+    from earmark.evaluate import evaluate_run
+
+    report = evaluate_run(args.run, args.split, device=args.device, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.to_text())
+        print(f"\nwritten: {Path(args.run) / ('eval_' + args.split)}.json/.txt/_confusion.png")
+    return 0
+
+
+def _add_prepare(commands) -> None:
+    sub = command(commands, "prepare",
+                  "Build the manifest and splits and decode the audio cache of a config.",
+                  "earmark prepare configs/keywords.toml --manifest-out manifest.csv", _prepare)
+    add_config_options(sub)
+    sub.add_argument("--manifest-out", help="also write the split manifest as CSV")
+
+
+def _prepare(args) -> int:
+    from earmark.data.dataset import load_manifest, open_dataset
+
+    config = load_config_from_args(args)
+    manifest = load_manifest(config)
+    dataset = open_dataset(config, manifest, progress=not args.quiet)
+    _print_split_table(dataset)
+    if args.manifest_out:
+        dataset.manifest.to_csv(args.manifest_out)
+        print(f"manifest written to {args.manifest_out}")
+    print(f"decoded audio in {dataset.store.folder}")
+    return 0
+
+
+def _print_split_table(dataset) -> None:
+    splits = ("train", "validation", "test")
+    counts = {split: dataset.manifest.select(split) for split in splits}
+    width = max(len(label) for label in dataset.labels) + 2
+    print(f"{'class':<{width}}" + "".join(f"{s:>12}" for s in splits))
+    for label in dataset.labels:
+        print(f"{label:<{width}}" + "".join(
+            f"{counts[s].label_counts().get(label, 0):>12}" for s in splits))
+    print(f"{'groups':<{width}}" + "".join(f"{len(counts[s].groups()):>12}" for s in splits))
+
+
+def _add_manifest(commands) -> None:
+    sub = command(commands, "manifest",
+                  "Write a manifest CSV from a folder per class (groups from file names).",
+                  "earmark manifest ../shared/data/fsdd/recordings --group-pattern fsdd "
+                  "--label-pattern fsdd --out fsdd.csv", _manifest)
+    sub.add_argument("root", help="folder with one sub-folder of recordings per class")
+    sub.add_argument("--out", required=True, help="CSV file to write")
+    sub.add_argument("--group-pattern", default="auto",
+                     help="speech_commands, librispeech, fsdd, auto, or a regex with "
+                          "(?P<group>...)")
+    sub.add_argument("--label-pattern", default="",
+                     help="take labels from file names: fsdd, speech_commands "
+                          "(<word>_<hash>_nohash_<n>), or a regex with (?P<label>...) "
+                          "(default: the sub-folder name)")
+    sub.add_argument("--labels", nargs="+", metavar="LABEL[=NAME]",
+                     help="keep only these labels, renamed where NAME is given "
+                          "(e.g. zero=0 one=1)")
+
+
+def _manifest(args) -> int:
+    from earmark.data.manifest import from_folder, keep_labels
+
+    manifest = from_folder(args.root, args.group_pattern, args.label_pattern)
+    if args.labels:
+        manifest = keep_labels(manifest, args.labels)
+    manifest.to_csv(args.out)
+    print(f"{len(manifest)} recordings, {len(manifest.labels())} classes, "
+          f"{len(manifest.groups())} groups -> {args.out}")
+    return 0
+
+
+def _add_models(commands) -> None:
+    command(commands, "models", "List the model architectures.", "earmark models", _models)
+
+
+def _models(args) -> int:
+    from earmark.models import available_models
+
+    for name in available_models():
+        print(name)
+    return 0
