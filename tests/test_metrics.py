@@ -18,11 +18,10 @@ from earmark import atomic
 from earmark.errors import ConfigError, DataError
 from earmark.metrics.classification import (
     ClassificationReport,
-    aggregate_windows,
     classification_report,
     confusion_matrix,
-    group_by_recording,
 )
+from earmark.windowing import aggregate_windows, group_by_recording
 
 # --------------------------------------------------------------------------
 # confusion_matrix

@@ -19,8 +19,9 @@ from earmark.config import ExperimentConfig
 from earmark.data.dataset import Dataset, load_manifest, open_dataset
 from earmark.data.manifest import from_csv
 from earmark.errors import DataError
-from earmark.metrics.classification import ClassificationReport, aggregate_windows, classification_report
+from earmark.metrics.classification import ClassificationReport, classification_report
 from earmark.network import WaveformClassifier, hop_samples, load_trained, window_samples
+from earmark.windowing import aggregate_windows
 
 
 @dataclass

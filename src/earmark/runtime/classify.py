@@ -16,9 +16,8 @@ import numpy as np
 
 from earmark import audio
 from earmark.errors import ConfigError
-from earmark.metrics.classification import aggregate_windows
 from earmark.runtime.bundle import Bundle, load_bundle
-from earmark.windowing import window_starts
+from earmark.windowing import aggregate_windows, window_starts
 
 
 @dataclass
