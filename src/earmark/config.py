@@ -169,7 +169,7 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from error
-    return from_dict(raw, base_dir=str(path.resolve().parent), source=str(path))
+    return from_dict(raw, base_dir=os.path.dirname(os.path.abspath(path)), source=str(path))
 
 
 def from_dict(raw: dict[str, Any], base_dir: str = ".", source: str = "config") -> ExperimentConfig:

@@ -1,0 +1,116 @@
+"""`earmark configs`, `configs show`, `configs copy`: the example experiments shipped with earmark.
+
+The configs live in the package (``earmark/configs/*.toml``, read with
+:mod:`importlib.resources`), so an installed wheel has them too; in a source
+checkout ``configs/`` at the repository root points at the same files.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from earmark.cli.common import command
+from earmark.errors import ConfigError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+#: The keys of a config that hold paths, read relative to the config file's folder.
+PATH_KEYS = (("data", "root"), ("data", "csv"), ("data", "extra_train"),
+             ("data", "silence_noise_dir"), ("data", "cache_dir"), ("augment", "noise_dir"))
+
+
+def register(commands) -> None:
+    sub = command(commands, "configs", "List the example experiment configs shipped with "
+                  "earmark; show or copy one.",
+                  "earmark configs\n  earmark configs show keywords\n"
+                  "  earmark configs copy keywords --to experiments", _list)
+    actions = sub.add_subparsers(title="actions", metavar="ACTION")
+    show = command(actions, "show", "Print a shipped config.",
+                   "earmark configs show keywords", _show)
+    show.add_argument("name", help="a config's name, as `earmark configs` lists it")
+    copy = command(actions, "copy", "Copy a shipped config to edit it (data paths are "
+                   "relative to the copy).", "earmark configs copy keywords --to experiments",
+                   _copy)
+    copy.add_argument("name", help="a config's name, as `earmark configs` lists it")
+    copy.add_argument("--to", default=".", metavar="DIR",
+                      help="folder to copy it into (default: the current folder)")
+    copy.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+
+def shipped_configs() -> dict[str, Traversable]:
+    """The shipped configs by name (file name without ``.toml``), sorted."""
+    folder = resources.files("earmark") / "configs"
+    found = [entry for entry in folder.iterdir()
+             if entry.is_file() and entry.name.endswith(".toml")] if folder.is_dir() else []
+    return {entry.name[:-len(".toml")]: entry for entry in sorted(found, key=lambda e: e.name)}
+
+
+def shipped_config(name: str) -> Traversable:
+    """One shipped config by name (``keywords`` or ``keywords.toml``); errors list the names."""
+    configs = shipped_configs()
+    key = name[:-len(".toml")] if name.endswith(".toml") else name
+    if key not in configs:
+        raise ConfigError(f"no shipped config {name!r}; available: "
+                          f"{', '.join(configs) or '(none)'}")
+    return configs[key]
+
+
+def summary(text: str) -> str:
+    """What a config is for: the first sentence of its opening comment block."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+        if not lines[-1] or lines[-1].endswith("."):
+            break
+    return " ".join(part for part in lines if part)
+
+
+def _list(args) -> int:
+    configs = shipped_configs()
+    width = max((len(name) for name in configs), default=0) + 2
+    for name, entry in configs.items():
+        print(f"{name:<{width}}{summary(entry.read_text(encoding='utf-8'))}")
+    print("\n`earmark configs show NAME` prints one; `earmark configs copy NAME --to DIR` "
+          "copies it to edit.")
+    return 0
+
+
+def _show(args) -> int:
+    print(shipped_config(args.name).read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def _copy(args) -> int:
+    entry = shipped_config(args.name)
+    target = Path(args.to) / entry.name
+    if target.exists() and not args.force:
+        raise ConfigError(f"{target} already exists; pass --force to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(entry.read_text(encoding="utf-8"), encoding="utf-8")
+    print(f"copied {entry.name} to {target}")
+    _print_data_paths(target)
+    return 0
+
+
+def _print_data_paths(target: Path) -> None:
+    """Where the copy's data paths now point, and which to edit."""
+    from earmark.config import load_config
+
+    config = load_config(target)
+    print(f"note: its data paths are relative to the copy's folder ({target.parent.resolve()});"
+          f" edit them in {target} to point at your recordings:")
+    shown = set()
+    for section, key in PATH_KEYS:
+        value = getattr(getattr(config, section), key)
+        for path in value if isinstance(value, list) else [value]:
+            if path and (key, path) not in shown:
+                shown.add((key, path))
+                where = config.resolve(path)
+                state = "" if Path(where).exists() else "   (not found)"
+                print(f"  {section}.{key} = {path!r} -> {where}{state}")
+
