@@ -95,3 +95,28 @@ def test_footprint_measures_the_bundle(bundle):
     assert 0 < figures["latency_ms_median"] <= figures["latency_ms_p95"]
     assert figures["peak_memory_kib"] > 0
     assert figures["macs_per_window"] > 0
+
+
+def test_export_needs_only_the_run_folder(tmp_path):
+    """Training keeps real windows for the parity check and int8 calibration: a copy of
+    the run folder exports with the recordings and the decoded cache gone."""
+    import shutil
+
+    from conftest import tone_config, write_tone_dataset
+    from earmark.run_folder import RunFolder
+    from earmark.train import train
+
+    root = write_tone_dataset(tmp_path / "tones", speakers=5, takes=2)
+    train(tone_config(root, tmp_path / "cache", epochs=2), tmp_path / "run", progress=False)
+    kept = RunFolder(tmp_path / "run").read_export_windows()
+    assert kept is not None and kept.validation.shape[1] == 4000
+    assert len(kept.validation) == len(kept.validation_targets) and len(kept.calibration) > 0
+    shutil.copytree(tmp_path / "run", tmp_path / "elsewhere" / "run")
+    shutil.rmtree(tmp_path / "tones")
+    shutil.rmtree(tmp_path / "cache")
+    shutil.rmtree(tmp_path / "run")
+    result = export_run(tmp_path / "elsewhere" / "run", tmp_path / "bundle", int8=True,
+                        progress=False)
+    assert result.metadata["parity"]["windows"] == len(kept.validation)
+    assert result.metadata["parity"]["max_abs_diff"] <= 1e-4
+    assert "int8" in result.metadata["export_quality"]

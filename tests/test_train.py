@@ -55,8 +55,8 @@ def test_resume_after_a_kill_continues_exactly(tone_dataset, tmp_path, monkeypat
     import earmark.train as training
     real_save = training._save_checkpoint
 
-    def save_then_die(path, classifier, optimizer, scheduler, state):
-        real_save(path, classifier, optimizer, scheduler, state)
+    def save_then_die(path, context, state):
+        real_save(path, context, state)
         if state.epoch == 2:
             raise KeyboardInterrupt("killed")
 

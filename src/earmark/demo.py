@@ -14,6 +14,7 @@ Everything goes to one folder; the report is printed and written as JSON.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,11 @@ from earmark import audio
 from earmark.atomic import write_json
 from earmark.config import from_dict
 from earmark.data.synth_keywords import (SPEECH_COMMANDS_WORDS, KeywordSynthesis,
-                                         _coloured_noise, synthesize_keywords)
+                                         coloured_noise, synthesize_keywords)
+from earmark.progress import ProgressLike
+from earmark.run_folder import RunFolder
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,8 +44,9 @@ class DemoSize:
 
 
 def run_demo(out_dir: str | Path, size: DemoSize | None = None, seed: int = 0,
-             progress: bool = True) -> dict:
-    """Run every step; return the report (also ``OUT/report.json``)."""
+             progress: ProgressLike = None) -> dict:
+    """Run every step; return the report (also ``OUT/report.json``; :func:`format_report`
+    writes it for people)."""
     from earmark.export import export_run
     from earmark.runtime import load_bundle
     from earmark.stream_eval import evaluate_streaming
@@ -51,20 +57,20 @@ def run_demo(out_dir: str | Path, size: DemoSize | None = None, seed: int = 0,
     started = time.monotonic()
     timings = {}
     noise_dir = _write_noise(out_dir / "noise", seed)
-    print("1/5 synthesizing keywords ...")
+    logger.info("1/5 synthesizing keywords ...")
     synthesize_keywords(KeywordSynthesis(words=SPEECH_COMMANDS_WORDS,
                                          takes_per_word=size.takes_per_word,
                                          noise_dir=str(noise_dir), seed=seed),
                         out_dir / "data", progress=progress)
     timings["synthesize_s"] = time.monotonic() - started
-    print("2/5 training ...")
+    logger.info("2/5 training ...")
     config = _config(out_dir, noise_dir, size, seed)
-    summary = train(config, out_dir / "run", resume=(out_dir / "run" / "checkpoint.pt").is_file(),
-                    progress=progress)
+    run = RunFolder(out_dir / "run")
+    summary = train(config, run.path, resume=run.checkpoint.is_file(), progress=progress)
     timings["train_s"] = summary["train_seconds"]
-    print("3/5 exporting ...")
+    logger.info("3/5 exporting ...")
     export_run(out_dir / "run", out_dir / "bundle", progress=False)
-    print("4/5 streaming ...")
+    logger.info("4/5 streaming ...")
     stream = evaluate_streaming(load_bundle(out_dir / "bundle", threads=1), out_dir / "run",
                                 out_dir / "stream", minutes=size.stream_minutes,
                                 noise_dir=str(noise_dir), noise_volume=0.05, seed=seed)
@@ -72,15 +78,14 @@ def run_demo(out_dir: str | Path, size: DemoSize | None = None, seed: int = 0,
         "test_accuracy": summary.get("test_accuracy"),
         "test_macro_f1": summary.get("test_macro_f1"),
         "validation_accuracy": summary.get("validation_accuracy"),
-        "confusion_matrix": str(out_dir / "run" / "eval_test_confusion.png"),
+        "confusion_matrix": str(run.report("test")) + "_confusion.png",
         "bundle": str(out_dir / "bundle"),
         "stream": stream,
         "seconds": round(time.monotonic() - started, 1),
         "timings": {k: round(v, 1) for k, v in timings.items()},
     }
     write_json(out_dir / "report.json", report)
-    print("5/5 report")
-    print(format_report(report))
+    logger.info("5/5 report: %s", out_dir / "report.json")
     return report
 
 
@@ -125,9 +130,9 @@ def _write_noise(folder: Path, seed: int, seconds: float = 30.0, rate: int = 160
     length = int(seconds * rate)
     t = np.arange(length) / rate
     sounds = {
-        "white": _coloured_noise(length, 0.0, rng),
-        "pink": _coloured_noise(length, 1.0, rng),
-        "brown": _coloured_noise(length, 2.0, rng),
+        "white": coloured_noise(length, 0.0, rng),
+        "pink": coloured_noise(length, 1.0, rng),
+        "brown": coloured_noise(length, 2.0, rng),
         "hum": sum(np.sin(2 * np.pi * 50 * k * t) / k for k in range(1, 6))
         + 0.2 * rng.standard_normal(length),
     }

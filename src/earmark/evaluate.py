@@ -20,7 +20,9 @@ from earmark.data.dataset import Dataset, load_manifest, open_dataset
 from earmark.data.manifest import from_csv
 from earmark.errors import DataError
 from earmark.metrics.classification import ClassificationReport, classification_report
-from earmark.network import WaveformClassifier, hop_samples, load_trained, window_samples
+from earmark.network import WaveformClassifier, load_trained, window_hop_samples, window_samples
+from earmark.progress import ProgressLike
+from earmark.run_folder import RunFolder
 from earmark.windowing import aggregate_windows
 
 
@@ -37,7 +39,7 @@ def predict(classifier: WaveformClassifier, dataset: Dataset, indices: list[int]
             config: ExperimentConfig, device: torch.device, batch_size: int = 128) -> Predictions:
     """Run the network over every window of the given recordings."""
     window = window_samples(config)
-    jobs = dataset.window_jobs(indices, window, hop_samples(config))
+    jobs = dataset.window_jobs(indices, window, window_hop_samples(config))
     classifier.eval()
     outputs = []
     with torch.no_grad():
@@ -63,25 +65,24 @@ def report_for(predictions: Predictions, dataset: Dataset) -> ClassificationRepo
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "cpu",
-                 progress: bool = True) -> ClassificationReport:
+                 progress: ProgressLike = None) -> ClassificationReport:
     """Evaluate a finished run on ``split``; write JSON, text and confusion PNG.
 
     Outputs go to ``RUN/eval_<split>.json``, ``.txt`` and ``_confusion.png``.
     """
 
-    run_dir = Path(run_dir)
-    config, labels, classifier = load_trained(run_dir)
-    manifest_path = run_dir / "manifest.csv"
-    manifest = from_csv(manifest_path) if manifest_path.is_file() else load_manifest(config)
+    run = RunFolder(run_dir)
+    config, labels, classifier = load_trained(run.path)
+    manifest = from_csv(run.manifest) if run.manifest.is_file() else load_manifest(config)
     dataset = open_dataset(config, manifest, progress=progress)
     dataset.labels = labels
     indices = dataset.indices(split)
     if not indices:
-        raise DataError(f"{run_dir}: the {split} split is empty; choose another with --split")
+        raise DataError(f"{run.path}: the {split} split is empty; choose another with --split")
     torch_device = torch.device(device)
     classifier.to(torch_device)
     report = report_for(predict(classifier, dataset, indices, config, torch_device), dataset)
-    write_report(report, run_dir / f"eval_{split}", f"{run_dir.name}: {split} split")
+    write_report(report, run.report(split), f"{run.path.name}: {split} split")
     return report
 
 

@@ -6,7 +6,6 @@ graph and the deployed ONNX file needs no feature code of its own.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -16,6 +15,7 @@ from earmark.config import ExperimentConfig, load_config
 from earmark.errors import DataError
 from earmark.frontend.module import FrontEnd
 from earmark.models import build_model
+from earmark.run_folder import RunFolder
 
 
 class WaveformClassifier(nn.Module):
@@ -35,8 +35,9 @@ def window_samples(config: ExperimentConfig) -> int:
     return int(round(config.data.clip_seconds * config.data.sample_rate))
 
 
-def hop_samples(config: ExperimentConfig) -> int:
-    """The hop between analysis windows in samples."""
+def window_hop_samples(config: ExperimentConfig) -> int:
+    """The hop between analysis windows in samples (``data.hop_seconds``; the front-end's
+    frames have their own hop, ``features.hop_ms``)."""
     return int(round(config.data.hop_seconds * config.data.sample_rate))
 
 
@@ -50,18 +51,15 @@ def build_classifier(config: ExperimentConfig, n_classes: int) -> WaveformClassi
 
 def load_trained(run_dir: str | Path) -> tuple[ExperimentConfig, list[str], WaveformClassifier]:
     """The config, labels and best weights of a finished training run."""
-    run_dir = Path(run_dir)
-    weights = run_dir / "model.pt"
-    if not weights.is_file():
-        raise DataError(f"{run_dir}: no model.pt; is this a finished training run? "
-                        "(train with `earmark train CONFIG --out RUN`)")
-    config = load_config(run_dir / "config.toml")
+    run = RunFolder(run_dir)
+    run.require_trained()
+    config = load_config(run.config)
+    labels = run.read_labels()
     try:
-        labels = json.loads((run_dir / "labels.json").read_text())
         classifier = build_classifier(config, len(labels))
-        classifier.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        classifier.load_state_dict(torch.load(run.model, map_location="cpu", weights_only=True))
     except (OSError, ValueError, RuntimeError) as error:
-        raise DataError(f"{run_dir}: cannot load the trained model ({error}); the run is "
+        raise DataError(f"{run.path}: cannot load the trained model ({error}); the run is "
                         "incomplete or damaged: train it again") from error
     classifier.eval()
     return config, labels, classifier

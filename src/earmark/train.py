@@ -1,17 +1,9 @@
 """The training loop: from an experiment config to a run folder with a trained model.
 
-A run folder holds everything needed to reproduce or continue the run::
-
-    config.toml        the resolved config (absolute paths)
-    manifest.csv       every recording with its split
-    labels.json        class order
-    checkpoint.pt      last epoch (weights, optimizer, schedule, history) for --resume
-    model.pt           best weights on validation (state dict only)
-    metrics.csv        one row per epoch
-    tensorboard/       the same curves for TensorBoard
-    reports/           validation report + confusion PNG every k epochs
-    training_curves.png
-    eval_validation.*, eval_test.*   final reports of the best model
+The run folder's files are listed in :mod:`earmark.run_folder`. Besides the
+weights, training keeps real validation and training windows there
+(``export_windows.npz``), so a run can be exported where its recordings are
+absent.
 
 Randomness is derived from ``(seed, epoch)``, so a resumed run continues
 exactly as an uninterrupted one would.
@@ -22,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
 import time
@@ -31,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from earmark.atomic import write_bytes, write_json, write_text
 from earmark.augment import (NoiseBank, WaveformAugmenter, frequency_warp_factors, mixup,
@@ -42,7 +34,18 @@ from earmark.data.manifest import from_csv
 from earmark.errors import ConfigError, DataError
 from earmark.evaluate import predict, report_for, write_report
 from earmark.models import count_parameters
-from earmark.network import WaveformClassifier, build_classifier, window_samples
+from earmark.network import (WaveformClassifier, build_classifier, window_hop_samples,
+                             window_samples)
+from earmark.progress import Progress, ProgressLike, as_progress
+from earmark.run_folder import ExportWindows, RunFolder
+
+logger = logging.getLogger(__name__)
+
+#: Validation windows kept for export's parity check and accuracy (evenly spread
+#: over the split when it has more).
+EXPORT_VALIDATION_WINDOWS = 2000
+#: Training windows kept to calibrate int8 quantization (``earmark export --int8``).
+EXPORT_CALIBRATION_WINDOWS = 300
 
 
 @dataclass
@@ -61,22 +64,66 @@ class TrainState:
                                               and loss < self.best_loss)
 
 
+@dataclass
+class EpochContext:
+    """What every epoch of one training run works with."""
+
+    classifier: WaveformClassifier
+    dataset: Dataset
+    train_indices: list[int]
+    validation_indices: list[int]
+    config: ExperimentConfig
+    augmenter: WaveformAugmenter
+    class_weights: torch.Tensor
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    device: torch.device
+    progress: Progress
+
+
 def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
-          progress: bool = True) -> dict:
+          progress: ProgressLike = None) -> dict:
     """Train, keep the best weights on validation, and report validation and test.
+
+    Parameters
+    ----------
+    progress : Progress, optional
+        Told of decoding and of each epoch's batches (the CLI draws bars).
 
     Returns a summary dict (also written as ``RUN/summary.json``).
     """
-    run_dir = Path(run_dir)
-    _check_run_dir(run_dir, resume)
+    run = RunFolder(run_dir)
+    _check_run_dir(run, resume)
     device = _device(config.train.device)
     torch.set_num_threads(config.train.threads or os.cpu_count() or 1)
-    dataset = _prepare_data(config, run_dir, resume, progress)
+    dataset = _prepare_data(config, run, resume, progress)
+    context = _epoch_context(config, dataset, device, as_progress(progress))
+    state = TrainState()
+    if resume and run.checkpoint.is_file():
+        state = _load_checkpoint(run.checkpoint, context)
+        logger.info("resuming after epoch %d (best %.4f at epoch %d)", state.epoch,
+                    state.best_score, state.best_epoch)
+    _log_start(context)
+    writer = _tensorboard(run)
+    started = time.monotonic()
+    for epoch in range(state.epoch + 1, config.train.epochs + 1):
+        row, report = _run_epoch(context, epoch)
+        row["seconds"] = round(time.monotonic() - started, 1)
+        _record_epoch(run, context, state, row, report, writer)
+        if config.train.patience and epoch - state.best_epoch >= config.train.patience:
+            logger.info("early stopping: no gain for %d epochs", config.train.patience)
+            break
+    if writer is not None:
+        writer.close()
+    return _finish(run, config, dataset, device, state, time.monotonic() - started)
+
+
+def _epoch_context(config: ExperimentConfig, dataset: Dataset, device: torch.device,
+                   progress: Progress) -> EpochContext:
+    """The network (seeded), optimizer, schedule, augmentation and loss weights."""
     train_indices = dataset.indices("train")
     if not train_indices:
         raise DataError("the train split is empty; check data.split and data.ratios")
-    validation_indices = dataset.indices("validation") or train_indices
-
     torch.manual_seed(config.train.seed)
     classifier = build_classifier(config, len(dataset.labels)).to(device)
     # Depthwise convolutions run about 1.5x faster channels-last on CPU.
@@ -85,56 +132,60 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
                                   weight_decay=config.train.weight_decay)
     steps_per_epoch = math.ceil(_epoch_size(dataset, train_indices, config)
                                 / config.train.batch_size)
-    scheduler = _scheduler(optimizer, config, steps_per_epoch)
-    state = TrainState()
-    if resume and (run_dir / "checkpoint.pt").is_file():
-        state = _load_checkpoint(run_dir / "checkpoint.pt", classifier, optimizer, scheduler)
-        print(f"resuming after epoch {state.epoch} (best {state.best_score:.4f} "
-              f"at epoch {state.best_epoch})")
-    print(f"{config.model.name}: {count_parameters(classifier):,} parameters; "
-          f"{len(train_indices)} train / {len(dataset.indices('validation'))} validation / "
-          f"{len(dataset.indices('test'))} test recordings; {len(dataset.labels)} classes; "
-          f"device {device}")
-
-    augmenter = WaveformAugmenter(config.augment, config.data.sample_rate, _noise_bank(config))
-    class_weights = _class_weights(dataset, train_indices, config).to(device)
-    writer = _tensorboard(run_dir)
-    started = time.monotonic()
-    for epoch in range(state.epoch + 1, config.train.epochs + 1):
-        torch.manual_seed(config.train.seed * 100003 + epoch)
-        generator = torch.Generator().manual_seed(config.train.seed * 100003 + epoch)
-        rng = np.random.default_rng([config.train.seed, epoch])
-        row = {"epoch": epoch, "learning_rate": optimizer.param_groups[0]["lr"]}
-        row.update(_train_epoch(classifier, dataset, train_indices, config, augmenter,
-                                class_weights, optimizer, scheduler, generator, rng, device,
-                                progress, epoch))
-        report, val_loss = _validate(classifier, dataset, validation_indices, config, device)
-        row.update(val_loss=val_loss, val_accuracy=report.accuracy, val_macro_f1=report.macro_f1,
-                   seconds=round(time.monotonic() - started, 1))
-        state.history.append(row)
-        state.epoch = epoch
-        improved = state.improves(report.accuracy, val_loss)
-        if improved:
-            state.best_score, state.best_loss, state.best_epoch = report.accuracy, val_loss, epoch
-            _save_atomic(classifier.state_dict(), run_dir / "model.pt")
-        _log_epoch(row, improved, writer, run_dir, state)
-        if epoch % max(config.train.report_every, 1) == 0 or epoch == config.train.epochs:
-            write_report(report, run_dir / "reports" / f"validation_epoch_{epoch:03d}",
-                         f"validation, epoch {epoch}")
-        _save_checkpoint(run_dir / "checkpoint.pt", classifier, optimizer, scheduler, state)
-        if config.train.patience and epoch - state.best_epoch >= config.train.patience:
-            print(f"early stopping: no gain for {config.train.patience} epochs")
-            break
-    if writer is not None:
-        writer.close()
-    return _finish(run_dir, config, dataset, device, state, time.monotonic() - started)
+    return EpochContext(
+        classifier=classifier, dataset=dataset, train_indices=train_indices,
+        validation_indices=dataset.indices("validation") or train_indices, config=config,
+        augmenter=WaveformAugmenter(config.augment, config.data.sample_rate,
+                                    _noise_bank(config)),
+        class_weights=_class_weights(dataset, train_indices, config).to(device),
+        optimizer=optimizer, scheduler=_scheduler(optimizer, config, steps_per_epoch),
+        device=device, progress=progress)
 
 
-def _check_run_dir(run_dir: Path, resume: bool) -> None:
-    if (run_dir / "checkpoint.pt").is_file() and not resume:
-        raise ConfigError(f"{run_dir} already holds a training run; pass --resume to "
+def _log_start(context: EpochContext) -> None:
+    dataset, config = context.dataset, context.config
+    logger.info("%s: %s parameters; %d train / %d validation / %d test recordings; "
+                "%d classes; device %s", config.model.name,
+                f"{count_parameters(context.classifier):,}", len(context.train_indices),
+                len(dataset.indices("validation")), len(dataset.indices("test")),
+                len(dataset.labels), context.device)
+
+
+def _run_epoch(context: EpochContext, epoch: int):
+    """Train one epoch with its own seeds, then score validation: the metrics row."""
+    seed = context.config.train.seed
+    torch.manual_seed(seed * 100003 + epoch)
+    generator = torch.Generator().manual_seed(seed * 100003 + epoch)
+    rng = np.random.default_rng([seed, epoch])
+    row = {"epoch": epoch, "learning_rate": context.optimizer.param_groups[0]["lr"]}
+    row.update(_train_epoch(context, epoch, generator, rng))
+    report, val_loss = _validate(context)
+    row.update(val_loss=val_loss, val_accuracy=report.accuracy, val_macro_f1=report.macro_f1)
+    return row, report
+
+
+def _record_epoch(run: RunFolder, context: EpochContext, state: TrainState, row: dict,
+                  report, writer) -> None:
+    """Keep the best weights, log the row, write reports and the checkpoint."""
+    epoch, config = row["epoch"], context.config
+    state.history.append(row)
+    state.epoch = epoch
+    improved = state.improves(report.accuracy, row["val_loss"])
+    if improved:
+        state.best_score, state.best_loss, state.best_epoch = (report.accuracy, row["val_loss"],
+                                                               epoch)
+        _save_atomic(context.classifier.state_dict(), run.model)
+    _log_epoch(row, improved, writer, run, state)
+    if epoch % max(config.train.report_every, 1) == 0 or epoch == config.train.epochs:
+        write_report(report, run.epoch_report(epoch), f"validation, epoch {epoch}")
+    _save_checkpoint(run.checkpoint, context, state)
+
+
+def _check_run_dir(run: RunFolder, resume: bool) -> None:
+    if run.checkpoint.is_file() and not resume:
+        raise ConfigError(f"{run.path} already holds a training run; pass --resume to "
                           "continue it, or choose another --out folder")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run.path.mkdir(parents=True, exist_ok=True)
 
 
 def _device(name: str) -> torch.device:
@@ -145,20 +196,19 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _prepare_data(config: ExperimentConfig, run_dir: Path, resume: bool,
-                  progress: bool) -> Dataset:
+def _prepare_data(config: ExperimentConfig, run: RunFolder, resume: bool,
+                  progress: ProgressLike) -> Dataset:
     """Split, decode, and record the config, manifest and labels in the run folder."""
-    manifest_path = run_dir / "manifest.csv"
-    if resume and manifest_path.is_file():
-        manifest = from_csv(manifest_path)
+    if resume and run.manifest.is_file():
+        manifest = from_csv(run.manifest)
     else:
         manifest = load_manifest(config)
     dataset = open_dataset(config, manifest, progress=progress)
-    if resume and (run_dir / "labels.json").is_file():
-        dataset.labels = json.loads((run_dir / "labels.json").read_text())
-    write_text(run_dir / "config.toml", to_toml(config))
-    dataset.manifest.to_csv(manifest_path)
-    write_json(run_dir / "labels.json", dataset.labels)
+    if resume and run.labels.is_file():
+        dataset.labels = run.read_labels()
+    write_text(run.config, to_toml(config))
+    dataset.manifest.to_csv(run.manifest)
+    write_json(run.labels, dataset.labels)
     return dataset
 
 
@@ -227,47 +277,59 @@ def _scheduler(optimizer, config: ExperimentConfig, steps_per_epoch: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-def _train_epoch(classifier: WaveformClassifier, dataset: Dataset, indices: list[int],
-                 config: ExperimentConfig, augmenter: WaveformAugmenter,
-                 class_weights: torch.Tensor, optimizer, scheduler, generator: torch.Generator,
-                 rng: np.random.Generator, device: torch.device, progress: bool,
-                 epoch: int) -> dict:
-    classifier.train()
-    window = window_samples(config)
-    jobs = _training_windows(dataset, indices, config, rng)
-    label_id = {label: i for i, label in enumerate(dataset.labels)}
-    rows = dataset.manifest.rows
-    n_classes = len(dataset.labels)
+def _train_epoch(context: EpochContext, epoch: int, generator: torch.Generator,
+                 rng: np.random.Generator) -> dict:
+    """One pass over random training windows; the mean loss and accuracy."""
+    context.classifier.train()
+    config = context.config
+    jobs = _training_windows(context.dataset, context.train_indices, config, rng)
     total_loss, correct, seen = 0.0, 0, 0
     batches = range(0, len(jobs), config.train.batch_size)
-    for begin in tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False,
-                      disable=not progress):
-        chunk = jobs[begin:begin + config.train.batch_size]
-        waveform = torch.from_numpy(np.stack([dataset.store.window(i, s, window)
-                                              for i, s in chunk]))
-        targets = torch.tensor([label_id[rows[i].label] for i, _ in chunk])
-        waveform = augmenter(waveform, generator).to(device)
-        targets = targets.to(device)
-        with torch.no_grad():
-            warp = frequency_warp_factors(len(chunk), tuple(config.augment.frequency_warp),
-                                          generator, device)
-            features = classifier.frontend(waveform, frequency_scale=warp)
-            features = spec_augment(features, config.augment.time_masks,
-                                    config.augment.time_mask_frames, config.augment.freq_masks,
-                                    config.augment.freq_mask_bands, generator)
-        soft = F.one_hot(targets, n_classes).float()
-        soft = soft * (1 - config.train.label_smoothing) + config.train.label_smoothing / n_classes
-        features, soft = mixup(features, soft, config.augment.mixup_alpha, generator)
-        logits = classifier.model(features.contiguous(memory_format=torch.channels_last))
-        loss = _weighted_soft_cross_entropy(logits, soft, class_weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total_loss += float(loss.detach()) * len(chunk)
-        correct += int((logits.argmax(dim=1) == targets).sum())
-        seen += len(chunk)
+    with context.progress(len(batches), f"epoch {epoch}", "batch") as advance:
+        for begin in batches:
+            chunk = jobs[begin:begin + config.train.batch_size]
+            loss, right = _train_step(context, chunk, generator)
+            total_loss += loss * len(chunk)
+            correct += right
+            seen += len(chunk)
+            advance(1)
     return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
+
+
+def _train_step(context: EpochContext, chunk: list[tuple[int, int]],
+                generator: torch.Generator) -> tuple[float, int]:
+    """One optimizer step on a batch of windows: its loss and how many it got right."""
+    config, dataset, classifier = context.config, context.dataset, context.classifier
+    window = window_samples(config)
+    waveform = torch.from_numpy(np.stack([dataset.store.window(i, s, window)
+                                          for i, s in chunk]))
+    targets = torch.tensor(dataset.targets([i for i, _ in chunk]))
+    waveform = context.augmenter(waveform, generator).to(context.device)
+    targets = targets.to(context.device)
+    features = _augmented_features(context, waveform, generator)
+    n_classes = len(dataset.labels)
+    soft = F.one_hot(targets, n_classes).float()
+    soft = soft * (1 - config.train.label_smoothing) + config.train.label_smoothing / n_classes
+    features, soft = mixup(features, soft, config.augment.mixup_alpha, generator)
+    logits = classifier.model(features.contiguous(memory_format=torch.channels_last))
+    loss = _weighted_soft_cross_entropy(logits, soft, context.class_weights)
+    context.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    context.optimizer.step()
+    context.scheduler.step()
+    return float(loss.detach()), int((logits.argmax(dim=1) == targets).sum())
+
+
+def _augmented_features(context: EpochContext, waveform: torch.Tensor,
+                        generator: torch.Generator) -> torch.Tensor:
+    """Front-end features with frequency warping and SpecAugment (no gradients needed)."""
+    augment = context.config.augment
+    with torch.no_grad():
+        warp = frequency_warp_factors(len(waveform), tuple(augment.frequency_warp),
+                                      generator, context.device)
+        features = context.classifier.frontend(waveform, frequency_scale=warp)
+        return spec_augment(features, augment.time_masks, augment.time_mask_frames,
+                            augment.freq_masks, augment.freq_mask_bands, generator)
 
 
 def _weighted_soft_cross_entropy(logits: torch.Tensor, soft_targets: torch.Tensor,
@@ -278,29 +340,30 @@ def _weighted_soft_cross_entropy(logits: torch.Tensor, soft_targets: torch.Tenso
     return (per_example * weights).sum() / weights.sum().clamp_min(1e-8)
 
 
-def _validate(classifier: WaveformClassifier, dataset: Dataset, indices: list[int],
-              config: ExperimentConfig, device: torch.device):
-    predictions = predict(classifier, dataset, indices, config, device)
+def _validate(context: EpochContext):
+    """The validation report and mean cross-entropy of the current weights."""
+    dataset, indices = context.dataset, context.validation_indices
+    predictions = predict(context.classifier, dataset, indices, context.config, context.device)
     targets = np.array(dataset.targets(indices))
     chosen = predictions.probabilities[np.arange(len(targets)), targets]
     loss = float(-np.log(np.clip(chosen, 1e-8, 1.0)).mean())
     return report_for(predictions, dataset), loss
 
 
-def _tensorboard(run_dir: Path):
+def _tensorboard(run: RunFolder):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional at run time
         return None
-    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+    return SummaryWriter(log_dir=str(run.tensorboard))
 
 
-def _log_epoch(row: dict, improved: bool, writer, run_dir: Path, state: TrainState) -> None:
-    print(f"epoch {row['epoch']:3d}  loss {row['train_loss']:.3f}  "
-          f"train {row['train_accuracy']:.3f}  val loss {row['val_loss']:.3f}  "
-          f"val acc {row['val_accuracy']:.3f}  f1 {row['val_macro_f1']:.3f}  "
-          f"lr {row['learning_rate']:.2e}  {row['seconds']:.0f}s" + ("  *" if improved else ""),
-          flush=True)
+def _log_epoch(row: dict, improved: bool, writer, run: RunFolder, state: TrainState) -> None:
+    logger.info(f"epoch {row['epoch']:3d}  loss {row['train_loss']:.3f}  "
+                f"train {row['train_accuracy']:.3f}  val loss {row['val_loss']:.3f}  "
+                f"val acc {row['val_accuracy']:.3f}  f1 {row['val_macro_f1']:.3f}  "
+                f"lr {row['learning_rate']:.2e}  {row['seconds']:.0f}s"
+                + ("  *" if improved else ""))
     if writer is not None:
         for key, value in row.items():
             if key != "epoch":
@@ -311,7 +374,7 @@ def _log_epoch(row: dict, improved: bool, writer, run_dir: Path, state: TrainSta
     csv_writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     csv_writer.writeheader()
     csv_writer.writerows(state.history)
-    write_text(run_dir / "metrics.csv", buffer.getvalue())
+    write_text(run.metrics, buffer.getvalue())
 
 
 def _save_atomic(obj, path: Path) -> None:
@@ -321,45 +384,58 @@ def _save_atomic(obj, path: Path) -> None:
     write_bytes(path, buffer.getvalue())
 
 
-def _save_checkpoint(path: Path, classifier, optimizer, scheduler, state: TrainState) -> None:
+def _save_checkpoint(path: Path, context: EpochContext, state: TrainState) -> None:
     _save_atomic({
-        "model": classifier.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "epoch": state.epoch,
+        "model": context.classifier.state_dict(), "optimizer": context.optimizer.state_dict(),
+        "scheduler": context.scheduler.state_dict(), "epoch": state.epoch,
         "best_epoch": state.best_epoch, "best_score": state.best_score,
         "best_loss": state.best_loss, "history": json.dumps(state.history),
     }, path)
 
 
-def _load_checkpoint(path: Path, classifier, optimizer, scheduler) -> TrainState:
+def _load_checkpoint(path: Path, context: EpochContext) -> TrainState:
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    classifier.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    scheduler.load_state_dict(checkpoint["scheduler"])
+    context.classifier.load_state_dict(checkpoint["model"])
+    context.optimizer.load_state_dict(checkpoint["optimizer"])
+    context.scheduler.load_state_dict(checkpoint["scheduler"])
     return TrainState(epoch=int(checkpoint["epoch"]), best_epoch=int(checkpoint["best_epoch"]),
                       best_score=float(checkpoint["best_score"]),
                       best_loss=float(checkpoint.get("best_loss", math.inf)),
                       history=json.loads(checkpoint["history"]))
 
 
-def _finish(run_dir: Path, config: ExperimentConfig, dataset: Dataset, device: torch.device,
+def _finish(run: RunFolder, config: ExperimentConfig, dataset: Dataset, device: torch.device,
             state: TrainState, seconds: float) -> dict:
-    """Restore the best weights, report validation and test, draw the curves."""
+    """Restore the best weights, report validation and test, keep windows for export,
+    draw the curves."""
     from earmark.plots import plot_training_curves
 
     classifier = build_classifier(config, len(dataset.labels)).to(device)
-    classifier.load_state_dict(torch.load(run_dir / "model.pt", map_location=device,
-                                          weights_only=True))
+    classifier.load_state_dict(torch.load(run.model, map_location=device, weights_only=True))
     summary = {"best_epoch": state.best_epoch, "epochs": state.epoch,
                "parameters": count_parameters(classifier), "train_seconds": round(seconds, 1)}
     for split in ("validation", "test"):
         indices = dataset.indices(split)
         if indices:
             report = report_for(predict(classifier, dataset, indices, config, device), dataset)
-            write_report(report, run_dir / f"eval_{split}", f"{run_dir.name}: {split} split")
+            write_report(report, run.report(split), f"{run.path.name}: {split} split")
             summary[f"{split}_accuracy"] = report.accuracy
             summary[f"{split}_macro_f1"] = report.macro_f1
-            print(f"\n{split} ({len(indices)} recordings):\n{report.to_text()}")
-    plot_training_curves(state.history, run_dir / "training_curves.png")
-    write_json(run_dir / "summary.json", summary)
-    print(f"best epoch {state.best_epoch}; outputs in {run_dir}")
+            logger.info(f"\n{split} ({len(indices)} recordings):\n{report.to_text()}")
+    run.write_export_windows(export_windows(dataset, config))
+    plot_training_curves(state.history, run.training_curves)
+    write_json(run.summary, summary)
+    logger.info("best epoch %d; outputs in %s", state.best_epoch, run.path)
     return summary
+
+
+def export_windows(dataset: Dataset, config: ExperimentConfig) -> ExportWindows:
+    """Real windows for export: the validation split's (or train's, without one) for the
+    parity check and accuracy, and an even sample of training windows for int8."""
+    window, hop = window_samples(config), window_hop_samples(config)
+    train_indices = dataset.indices("train")
+    validation, targets = dataset.windows(dataset.indices("validation") or train_indices,
+                                          window, hop, limit=EXPORT_VALIDATION_WINDOWS)
+    calibration, _ = dataset.windows(train_indices, window, hop,
+                                     limit=EXPORT_CALIBRATION_WINDOWS)
+    return ExportWindows(validation, targets, calibration)

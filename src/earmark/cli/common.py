@@ -4,6 +4,8 @@ config loading with --set, and the smoothing options of the streaming commands."
 from __future__ import annotations
 
 import argparse
+import contextlib
+from typing import Callable, Iterator
 
 
 def command(commands, name: str, summary: str, example: str, handler):
@@ -22,6 +24,20 @@ def add_verbosity_options(parser) -> None:
     group.add_argument("-q", "--quiet", action="store_true",
                        help="only warnings and errors, no progress bars")
     group.add_argument("-v", "--verbose", action="store_true", help="also debug messages")
+
+
+def progress_bars(args) -> Callable | None:
+    """The library's progress as tqdm bars on stderr, or None with ``--quiet``."""
+    return None if args.quiet else tqdm_progress
+
+
+@contextlib.contextmanager
+def tqdm_progress(total: int, description: str, unit: str) -> Iterator[Callable[[int], None]]:
+    """A :class:`earmark.progress.Progress` drawn by tqdm (cleared when done)."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=description, unit=unit, leave=False) as bar:
+        yield bar.update
 
 
 def add_config_options(sub) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-
-from earmark.cli.common import command
+from earmark.cli.common import command, progress_bars
 
 
 def register(commands) -> None:
@@ -21,8 +20,9 @@ def _add_demo(commands) -> None:
 
 
 def _demo(args) -> int:
-    from earmark.demo import DemoSize, run_demo
+    from earmark.demo import DemoSize, format_report, run_demo
 
-    run_demo(args.out, DemoSize(takes_per_word=args.takes, epochs=args.epochs),
-             seed=args.seed, progress=not args.quiet)
+    report = run_demo(args.out, DemoSize(takes_per_word=args.takes, epochs=args.epochs),
+                      seed=args.seed, progress=progress_bars(args))
+    print(format_report(report))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from earmark.cli.common import add_config_options, command, load_config_from_args
+from earmark.cli.common import add_config_options, command, load_config_from_args, progress_bars
 
 
 def register(commands) -> None:
@@ -29,7 +29,7 @@ def _train(args) -> int:
     from earmark.train import train
 
     config = load_config_from_args(args)
-    train(config, args.out, resume=args.resume, progress=not args.quiet)
+    train(config, args.out, resume=args.resume, progress=progress_bars(args))
     return 0
 
 
@@ -45,7 +45,7 @@ def _add_evaluate(commands) -> None:
 def _evaluate(args) -> int:
     from earmark.evaluate import evaluate_run
 
-    report = evaluate_run(args.run, args.split, device=args.device, progress=not args.quiet)
+    report = evaluate_run(args.run, args.split, device=args.device, progress=progress_bars(args))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -67,7 +67,7 @@ def _prepare(args) -> int:
 
     config = load_config_from_args(args)
     manifest = load_manifest(config)
-    dataset = open_dataset(config, manifest, progress=not args.quiet)
+    dataset = open_dataset(config, manifest, progress=progress_bars(args))
     _print_split_table(dataset)
     if args.manifest_out:
         dataset.manifest.to_csv(args.manifest_out)

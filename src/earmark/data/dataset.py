@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from earmark.config import ExperimentConfig
 from earmark.data import manifest as manifests
 from earmark.data.cache import AudioStore, build_store
@@ -11,6 +13,7 @@ from earmark.data.keywords import keyword_task
 from earmark.data.manifest import Manifest
 from earmark.data.splits import assign_splits, leaked_groups
 from earmark.errors import ConfigError, DataError
+from earmark.progress import ProgressLike
 from earmark.windowing import window_starts
 
 
@@ -33,6 +36,18 @@ class Dataset:
         """``(recording, start sample)`` of every analysis window of the recordings."""
         return [(index, int(start)) for index in indices
                 for start in window_starts(int(self.store.lengths[index]), window, hop)]
+
+    def windows(self, indices: list[int], window: int, hop: int,
+                limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Every analysis window of the recordings (or ``limit`` of them, evenly spread),
+        as ``(windows, window)`` float32 waveforms and their class ids."""
+        jobs = self.window_jobs(indices, window, hop)
+        if limit is not None and len(jobs) > limit:
+            chosen = np.linspace(0, len(jobs) - 1, limit).round().astype(int)
+            jobs = [jobs[i] for i in chosen]
+        waveforms = np.stack([self.store.window(i, s, window) for i, s in jobs])
+        targets = np.array(self.targets([i for i, _ in jobs]))
+        return waveforms.astype(np.float32, copy=False), targets
 
     def targets(self, indices: list[int]) -> list[int]:
         """Class ids of the given recordings."""
@@ -97,7 +112,8 @@ def class_labels(config: ExperimentConfig, manifest: Manifest) -> list[str]:
     return list(config.data.classes) or manifest.labels()
 
 
-def open_dataset(config: ExperimentConfig, manifest: Manifest, progress: bool = True) -> Dataset:
+def open_dataset(config: ExperimentConfig, manifest: Manifest,
+                 progress: ProgressLike = None) -> Dataset:
     """Decode (or reopen) the manifest's audio and warn about missing classes."""
     labels = class_labels(config, manifest)
     store = build_store(manifest, config.data.sample_rate, config.cache_dir(),

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from earmark import audio
 from earmark.data.manifest import Manifest, Row
 from earmark.data.tts import speech
 from earmark.data.keywords import SILENCE, UNKNOWN
 from earmark.errors import ConfigError
+from earmark.progress import ProgressLike, as_progress
 #: The ten Speech Commands keywords.
 SPEECH_COMMANDS_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 #: Other words for ``_unknown_`` (the Speech Commands auxiliary words).
@@ -63,7 +63,7 @@ class KeywordSynthesis:
 
 
 def synthesize_keywords(spec: KeywordSynthesis, out_dir: str | Path,
-                        progress: bool = True) -> Manifest:
+                        progress: ProgressLike = None) -> Manifest:
     """Write the dataset to ``out_dir`` and return its manifest (also ``manifest.csv``)."""
     out_dir = Path(out_dir)
     rng = np.random.default_rng(spec.seed)
@@ -77,18 +77,24 @@ def synthesize_keywords(spec: KeywordSynthesis, out_dir: str | Path,
                  for i in range(unknown_takes)]
     rows = []
     counters: dict[str, int] = {}
-    for label, text in tqdm(jobs, desc="synthesizing", unit="take", disable=not progress):
-        voice, variant = voices[rng.integers(len(voices))], variants[rng.integers(len(variants))]
-        clip = _take(engine, text, voice, variant, spec, rng)
-        group = f"{voice}+{variant}"
-        rows.append(_save(out_dir, label, group, clip, spec.sample_rate, counters))
+    progress = as_progress(progress)
+    with progress(len(jobs), "synthesizing", "take") as advance:
+        for label, text in jobs:
+            voice = voices[rng.integers(len(voices))]
+            variant = variants[rng.integers(len(variants))]
+            clip = _take(engine, text, voice, variant, spec, rng)
+            group = f"{voice}+{variant}"
+            rows.append(_save(out_dir, label, group, clip, spec.sample_rate, counters))
+            advance(1)
     silences = spec.takes_per_word if spec.silence_takes is None else spec.silence_takes
     noise = _noise_recordings(spec)
-    for index in tqdm(range(silences), desc="silence", unit="clip", disable=not progress):
-        clip, kind = _silence(spec, noise, engine, voices, variants, rng)
-        # Each silence clip is its own group: a split may put any of them anywhere.
-        rows.append(_save(out_dir, SILENCE, f"{kind}-{index}", clip, spec.sample_rate,
-                          counters))
+    with progress(silences, "silence", "clip") as advance:
+        for index in range(silences):
+            clip, kind = _silence(spec, noise, engine, voices, variants, rng)
+            # Each silence clip is its own group: a split may put any of them anywhere.
+            rows.append(_save(out_dir, SILENCE, f"{kind}-{index}", clip, spec.sample_rate,
+                              counters))
+            advance(1)
     manifest = Manifest(rows)
     manifest.to_csv(out_dir / "manifest.csv", relative=True)
     return manifest
@@ -143,12 +149,12 @@ def _silence(spec: KeywordSynthesis, noise: list[np.ndarray], engine, voices, va
                        spec, rng) for _ in range(3)]
         clip = sum(words) * 0.15 + 0.02 * rng.standard_normal(length)
     else:
-        clip = _coloured_noise(length, exponent=rng.uniform(0.0, 2.0), rng=rng)
+        clip = coloured_noise(length, exponent=rng.uniform(0.0, 2.0), rng=rng)
     clip = clip / (np.abs(clip).max() + 1e-9) * level
     return clip.astype(np.float32), kind
 
 
-def _coloured_noise(length: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
+def coloured_noise(length: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
     """Noise with power falling as 1/f^exponent (0 white, 1 pink, 2 brown)."""
     spectrum = rng.standard_normal(length // 2 + 1) + 1j * rng.standard_normal(length // 2 + 1)
     frequencies = np.arange(len(spectrum), dtype=np.float64)

@@ -1,0 +1,35 @@
+"""Progress reporting for long library calls, without a display of its own.
+
+Library functions take ``progress``: a :class:`Progress` (the CLI passes one
+that draws tqdm bars), or ``None``/``False`` for silence. They call it as a
+context manager around a loop and advance it by steps::
+
+    with progress(total=len(files), description="decoding", unit="file") as advance:
+        for file in files:
+            ...
+            advance(1)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, ContextManager, Iterator, Protocol, Union
+
+
+class Progress(Protocol):
+    def __call__(self, total: int, description: str,
+                 unit: str) -> ContextManager[Callable[[int], None]]: ...
+
+
+@contextlib.contextmanager
+def silent(total: int, description: str, unit: str) -> Iterator[Callable[[int], None]]:
+    """A progress that shows nothing."""
+    yield lambda steps: None
+
+
+ProgressLike = Union[Progress, bool, None]
+
+
+def as_progress(progress: ProgressLike) -> Progress:
+    """``progress`` itself when it is callable, else :func:`silent`."""
+    return progress if callable(progress) else silent

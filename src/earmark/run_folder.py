@@ -1,0 +1,146 @@
+"""The run folder: what training writes, and where; the one place that knows its file names.
+
+A run folder holds everything needed to reproduce, continue, evaluate or
+export a run, without the recordings it was trained on::
+
+    config.toml          the resolved config (absolute paths)
+    manifest.csv         every recording with its split
+    labels.json          class order
+    checkpoint.pt        last epoch (weights, optimizer, schedule, history) for --resume
+    model.pt             best weights on validation (state dict only)
+    export_windows.npz   real validation and training windows for export's parity
+                         check and int8 calibration (float32 arrays, no pickle)
+    summary.json         best epoch, parameters, validation and test figures
+    metrics.csv          one row per epoch
+    tensorboard/         the same curves for TensorBoard
+    reports/             validation report + confusion PNG every k epochs
+    training_curves.png
+    eval_<split>.json/.txt/_confusion.png    reports of the best model
+
+Only numpy and the standard library are imported here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from earmark.atomic import write_bytes
+from earmark.errors import DataError
+
+
+@dataclass(frozen=True)
+class ExportWindows:
+    """Real analysis windows kept by training for export (waveforms at the model's rate)."""
+
+    validation: np.ndarray           #: (windows, samples) float32
+    validation_targets: np.ndarray   #: (windows,) class ids
+    calibration: np.ndarray          #: (windows, samples) float32, from the train split
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of one training run (``earmark train --out PATH``)."""
+
+    path: Path
+
+    def __init__(self, path: str | os.PathLike):
+        object.__setattr__(self, "path", Path(path))
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def manifest(self) -> Path:
+        return self.path / "manifest.csv"
+
+    @property
+    def labels(self) -> Path:
+        return self.path / "labels.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model.pt"
+
+    @property
+    def export_windows(self) -> Path:
+        return self.path / "export_windows.npz"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def training_curves(self) -> Path:
+        return self.path / "training_curves.png"
+
+    def report(self, split: str) -> Path:
+        """The stem of a split's report of the best model (``.json``, ``.txt``, ``_confusion.png``)."""
+        return self.path / f"eval_{split}"
+
+    def epoch_report(self, epoch: int) -> Path:
+        """The stem of the validation report written during training at ``epoch``."""
+        return self.path / "reports" / f"validation_epoch_{epoch:03d}"
+
+    def require_trained(self) -> None:
+        """Raise a clear error unless training has written the best model here."""
+        if not self.path.is_dir():
+            raise DataError(f"{self.path}: no such run folder; train one with "
+                            "`earmark train CONFIG --out FOLDER`")
+        missing = [p.name for p in (self.config, self.labels, self.model) if not p.is_file()]
+        if missing:
+            raise DataError(f"{self.path} is not a finished training run (missing "
+                            f"{', '.join(missing)}); train it, or --resume an interrupted run")
+
+    def read_labels(self) -> list[str]:
+        try:
+            labels = json.loads(self.labels.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise DataError(f"{self.labels}: cannot read the run's labels ({error})") from error
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise DataError(f"{self.labels}: expected a JSON list of class names")
+        return labels
+
+    def read_summary(self) -> dict:
+        """The run's summary figures, or ``{}`` for a run that has not finished."""
+        if not self.summary.is_file():
+            return {}
+        return json.loads(self.summary.read_text(encoding="utf-8"))
+
+    def write_export_windows(self, windows: ExportWindows) -> None:
+        """Save the windows atomically as a plain ``.npz`` (no pickled objects)."""
+        buffer = io.BytesIO()
+        np.savez(buffer, validation=windows.validation.astype(np.float32, copy=False),
+                 validation_targets=windows.validation_targets.astype(np.int64, copy=False),
+                 calibration=windows.calibration.astype(np.float32, copy=False))
+        write_bytes(self.export_windows, buffer.getvalue())
+
+    def read_export_windows(self) -> ExportWindows | None:
+        """The saved windows, or None for a run trained before training kept them."""
+        if not self.export_windows.is_file():
+            return None
+        try:
+            with np.load(self.export_windows, allow_pickle=False) as arrays:
+                return ExportWindows(arrays["validation"], arrays["validation_targets"],
+                                     arrays["calibration"])
+        except (OSError, ValueError, KeyError) as error:
+            raise DataError(f"{self.export_windows}: unreadable ({error}); delete it to "
+                            "export from the recordings instead") from error
