@@ -20,23 +20,26 @@ from dataclasses import replace
 from pathlib import Path
 
 from earmark import audio
+from earmark.activity import ActivitySettings, LevelTrack, level_track, snap_to_activity
 from earmark.data.streams import StreamSpec, build_stream
+from earmark.events import Event
+from earmark.metrics.events import event_based, format_report, segment_based, timing_bias
 from earmark.runtime import load_bundle
-from earmark.activity import ActivitySettings, level_track, snap_to_activity
-from earmark.runtime.classify import Classifier
-from earmark.runtime.detect import DetectionSettings, events_from_tracks, timing_bias
-from earmark.metrics.events import Event, event_based, format_report, segment_based
-from earmark.stream_eval import _noise, _split_clips
+from earmark.runtime.classify import Classifier, ClipResult
+from earmark.runtime.detect import DetectionSettings, events_from_tracks
+from earmark.stream_eval import background_noise, held_out_clips
 
 HOP = 0.05
 
 
-def detect(tracks, levels, settings: DetectionSettings):
+def detect(tracks: ClipResult, levels: LevelTrack, settings: DetectionSettings) -> list[Event]:
+    """Events from window scores, snapped to the signal's activity when the settings say so."""
     events = events_from_tracks(tracks, settings)
     return snap_to_activity(events, levels, settings.activity) if settings.snap else events
 
 
-def tuned_on_validation(reference, tracks, levels, collar: float) -> DetectionSettings:
+def tuned_on_validation(reference: list[Event], tracks: ClipResult, levels: LevelTrack,
+                        collar: float) -> DetectionSettings:
     """The snapping settings with the best event F1 on the validation stream."""
     best, best_f1 = None, -1.0
     for on, rise, margin, median in itertools.product((0.4, 0.5, 0.6), (6.0, 10.0, 14.0),
@@ -65,8 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     bundle = load_bundle(args.bundle)
     classifier = Classifier(bundle, hop_seconds=HOP)
-    clips = _split_clips(args.run, bundle)
-    noise = _noise(args.run, None, bundle.sample_rate)
+    clips = held_out_clips(args.run, bundle)
+    noise = background_noise(args.run, None, bundle.sample_rate)
     streams = {}
     with tempfile.TemporaryDirectory() as folder:
         for seed, split in enumerate(("validation", "test")):
@@ -74,8 +77,7 @@ def main() -> None:
                                           StreamSpec(duration_s=args.minutes * 60, seed=seed))
             path = Path(folder) / f"{split}.flac"
             audio.write(path, samples, bundle.sample_rate)
-            reference = [Event(t.start_ms / 1000, t.end_ms / 1000, t.label) for t in truth
-                         if t.label != "_unknown_"]
+            reference = [word.as_event() for word in truth if word.label != "_unknown_"]
             streams[split] = (reference, classifier.classify_file(path),
                               level_track(path, bundle.sample_rate))
     reference, tracks, levels = streams["validation"]

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
 from earmark import audio
 from earmark.activity import ActivitySettings, LevelTrack, level_track, snap_to_activity
+from earmark.events import Event
 
 RATE = 16000
 
 
-@dataclass(frozen=True)
-class Ev:
-    onset: float
-    offset: float
-    label: str = "word"
+def Ev(onset: float, offset: float, label: str = "word", confidence: float | None = None):
+    return Event(onset, offset, label, confidence=confidence)
 
 
 def bursts(spans: list[tuple[float, float]], seconds: float = 8.0, seed: int = 0) -> np.ndarray:
@@ -48,10 +44,11 @@ def test_level_track_reads_the_file_in_blocks(tmp_path):
 
 def test_an_early_wide_event_snaps_to_its_burst():
     track = track_of(bursts([(2.30, 2.95)]))
-    [snapped] = snap_to_activity([Ev(2.05, 3.10)], track)
+    [snapped] = snap_to_activity([Ev(2.05, 3.10, confidence=0.75)], track)
     assert snapped.onset == pytest.approx(2.30, abs=0.011)
     assert snapped.offset == pytest.approx(2.95, abs=0.011)
-    assert snapped.label == "word"
+    assert isinstance(snapped, Event)
+    assert (snapped.label, snapped.confidence) == ("word", 0.75)
 
 
 def test_a_boundary_may_move_beyond_the_event_by_the_margin_only():

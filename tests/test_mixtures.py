@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -9,9 +10,10 @@ import pytest
 
 from earmark import audio
 from earmark.data.manifest import Manifest, Row, from_csv
-from earmark.data.mixtures import (Event, MixSpec, make_mixtures, mix, noise_bed, read_events,
-                                   stretch, write_mixture)
+from earmark.data.mixtures import (MixSpec, PlacedClip, make_mixtures, mix, noise_bed, stretch,
+                                   write_mixture)
 from earmark.errors import ConfigError, DataError
+from earmark.events import read_events
 
 from conftest import tone, write_tone
 
@@ -24,9 +26,9 @@ def sources(count: int, seconds: float = 0.4, amplitude: float = 0.5, label: str
             for i in range(count)]
 
 
-def placed(source: np.ndarray, event: Event) -> np.ndarray:
+def placed(source: np.ndarray, clip: PlacedClip) -> np.ndarray:
     """What mix() should have put down for ``source`` (before any cut)."""
-    return stretch(source, event.stretch, RATE) * np.float32(10 ** (event.gain_db / 20))
+    return stretch(source, clip.stretch, RATE) * np.float32(10 ** (clip.gain_db / 20))
 
 
 def test_sequential_placement_is_sample_exact_with_gaps_in_range():
@@ -35,20 +37,21 @@ def test_sequential_placement_is_sample_exact_with_gaps_in_range():
                    stretch=(0.9, 1.1), sample_rate=RATE, seed=3)
     result = mix(clips, spec)
     assert result.audio.dtype == np.float32 and len(result.audio) == 4 * RATE
-    assert result.scaled_by == 1.0 and result.label == "f" and len(result.events) >= 3
+    assert result.scaled_by == 1.0 and result.label == "f" and len(result.clips) >= 3
+    assert result.events == [clip.event for clip in result.clips]
     by_id = {source_id: samples for samples, _, source_id in clips}
     previous_end = 0
-    for event in result.events:
-        start, end = event.samples(RATE)
-        assert start == event.onset_s * RATE and end == event.offset_s * RATE  # exact indices
-        expected = placed(by_id[event.source_id], event)[:end - start]
+    for clip in result.clips:
+        start, end = clip.samples(RATE)
+        assert start == clip.event.onset * RATE and end == clip.event.offset * RATE  # exact
+        expected = placed(by_id[clip.event.source], clip)[:end - start]
         np.testing.assert_allclose(result.audio[start:end], expected, atol=1e-6)
         assert not result.audio[previous_end:start].any()        # silence before the onset
         assert 0.1 * RATE - 1 <= start - previous_end <= 0.5 * RATE + 1
-        assert event.gain_db <= 0.0 and 0.9 <= event.stretch <= 1.1
+        assert clip.gain_db <= 0.0 and 0.9 <= clip.stretch <= 1.1
         previous_end = end
     # the sources were used in the given order
-    assert [e.source_id for e in result.events] == [f"s{i}" for i in range(len(result.events))]
+    assert [e.source for e in result.events] == [f"s{i}" for i in range(len(result.events))]
 
 
 def test_a_clip_at_the_start_and_one_cut_at_the_end():
@@ -56,8 +59,8 @@ def test_a_clip_at_the_start_and_one_cut_at_the_end():
     spec = MixSpec(duration_s=1.0, gap_s=(0.0, 0.0), gain_db=(0.0, 0.0), sample_rate=RATE)
     result = mix(clips, spec)
     first, second = result.events               # the third clip did not fit
-    assert first.onset_s == 0.0 and first.offset_s == pytest.approx(0.6, abs=1e-12)
-    assert second.onset_s == first.offset_s and second.offset_s == 1.0
+    assert first.onset == 0.0 and first.offset == pytest.approx(0.6, abs=1e-12)
+    assert second.onset == first.offset and second.offset == 1.0
     np.testing.assert_array_equal(result.audio[:int(0.6 * RATE)], clips[0][0])
     np.testing.assert_array_equal(result.audio[int(0.6 * RATE):], clips[1][0][:int(0.4 * RATE)])
 
@@ -69,7 +72,7 @@ def test_stretch_changes_the_length_by_the_factor():
     assert stretch(clip, 1.0, RATE) is not None
     spec = MixSpec(duration_s=2.0, gap_s=(0.0, 0.0), stretch=(1.25, 1.25), sample_rate=RATE)
     event = mix(sources(1, seconds=0.4), spec).events[0]
-    assert abs((event.offset_s - event.onset_s) * RATE - 0.4 * RATE * 1.25) <= 1
+    assert abs(event.duration * RATE - 0.4 * RATE * 1.25) <= 1
 
 
 def test_simultaneous_mixture_is_the_sum_of_its_clips():
@@ -77,18 +80,18 @@ def test_simultaneous_mixture_is_the_sum_of_its_clips():
     spec = MixSpec(duration_s=1.0, mode="simultaneous", max_sources=4, sample_rate=RATE, seed=1)
     result = mix(clips, spec)
     assert len(result.events) == 4 and result.scaled_by == 1.0
-    assert all(e.onset_s == 0.0 for e in result.events)
+    assert all(e.onset == 0.0 for e in result.events)
     total = np.zeros(RATE)
-    for event, (samples, _, _) in zip(sorted(result.events, key=lambda e: e.source_id), clips):
-        start, end = event.samples(RATE)
-        total[start:end] += placed(samples, event)[:end - start]
+    for clip, (samples, _, _) in zip(sorted(result.clips, key=lambda c: c.event.source), clips):
+        start, end = clip.samples(RATE)
+        total[start:end] += placed(samples, clip)[:end - start]
     np.testing.assert_allclose(result.audio, total, atol=1e-6)
 
     spread = mix(clips, MixSpec(duration_s=1.0, mode="simultaneous", start_s=(0.0, 0.8),
                                 sample_rate=RATE, seed=1))
-    assert len({e.onset_s for e in spread.events}) == 5
-    assert all(e.offset_s <= 1.0 for e in spread.events)
-    assert [e.onset_s for e in spread.events] == sorted(e.onset_s for e in spread.events)
+    assert len({e.onset for e in spread.events}) == 5
+    assert all(e.offset <= 1.0 for e in spread.events)
+    assert [e.onset for e in spread.events] == sorted(e.onset for e in spread.events)
 
 
 def test_loud_sums_are_scaled_down_not_clipped():
@@ -106,9 +109,9 @@ def test_same_seed_same_mixture_other_seed_other_mixture():
                    sample_rate=RATE, seed=7)
     one, two = mix(clips, spec), mix(clips, spec)
     np.testing.assert_array_equal(one.audio, two.audio)
-    assert one.events == two.events
+    assert one.clips == two.clips
     other = mix(clips, MixSpec(**{**spec.__dict__, "seed": 8}))
-    assert other.events != one.events
+    assert other.clips != one.clips
 
 
 def test_noise_bed_under_the_clips():
@@ -135,12 +138,21 @@ def test_written_label_files_read_back_to_the_same_events(tmp_path):
         back = read_events(tmp_path / "out" / f"mix.{suffix}")
         assert len(back) == len(result.events)
         for got, want in zip(back, result.events):
-            assert abs(got.onset_s - want.onset_s) <= 1e-6
-            assert abs(got.offset_s - want.offset_s) <= 1e-6
+            assert abs(got.onset - want.onset) <= 1e-6
+            assert abs(got.offset - want.offset) <= 1e-6
             assert got.label == want.label
-            assert got.source_id == ("" if suffix == "labels.txt" else want.source_id)
+            assert got.source == ("" if suffix == "labels.txt" else want.source)
+            assert got.confidence is None
+    assert read_events(tmp_path / "out" / "mix.events.json") == result.events   # exact
+    lines = (tmp_path / "out" / "mix.events.csv").read_text().splitlines()
+    assert lines[0] == "onset,offset,label,source"
+    assert all(re.fullmatch(r'\d+\.\d{6},\d+\.\d{6},"a,b",s\d', line) for line in lines[1:])
     for line in (tmp_path / "out" / "mix.labels.txt").read_text().splitlines():
         assert re.fullmatch(r"\d+\.\d{6}\t\d+\.\d{6}\ta,b", line)
+    description = json.loads((tmp_path / "out" / "mix.events.json").read_text())
+    assert [(e["gain_db"], e["stretch"]) for e in description["events"]] == \
+        [(clip.gain_db, clip.stretch) for clip in result.clips]
+    assert description["events"][0]["onset_sample"] == result.clips[0].samples(RATE)[0]
     assert not list((tmp_path / "out").glob(".*"))                # no temporary files left
 
 
@@ -171,9 +183,9 @@ def test_make_mixtures_uses_only_the_splits_rows(two_split_manifest, tmp_path):
     assert [row.group for row in made] == [f"mix-test-{i}" for i in range(4)]
     for row in made:
         events = read_events(row.path.replace(".flac", ".events.json"))
-        assert events and {e.source_id for e in events} <= test_files
+        assert events and {e.source for e in events} <= test_files
         assert {e.label for e in events} == {row.label}
-        assert all(e.source_id.rsplit("/", 1)[1][0] == row.label for e in events)
+        assert all(e.source.rsplit("/", 1)[1][0] == row.label for e in events)
 
     make_mixtures(two_split_manifest, "train", 2, spec, out, label_of=gender)
     index = from_csv(out / "mixtures.csv")

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from earmark.data.streams import StreamSpec, build_stream, speech_extent
+from earmark.data.streams import StreamSpec, TruthWord, build_stream, speech_extent
+from earmark.events import Event, read_events
 from earmark.runtime import load_bundle
 from earmark.stream_eval import evaluate_streaming
 
@@ -59,6 +60,10 @@ def test_truth_times_match_where_the_words_were_placed():
         assert abs(frequency - (300 + 100 * int(entry.label[1:]))) < 30
 
 
+def test_a_truth_word_is_an_event_in_seconds():
+    assert TruthWord("yes", 1250.0, 1687.5).as_event() == Event(1.25, 1.6875, "yes")
+
+
 def test_stream_evaluation_writes_its_evidence(bundle, trained_run, tmp_path):
     report = evaluate_streaming(load_bundle(bundle), trained_run, tmp_path / "st", minutes=0.5,
                                 noise_dir="", max_false_alarms_per_hour=1000)
@@ -69,3 +74,8 @@ def test_stream_evaluation_writes_its_evidence(bundle, trained_run, tmp_path):
         assert (tmp_path / "st" / name).is_file(), name
     assert json.loads((tmp_path / "st" / "report.json").read_text())["threshold"] == \
         pytest.approx(report["threshold"])
+    truth = read_events(tmp_path / "st" / "truth.csv")
+    assert len(truth) == report["words"]
+    labels = read_events(tmp_path / "st" / "truth_audacity.txt")
+    assert [e.label for e in labels] == [e.label for e in truth]
+    assert [e.onset for e in labels] == [round(e.onset, 3) for e in truth]

@@ -11,11 +11,13 @@ floor and overlap the event most.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from earmark import audio
+from earmark.events import Event
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,25 @@ def frame_levels(samples: np.ndarray, frame: int) -> np.ndarray:
     return 10 * np.log10(power + 1e-12)
 
 
-def snap_to_activity(events: list, track: LevelTrack,
-                     settings: ActivitySettings | None = None) -> list:
+def snap_to_activity(events: Sequence[Event], track: LevelTrack,
+                     settings: ActivitySettings | None = None) -> list[Event]:
     """Each event with its onset and offset moved to the active run it overlaps most.
 
-    Works on any frozen dataclass with ``onset`` and ``offset`` in seconds
-    (the label and confidence are kept). An event with no active frame near
-    it is left as it is; a boundary never crosses a neighbouring event's.
+    Parameters
+    ----------
+    events : sequence of Event
+        Times in seconds on the track's clock.
+    track : LevelTrack
+        Frame levels of the same recording.
+    settings : ActivitySettings, optional
+        How far boundaries may move and what counts as active.
+
+    Returns
+    -------
+    list of Event
+        Sorted by onset, each with its label, source and confidence kept. An
+        event with no active frame near it is left as it is; a boundary
+        never crosses a neighbouring event's.
     """
     settings = settings or ActivitySettings()
     ordered = sorted(events, key=lambda e: e.onset)
@@ -80,7 +94,7 @@ def snap_to_activity(events: list, track: LevelTrack,
     return snapped
 
 
-def _best_run(event, track: LevelTrack, settings: ActivitySettings, low: float,
+def _best_run(event: Event, track: LevelTrack, settings: ActivitySettings, low: float,
               high: float) -> tuple[float, float] | None:
     first, last = track.index(low), track.index(high)
     if last - first < 2:

@@ -25,6 +25,7 @@ from earmark.data.cache import build_store
 from earmark.data.manifest import from_csv
 from earmark.data.streams import StreamSpec, TruthWord, build_stream
 from earmark.errors import DataError
+from earmark.events import write_events
 from earmark.runtime.bundle import Bundle
 from earmark.metrics.streaming import StreamScore, pick_threshold, score_stream, sweep_thresholds
 from earmark.runtime.smoother import SmootherConfig, detect
@@ -73,8 +74,8 @@ def evaluate_streaming(bundle: Bundle, run_dir: str | Path, out_dir: str | Path,
     if minutes * 60 * bundle.sample_rate < 4 * bundle.window_samples:
         raise DataError(f"a {minutes:g}-minute stream is too short to test; give at least "
                         f"{4 * bundle.window_samples / bundle.sample_rate / 60:.2f} minutes")
-    clips = _split_clips(run_dir, bundle)
-    noise = _noise(run_dir, noise_dir, bundle.sample_rate)
+    clips = held_out_clips(run_dir, bundle)
+    noise = background_noise(run_dir, noise_dir, bundle.sample_rate)
     spec = StreamSpec(duration_s=minutes * 60, noise_volume=noise_volume, seed=seed)
     runs = {}
     for split in ("validation", "test"):
@@ -104,7 +105,28 @@ def _heard(time_ms: float, truth: list[TruthWord], tolerance_ms: float = 750) ->
     return "-"
 
 
-def _split_clips(run_dir: str | Path, bundle: Bundle) -> dict[str, list]:
+def held_out_clips(run_dir: str | Path,
+                   bundle: Bundle) -> dict[str, list[tuple[np.ndarray, str]]]:
+    """The clips of a training run's validation and test splits, at the bundle's rate.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run folder written by ``earmark train`` (its ``config.toml`` and
+        ``manifest.csv``, whose splits keep speakers apart).
+    bundle : Bundle
+        Gives the sample rate (Hz).
+
+    Returns
+    -------
+    dict
+        ``"validation"`` and ``"test"``: lists of ``(samples, label)``.
+
+    Raises
+    ------
+    DataError
+        Either split is empty.
+    """
     run_dir = Path(run_dir)
     config = load_config(run_dir / "config.toml")
     manifest = from_csv(run_dir / "manifest.csv")
@@ -121,7 +143,13 @@ def _split_clips(run_dir: str | Path, bundle: Bundle) -> dict[str, list]:
     return clips
 
 
-def _noise(run_dir: str | Path, noise_dir: str | None, sample_rate: int) -> list[np.ndarray]:
+def background_noise(run_dir: str | Path, noise_dir: str | None,
+                     sample_rate: int) -> list[np.ndarray]:
+    """Background recordings at ``sample_rate`` Hz for test streams.
+
+    From ``noise_dir``, or when it is None from the run's configured
+    ``augment.noise_dir``; an empty list when neither names a folder.
+    """
     if noise_dir is None:
         config = load_config(Path(run_dir) / "config.toml")
         noise_dir = config.augment.noise_dir
@@ -152,10 +180,9 @@ def _write_evidence(out_dir: Path, bundle: Bundle, test: StreamRun, detections, 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     audio.write(out_dir / "test_stream.flac", test.audio, bundle.sample_rate)
-    write_text(out_dir / "truth.csv", _csv(["onset", "offset", "label"],
-               [(w.start_ms / 1000, w.end_ms / 1000, w.label) for w in test.truth]))
-    write_text(out_dir / "truth_audacity.txt", "".join(
-        f"{w.start_ms / 1000:.3f}\t{w.end_ms / 1000:.3f}\t{w.label}\n" for w in test.truth))
+    truth = [word.as_event() for word in test.truth]
+    write_events(out_dir / "truth.csv", truth)
+    write_events(out_dir / "truth_audacity.txt", truth, decimals=3)
     write_text(out_dir / "detections.csv", _csv(["time_s", "label", "score"],
                [(d.time_ms / 1000, d.label, round(float(d.score), 4)) for d in detections]))
     write_text(out_dir / "sweep.csv", _csv(

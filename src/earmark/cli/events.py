@@ -8,6 +8,11 @@ from pathlib import Path
 
 from earmark.cli.common import command
 
+#: Decimals of the times and confidences `earmark detect --output` writes: 0.1 ms in CSV,
+#: TSV and JSON; Audacity label tracks get microseconds.
+DETECTION_DECIMALS = 4
+AUDACITY_DECIMALS = 6
+
 
 def register(commands) -> None:
     _add_detect(commands)
@@ -21,7 +26,8 @@ def _add_detect(commands) -> None:
                   "events.png", _detect)
     sub.add_argument("bundle", help="a bundle written by `earmark export`")
     sub.add_argument("file", help="the recording (any length: read in blocks)")
-    sub.add_argument("--output", help="events as .csv, .json or .txt (Audacity label track)")
+    sub.add_argument("--output", help="events as .csv, .tsv, .json or .txt (Audacity label "
+                                      "track)")
     sub.add_argument("--plot", help="PNG: spectrogram, class probabilities and events")
     sub.add_argument("--hop", type=float, default=0.1, help="seconds between windows (0.1)")
     sub.add_argument("--median", type=int, default=5, help="median filter, in windows (5)")
@@ -44,8 +50,9 @@ def _add_detect(commands) -> None:
 
 def _detect(args) -> int:
     from earmark.errors import ConfigError
+    from earmark.events import write_events
     from earmark.runtime import load_bundle
-    from earmark.runtime.detect import DetectionSettings, detect_events, write_detected
+    from earmark.runtime.detect import DetectionSettings, detect_events
 
     thresholds = {}
     for item in args.class_threshold:
@@ -66,7 +73,9 @@ def _detect(args) -> int:
         print(f"{event.onset:9.2f} {event.offset:9.2f}  {event.label:<14} {event.confidence:.2f}")
     print(f"{len(events)} event(s) in {result.duration:.1f} s", file=sys.stderr)
     if args.output:
-        write_detected(args.output, events)
+        audacity = Path(args.output).suffix.lower() == ".txt"
+        write_events(args.output, events,
+                     decimals=AUDACITY_DECIMALS if audacity else DETECTION_DECIMALS)
     if args.plot:
         from earmark.plots import plot_events
         from earmark.runtime.detect import coarse_spectrogram
@@ -94,8 +103,8 @@ def _add_evaluate_events(commands) -> None:
 
 
 def _evaluate_events(args) -> int:
-    from earmark.metrics.events import (event_based, format_report, read_events,
-                                                segment_based)
+    from earmark.events import read_events
+    from earmark.metrics.events import event_based, format_report, segment_based, timing_bias
 
     def kept(path):
         return [e for e in read_events(path) if e.label not in set(args.ignore)]
@@ -104,8 +113,6 @@ def _evaluate_events(args) -> int:
     events = event_based(reference, estimated, t_collar=args.collar,
                          evaluate_offset=args.offset)
     segments = segment_based(reference, estimated, segment_length=args.segment)
-    from earmark.runtime.detect import timing_bias
-
     onset_bias, offset_bias = timing_bias(reference, estimated)
     if args.json:
         print(json.dumps({"event_based": events, "segment_based": segments,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -27,12 +28,14 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from tqdm import tqdm
 
 from earmark import audio
 from earmark.atomic import write_json
 from earmark.data.manifest import Manifest, Row
 from earmark.errors import AudioError, DataError
+from earmark.progress import ProgressLike, as_progress
+
+logger = logging.getLogger(__name__)
 
 _FORMAT_VERSION = 2
 _INT16_SCALE = np.float32(1.0 / 32768.0)
@@ -87,7 +90,7 @@ def _as_float(samples: np.ndarray) -> np.ndarray:
 
 def build_store(manifest: Manifest, sample_rate: int, cache_dir: str | os.PathLike,
                 skip_bad_files: bool = False, workers: int = 0,
-                progress: bool = True) -> AudioStore:
+                progress: ProgressLike = None) -> AudioStore:
     """Decode (or reopen) the store for ``manifest`` at ``sample_rate``.
 
     Parameters
@@ -160,15 +163,16 @@ def store_key(manifest: Manifest, sample_rate: int) -> str:
 
 
 def _decode_all(manifest: Manifest, sample_rate: int, folder: Path, skip_bad_files: bool,
-                workers: int, progress: bool) -> None:
+                workers: int, progress: ProgressLike) -> None:
     workers = workers or os.cpu_count() or 1
     jobs = [(row, sample_rate) for row in manifest]
     offsets, lengths, skipped, kept, is_pcm16 = [], [], [], [], []
     position = {np.dtype(np.float32): 0, np.dtype(np.int16): 0}
-    bar = tqdm(total=len(jobs), desc="decoding", unit="file", disable=not progress)
-    with open(folder / "samples.f32", "wb") as floats, open(folder / "samples.i16", "wb") as pcm:
+    with (as_progress(progress)(len(jobs), "decoding", "file") as advance,
+          open(folder / "samples.f32", "wb") as floats,
+          open(folder / "samples.i16", "wb") as pcm):
         for number, (row, (clip, error)) in enumerate(zip(manifest, _map(jobs, workers))):
-            bar.update()
+            advance(1)
             if error is not None:
                 if not skip_bad_files:
                     raise AudioError(f"{error}\n(set data.skip_bad_files = true, or pass "
@@ -181,14 +185,12 @@ def _decode_all(manifest: Manifest, sample_rate: int, folder: Path, skip_bad_fil
             offsets.append(position[clip.dtype])
             lengths.append(len(clip))
             position[clip.dtype] += len(clip)
-    bar.close()
     if not offsets:
         raise DataError(f"none of the {len(jobs)} files could be read; first error: "
                         f"{skipped[0][1] if skipped else '?'}")
     if skipped:
-        print(f"skipped {len(skipped)} unreadable file(s):")
-        for path, reason in skipped:
-            print(f"  {reason}")
+        logger.warning("skipped %d unreadable file(s):\n%s", len(skipped),
+                       "\n".join(f"  {reason}" for _, reason in skipped))
     write_json(folder / "index.json", {
         "version": _FORMAT_VERSION, "sample_rate": sample_rate, "offsets": offsets,
         "lengths": lengths, "pcm16": is_pcm16, "skipped": skipped, "kept": kept,
@@ -224,12 +226,18 @@ def _decode(job: tuple[Row, int]) -> tuple[np.ndarray | None, str | None]:
     try:
         if row.start is None and row.end is None:
             return audio.load_exact(row.path, sample_rate), None
-        return _load_segment(row, sample_rate), None
+        return load_segment(row, sample_rate), None
     except AudioError as error:
         return None, str(error)
 
 
-def _load_segment(row: Row, sample_rate: int) -> np.ndarray:
+def load_segment(row: Row, sample_rate: int) -> np.ndarray:
+    """The part of ``row.path`` from ``row.start`` to ``row.end`` seconds, mono.
+
+    Resampled to ``sample_rate`` Hz. ``start`` None means the file's start,
+    ``end`` None its end. Raises :class:`AudioError` when the segment lies
+    outside the recording or cannot be decoded.
+    """
     header = audio.info(row.path)
     start = int(round((row.start or 0.0) * header.sample_rate))
     stop = header.frames if row.end is None else int(round(row.end * header.sample_rate))

@@ -18,10 +18,12 @@ recordings at ``noise_volume`` (white noise at that peak level when none are
 given). If the sum peaks above 1 the whole mixture is scaled down, never
 clipped, and :attr:`Mixture.scaled_by` says by how much.
 
-Events are sample-exact: an event's onset is the index of the first sample
-of the placed clip divided by the rate, its offset the index one past the
-last placed sample divided by the rate, so ``mixture[onset * rate:offset *
-rate]`` is ``stretch(clip, event.stretch) * 10 ** (event.gain_db / 20) *
+Each placed clip is a :class:`PlacedClip`: its :class:`earmark.events.Event`
+(label and source id) and the gain and stretch it got. Events are
+sample-exact: an event's onset is the index of the first sample of the
+placed clip divided by the rate, its offset the index one past the last
+placed sample divided by the rate, so ``mixture[onset * rate:offset *
+rate]`` is ``stretch(clip, placed.stretch) * 10 ** (placed.gain_db / 20) *
 scaled_by`` (plus the bed, and plus any clip it overlaps).
 
 :func:`make_mixtures` builds a set of them for one split of a manifest from
@@ -32,10 +34,13 @@ clips of a mixture share one class (e.g. all female speakers), given by
     OUT/<split>/NAME.flac          the audio
     OUT/<split>/NAME.events.csv    onset,offset,label,source (seconds, 6 decimals)
     OUT/<split>/NAME.events.json   events (with gain, stretch, sample indices) and the spec
-    OUT/<split>/NAME.labels.txt    Audacity label track: onset<TAB>offset<TAB>label
+    OUT/<split>/NAME.labels.txt    Audacity label track: onset<TAB>offset<TAB>label (6 decimals)
     OUT/mixtures.csv               a manifest of all mixtures (path,label,group,split,...),
                                    readable with earmark.data.manifest.from_csv; each call
                                    replaces the rows of its own split and keeps the others
+
+:func:`earmark.events.read_events` reads the events back from any of the
+three event files.
 
 The same seed gives the same mixtures; mixture ``i`` depends only on the seed
 and ``i``, not on ``count``. numpy and soxr only: no torch.
@@ -43,12 +48,9 @@ and ``i``, not on ``count``. numpy and soxr only: no torch.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -56,10 +58,11 @@ import numpy as np
 import soxr
 
 from earmark import audio
-from earmark.atomic import write_json, write_text
-from earmark.data.cache import _load_segment  # the one reader of a row's start/end
+from earmark.atomic import write_json
+from earmark.data.cache import load_segment  # the one reader of a row's start/end
 from earmark.data.manifest import Manifest, Row, from_csv
 from earmark.errors import ConfigError, DataError
+from earmark.events import Event, write_events
 
 MODES = ("sequential", "simultaneous")
 BASES = ("silence", "noise")
@@ -67,6 +70,9 @@ AUDIO_FORMATS = ("flac", "wav")
 
 #: A source for :func:`mix`: ``(samples at spec.sample_rate, label, source id)``.
 Source = tuple[np.ndarray, str, str]
+
+#: Decimals of the times in ``NAME.events.csv`` and ``NAME.labels.txt`` (1 microsecond).
+EVENT_FILE_DECIMALS = 6
 
 
 @dataclass
@@ -117,30 +123,44 @@ class MixSpec:
 
 
 @dataclass(frozen=True)
-class Event:
-    """One placed clip: seconds from the mixture's start, sample-exact."""
+class PlacedClip:
+    """One clip placed in a mixture: its event and how it was perturbed.
 
-    onset_s: float
-    offset_s: float
-    label: str
-    source_id: str
-    gain_db: float = 0.0          #: loudness change applied (before any scaled_by)
-    stretch: float = 1.0          #: length factor applied
+    Parameters
+    ----------
+    event : Event
+        Seconds from the mixture's start, sample-exact; ``event.source`` is
+        the clip's source id.
+    gain_db : float
+        Loudness change applied, in dB (before any ``Mixture.scaled_by``).
+    stretch : float
+        Length factor applied (1.1 = 10 % longer).
+    """
+
+    event: Event
+    gain_db: float = 0.0
+    stretch: float = 1.0
 
     def samples(self, sample_rate: int) -> tuple[int, int]:
-        """``(first, one past last)`` sample index at ``sample_rate``."""
-        return int(round(self.onset_s * sample_rate)), int(round(self.offset_s * sample_rate))
+        """``(first, one past last)`` sample index at ``sample_rate`` (Hz)."""
+        return (int(round(self.event.onset * sample_rate)),
+                int(round(self.event.offset * sample_rate)))
 
 
 @dataclass
 class Mixture:
-    """A mixture's audio (float32, peak <= 1), its events (by onset) and its label."""
+    """A mixture's audio (float32, peak <= 1), its placed clips (by onset) and its label."""
 
     audio: np.ndarray
-    events: list[Event]
+    clips: list[PlacedClip]
     label: str
     scaled_by: float = 1.0        #: < 1 when the sum peaked above 1 and was scaled down
     spec: MixSpec | None = field(default=None, repr=False)
+
+    @property
+    def events(self) -> list[Event]:
+        """The placed clips' events, by onset."""
+        return [clip.event for clip in self.clips]
 
 
 # ------------------------------------------------------------------ mixing
@@ -171,10 +191,10 @@ def mix(sources: list[Source], spec: MixSpec,
     total = spec.total_samples
     canvas = np.zeros(total, dtype=np.float64)     # float64: no float32 rounding while summing
     if spec.mode == "sequential":
-        events = _place_sequential(canvas, sources, spec, rng)
+        clips = _place_sequential(canvas, sources, spec, rng)
     else:
-        events = _place_simultaneous(canvas, sources, spec, rng)
-    if not events:
+        clips = _place_simultaneous(canvas, sources, spec, rng)
+    if not clips:
         raise DataError(f"no clip fits into a {spec.duration_s} s mixture: the first pause "
                         f"(gap_s = {spec.gap_s}) or every start (start_s = {spec.start_s}) "
                         "fell past its end")
@@ -186,7 +206,8 @@ def mix(sources: list[Source], spec: MixSpec,
         scaled_by = 1.0 / peak
         canvas *= scaled_by
     samples = np.clip(canvas, -1.0, 1.0).astype(np.float32)  # clip: float32 rounding only
-    return Mixture(samples, events, majority_label(events), scaled_by, spec)
+    return Mixture(samples, clips, majority_label([clip.event for clip in clips]), scaled_by,
+                   spec)
 
 
 def stretch(samples: np.ndarray, factor: float, sample_rate: int = 16000) -> np.ndarray:
@@ -227,48 +248,48 @@ def noise_bed(noise: list[np.ndarray] | None, total: int, sample_rate: int, volu
     return bed
 
 
-def majority_label(events: list[Event]) -> str:
+def majority_label(events: Sequence[Event]) -> str:
     """The most common label of ``events``; ties go to the first in sorted order."""
     counts = Counter(event.label for event in events)
     return min(counts, key=lambda label: (-counts[label], label))
 
 
 def _place_sequential(canvas: np.ndarray, sources: list[Source], spec: MixSpec,
-                      rng: np.random.Generator) -> list[Event]:
+                      rng: np.random.Generator) -> list[PlacedClip]:
     rate, total = spec.sample_rate, len(canvas)
-    events: list[Event] = []
+    clips: list[PlacedClip] = []
     position = 0
     for samples, label, source_id in sources:
         position += int(round(rng.uniform(*spec.gap_s) * rate))
         if position >= total:
             break
-        event, position = _place(canvas, samples, label, source_id, position, spec, rng)
-        events.append(event)
-    return events
+        clip, position = _place(canvas, samples, label, source_id, position, spec, rng)
+        clips.append(clip)
+    return clips
 
 
 def _place_simultaneous(canvas: np.ndarray, sources: list[Source], spec: MixSpec,
-                        rng: np.random.Generator) -> list[Event]:
+                        rng: np.random.Generator) -> list[PlacedClip]:
     rate, total = spec.sample_rate, len(canvas)
-    events = []
+    clips = []
     for samples, label, source_id in sources[:spec.max_sources]:
         start = int(round(rng.uniform(*spec.start_s) * rate))
         if start >= total:
             continue            # a start_s range beyond the duration: nothing to place
-        events.append(_place(canvas, samples, label, source_id, start, spec, rng)[0])
-    return sorted(events, key=lambda event: event.onset_s)
+        clips.append(_place(canvas, samples, label, source_id, start, spec, rng)[0])
+    return sorted(clips, key=lambda clip: clip.event.onset)
 
 
 def _place(canvas: np.ndarray, samples: np.ndarray, label: str, source_id: str, start: int,
-           spec: MixSpec, rng: np.random.Generator) -> tuple[Event, int]:
-    """Add one perturbed clip at ``start`` (cut at the end); return its event and end index."""
+           spec: MixSpec, rng: np.random.Generator) -> tuple[PlacedClip, int]:
+    """Add one perturbed clip at ``start`` (cut at the end); return it and its end index."""
     gain_db = float(rng.uniform(*spec.gain_db))
     factor = float(rng.uniform(*spec.stretch))
     piece = stretch(samples, factor, spec.sample_rate) * np.float32(10 ** (gain_db / 20))
     end = min(start + len(piece), len(canvas))
     canvas[start:end] += piece[:end - start]
     rate = spec.sample_rate
-    return Event(start / rate, end / rate, label, source_id, gain_db, factor), end
+    return PlacedClip(Event(start / rate, end / rate, label, source_id), gain_db, factor), end
 
 
 def _bed(noise: list[np.ndarray] | None, total: int, spec: MixSpec,
@@ -292,10 +313,27 @@ def _check_sources(sources: list[Source]) -> None:
 # ----------------------------------------------------------------- writing
 def write_mixture(folder: str | os.PathLike, name: str, mixture: Mixture,
                   sample_rate: int | None = None, audio_format: str = "flac") -> Path:
-    """Write ``NAME.flac`` (or ``.wav``), ``NAME.events.csv``, ``NAME.events.json`` and
-    ``NAME.labels.txt`` (Audacity) into ``folder``, each atomically; return the audio path.
+    """Write a mixture's audio and its event files into ``folder``, each atomically.
 
-    ``sample_rate`` defaults to the mixture's spec's rate. Audio is 16-bit PCM.
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Created if missing.
+    name : str
+        The files are ``NAME.flac`` (or ``.wav``; 16-bit PCM),
+        ``NAME.events.csv`` (``onset,offset,label,source``),
+        ``NAME.labels.txt`` (Audacity; both with times in seconds to
+        :data:`EVENT_FILE_DECIMALS` decimals) and ``NAME.events.json`` (see
+        :func:`mixture_description`).
+    mixture : Mixture
+    sample_rate : int, optional
+        Hz; default: the mixture's spec's rate.
+    audio_format : {"flac", "wav"}
+
+    Returns
+    -------
+    Path
+        The audio file.
     """
     if sample_rate is None:
         if mixture.spec is None:
@@ -306,74 +344,32 @@ def write_mixture(folder: str | os.PathLike, name: str, mixture: Mixture,
     folder = Path(folder)
     audio_path = folder / f"{name}.{audio_format}"
     audio.write(audio_path, mixture.audio, sample_rate)
-    write_text(folder / f"{name}.events.csv", events_csv(mixture.events))
-    write_text(folder / f"{name}.labels.txt", events_audacity(mixture.events))
-    write_json(folder / f"{name}.events.json", {
-        "audio": audio_path.name,
+    write_events(folder / f"{name}.events.csv", mixture.events,
+                 decimals=EVENT_FILE_DECIMALS, extra_fields=("source",))
+    write_events(folder / f"{name}.labels.txt", mixture.events, decimals=EVENT_FILE_DECIMALS)
+    write_json(folder / f"{name}.events.json",
+               mixture_description(mixture, audio_path.name, sample_rate))
+    return audio_path
+
+
+def mixture_description(mixture: Mixture, audio_name: str, sample_rate: int) -> dict:
+    """The content of ``NAME.events.json``: the audio file's name, ``sample_rate`` (Hz),
+    ``duration_s``, ``label``, ``scaled_by``, the ``spec`` and the ``events``, each with
+    ``onset``, ``offset`` (s), ``label``, ``source``, ``gain_db``, ``stretch`` and its
+    ``onset_sample`` and ``offset_sample``."""
+    return {
+        "audio": audio_name,
         "sample_rate": sample_rate,
         "duration_s": len(mixture.audio) / sample_rate,
         "label": mixture.label,
         "scaled_by": mixture.scaled_by,
         "spec": None if mixture.spec is None else asdict(mixture.spec),
-        "events": [{"onset": e.onset_s, "offset": e.offset_s, "label": e.label,
-                    "source": e.source_id, "gain_db": e.gain_db, "stretch": e.stretch,
-                    "onset_sample": e.samples(sample_rate)[0],
-                    "offset_sample": e.samples(sample_rate)[1]} for e in mixture.events],
-    })
-    return audio_path
-
-
-def events_csv(events: list[Event]) -> str:
-    """``onset,offset,label,source`` with a header; seconds with 6 decimals."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["onset", "offset", "label", "source"])
-    writer.writerows((f"{e.onset_s:.6f}", f"{e.offset_s:.6f}", e.label, e.source_id)
-                     for e in events)
-    return buffer.getvalue()
-
-
-def events_audacity(events: list[Event]) -> str:
-    """An Audacity label track: ``onset<TAB>offset<TAB>label`` per line, 6 decimals."""
-    return "".join(f"{e.onset_s:.6f}\t{e.offset_s:.6f}\t{_one_line(e.label)}\n"
-                   for e in events)
-
-
-def read_events(path: str | os.PathLike) -> list[Event]:
-    """Read events back from a ``.events.csv``, ``.events.json`` or Audacity ``.txt`` file.
-
-    Audacity tracks carry no source: ``source_id`` is then ``""``. Gain and
-    stretch come back from JSON only.
-    """
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        data = json.loads(text)
-        records = data["events"] if isinstance(data, dict) else data
-        return [Event(float(r["onset"]), float(r["offset"]), r["label"], r.get("source", ""),
-                      float(r.get("gain_db", 0.0)), float(r.get("stretch", 1.0)))
-                for r in records]
-    if suffix == ".csv":
-        return [Event(float(r["onset"]), float(r["offset"]), r["label"], r.get("source") or "")
-                for r in csv.DictReader(io.StringIO(text))]
-    if suffix == ".txt":
-        events = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip() or line.startswith("\\"):     # "\" lines: frequency ranges
-                continue
-            parts = line.split("\t")
-            if len(parts) < 2:
-                raise DataError(f"{path}:{number}: not an Audacity label line: {line!r}")
-            label = parts[2] if len(parts) > 2 else ""
-            events.append(Event(float(parts[0]), float(parts[1]), label, ""))
-        return events
-    raise DataError(f"{path}: read events from a .csv, .json or .txt (Audacity) file")
-
-
-def _one_line(label: str) -> str:
-    """Audacity splits on tabs and lines: keep a label on one field."""
-    return label.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+        "events": [{"onset": clip.event.onset, "offset": clip.event.offset,
+                    "label": clip.event.label, "source": clip.event.source,
+                    "gain_db": clip.gain_db, "stretch": clip.stretch,
+                    "onset_sample": clip.samples(sample_rate)[0],
+                    "offset_sample": clip.samples(sample_rate)[1]} for clip in mixture.clips],
+    }
 
 
 # ------------------------------------------------------------ a whole set
@@ -483,7 +479,7 @@ def _source(row: Row, label: str, sample_rate: int) -> Source:
         samples = audio.load(row.path, sample_rate)
         source_id = row.path
     else:
-        samples = _load_segment(row, sample_rate)
+        samples = load_segment(row, sample_rate)
         source_id = f"{row.path}#{row.start or 0}-{'' if row.end is None else row.end}"
     return samples, label, source_id
 

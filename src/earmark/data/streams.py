@@ -7,6 +7,11 @@ background recording mixed at a set volume. The ground truth lists each
 word with the times its speech starts and ends (found from the clip's
 energy, not the 1 s clip boundaries), so a detection can be matched to
 the moment the word was actually said.
+
+The truth is kept as :class:`TruthWord` in milliseconds, the unit of the
+streaming scores (:mod:`earmark.metrics.streaming`);
+:meth:`TruthWord.as_event` gives the :class:`earmark.events.Event` that event
+files and event metrics take.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from earmark.activity import active_runs, frame_levels
 from earmark.data.keywords import SILENCE
 from earmark.data.mixtures import noise_bed
 from earmark.errors import DataError
-from earmark.activity import active_runs, frame_levels
+from earmark.events import Event
 
 
 @dataclass
@@ -35,9 +41,20 @@ class StreamSpec:
 
 @dataclass
 class TruthWord:
+    """A word placed in a stream: its label and where its speech starts and ends.
+
+    Times are milliseconds from the stream's start, computed from sample
+    indices as ``1000 * index / sample_rate`` (the streaming scores work in
+    milliseconds; keeping them so keeps those scores exact).
+    """
+
     label: str
     start_ms: float
     end_ms: float
+
+    def as_event(self) -> Event:
+        """The word as an event in seconds (``start_ms / 1000`` to ``end_ms / 1000``)."""
+        return Event(self.start_ms / 1000, self.end_ms / 1000, self.label)
 
 
 def speech_extent(clip: np.ndarray, sample_rate: int, floor_db: float = 35.0,

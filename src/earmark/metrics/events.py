@@ -2,8 +2,10 @@
 
 The definitions follow sed_eval and Mesaros, Heittola and Virtanen (2016),
 "Metrics for polyphonic sound event detection". Events are ``(onset,
-offset, label)`` in seconds on one recording's clock.
+offset, label)`` in seconds on one recording's clock: :class:`earmark.events.Event`,
+read from files with :func:`earmark.events.read_events`.
 
+    >>> from earmark.events import read_events
     >>> reference = read_events("annotations/street.txt")    # Audacity labels
     >>> estimated = read_events("detections/street.csv")
     >>> events = event_based(reference, estimated, t_collar=0.2)
@@ -59,15 +61,11 @@ mean of precision and recall whenever those are defined.
 The class average (macro) is the mean over classes that occur in the
 reference, skipping NaN entries.
 
-Files
------
-:func:`read_events` and :func:`write_events` handle CSV (a header row with
-``onset, offset, label``; also ``start, end`` or DCASE's ``event_onset,
-event_offset, event_label``; comma or tab separated; other columns
-ignored), ``.tsv`` (the same, tab separated), JSON (a list of objects with
-those keys) and Audacity label tracks (``.txt``: ``start<TAB>end<TAB>label``
-per line; its spectral-selection lines, starting with a backslash, are
-skipped).
+Timing bias
+-----------
+:func:`timing_bias` measures how far detected onsets and offsets sit from
+the reference ones (the median over same-label pairs), for the detector's
+``onset_shift`` and ``offset_shift``.
 
 This module needs only numpy and the standard library: the deployed runtime
 may use it.
@@ -76,20 +74,14 @@ may use it.
 from __future__ import annotations
 
 import bisect
-import csv
-import io
-import json
 import math
-import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from earmark import atomic
-from earmark.errors import ConfigError, DataError
+from earmark.errors import ConfigError
+from earmark.events import Event, as_events
 
 #: Slack, in seconds, on every collar comparison, so that float rounding
 #: (``1.3 - 1.1 = 0.2000000000000002``) does not move an event out of it.
@@ -98,286 +90,6 @@ TIME_TOLERANCE = 1e-9
 #: Decimal places (in segment units) to which times are rounded before they
 #: are turned into segment indices: ``0.3 / 0.1`` is segment 3, not 2.
 _SEGMENT_DECIMALS = 6
-
-#: File formats by extension.
-EVENT_FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".txt": "audacity"}
-
-#: Accepted column (or JSON key) names, first one preferred.
-_ONSET_NAMES = ("onset", "start", "event_onset")
-_OFFSET_NAMES = ("offset", "end", "event_offset")
-_LABEL_NAMES = ("label", "event_label")
-
-
-# --------------------------------------------------------------------------
-# Events
-
-
-@dataclass(frozen=True)
-class Event:
-    """One sound event: a class label active from ``onset`` to ``offset``.
-
-    Parameters
-    ----------
-    onset, offset : float
-        Seconds from the start of the recording; ``0 <= onset <= offset``,
-        both finite. A zero-length event (``onset == offset``) is allowed.
-    label : str
-        The class name; not empty.
-
-    Raises
-    ------
-    DataError
-        A time is not a finite number, is negative, the offset comes before
-        the onset, or the label is empty; the message names the event.
-    """
-
-    onset: float
-    offset: float
-    label: str
-
-    def __post_init__(self) -> None:
-        name = f"event {self.label!r} ({self.onset!r} s to {self.offset!r} s)"
-        if not isinstance(self.label, str) or not self.label.strip():
-            raise DataError(f"{name}: the label must be a non-empty string")
-        onset = _as_seconds(self.onset, "onset", name)
-        offset = _as_seconds(self.offset, "offset", name)
-        if onset < 0:
-            raise DataError(f"{name}: onset is negative; times count from the recording's start")
-        if offset < onset:
-            raise DataError(f"{name}: offset is before onset; swap them or fix the annotation")
-        object.__setattr__(self, "onset", onset)
-        object.__setattr__(self, "offset", offset)
-
-    @property
-    def duration(self) -> float:
-        """Length in seconds."""
-        return self.offset - self.onset
-
-
-def _as_seconds(value: Any, what: str, name: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or value is None:
-        raise DataError(f"{name}: {what} must be a number of seconds, got {value!r}")
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{name}: {what} must be a number of seconds, got {value!r}") from None
-    if not math.isfinite(seconds):
-        raise DataError(f"{name}: {what} must be finite, got {value!r}")
-    return seconds
-
-
-def as_events(items: Iterable[Any], name: str = "events") -> list[Event]:
-    """Events from :class:`Event` objects, anything with ``onset``, ``offset``
-    and ``label`` attributes (e.g. detector output), ``(onset, offset, label)``
-    tuples or dicts with those keys.
-
-    Raises
-    ------
-    DataError
-        An item is none of these, or not a valid event; names the item.
-    """
-    events = []
-    for index, item in enumerate(items):
-        where = f"{name} item {index}"
-        try:
-            if isinstance(item, Event):
-                events.append(item)
-            elif isinstance(item, dict):
-                events.append(_event_from_mapping(item))
-            elif all(hasattr(item, key) for key in ("onset", "offset", "label")):
-                events.append(Event(item.onset, item.offset, item.label))
-            elif isinstance(item, (tuple, list)) and len(item) == 3:
-                events.append(Event(*item))
-            else:
-                raise DataError(f"expected an Event or (onset, offset, label), got {item!r}")
-        except DataError as error:
-            raise DataError(f"{where}: {error}") from None
-    return events
-
-
-def _event_from_mapping(mapping: dict) -> Event:
-    values = []
-    for names in (_ONSET_NAMES, _OFFSET_NAMES, _LABEL_NAMES):
-        key = next((key for key in names if key in mapping), None)
-        if key is None:
-            raise DataError(f"needs keys onset, offset and label (or start, end, label); "
-                            f"has {sorted(mapping)}")
-        values.append(mapping[key])
-    onset, offset, label = values
-    if isinstance(label, str):
-        label = label.strip()
-    return Event(onset, offset, label)
-
-
-# --------------------------------------------------------------------------
-# Reading and writing event files
-
-
-def read_events(path: str | os.PathLike) -> list[Event]:
-    """Read events from a ``.csv``, ``.tsv``, ``.json`` or Audacity ``.txt`` file.
-
-    Events come back in file order. Labels are stripped of surrounding
-    spaces. See the module docstring for the accepted layouts.
-
-    Raises
-    ------
-    ConfigError
-        The extension is not one of the four.
-    DataError
-        The file is missing or unreadable, or a row is malformed; the message
-        names the file and the line (for JSON, the entry).
-    """
-    path = Path(path)
-    kind = _file_format(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")   # -sig: spreadsheets write a BOM
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such event file") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error})") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error})") from None
-    parse = {"csv": _parse_csv, "json": _parse_json, "audacity": _parse_audacity}[kind]
-    return parse(text, path)
-
-
-def write_events(path: str | os.PathLike, events: Iterable[Any]) -> Path:
-    """Write events atomically, the format chosen by the extension; return the path.
-
-    ``.csv`` / ``.tsv``: header ``onset,offset,label``; ``.json``: a list of
-    ``{"onset", "offset", "label"}`` objects; ``.txt``: an Audacity label
-    track. Times are written with as many digits as they need to read back
-    exactly. ``events`` may be anything :func:`as_events` takes.
-
-    Raises
-    ------
-    ConfigError
-        The extension is not one of the four.
-    DataError
-        An event is invalid, or (Audacity) its label holds a tab or a newline.
-    """
-    path = Path(path)
-    kind = _file_format(path)
-    events = as_events(events)
-    if kind == "json":
-        return atomic.write_json(path, [{"onset": e.onset, "offset": e.offset, "label": e.label}
-                                        for e in events])
-    if kind == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter="\t" if path.suffix.lower() == ".tsv" else ",",
-                            lineterminator="\n")
-        writer.writerow(["onset", "offset", "label"])
-        writer.writerows([_seconds_text(e.onset), _seconds_text(e.offset), e.label]
-                         for e in events)
-        return atomic.write_text(path, buffer.getvalue())
-    lines = []
-    for index, event in enumerate(events):
-        if "\t" in event.label or "\n" in event.label or "\r" in event.label:
-            raise DataError(f"{path}: event {index} label {event.label!r} holds a tab or a "
-                            "line break, which an Audacity label track cannot store")
-        lines.append(f"{_seconds_text(event.onset)}\t{_seconds_text(event.offset)}\t"
-                     f"{event.label}\n")
-    return atomic.write_text(path, "".join(lines))
-
-
-def _file_format(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix not in EVENT_FILE_FORMATS:
-        raise ConfigError(f"{path}: event files are .csv, .tsv, .json or .txt (Audacity "
-                          f"label track), not {suffix or 'a file without extension'}")
-    return EVENT_FILE_FORMATS[suffix]
-
-
-def _seconds_text(seconds: float) -> str:
-    """Shortest plain decimal that reads back as the same float (no exponent)."""
-    return np.format_float_positional(seconds, trim="0")
-
-
-def _parse_csv(text: str, path: Path) -> list[Event]:
-    lines = text.splitlines()
-    header_line = next((line for line in lines if line.strip()), None)
-    if header_line is None:
-        return []
-    delimiter = "\t" if "\t" in header_line and "," not in header_line else ","
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header: list[str] | None = None
-    columns: tuple[int, int, int] = (0, 0, 0)
-    events = []
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        where = f"{path}: line {reader.line_num}"
-        if header is None:
-            header = [cell.strip().lower() for cell in row]
-            columns = _csv_columns(header, where)
-            continue
-        if len(row) <= max(columns):
-            raise DataError(f"{where}: expected {len(header)} columns ({', '.join(header)}), "
-                            f"got {len(row)}: {delimiter.join(row)!r}")
-        onset, offset, label = (row[column].strip() for column in columns)
-        events.append(_parsed_event(onset, offset, label, where))
-    return events
-
-
-def _csv_columns(header: list[str], where: str) -> tuple[int, int, int]:
-    indices = []
-    for names in (_ONSET_NAMES, _OFFSET_NAMES, _LABEL_NAMES):
-        index = next((header.index(name) for name in names if name in header), None)
-        if index is None:
-            raise DataError(f"{where}: the header {header} needs columns onset, offset and "
-                            "label (or start, end, label)")
-        indices.append(index)
-    return indices[0], indices[1], indices[2]
-
-
-def _parsed_event(onset: str, offset: str, label: str, where: str) -> Event:
-    times = []
-    for what, cell in (("onset", onset), ("offset", offset)):
-        try:
-            times.append(float(cell))
-        except ValueError:
-            raise DataError(f"{where}: {what} {cell!r} is not a number of seconds") from None
-    try:
-        return Event(times[0], times[1], label)
-    except DataError as error:
-        raise DataError(f"{where}: {error}") from None
-
-
-def _parse_json(text: str, path: Path) -> list[Event]:
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: line {error.lineno}: not valid JSON ({error.msg})") from None
-    if not isinstance(items, list):
-        raise DataError(f"{path}: expected a JSON list of events (objects with onset, "
-                        f"offset and label), got {type(items).__name__}")
-    events = []
-    for index, item in enumerate(items):
-        where = f"{path}: entry {index} (counting from 0)"
-        if not isinstance(item, dict):
-            raise DataError(f"{where}: expected an object with onset, offset and label, "
-                            f"got {item!r}")
-        try:
-            events.append(_event_from_mapping(item))
-        except DataError as error:
-            raise DataError(f"{where}: {error}") from None
-    return events
-
-
-def _parse_audacity(text: str, path: Path) -> list[Event]:
-    events = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.startswith("\\"):
-            continue     # blank, or the spectral selection of the label above
-        where = f"{path}: line {number}"
-        fields = line.split("\t", 2)
-        if len(fields) < 3:
-            fields = line.split(None, 2)     # space-separated label files
-        if len(fields) < 3:
-            raise DataError(f"{where}: expected 'start<TAB>end<TAB>label', got {line!r}")
-        events.append(_parsed_event(fields[0].strip(), fields[1].strip(), fields[2].strip(),
-                                    where))
-    return events
 
 
 # --------------------------------------------------------------------------
@@ -422,39 +134,13 @@ def event_based(reference: Iterable[Any], estimated: Iterable[Any], t_collar: fl
     DataError
         An event is invalid.
     """
-    if not (math.isfinite(t_collar) and t_collar >= 0):
-        raise ConfigError(f"t_collar must be a finite number of seconds >= 0, got {t_collar}")
-    if not 0 <= percentage_of_length <= 1:
-        raise ConfigError(f"percentage_of_length must be in [0, 1], got {percentage_of_length}")
+    _check_collar(t_collar, percentage_of_length)
     reference = as_events(reference, "reference")
     estimated = as_events(estimated, "estimated")
-
-    def fits(ref: Event, est: Event) -> bool:
-        if abs(ref.onset - est.onset) > t_collar + TIME_TOLERANCE:
-            return False
-        if evaluate_offset:
-            allowed = max(t_collar, percentage_of_length * ref.duration)
-            return abs(ref.offset - est.offset) <= allowed + TIME_TOLERANCE
-        return True
-
-    labels = sorted({e.label for e in reference} | {e.label for e in estimated})
-    ref_matched = [False] * len(reference)
-    est_matched = [False] * len(estimated)
-    class_wise = {}
-    for label in labels:
-        ref_ids = [j for j, e in enumerate(reference) if e.label == label]
-        est_ids = [i for i, e in enumerate(estimated) if e.label == label]
-        pairs = _match_events([reference[j] for j in ref_ids], [estimated[i] for i in est_ids],
-                              fits, t_collar)
-        class_wise[label] = _class_row(len(ref_ids), len(est_ids), len(pairs))
-        for ref_index, est_index in pairs:
-            ref_matched[ref_ids[ref_index]] = True
-            est_matched[est_ids[est_index]] = True
+    fits = _fit_rule(t_collar, percentage_of_length, evaluate_offset)
+    class_wise, ref_left, est_left = _match_within_classes(reference, estimated, fits, t_collar)
     # Substitutions: the leftovers matched again on time alone (labels now differ).
-    ref_left = [e for e, matched in zip(reference, ref_matched) if not matched]
-    est_left = [e for e, matched in zip(estimated, est_matched) if not matched]
     substitutions = len(_match_events(ref_left, est_left, fits, t_collar))
-
     true_positives = sum(row["tp"] for row in class_wise.values())
     overall = _overall_row(len(reference), len(estimated), true_positives,
                            substitutions=substitutions,
@@ -468,6 +154,54 @@ def event_based(reference: Iterable[Any], estimated: Iterable[Any], t_collar: fl
             "overall": overall,
             "class_wise": class_wise,
             "class_average": _class_average(class_wise)}
+
+
+def _check_collar(t_collar: float, percentage_of_length: float) -> None:
+    if not (math.isfinite(t_collar) and t_collar >= 0):
+        raise ConfigError(f"t_collar must be a finite number of seconds >= 0, got {t_collar}")
+    if not 0 <= percentage_of_length <= 1:
+        raise ConfigError(f"percentage_of_length must be in [0, 1], got {percentage_of_length}")
+
+
+def _fit_rule(t_collar: float, percentage_of_length: float,
+              evaluate_offset: bool) -> Callable[[Event, Event], bool]:
+    """``fits(reference, estimate)``: the estimate's times are close enough to count."""
+
+    def fits(ref: Event, est: Event) -> bool:
+        if abs(ref.onset - est.onset) > t_collar + TIME_TOLERANCE:
+            return False
+        if evaluate_offset:
+            allowed = max(t_collar, percentage_of_length * ref.duration)
+            return abs(ref.offset - est.offset) <= allowed + TIME_TOLERANCE
+        return True
+
+    return fits
+
+
+def _match_within_classes(reference: list[Event], estimated: list[Event],
+                          fits: Callable[[Event, Event], bool],
+                          t_collar: float) -> tuple[dict, list[Event], list[Event]]:
+    """Match each label's events; return the class-wise rows and the events left unmatched.
+
+    The rows (a dict by label, sorted) hold the class-wise counts and rates;
+    the leftovers, reference then estimated, keep their input order.
+    """
+    labels = sorted({e.label for e in reference} | {e.label for e in estimated})
+    ref_matched = [False] * len(reference)
+    est_matched = [False] * len(estimated)
+    class_wise = {}
+    for label in labels:
+        ref_ids = [j for j, e in enumerate(reference) if e.label == label]
+        est_ids = [i for i, e in enumerate(estimated) if e.label == label]
+        pairs = _match_events([reference[j] for j in ref_ids], [estimated[i] for i in est_ids],
+                              fits, t_collar)
+        class_wise[label] = _class_row(len(ref_ids), len(est_ids), len(pairs))
+        for ref_index, est_index in pairs:
+            ref_matched[ref_ids[ref_index]] = True
+            est_matched[est_ids[est_index]] = True
+    ref_left = [e for e, matched in zip(reference, ref_matched) if not matched]
+    est_left = [e for e, matched in zip(estimated, est_matched) if not matched]
+    return class_wise, ref_left, est_left
 
 
 def _match_events(refs: Sequence[Event], ests: Sequence[Event],
@@ -562,24 +296,38 @@ def segment_based(reference: Iterable[Any], estimated: Iterable[Any],
     DataError
         An event is invalid.
     """
-    if not (math.isfinite(segment_length) and segment_length > 0):
-        raise ConfigError(f"segment_length must be a finite number of seconds > 0, "
-                          f"got {segment_length}")
-    if duration is not None and not (math.isfinite(duration) and duration >= 0):
-        raise ConfigError(f"duration must be a finite number of seconds >= 0, got {duration}")
+    _check_segments(segment_length, duration)
     reference = as_events(reference, "reference")
     estimated = as_events(estimated, "estimated")
     if duration is None:
         duration = max([e.offset for e in reference + estimated], default=0.0)
     n_segments = math.ceil(round(duration / segment_length, _SEGMENT_DECIMALS))
-
     labels = sorted({e.label for e in reference} | {e.label for e in estimated})
-    reference_roll = _activity(reference, labels, n_segments, segment_length)
-    estimated_roll = _activity(estimated, labels, n_segments, segment_length)
+    class_wise, overall = _segment_counts(
+        _activity(reference, labels, n_segments, segment_length),
+        _activity(estimated, labels, n_segments, segment_length), labels)
+    return {"kind": "segment_based",
+            "parameters": {"segment_length": float(segment_length), "duration": float(duration),
+                           "n_segments": n_segments},
+            "overall": overall,
+            "class_wise": class_wise,
+            "class_average": _class_average(class_wise)}
+
+
+def _check_segments(segment_length: float, duration: float | None) -> None:
+    if not (math.isfinite(segment_length) and segment_length > 0):
+        raise ConfigError(f"segment_length must be a finite number of seconds > 0, "
+                          f"got {segment_length}")
+    if duration is not None and not (math.isfinite(duration) and duration >= 0):
+        raise ConfigError(f"duration must be a finite number of seconds >= 0, got {duration}")
+
+
+def _segment_counts(reference_roll: np.ndarray, estimated_roll: np.ndarray,
+                    labels: list[str]) -> tuple[dict, dict]:
+    """Class-wise rows and the overall row from two (segments, labels) activity rolls."""
     tp = reference_roll & estimated_roll
     fp = estimated_roll & ~reference_roll
     fn = reference_roll & ~estimated_roll
-
     class_wise = {label: _class_row(int(reference_roll[:, k].sum()),
                                     int(estimated_roll[:, k].sum()), int(tp[:, k].sum()))
                   for k, label in enumerate(labels)}
@@ -590,12 +338,7 @@ def segment_based(reference: Iterable[Any], estimated: Iterable[Any],
         substitutions=int(np.minimum(fn_per_segment, fp_per_segment).sum()),
         deletions=int(np.maximum(0, fn_per_segment - fp_per_segment).sum()),
         insertions=int(np.maximum(0, fp_per_segment - fn_per_segment).sum()))
-    return {"kind": "segment_based",
-            "parameters": {"segment_length": float(segment_length), "duration": float(duration),
-                           "n_segments": n_segments},
-            "overall": overall,
-            "class_wise": class_wise,
-            "class_average": _class_average(class_wise)}
+    return class_wise, overall
 
 
 def _activity(events: list[Event], labels: list[str], n_segments: int,
@@ -656,6 +399,47 @@ def _class_average(class_wise: dict) -> dict:
         values = [row[key] for row in rows if not math.isnan(row[key])]
         average[key] = sum(values) / len(values) if values else math.nan
     return average
+
+
+# --------------------------------------------------------------------------
+# Timing bias
+
+
+def timing_bias(reference: Iterable[Any], detected: Iterable[Any],
+                within: float = 1.0) -> tuple[float, float]:
+    """Median (reference - detected) onset and offset over same-label pairs.
+
+    A window classifier sees a word in every window that holds it, so its
+    events start early and end late by amounts that depend on the model;
+    measure them on a recording with known events and pass them back to
+    the detector as ``onset_shift`` / ``offset_shift``.
+
+    Parameters
+    ----------
+    reference, detected : iterable of Event (or what :func:`as_events` takes)
+        Events of one recording, times in seconds.
+    within : float
+        Seconds: each detected event is paired with the same-label reference
+        event whose onset is nearest, if it is at most this far.
+
+    Returns
+    -------
+    tuple of float
+        ``(onset bias, offset bias)`` in seconds; ``(0.0, 0.0)`` when no
+        event could be paired.
+    """
+    reference = as_events(reference, "reference")
+    onsets, offsets = [], []
+    for event in as_events(detected, "detected"):
+        near = [r for r in reference if r.label == event.label
+                and abs(r.onset - event.onset) <= within]
+        if near:
+            match = min(near, key=lambda r: abs(r.onset - event.onset))
+            onsets.append(match.onset - event.onset)
+            offsets.append(match.offset - event.offset)
+    if not onsets:
+        return 0.0, 0.0
+    return float(np.median(onsets)), float(np.median(offsets))
 
 
 # --------------------------------------------------------------------------

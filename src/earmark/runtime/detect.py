@@ -9,6 +9,11 @@ merged. A window's score is placed at its centre, so an event runs from
 half a hop before its first active window's centre to half a hop after its
 last one's. With ``snap``, each event's boundaries then move to where the
 signal itself is active (:mod:`earmark.activity`).
+
+Events are :class:`earmark.events.Event` with a ``confidence`` (the mean
+smoothed probability inside the event); write them with
+:func:`earmark.events.write_events` and score them with
+:mod:`earmark.metrics.events`.
 """
 
 from __future__ import annotations
@@ -18,20 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from earmark.errors import ConfigError
 from earmark.activity import ActivitySettings, level_track, snap_to_activity
+from earmark.errors import ConfigError
+from earmark.events import Event
 from earmark.runtime.bundle import Bundle
 from earmark.runtime.classify import Classifier, ClipResult
 
 BACKGROUND = ("_silence_", "_unknown_")
-
-
-@dataclass(frozen=True)
-class DetectedEvent:
-    onset: float          #: seconds
-    offset: float         #: seconds
-    label: str
-    confidence: float     #: mean probability inside the event
 
 
 @dataclass
@@ -62,8 +60,24 @@ class DetectionSettings:
 
 
 def detect_events(bundle: Bundle, path: str | os.PathLike,
-                  settings: DetectionSettings) -> tuple[list[DetectedEvent], ClipResult]:
-    """Events of a file, and the per-window scores they came from."""
+                  settings: DetectionSettings) -> tuple[list[Event], ClipResult]:
+    """Events of a file, and the per-window scores they came from.
+
+    Parameters
+    ----------
+    bundle : Bundle
+        The model that scores each window.
+    path : str or os.PathLike
+        The recording; read in blocks, so any length.
+    settings : DetectionSettings
+        Hop and post-processing.
+
+    Returns
+    -------
+    tuple
+        The events (times in seconds from the file's start, each with a
+        confidence), sorted by onset then label, and the window scores.
+    """
     classifier = Classifier(bundle, hop_seconds=settings.hop_seconds)
     result = classifier.classify_file(path)
     events = events_from_tracks(result, settings)
@@ -73,8 +87,11 @@ def detect_events(bundle: Bundle, path: str | os.PathLike,
     return events, result
 
 
-def events_from_tracks(result: ClipResult, settings: DetectionSettings) -> list[DetectedEvent]:
-    """Turn per-window probabilities into events (see the module docstring)."""
+def events_from_tracks(result: ClipResult, settings: DetectionSettings) -> list[Event]:
+    """Turn per-window probabilities into events (see the module docstring).
+
+    Returns events in seconds with a ``confidence``, sorted by onset then label.
+    """
     starts = result.window_starts
     hop = float(starts[1] - starts[0]) if len(starts) > 1 else result.window_seconds
     centres = starts + result.window_seconds / 2
@@ -90,32 +107,13 @@ def events_from_tracks(result: ClipResult, settings: DetectionSettings) -> list[
             offset = (result.duration if last == len(centres) - 1
                       else centres[last] + hop / 2 + settings.offset_shift)
             onset, offset = max(0.0, onset), min(result.duration, max(offset, onset))
+            if offset < onset:
+                continue        # shifted past the file's end: nothing of it is in the file
             confidence = float(smoothed[first:last + 1, index].mean())
-            events.append(DetectedEvent(onset, offset, label, confidence))
+            events.append(Event(onset, offset, label, confidence=confidence))
     events = _merge_gaps(sorted(events, key=lambda e: (e.label, e.onset)), settings.min_gap)
     events = [e for e in events if e.offset - e.onset >= settings.min_duration]
     return sorted(events, key=lambda e: (e.onset, e.label))
-
-
-def timing_bias(reference, detected, within: float = 1.0) -> tuple[float, float]:
-    """Median (reference - detected) onset and offset over same-label pairs within ``within`` s.
-
-    A window classifier sees a word in every window that holds it, so its
-    events start early and end late by amounts that depend on the model;
-    measure them on a recording with known events and pass them back as
-    ``onset_shift`` / ``offset_shift``.
-    """
-    onsets, offsets = [], []
-    for event in detected:
-        near = [r for r in reference if r.label == event.label
-                and abs(r.onset - event.onset) <= within]
-        if near:
-            match = min(near, key=lambda r: abs(r.onset - event.onset))
-            onsets.append(match.onset - event.onset)
-            offsets.append(match.offset - event.offset)
-    if not onsets:
-        return 0.0, 0.0
-    return float(np.median(onsets)), float(np.median(offsets))
 
 
 def median_filter(tracks: np.ndarray, size: int) -> np.ndarray:
@@ -150,16 +148,18 @@ def _hysteresis(track: np.ndarray, on: float, off: float) -> list[tuple[int, int
     return merged
 
 
-def _merge_gaps(events: list[DetectedEvent], min_gap: float) -> list[DetectedEvent]:
-    merged: list[DetectedEvent] = []
+def _merge_gaps(events: list[Event], min_gap: float) -> list[Event]:
+    """Join same-label events less than ``min_gap`` seconds apart (sorted by label, onset);
+    the confidence of a join is the duration-weighted mean of its parts."""
+    merged: list[Event] = []
     for event in events:
         last = merged[-1] if merged else None
         if last and last.label == event.label and event.onset - last.offset < min_gap:
             span = (last.offset - last.onset) + (event.offset - event.onset)
             confidence = ((last.confidence * (last.offset - last.onset)
                            + event.confidence * (event.offset - event.onset)) / max(span, 1e-9))
-            merged[-1] = DetectedEvent(last.onset, max(last.offset, event.offset), event.label,
-                                       confidence)
+            merged[-1] = Event(last.onset, max(last.offset, event.offset), event.label,
+                               confidence=confidence)
         else:
             merged.append(event)
     return merged
@@ -188,30 +188,3 @@ def coarse_spectrogram(path: str | os.PathLike, sample_rate: int, columns: int =
         frames.append(np.zeros(n_fft // 2 + 1))
     power = np.stack(frames, axis=1)
     return 10 * np.log10(np.maximum(power, 1e-10)), hop / sample_rate
-
-
-def write_detected(path: str | os.PathLike, events: list[DetectedEvent]) -> None:
-    """Events as ``.json``, ``.csv`` (onset, offset, label, confidence) or ``.txt`` (Audacity)."""
-    import csv
-    import io
-    import json
-    from pathlib import Path
-
-    from earmark.atomic import write_text
-
-    suffix = Path(path).suffix.lower()
-    if suffix == ".json":
-        write_text(path, json.dumps([{"onset": round(e.onset, 4), "offset": round(e.offset, 4),
-                                      "label": e.label, "confidence": round(e.confidence, 4)}
-                                     for e in events], indent=2) + "\n")
-    elif suffix == ".csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["onset", "offset", "label", "confidence"])
-        writer.writerows([(f"{e.onset:.4f}", f"{e.offset:.4f}", e.label, f"{e.confidence:.4f}")
-                          for e in events])
-        write_text(path, buffer.getvalue())
-    elif suffix == ".txt":
-        write_text(path, "".join(f"{e.onset:.6f}\t{e.offset:.6f}\t{e.label}\n" for e in events))
-    else:
-        raise ConfigError(f"{path}: write events to a .json, .csv or .txt (Audacity) file")
