@@ -31,6 +31,9 @@ def test_bundle_holds_graph_and_metadata(bundle, trained_run):
     assert [o.name for o in graph.graph.output] == ["probabilities"]
     embedded = {p.key: p.value for p in graph.metadata_props}
     assert json.loads(embedded["earmark"])["labels"] == metadata["labels"]
+    loaded = load_bundle(bundle).metadata             # the contract reads back what was written
+    assert loaded.to_json() == metadata
+    assert loaded.header_json() == json.loads(embedded["earmark"])
 
 
 def test_onnxruntime_matches_torch_on_new_audio(bundle, trained_run):
@@ -52,9 +55,9 @@ def test_single_onnx_file_loads_without_the_json(bundle, tmp_path):
 
 def test_int8_bundle_is_smaller_and_keeps_accuracy(trained_run, bundle, tmp_path):
     result = export_run(trained_run, tmp_path / "int8", int8=True, progress=False)
-    quality = result.metadata["export_quality"]
+    quality = result.metadata.export_quality
     assert quality["int8"]["accuracy"] >= quality["float32"]["accuracy"] - 0.1
-    assert "int8" in result.metadata["quantization"]
+    assert "int8" in result.metadata.quantization
     graph = onnx.load(str(tmp_path / "int8" / "model.onnx"))
     assert any(node.op_type == "QuantizeLinear" for node in graph.graph.node)
     float_weights = onnx.load(str(bundle / "model.onnx"))
@@ -117,6 +120,8 @@ def test_export_needs_only_the_run_folder(tmp_path):
     shutil.rmtree(tmp_path / "run")
     result = export_run(tmp_path / "elsewhere" / "run", tmp_path / "bundle", int8=True,
                         progress=False)
-    assert result.metadata["parity"]["windows"] == len(kept.validation)
-    assert result.metadata["parity"]["max_abs_diff"] <= 1e-4
-    assert "int8" in result.metadata["export_quality"]
+    assert result.metadata.parity["windows"] == len(kept.validation)
+    assert result.metadata.parity["max_abs_diff"] <= 1e-4
+    assert "int8" in result.metadata.export_quality
+    assert load_bundle(tmp_path / "bundle").labels == RunFolder(
+        tmp_path / "elsewhere" / "run").read_labels()

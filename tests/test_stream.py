@@ -113,9 +113,22 @@ def test_listen_command_prints_json_detections(bundle, tmp_path, capsys):
     path = tmp_path / "stream.wav"
     soundfile.write(path, tone_sequence(), TONE_RATE)
     assert main(["listen", str(bundle), "--file", str(path), "--json"]) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
     assert [line["label"] for line in lines] == ["low", "high"]
     assert all(0.5 <= line["score"] <= 1.0 for line in lines)
+    assert "listening (" not in captured.err               # no banner with --json
+    assert "2 command(s): low x1, high x1" in captured.err
+
+
+def test_listen_command_prints_text_detections(bundle, tmp_path, capsys):
+    path = tmp_path / "stream.wav"
+    soundfile.write(path, tone_sequence(), TONE_RATE)
+    assert main(["listen", str(bundle), "--file", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert [line.split()[2] for line in captured.out.splitlines()] == ["low", "high"]
+    assert captured.err.startswith(f"listening ({TONE_RATE} Hz model, input {TONE_RATE} Hz, "
+                                   "stride 16 ms, threshold ")
 
 
 class FakeSoundDevice:
@@ -155,7 +168,7 @@ class FakeSoundDevice:
 
 def test_microphone_path_with_a_stand_in_device(bundle, monkeypatch, capsys):
     import sys
-    from earmark.runtime.listen import listen
+    from earmark.runtime.listen import format_detection, listen
     from earmark.runtime.sources import MicrophoneSource
     rate = 16000                                        # the 'mic' runs at another rate
     signal = soxr.resample(tone_sequence(), TONE_RATE, rate).astype(np.float32)
@@ -163,9 +176,15 @@ def test_microphone_path_with_a_stand_in_device(bundle, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "sounddevice", fake)
     source = MicrophoneSource(channels=2)
     assert source.sample_rate == rate
-    assert listen(load_bundle(bundle), source, SmootherConfig(), as_json=True) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    engine = StreamEngine(load_bundle(bundle), input_rate=source.sample_rate,
+                          smoother=SmootherConfig())
+    lines = []
+    summary = listen(engine, source,
+                     lambda detection: lines.append(json.loads(format_detection(detection, True))))
     assert [line["label"] for line in lines] == ["low", "high"]
+    assert summary.counts == {"low": 1, "high": 1}
+    assert summary.to_text().endswith("2 command(s): low x1, high x1")
+    assert capsys.readouterr().out == ""                # the library prints nothing
     assert fake.opened == [(rate, 2, 800)]
 
 
@@ -199,10 +218,10 @@ def stepped_bundle(tmp_path_factory, request):
 
 def test_the_export_carries_a_network_step(stepped_bundle):
     bundle = load_bundle(stepped_bundle)
-    network = bundle.metadata["stream"]["network"]
+    network = bundle.metadata.stream.network
     assert (stepped_bundle / "stream" / "step.onnx").is_file()
-    assert network["columns"] >= 1
-    assert set(network["states"]) == {"recent", "histories", "columns"}
+    assert network.columns >= 1
+    assert set(network.states) == {"recent", "histories", "columns"}
     # The step carries the front-end tables as formulas, not numbers: it stays small.
     assert (stepped_bundle / "stream" / "step.onnx").stat().st_size < 2 * (
         stepped_bundle / "model.onnx").stat().st_size

@@ -36,22 +36,35 @@ def _add_listen(commands) -> None:
 
 def _listen(args) -> int:
     from earmark.runtime import load_bundle
-    from earmark.runtime.listen import listen
-    from earmark.runtime.sources import (FileSource, MicrophoneSource, PcmSource,
-                                         list_input_devices)
+    from earmark.runtime.listen import format_detection, listen, listening_banner
+    from earmark.runtime.sources import list_input_devices
+    from earmark.runtime.stream import StreamEngine
 
     if args.list_devices:
         print(list_input_devices())
         return 0
     bundle = load_bundle(args.bundle, threads=1)
+    source = _listen_source(args, bundle.sample_rate)
+    engine = StreamEngine(bundle, stride_ms=args.stride_ms, input_rate=source.sample_rate,
+                          smoother=smoother_config(args))
+    if not args.json:
+        print(listening_banner(engine, source), file=sys.stderr)
+    summary = listen(engine, source,
+                     lambda detection: print(format_detection(detection, args.json), flush=True))
+    print(summary.to_text(), file=sys.stderr)
+    return 0
+
+
+def _listen_source(args, model_rate: int):
+    """The file, stdin PCM (at ``--rate`` or the model's) or microphone the flags name."""
+    from earmark.runtime.sources import FileSource, MicrophoneSource, PcmSource
+
     if args.file:
-        source = FileSource(args.file, realtime=args.realtime)
-    elif args.stdin:
-        source = PcmSource(args.rate or bundle.sample_rate, args.format, args.channels)
-    else:
-        device = int(args.device) if args.device and args.device.isdigit() else args.device
-        source = MicrophoneSource(args.rate, device)
-    return listen(bundle, source, smoother_config(args), args.stride_ms, as_json=args.json)
+        return FileSource(args.file, realtime=args.realtime)
+    if args.stdin:
+        return PcmSource(args.rate or model_rate, args.format, args.channels)
+    device = int(args.device) if args.device and args.device.isdigit() else args.device
+    return MicrophoneSource(args.rate, device)
 
 
 def _add_serve(commands) -> None:

@@ -20,7 +20,7 @@ import json
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +41,17 @@ from earmark.models.dscnn_stream import supports_streaming
 from earmark.network import load_trained, window_hop_samples, window_samples
 from earmark.progress import ProgressLike
 from earmark.run_folder import ExportWindows, RunFolder
-from earmark.runtime.bundle import (
+from earmark.runtime.metadata import (
     BUNDLE_JSON,
     BUNDLE_MODEL,
+    CURRENT_FORMAT_VERSION,
+    FORMAT_NAME,
+    GRAPH_HEADER_KEY,
     STREAM_FRAMES,
     STREAM_STEP,
     STREAM_WINDOW,
+    BundleMetadata,
+    file_sha256,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,7 +60,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class ExportResult:
     bundle: Path
-    metadata: dict
+    metadata: BundleMetadata
 
 
 def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
@@ -91,11 +96,12 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
             quality["int8"] = graph_quality(graph, windows.validation,
                                             windows.validation_targets)
         _log_quality(quality)
-        metadata = _metadata(config, labels, run, window, parity, quality, int8)
-        metadata.update(parameters=count_parameters(classifier),
-                        macs_per_window=_macs(classifier, window),
-                        stream=stream_description(tables, window))
-        staging = _stage(scratch / "bundle", graph, parts, tables, classifier, metadata, int8)
+        record = _metadata(config, labels, run, window, parity, quality, int8)
+        record.update(parameters=count_parameters(classifier),
+                      macs_per_window=_macs(classifier, window),
+                      stream=stream_description(tables, window))
+        staging = scratch / "bundle"
+        metadata = _stage(staging, graph, parts, tables, classifier, record, int8)
         _replace_folder(staging, Path(out))
     return ExportResult(Path(out), metadata)
 
@@ -133,19 +139,22 @@ def _log_quality(quality: dict) -> None:
 
 
 def _stage(staging: Path, graph: onnx.ModelProto, parts: Parts, tables: FrontEnd,
-           classifier, metadata: dict, int8: bool) -> Path:
-    """Write every file of the bundle into ``staging``."""
+           classifier, record: dict, int8: bool) -> BundleMetadata:
+    """Write every file of the bundle into ``staging``; the metadata, checked as a
+    loader checks it, last, with the hash of the graph's bytes."""
     (staging / "stream").mkdir(parents=True)
-    onnx.helper.set_model_props(graph, {"earmark": json.dumps(_header(metadata),
-                                                              separators=(",", ":"))})
+    if not int8 and supports_streaming(classifier.model, classifier.frontend):
+        record["stream"]["network"] = export_step(classifier, staging / STREAM_STEP,
+                                                  record["stream"]["frames_per_window"])
+    metadata = BundleMetadata.from_json(record, staging / BUNDLE_JSON)
+    onnx.helper.set_model_props(graph, {GRAPH_HEADER_KEY: json.dumps(
+        metadata.header_json(), separators=(",", ":"))})
     onnx.save(graph, str(staging / BUNDLE_MODEL))
     onnx.save(assemble([parts.frames], tables), str(staging / STREAM_FRAMES))
     onnx.save(assemble([parts.finish, parts.network], tables), str(staging / STREAM_WINDOW))
-    if not int8 and supports_streaming(classifier.model, classifier.frontend):
-        metadata["stream"]["network"] = export_step(classifier, staging / STREAM_STEP,
-                                                    metadata["stream"]["frames_per_window"])
-    write_json(staging / BUNDLE_JSON, metadata)
-    return staging
+    metadata = replace(metadata, model_sha256=file_sha256(staging / BUNDLE_MODEL))
+    write_json(staging / BUNDLE_JSON, metadata.to_json())
+    return metadata
 
 
 def _macs(classifier: torch.nn.Module, window: int) -> int:
@@ -162,7 +171,8 @@ def _metadata(config: ExperimentConfig, labels: list[str], run: RunFolder, windo
     summary = run.read_summary()
     settings = to_dict(config)
     return {
-        "format": "earmark-bundle", "format_version": 1, "earmark_version": __version__,
+        "format": FORMAT_NAME, "format_version": CURRENT_FORMAT_VERSION,
+        "earmark_version": __version__,
         "labels": labels, "sample_rate": config.data.sample_rate,
         "window_samples": window, "hop_samples": window_hop_samples(config),
         "aggregate": config.data.aggregate, "input": "waveform", "output": "probabilities",
@@ -175,13 +185,6 @@ def _metadata(config: ExperimentConfig, labels: list[str], run: RunFolder, windo
         "export_quality": quality,
         "parity": parity,
     }
-
-
-def _header(metadata: dict) -> dict:
-    """What a runtime needs, embedded in the graph so model.onnx also works alone."""
-    keys = ("format", "format_version", "labels", "sample_rate", "window_samples",
-            "hop_samples", "aggregate", "input", "output", "quantization")
-    return {key: metadata[key] for key in keys}
 
 
 def _replace_folder(staging: Path, out: Path) -> None:

@@ -74,7 +74,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from earmark.errors import EarmarkError
-from earmark.runtime.smoother import (SmootherConfig, StreamError, _check_labels, gate,
+from earmark.runtime.smoother import (SmootherConfig, StreamError, checked_labels, gate,
                                       window_tops)
 
 
@@ -315,7 +315,7 @@ def sweep_thresholds(times_ms, scores, labels: Sequence[str], config: SmootherCo
     by a detection or two, because removing an early detection can let
     two later ones through the gap.
     """
-    labels = _check_labels(labels)
+    labels = checked_labels(labels)
     truth = _pairs(truth, "truth")
     if np.ndim(scores) != 2 or np.shape(scores)[1] != len(labels):
         raise StreamError(f"scores must have shape (steps, {len(labels)}) to match the "

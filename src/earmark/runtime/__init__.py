@@ -11,5 +11,7 @@ numpy, soundfile, soxr and onnxruntime.
 
 from earmark.runtime.bundle import Bundle, load_bundle
 from earmark.runtime.classify import Classifier, ClipResult
+from earmark.runtime.metadata import BundleMetadata, StepNetwork, StreamMetadata
 
-__all__ = ["Bundle", "Classifier", "ClipResult", "load_bundle"]
+__all__ = ["Bundle", "BundleMetadata", "Classifier", "ClipResult", "StepNetwork",
+           "StreamMetadata", "load_bundle"]

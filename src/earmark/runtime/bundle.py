@@ -1,8 +1,16 @@
-"""Loading a bundle: the ONNX graph and its JSON metadata. No code is executed."""
+"""Loading a bundle: the ONNX graph and its checked metadata. No code is executed.
+
+:func:`load_bundle` checks the metadata (see :mod:`earmark.runtime.metadata`)
+against the graph before anything is scored: as many labels as the graph
+has outputs, the header embedded in ``model.onnx`` agreeing with
+``earmark.json``, the input named ``waveform``, and the file's sha256 where
+the bundle records it. A ``model.onnx`` copied from another bundle fails
+here, with the field that disagrees, instead of giving wrong labels later.
+"""
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,40 +19,64 @@ import numpy as np
 import onnxruntime
 
 from earmark.errors import DataError
+from earmark.runtime.metadata import (
+    BUNDLE_JSON,
+    BUNDLE_MODEL,
+    GRAPH_HEADER_KEY,
+    MODEL_INPUT,
+    STREAM_FRAMES,
+    STREAM_STEP,
+    STREAM_WINDOW,
+    BundleMetadata,
+    file_sha256,
+    parse_metadata,
+    read_metadata_file,
+)
 
-BUNDLE_MODEL = "model.onnx"
-BUNDLE_JSON = "earmark.json"
-#: The same network in two pieces, for streams that compute only new frames.
-STREAM_FRAMES = "stream/frames.onnx"
-STREAM_WINDOW = "stream/window.onnx"
-#: A streamable network one frame at a time (its classifier is in the JSON).
-STREAM_STEP = "stream/step.onnx"
-_REQUIRED = ("labels", "sample_rate", "window_samples", "hop_samples")
+__all__ = ["BUNDLE_JSON", "BUNDLE_MODEL", "STREAM_FRAMES", "STREAM_STEP", "STREAM_WINDOW",
+           "Bundle", "BundleMetadata", "load_bundle"]
+
+logger = logging.getLogger(__name__)
+_WHOLE_FOLDER = ("re-export the bundle with `earmark export`, or copy the whole bundle "
+                 "folder rather than single files")
 
 
 @dataclass
 class Bundle:
-    """An exported model: raw waveform at ``sample_rate`` in, probabilities out."""
+    """An exported model: raw waveform at ``sample_rate`` in, probabilities out.
+
+    ``path`` is the bundle folder, or the ``model.onnx`` file when it was
+    loaded alone (its metadata then comes from the graph's header).
+    """
 
     path: Path
-    metadata: dict
+    metadata: BundleMetadata
     session: onnxruntime.InferenceSession
 
     @property
     def labels(self) -> list[str]:
-        return list(self.metadata["labels"])
+        """The class names, in the order of the probabilities."""
+        return list(self.metadata.labels)
 
     @property
     def sample_rate(self) -> int:
-        return int(self.metadata["sample_rate"])
+        """The rate (Hz) the model takes its waveform at."""
+        return self.metadata.sample_rate
 
     @property
     def window_samples(self) -> int:
-        return int(self.metadata["window_samples"])
+        """Samples in one analysis window (the graph's input length)."""
+        return self.metadata.window_samples
 
     @property
-    def hop_samples(self) -> int:
-        return int(self.metadata["hop_samples"])
+    def window_hop_samples(self) -> int:
+        """Samples between the windows of a long recording, as in training."""
+        return self.metadata.window_hop_samples
+
+    @property
+    def model_path(self) -> Path:
+        """The ``model.onnx`` file."""
+        return self.path / BUNDLE_MODEL if self.path.is_dir() else self.path
 
     def predict_proba(self, waveforms: np.ndarray) -> np.ndarray:
         """``(batch, samples)`` float32 at :attr:`sample_rate` -> ``(batch, classes)``."""
@@ -55,7 +87,7 @@ class Bundle:
             raise DataError(f"{self.path}: expects (batch, {self.window_samples}) samples at "
                             f"{self.sample_rate} Hz, got shape {waveforms.shape}; cut longer "
                             "audio with earmark.runtime.Classifier")
-        return self.session.run(None, {"waveform": waveforms})[0]
+        return self.session.run(None, {MODEL_INPUT: waveforms})[0]
 
 
 def load_bundle(path: str | os.PathLike, threads: int = 0) -> Bundle:
@@ -63,41 +95,113 @@ def load_bundle(path: str | os.PathLike, threads: int = 0) -> Bundle:
 
     Parameters
     ----------
+    path : str or PathLike
+        A folder written by ``earmark export``, or a ``model.onnx``.
     threads : int
         onnxruntime intra-op threads; 0 lets onnxruntime choose.
+
+    Raises
+    ------
+    DataError
+        No bundle there, a graph onnxruntime cannot load, metadata with a
+        missing or wrong field, or metadata that does not fit the graph.
     """
     path = Path(path)
     model_path = path / BUNDLE_MODEL if path.is_dir() else path
     if not model_path.is_file():
         raise DataError(f"{path}: no bundle here (expected a folder with {BUNDLE_MODEL} and "
                         f"{BUNDLE_JSON}, written by `earmark export`)")
+    session = _open_session(model_path, threads)
+    header = _graph_header(session, model_path)
+    json_path = path / BUNDLE_JSON if path.is_dir() else None
+    if json_path is not None and json_path.is_file():
+        metadata = read_metadata_file(json_path)
+        _check_same_model(metadata, header, json_path, model_path)
+    elif header is not None:
+        metadata, json_path = header, model_path
+    else:
+        raise DataError(f"{path}: no {BUNDLE_JSON} and no earmark header in {BUNDLE_MODEL}; "
+                        "re-export the bundle with `earmark export`")
+    _check_graph(metadata, session, json_path, model_path)
+    return Bundle(model_path.parent if path.is_dir() else model_path, metadata, session)
+
+
+def _open_session(model_path: Path, threads: int) -> onnxruntime.InferenceSession:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        session = onnxruntime.InferenceSession(str(model_path), options,
-                                               providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(str(model_path), options,
+                                            providers=["CPUExecutionProvider"])
     except Exception as error:
         raise DataError(f"{model_path}: not a loadable ONNX model ({error})") from error
-    metadata = _read_metadata(path, model_path, session)
-    return Bundle(model_path.parent if path.is_dir() else model_path, metadata, session)
 
 
-def _read_metadata(path: Path, model_path: Path, session) -> dict:
-    json_path = path / BUNDLE_JSON if path.is_dir() else None
-    if json_path is not None and json_path.is_file():
-        source, text = json_path, json_path.read_text(encoding="utf-8")
-    else:
-        source = model_path
-        text = session.get_modelmeta().custom_metadata_map.get("earmark")
-        if text is None:
-            raise DataError(f"{path}: no {BUNDLE_JSON} and no earmark metadata in the graph")
+def _graph_header(session: onnxruntime.InferenceSession,
+                  model_path: Path) -> BundleMetadata | None:
+    """The header ``earmark export`` embeds in the graph, checked; None if there is none."""
+    text = session.get_modelmeta().custom_metadata_map.get(GRAPH_HEADER_KEY)
+    if text is None:
+        return None
+    return parse_metadata(text, f"{model_path} (its embedded {GRAPH_HEADER_KEY!r} header)")
+
+
+def _check_same_model(metadata: BundleMetadata, header: BundleMetadata | None,
+                      json_path: Path, model_path: Path) -> None:
+    """The graph is the one ``earmark.json`` describes: same header fields, same bytes."""
+    disagreements = [] if header is None else metadata.disagreements(header)
+    if header is None:
+        logger.debug("%s has no embedded header to compare with %s", model_path, json_path)
+    if disagreements:
+        key, ours, theirs = disagreements[0]
+        raise DataError(f"{model_path} does not belong to {json_path}: field {key!r} is "
+                        f"{_brief(theirs)} in the graph's embedded header but "
+                        f"{_brief(ours)} in {json_path.name} (the model was probably "
+                        f"copied from another bundle); {_WHOLE_FOLDER}")
+    if metadata.model_sha256 is not None:
+        actual = file_sha256(model_path)
+        if actual != metadata.model_sha256:
+            raise DataError(f"{model_path} does not belong to {json_path}: its sha256 is "
+                            f"{actual[:16]}..., field 'model_sha256' says "
+                            f"{metadata.model_sha256[:16]}... (the file was changed or "
+                            f"replaced after export); {_WHOLE_FOLDER}")
+
+
+def _check_graph(metadata: BundleMetadata, session: onnxruntime.InferenceSession,
+                 source: Path, model_path: Path) -> None:
+    """One input named ``waveform``, as long as the window if fixed; a score per label."""
+    inputs = session.get_inputs()
+    if [item.name for item in inputs] != [MODEL_INPUT]:
+        raise DataError(f"{model_path}: the graph's inputs are {[i.name for i in inputs]}, "
+                        f"not [{MODEL_INPUT!r}]: not a model written by `earmark export`; "
+                        "re-export the bundle")
+    length = inputs[0].shape[-1] if inputs[0].shape else None
+    if isinstance(length, int) and length != metadata.window_samples:
+        raise DataError(f"{source}: field 'window_samples' is {metadata.window_samples} but "
+                        f"{model_path.name} takes windows of {length} samples; "
+                        f"{_WHOLE_FOLDER}")
+    classes = _output_classes(metadata, session, model_path)
+    if classes != len(metadata.labels):
+        raise DataError(f"{source}: field 'labels' lists {len(metadata.labels)} labels but "
+                        f"{model_path.name} scores {classes} classes; {_WHOLE_FOLDER}")
+
+
+def _output_classes(metadata: BundleMetadata, session: onnxruntime.InferenceSession,
+                    model_path: Path) -> int:
+    """The last dimension of the first output: declared, or seen on one zero window."""
+    shape = session.get_outputs()[0].shape
+    if shape and isinstance(shape[-1], int):
+        return shape[-1]
+    window = np.zeros((1, metadata.window_samples), dtype=np.float32)
     try:
-        metadata = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DataError(f"{source}: bundle metadata is not valid JSON ({error})") from error
-    missing = [key for key in _REQUIRED if key not in metadata]
-    if missing:
-        raise DataError(f"{source}: bundle metadata lacks {missing}; re-export the run")
-    return metadata
+        return int(session.run(None, {MODEL_INPUT: window})[0].shape[-1])
+    except Exception as error:
+        raise DataError(f"{model_path}: scoring one zero window of {metadata.window_samples} "
+                        f"samples failed ({error}); the metadata's 'window_samples' may not fit "
+                        f"this graph: {_WHOLE_FOLDER}") from error
+
+
+def _brief(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -17,6 +17,7 @@ import numpy as np
 from earmark import audio
 from earmark.errors import ConfigError
 from earmark.runtime.bundle import Bundle, load_bundle
+from earmark.runtime.metadata import AGGREGATES
 from earmark.windowing import aggregate_windows, window_starts
 
 
@@ -50,13 +51,13 @@ class Classifier:
         self.bundle = bundle
         self.window = bundle.window_samples
         self.hop = (int(round(hop_seconds * bundle.sample_rate)) if hop_seconds is not None
-                    else bundle.hop_samples)
+                    else bundle.window_hop_samples)
         if self.hop < 1:
             raise ConfigError(f"hop {hop_seconds} s is less than one sample at "
                               f"{bundle.sample_rate} Hz; give a positive hop")
-        self.aggregate = aggregate or bundle.metadata.get("aggregate", "mean")
-        if self.aggregate not in ("mean", "vote"):
-            raise ConfigError(f"aggregate {self.aggregate!r} is not 'mean' or 'vote'")
+        self.aggregate = aggregate or bundle.metadata.aggregate
+        if self.aggregate not in AGGREGATES:
+            raise ConfigError(f"aggregate {self.aggregate!r} is not one of {list(AGGREGATES)}")
         self.batch_size = batch_size
 
     @classmethod

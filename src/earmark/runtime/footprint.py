@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earmark.runtime.bundle import BUNDLE_MODEL, load_bundle
+from earmark.runtime.bundle import load_bundle
 
 _PEAK_MEMORY_PROBE = """
 import json, resource, sys
@@ -29,7 +29,7 @@ with open("/proc/self/clear_refs", "w") as handle:
     handle.write("5")                    # restart the peak (VmHWM) from here
 bundle = load_bundle(sys.argv[1], threads=1)
 bundle.predict_proba(np.zeros((1, bundle.window_samples), dtype=np.float32))
-print(json.dumps({"baseline_kib": before, "peak_kib": status("VmHWM")}))
+json.dump({"baseline_kib": before, "peak_kib": status("VmHWM")}, sys.stdout)
 """
 
 
@@ -42,7 +42,7 @@ def footprint(path: str | os.PathLike, runs: int = 200) -> dict:
     inference: the session, its folded constants and buffers.
     """
     bundle = load_bundle(path, threads=1)
-    model_path = bundle.path / BUNDLE_MODEL if bundle.path.is_dir() else bundle.path
+    model_path = bundle.model_path
     window = np.random.default_rng(0).standard_normal((1, bundle.window_samples)) \
         .astype(np.float32) * 0.1
     bundle.predict_proba(window)                     # warm-up
@@ -54,10 +54,10 @@ def footprint(path: str | os.PathLike, runs: int = 200) -> dict:
     memory = _peak_memory(model_path)
     return {
         "bundle": str(bundle.path),
-        "quantization": bundle.metadata.get("quantization", "none"),
-        "parameters": bundle.metadata.get("parameters"),
+        "quantization": bundle.metadata.quantization,
+        "parameters": bundle.metadata.parameters,
         "graph_constants": count_constants(model_path),
-        "macs_per_window": bundle.metadata.get("macs_per_window"),
+        "macs_per_window": bundle.metadata.macs_per_window,
         "size_bytes": model_path.stat().st_size,
         "peak_memory_kib": memory["peak_kib"] - memory["baseline_kib"],
         "latency_ms_median": float(np.median(timings)),

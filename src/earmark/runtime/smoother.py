@@ -180,7 +180,8 @@ class Detection:
     time_ms: float
 
 
-def _check_labels(labels: Sequence[str]) -> list[str]:
+def checked_labels(labels: Sequence[str]) -> list[str]:
+    """The class names as a list of strings; a :class:`ConfigError` if empty or repeated."""
     labels = [str(label) for label in labels]
     if not labels:
         raise ConfigError("labels is empty: pass the model's class names in output order")
@@ -224,7 +225,7 @@ class Smoother:
     """
 
     def __init__(self, labels: Sequence[str], config: SmootherConfig | None = None):
-        self.labels = _check_labels(labels)
+        self.labels = checked_labels(labels)
         self.config = config if config is not None else SmootherConfig()
         self._reportable = _reportable(self.labels, self.config).tolist()
         self.reset()
@@ -340,7 +341,7 @@ def gate(tops: WindowTops, labels: Sequence[str], config: SmootherConfig) -> lis
     Only the steps that pass the threshold are visited in Python, so this
     is cheap enough to repeat for many thresholds.
     """
-    labels = _check_labels(labels)
+    labels = checked_labels(labels)
     reportable = _reportable(labels, config)
     candidates = np.flatnonzero(tops.ready & reportable[tops.top]
                                 & (tops.score >= config.detection_threshold))
@@ -369,6 +370,6 @@ def detect(times_ms, scores, labels: Sequence[str],
     config : SmootherConfig, optional
     """
     config = config if config is not None else SmootherConfig()
-    labels = _check_labels(labels)
+    labels = checked_labels(labels)
     _check_stream(times_ms, scores, len(labels))
     return gate(window_tops(times_ms, scores, config), labels, config)

@@ -10,6 +10,7 @@ audio hardware.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -19,6 +20,8 @@ import numpy as np
 
 from earmark import audio
 from earmark.errors import AudioError, EarmarkError
+
+logger = logging.getLogger(__name__)
 
 PORTAUDIO_HINT = ("the microphone needs PortAudio: on Debian/Ubuntu `sudo apt-get install "
                   "libportaudio2`, on macOS `brew install portaudio`; then "
@@ -151,7 +154,7 @@ class MicrophoneSource:
             while True:
                 data, overflowed = stream.read(self.block_size)
                 if overflowed:
-                    print("earmark: input overflow: audio was dropped", file=sys.stderr)
+                    logger.warning("earmark: input overflow: audio was dropped")
                 yield audio.to_mono(data)
 
 

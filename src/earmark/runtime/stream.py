@@ -28,8 +28,10 @@ import onnxruntime
 from numpy.lib.stride_tricks import as_strided
 import soxr
 
-from earmark.errors import ConfigError
-from earmark.runtime.bundle import STREAM_FRAMES, STREAM_STEP, STREAM_WINDOW, Bundle
+from earmark.errors import ConfigError, DataError
+from earmark.runtime.bundle import Bundle
+from earmark.runtime.metadata import (BUNDLE_JSON, STREAM_FRAMES, STREAM_STEP, STREAM_WINDOW,
+                                      StepNetwork, StreamMetadata)
 from earmark.runtime.smoother import Detection, Smoother, SmootherConfig
 from earmark.runtime.sources import AudioSource
 
@@ -81,12 +83,12 @@ class StreamEngine:
         self.input_rate = int(input_rate or self.rate)
         self.smoother = Smoother(self.labels, smoother or SmootherConfig())
         self.listeners: list[Callable[[StrideResult], None]] = []
-        stream = bundle.metadata.get("stream", {})
+        stream = bundle.metadata.stream
         self.incremental = incremental and StreamGraphs.available(bundle)
         if stride_ms <= 0:
             raise ConfigError(f"stride_ms must be > 0, got {stride_ms}")
         # Strides are whole front-end hops, so each window starts on a frame boundary.
-        self.hop = int(stream.get("frame_hop_samples", 1))
+        self.hop = stream.frame_hop_samples if stream is not None else 1
         self.stride_samples = max(1, round(stride_ms * self.rate / 1000 / self.hop)) * self.hop
         self._resampler = (soxr.ResampleStream(self.input_rate, self.rate, 1, dtype="float32")
                            if self.input_rate != self.rate else None)
@@ -171,36 +173,62 @@ class StreamGraphs:
     """
 
     def __init__(self, bundle: Bundle, threads: int = 1):
+        self.stream = _promised_stream(bundle)
+        self.network: StepNetwork | None = self.stream.network
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        providers = ["CPUExecutionProvider"]
-        self.frames_session = onnxruntime.InferenceSession(
-            str(bundle.path / STREAM_FRAMES), options, providers=providers)
-        self.window_session = onnxruntime.InferenceSession(
-            str(bundle.path / STREAM_WINDOW), options, providers=providers)
-        self.network = bundle.metadata.get("stream", {}).get("network")
-        self.step_session = None
-        if self.network and "states" in self.network and (bundle.path / STREAM_STEP).is_file():
-            self.step_session = onnxruntime.InferenceSession(
-                str(bundle.path / STREAM_STEP), options, providers=providers)
+        self.frames_session = _open_graph(bundle, STREAM_FRAMES, "stream", options)
+        self.window_session = _open_graph(bundle, STREAM_WINDOW, "stream", options)
+        self.step_session = (None if self.network is None else
+                             _open_graph(bundle, STREAM_STEP, "stream.network", options))
 
     @staticmethod
     def available(bundle: Bundle) -> bool:
-        """Whether the bundle was exported with incremental stream graphs."""
-        return bool(bundle.metadata.get("stream", {}).get("incremental")
-                    and (bundle.path / STREAM_FRAMES).is_file())
+        """Whether the bundle was exported with incremental stream graphs.
+
+        True when its metadata says ``stream.incremental``; :class:`StreamGraphs`
+        then fails with a clear error if the files are missing.
+        """
+        stream = bundle.metadata.stream
+        return stream is not None and stream.incremental and bundle.path.is_dir()
+
+
+def _promised_stream(bundle: Bundle) -> StreamMetadata:
+    """The bundle's stream metadata; a :class:`DataError` when it has none."""
+    stream = bundle.metadata.stream
+    if stream is None or not bundle.path.is_dir():
+        raise DataError(f"{bundle.path}: no stream graphs (its metadata has no 'stream' field; "
+                        "a model.onnx loaded alone has none); load the whole bundle folder, "
+                        "or use StreamEngine(..., incremental=False)")
+    return stream
+
+
+def _open_graph(bundle: Bundle, name: str, promised_by: str,
+                options: onnxruntime.SessionOptions) -> onnxruntime.InferenceSession:
+    """One of the stream graphs the metadata promises, opened; a clear error if missing."""
+    path = bundle.path / name
+    if not path.is_file():
+        raise DataError(f"{path}: missing, but {bundle.path / BUNDLE_JSON} promises it (field "
+                        f"{promised_by!r}); copy the whole bundle folder, stream/ included, "
+                        "or re-export the bundle with `earmark export`")
+    try:
+        return onnxruntime.InferenceSession(str(path), options,
+                                            providers=["CPUExecutionProvider"])
+    except Exception as error:
+        raise DataError(f"{path}: not a loadable ONNX model ({error}); re-export the bundle "
+                        "with `earmark export`") from error
 
 
 class _FrameStream:
     """New frames only, kept in a ring buffer; the window graph on the last ones."""
 
-    def __init__(self, graphs: StreamGraphs, stream: dict):
+    def __init__(self, graphs: StreamGraphs, stream: StreamMetadata):
         self.frames_session = graphs.frames_session
         self.window_session = graphs.window_session
-        self.hop = int(stream["frame_hop_samples"])
-        self.frame_samples = int(stream["frame_samples"])
-        self.window_frames = int(stream["frames_per_window"])
+        self.hop = stream.frame_hop_samples
+        self.frame_samples = stream.frame_samples
+        self.window_frames = stream.frames_per_window
         self.samples = np.zeros(0, dtype=np.float32)
         self.samples_start = 0          # absolute index of samples[0]
         self.next_frame = 0             # index of the next frame to compute
@@ -257,14 +285,14 @@ class _SteppedStream(_FrameStream):
     that take the samples themselves).
     """
 
-    def __init__(self, graphs: StreamGraphs, stream: dict):
+    def __init__(self, graphs: StreamGraphs, stream: StreamMetadata):
         super().__init__(graphs, stream)
         network = graphs.network
         self.step_session = graphs.step_session
         self.takes_frames = self.step_session.get_inputs()[0].name == "frames"
-        self.last = int(network["last"])       # frame n's result is the window from n - last
+        self.last = network.last       # frame n's result is the window from n - last
         self.states = {name: np.zeros(shape, dtype=np.float32)
-                       for name, shape in network["states"].items()}
+                       for name, shape in network.states.items()}
 
     def _compute(self, chunk: np.ndarray) -> None:
         if self.takes_frames:

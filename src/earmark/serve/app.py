@@ -76,7 +76,7 @@ def create_app(bundle: str | os.PathLike | Bundle, limits: ServeLimits | None = 
         state.stream_workers.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="earmark", summary=f"audio classifier {bundle.path.name}",
-                  version=bundle.metadata.get("earmark_version", "0"), lifespan=lifespan)
+                  version=bundle.metadata.earmark_version or "0", lifespan=lifespan)
     app.state.earmark = state
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -147,17 +147,16 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
 def model_description(state: ServerState) -> dict:
     """``GET /model``: what the model expects and how well it did."""
     bundle, metadata = state.bundle, state.bundle.metadata
-    features = metadata.get("features", {})
     return {"name": bundle.path.name, "labels": bundle.labels,
             "sample_rate": bundle.sample_rate,
             "window_seconds": bundle.window_samples / bundle.sample_rate,
-            "hop_seconds": bundle.hop_samples / bundle.sample_rate,
-            "aggregate": metadata.get("aggregate", "mean"),
-            "quantization": metadata.get("quantization", "none"),
-            "parameters": metadata.get("parameters"),
-            "features": {key: features.get(key) for key in ("kind", "n_mels", "n_mfcc",
-                                                            "window_ms", "hop_ms")},
-            "metrics": metadata.get("metrics", {}),
+            "hop_seconds": bundle.window_hop_samples / bundle.sample_rate,
+            "aggregate": metadata.aggregate,
+            "quantization": metadata.quantization,
+            "parameters": metadata.parameters,
+            "features": {key: metadata.features.get(key) for key in ("kind", "n_mels", "n_mfcc",
+                                                                     "window_ms", "hop_ms")},
+            "metrics": metadata.metrics,
             "stream": {"incremental": state.graphs is not None, "stride_ms": state.stride_ms,
                        "smoother": asdict(state.smoother)},
             "limits": asdict(state.limits)}
