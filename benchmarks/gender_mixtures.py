@@ -23,6 +23,7 @@ from earmark.config import load_config
 from earmark.data.manifest import from_csv
 from earmark.data.mixtures import MixSpec, make_mixtures
 from earmark.export import export_run
+from earmark.run_folder import RunFolder
 from earmark.runtime import Classifier
 
 
@@ -40,8 +41,8 @@ def main() -> None:
             bundle = Path(work) / f"bundle{fold}"
             export_run(run, bundle, progress=False)
             classifier = Classifier.from_bundle(bundle)
-            config = load_config(run / "config.toml")
-            manifest = from_csv(run / "manifest.csv")        # the run's own split
+            config = load_config(RunFolder(run).config)
+            manifest = from_csv(RunFolder(run).manifest)        # the run's own split
             for mode in ("sequential", "simultaneous"):
                 spec = MixSpec(duration_s=60.0, mode=mode, sample_rate=config.data.sample_rate,
                                seed=fold)

@@ -26,8 +26,9 @@ from earmark.data.manifest import from_csv
 from earmark.data.streams import StreamSpec, TruthWord, build_stream
 from earmark.errors import DataError
 from earmark.events import write_events
-from earmark.runtime.bundle import Bundle
 from earmark.metrics.streaming import StreamScore, pick_threshold, score_stream, sweep_thresholds
+from earmark.run_folder import RunFolder
+from earmark.runtime.bundle import Bundle
 from earmark.runtime.smoother import SmootherConfig, detect
 from earmark.runtime.stream import StreamEngine
 
@@ -127,9 +128,9 @@ def held_out_clips(run_dir: str | Path,
     DataError
         Either split is empty.
     """
-    run_dir = Path(run_dir)
-    config = load_config(run_dir / "config.toml")
-    manifest = from_csv(run_dir / "manifest.csv")
+    run = RunFolder(run_dir)
+    config = load_config(run.config)
+    manifest = from_csv(run.manifest)
     store = build_store(manifest, bundle.sample_rate, config.cache_dir(),
                         skip_bad_files=True, progress=False)
     clips = {"validation": [], "test": []}
@@ -138,7 +139,7 @@ def held_out_clips(run_dir: str | Path,
             clips[row.split].append((np.asarray(store.recording(index)), row.label))
     for split, items in clips.items():
         if not items:
-            raise DataError(f"{run_dir}: the {split} split is empty; a stream test needs "
+            raise DataError(f"{run.path}: the {split} split is empty; a stream test needs "
                             "held-out speakers in validation and test")
     return clips
 
@@ -151,7 +152,7 @@ def background_noise(run_dir: str | Path, noise_dir: str | None,
     ``augment.noise_dir``; an empty list when neither names a folder.
     """
     if noise_dir is None:
-        config = load_config(Path(run_dir) / "config.toml")
+        config = load_config(RunFolder(run_dir).config)
         noise_dir = config.augment.noise_dir
     return audio.load_folder(noise_dir, sample_rate, "noise folder") if noise_dir else []
 
