@@ -13,7 +13,8 @@ import torch
 
 from earmark.config import FeatureConfig
 from earmark.errors import ConfigError
-from earmark.frontend.module import FrontEnd, reference_features
+from earmark.frontend.module import FrontEnd
+from earmark.frontend.reference import reference_features
 from earmark.frontend.filters import dct_matrix, mel_filterbank
 
 librosa = pytest.importorskip("librosa")

@@ -59,11 +59,11 @@ def test_a_long_file_is_pooled_to_the_width_asked():
 
 
 def test_a_file_computed_in_pieces_equals_one_piece():
-    from earmark.frontend.spectrogram import _MelAnalysis, _to_levels
+    from earmark.frontend.spectrogram import MelAnalysis, to_levels
 
     rate, settings = 8000, SpectrogramSettings()
     samples = chirp_and_tone(rate, seconds=25.0, tone_hz=700.0)
     levels, per_second = file_spectrogram(samples, rate, settings, max_columns=10 ** 6)
-    decibels = _MelAnalysis(rate, settings).decibels(samples)
+    decibels = MelAnalysis(rate, settings).decibels(samples)
     assert per_second == pytest.approx(100.0)
-    np.testing.assert_array_equal(levels, _to_levels(decibels, decibels.max(), 80.0))
+    np.testing.assert_array_equal(levels, to_levels(decibels, decibels.max(), 80.0))

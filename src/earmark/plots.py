@@ -16,12 +16,13 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from earmark.atomic import write_bytes
 from earmark.errors import ConfigError, DataError
+from earmark.events import Event
 
 #: Resolution of the written images, in dots per inch.
 DPI = 120
@@ -67,6 +68,26 @@ def plot_confusion_matrix(confusion: Sequence[Sequence[int]] | np.ndarray,
     """
     matrix = np.asarray(confusion)
     labels = [str(label) for label in labels]
+    _check_confusion(matrix, labels)
+    fmt = _image_format(path)
+    n_classes = len(labels)
+    if show_counts is None:
+        show_counts = n_classes <= MAX_CLASSES_WITH_COUNTS
+    counts, support, values = _confusion_values(matrix, normalize)
+    side, cell_inches = _confusion_size(n_classes)
+    figure = _new_figure((side + 1.2, side))
+    axes = figure.add_subplot()
+    vmax = _draw_heat_map(figure, axes, values, counts, normalize)
+    _label_classes(axes, labels)
+    if n_classes <= MAX_ANNOTATED_CLASSES:
+        font_size = float(np.clip(cell_inches * 72 * 0.28, 4.5, 10.5))
+        _annotate_cells(axes, values, counts, support, vmax, normalize, show_counts, font_size)
+    axes.set_title(_confusion_title(counts, title, normalize))
+    return _save(figure, path, fmt)
+
+
+def _check_confusion(matrix: np.ndarray, labels: list[str]) -> None:
+    """Raise DataError unless ``matrix`` is square non-negative counts, one label a row."""
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
         raise DataError(f"confusion matrix must be square and non-empty, got shape {matrix.shape}")
     if len(labels) != matrix.shape[0]:
@@ -74,31 +95,43 @@ def plot_confusion_matrix(confusion: Sequence[Sequence[int]] | np.ndarray,
                         "pass one label per row")
     if not np.issubdtype(matrix.dtype, np.number) or (matrix < 0).any():
         raise DataError("confusion matrix must hold non-negative counts")
-    fmt = _image_format(path)
-    n_classes = len(labels)
-    if show_counts is None:
-        show_counts = n_classes <= MAX_CLASSES_WITH_COUNTS
 
+
+def _confusion_values(matrix: np.ndarray,
+                      normalize: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(counts, support, values)``: counts as float, examples per true class
+    (classes, 1), and what the cells show: % of the row, or the counts."""
     counts = matrix.astype(np.float64)
     support = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, support, out=np.zeros_like(counts), where=support > 0)
-    values = shares * 100 if normalize else counts
+    return counts, support, shares * 100 if normalize else counts
 
-    from matplotlib import ticker
 
-    # Cells keep a readable size as classes are added; the figure grows instead.
+def _confusion_size(n_classes: int) -> tuple[float, float]:
+    """``(side, cell)`` in inches: cells keep a readable size as classes are added,
+    and the figure grows instead (within 4.5 to 24 inches)."""
     cell_inches = 0.55 if n_classes <= 20 else 0.42
     side = float(np.clip(2.6 + cell_inches * n_classes, 4.5, 24.0))
-    cell_inches = (side - 2.6) / n_classes
-    figure = _new_figure((side + 1.2, side))
-    axes = figure.add_subplot()
+    return side, (side - 2.6) / n_classes
+
+
+def _draw_heat_map(figure: Any, axes: Any, values: np.ndarray, counts: np.ndarray,
+                   normalize: bool) -> float:
+    """The cells in blues with a colour bar; returns the value drawn darkest."""
+    from matplotlib import ticker
+
     vmax = 100.0 if normalize else max(float(counts.max()), 1.0)
     image = axes.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
     colorbar = figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
     colorbar.set_label("share of the true class (%)" if normalize else "examples")
     if not normalize:
         colorbar.ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    return vmax
 
+
+def _label_classes(axes: Any, labels: list[str]) -> None:
+    """Class names on both axes (slanted when long or many), a white grid between cells."""
+    n_classes = len(labels)
     positions = np.arange(n_classes)
     longest = max(len(label) for label in labels)
     rotate = n_classes > 6 or longest > 6
@@ -117,16 +150,14 @@ def plot_confusion_matrix(confusion: Sequence[Sequence[int]] | np.ndarray,
     axes.grid(which="minor", color="white", linewidth=1.0)
     axes.tick_params(which="minor", length=0)
 
-    if n_classes <= MAX_ANNOTATED_CLASSES:
-        font_size = float(np.clip(cell_inches * 72 * 0.28, 4.5, 10.5))
-        _annotate_cells(axes, values, counts, support, vmax, normalize, show_counts, font_size)
 
+def _confusion_title(counts: np.ndarray, title: str, normalize: bool) -> str:
+    """The heading (``title`` or a default), then the examples and the accuracy."""
     total = int(counts.sum())
     correct = int(np.trace(counts))
     accuracy = correct / total if total else 0.0
     heading = title or ("Confusion matrix (row-normalised)" if normalize else "Confusion matrix")
-    axes.set_title(f"{heading}\n{total} examples, accuracy {accuracy:.1%}")
-    return _save(figure, path, fmt)
+    return f"{heading}\n{total} examples, accuracy {accuracy:.1%}"
 
 
 def _annotate_cells(axes: Any, values: np.ndarray, counts: np.ndarray, support: np.ndarray,
@@ -189,6 +220,28 @@ def plot_training_curves(history: Sequence[dict], path: str | os.PathLike,
     if not all(isinstance(row, dict) for row in rows):
         raise DataError("training history must be a list of dicts, one per epoch")
     fmt = _image_format(path)
+    series = _history_series(rows)
+    figure = _new_figure((11.0, 4.4))
+    loss_axes, accuracy_axes = figure.subplots(1, 2, sharex=True)
+    _draw_curves(loss_axes, "loss", series)
+    _draw_curves(accuracy_axes, "accuracy", series)
+    _maybe_log_scale(loss_axes, [series("train_loss")[1], series("val_loss")[1]])
+    best = _best_epoch(series, monitor)
+    if best is not None:
+        _mark_best_epoch(loss_axes, accuracy_axes, *best)
+    for axes in (loss_axes, accuracy_axes):
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(loc="best", fontsize=9)
+    figure.suptitle(title or f"Training curves ({len(rows)} epochs)")
+    return _save(figure, path, fmt)
+
+
+#: A history's recorded values of one key: ``series(key) -> (epochs, values)``.
+Series = Callable[[str], tuple[np.ndarray, np.ndarray]]
+
+
+def _history_series(rows: list[dict]) -> Series:
+    """Look-up of recorded values by key; a row without ``epoch`` is epoch position + 1."""
     epochs = np.array([_number(row.get("epoch"), default=position + 1)
                        for position, row in enumerate(rows)], dtype=np.float64)
 
@@ -198,44 +251,40 @@ def plot_training_curves(history: Sequence[dict], path: str | os.PathLike,
         kept = np.isfinite(values)
         return epochs[kept], values[kept]
 
+    return series
+
+
+def _draw_curves(axes: Any, name: str, series: Series) -> None:
+    """One panel: ``train_<name>`` solid, ``val_<name>`` dashed, against epoch."""
     from matplotlib import ticker
 
-    figure = _new_figure((11.0, 4.4))
-    loss_axes, accuracy_axes = figure.subplots(1, 2, sharex=True)
-    panels = ((loss_axes, "loss", "loss"), (accuracy_axes, "accuracy", "accuracy"))
-    for axes, key, name in panels:
-        drawn = False
-        for split, style in (("train", "-"), ("val", "--")):
-            x, y = series(f"{split}_{key}")
-            if len(x):
-                axes.plot(x, y, style, marker="o", markersize=3 if len(x) < 60 else 0,
-                          color="tab:blue" if split == "train" else "tab:orange",
-                          label="training" if split == "train" else "validation")
-                drawn = True
-        if not drawn:
-            axes.text(0.5, 0.5, f"no {name} recorded", transform=axes.transAxes,
-                      ha="center", va="center", color="grey")
-        axes.set_title(name.capitalize())
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(name)
-        axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-        axes.grid(alpha=0.3)
-    _maybe_log_scale(loss_axes, [series("train_loss")[1], series("val_loss")[1]])
+    drawn = False
+    for split, style in (("train", "-"), ("val", "--")):
+        x, y = series(f"{split}_{name}")
+        if len(x):
+            axes.plot(x, y, style, marker="o", markersize=3 if len(x) < 60 else 0,
+                      color="tab:blue" if split == "train" else "tab:orange",
+                      label="training" if split == "train" else "validation")
+            drawn = True
+    if not drawn:
+        axes.text(0.5, 0.5, f"no {name} recorded", transform=axes.transAxes,
+                  ha="center", va="center", color="grey")
+    axes.set_title(name.capitalize())
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(name)
+    axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
 
-    best = _best_epoch(series, monitor)
-    if best is not None:
-        best_epoch, key, value = best
-        for axes in (loss_axes, accuracy_axes):
-            axes.axvline(best_epoch, color="tab:green", linestyle=":", linewidth=1.5,
-                         label=f"best epoch {best_epoch:g} ({key} {value:.4g})")
-        marked = loss_axes if "loss" in key else accuracy_axes
-        marked.plot([best_epoch], [value], marker="*", markersize=13, color="tab:green",
-                    linestyle="none")
+
+def _mark_best_epoch(loss_axes: Any, accuracy_axes: Any, epoch: float, key: str,
+                     value: float) -> None:
+    """A dotted line at the best epoch on both panels, a star on the value's own panel."""
     for axes in (loss_axes, accuracy_axes):
-        if axes.get_legend_handles_labels()[0]:
-            axes.legend(loc="best", fontsize=9)
-    figure.suptitle(title or f"Training curves ({len(rows)} epochs)")
-    return _save(figure, path, fmt)
+        axes.axvline(epoch, color="tab:green", linestyle=":", linewidth=1.5,
+                     label=f"best epoch {epoch:g} ({key} {value:.4g})")
+    marked = loss_axes if "loss" in key else accuracy_axes
+    marked.plot([epoch], [value], marker="*", markersize=13, color="tab:green",
+                linestyle="none")
 
 
 def _number(value: Any, default: float = np.nan) -> float:
@@ -248,7 +297,7 @@ def _number(value: Any, default: float = np.nan) -> float:
         return default
 
 
-def _best_epoch(series: Any, monitor: str) -> tuple[float, str, float] | None:
+def _best_epoch(series: Series, monitor: str) -> tuple[float, str, float] | None:
     """(epoch, key, value) of the best validation value, or None if none recorded."""
     fallbacks = [monitor] + [key for key in ("val_accuracy", "val_loss") if key != monitor]
     for key in fallbacks:
@@ -307,19 +356,11 @@ def plot_spectrogram(features: np.ndarray, path: str | os.PathLike, sample_rate:
         The written file.
     """
     values = np.asarray(features, dtype=np.float64)
-    if values.ndim != 2 or 0 in values.shape:
-        raise DataError(f"features must have shape (bands, frames), got {values.shape}")
-    if not np.isfinite(values).all():
-        raise DataError("features contain NaN or infinity; check the front-end output")
-    if sample_rate <= 0 or hop_length <= 0:
-        raise ConfigError(f"sample_rate ({sample_rate}) and hop_length ({hop_length}) "
-                          "must be positive")
+    _check_spectrogram(values, sample_rate, hop_length)
     fmt = _image_format(path)
     if is_power:
         values = 10.0 * np.log10(np.maximum(values, 1e-10))
-    vmax = float(values.max())
-    vmin = float(values.min()) if top_db is None else max(float(values.min()), vmax - top_db)
-
+    vmin, vmax = _colour_range(values, top_db)
     bands, frames = values.shape
     frame_seconds = hop_length / sample_rate
     # Pixel edges half a frame either side of each frame's time.
@@ -328,8 +369,7 @@ def plot_spectrogram(features: np.ndarray, path: str | os.PathLike, sample_rate:
     figure = _new_figure((width, 4.0))
     axes = figure.add_subplot()
     image = axes.imshow(values, origin="lower", aspect="auto", extent=extent, cmap="magma",
-                        vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1.0,
-                        interpolation="nearest")
+                        vmin=vmin, vmax=vmax, interpolation="nearest")
     colorbar = figure.colorbar(image, ax=axes, pad=0.02)
     colorbar.set_label("dB")
     axes.set_xlabel("time (s)")
@@ -337,6 +377,26 @@ def plot_spectrogram(features: np.ndarray, path: str | os.PathLike, sample_rate:
     duration = frames * frame_seconds
     axes.set_title(title or f"Spectrogram ({bands} × {frames}, {duration:.2f} s)")
     return _save(figure, path, fmt)
+
+
+def _check_spectrogram(values: np.ndarray, sample_rate: int, hop_length: int) -> None:
+    """Raise DataError on a non-(bands, frames) or non-finite array, ConfigError on
+    a non-positive rate or hop."""
+    if values.ndim != 2 or 0 in values.shape:
+        raise DataError(f"features must have shape (bands, frames), got {values.shape}")
+    if not np.isfinite(values).all():
+        raise DataError("features contain NaN or infinity; check the front-end output")
+    if sample_rate <= 0 or hop_length <= 0:
+        raise ConfigError(f"sample_rate ({sample_rate}) and hop_length ({hop_length}) "
+                          "must be positive")
+
+
+def _colour_range(decibels: np.ndarray, top_db: float | None) -> tuple[float, float]:
+    """``(vmin, vmax)`` in dB: the maximum, and at most ``top_db`` below it (None: the
+    minimum); a flat picture gets a 1 dB range so that the colour map is defined."""
+    vmax = float(decibels.max())
+    vmin = float(decibels.min()) if top_db is None else max(float(decibels.min()), vmax - top_db)
+    return vmin, vmax if vmax > vmin else vmin + 1.0
 
 
 def plot_tradeoff(thresholds: Sequence[float], correct_rates: Sequence[float],
@@ -362,9 +422,15 @@ def plot_tradeoff(thresholds: Sequence[float], correct_rates: Sequence[float],
 
 def plot_events(spectrogram_db: np.ndarray, seconds_per_frame: float, sample_rate: int,
                 centres: np.ndarray, probabilities: np.ndarray, labels: Sequence[str],
-                events: Sequence[Any], path: str | os.PathLike, title: str = "",
+                events: Sequence[Event], path: str | os.PathLike, title: str = "",
                 hidden: Sequence[str] = ("_silence_", "_unknown_")) -> Path:
-    """Spectrogram, class probabilities over time, and the detected events under them."""
+    """Spectrogram, class probabilities over time, and the detected events under them.
+
+    ``spectrogram_db`` is (bins, frames) in dB, ``seconds_per_frame`` apart, up
+    to ``sample_rate / 2`` Hz; ``probabilities`` is (windows, labels), placed
+    at ``centres`` (s); ``events`` have times in seconds. Labels in
+    ``hidden`` get no probability curve. Returns the written image's path.
+    """
     fmt = _image_format(path)
     duration = spectrogram_db.shape[1] * seconds_per_frame
     figure = _new_figure((min(24.0, 8.0 + duration / 30), 7.5))

@@ -2,31 +2,42 @@
 
 The split DFT's tables (:mod:`earmark.frontend.fourier`: the framed window, two
 stages of cos/sin, the twiddles), the seed front-end's dense DFT basis and
-the mel filterbank are pure functions of a few settings. Stored as initializers they dwarf a small keyword model;
-written as a handful of ONNX ops (Range, Mod, Cos, Sin, Min, Max...) with
-small inputs, onnxruntime computes them once when the session loads
-(constant folding), so inference costs the same and the file shrinks to
-the size of the network's weights. The formulas use exact integer phase
-(``k * n mod N``) so the float32 result matches numpy's to about 1e-7.
+the mel filterbank are pure functions of a few settings: the front-end's
+:class:`~earmark.frontend.geometry.SpectralLayout` (window, DFT bins, where
+the window sits in its frame) and its config. Stored as initializers they
+dwarf a small keyword model; written as a handful of ONNX ops (Range, Mod,
+Cos, Sin, Min, Max...) with small inputs, onnxruntime computes them once
+when the session loads (constant folding), so inference costs the same and
+the file shrinks to the size of the network's weights. The formulas use
+exact integer phase (``k * n mod N``) so the float32 result matches numpy's
+to about 1e-7.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from earmark.frontend.module import FrontEnd, _fmax
 from earmark.frontend.filters import mel_edges
+from earmark.frontend.geometry import filterbank_fmax
+from earmark.frontend.module import FrontEnd
 
 #: Endings of the front-end's table names in an exported graph.
 DFT_BASIS = "dft_basis"
 MEL_WEIGHTS = "mel_weights"
 
+#: ONNX nodes computing a table, and the small constants they read.
+Nodes = tuple[list[onnx.NodeProto], list[onnx.TensorProto]]
+#: Makes the nodes for one table: ``(front-end, name of the table) -> Nodes``.
+TableBuilder = Callable[[FrontEnd, str], Nodes]
+
 
 def compact_frontend(model: onnx.ModelProto, frontend: FrontEnd) -> onnx.ModelProto:
     """Replace the front-end's table initializers of a joined graph by formulas."""
-    builders = {DFT_BASIS: _dft_basis_nodes}
+    builders: dict[str, TableBuilder] = {DFT_BASIS: _dft_basis_nodes}
     if hasattr(frontend, "spectrum"):
         builders.update(_split_dft_builders(frontend))
     if hasattr(frontend, "mel_weights"):
@@ -59,11 +70,11 @@ def strip_annotations(model: onnx.ModelProto) -> None:
     del model.graph.value_info[:]
 
 
-def _constant(name: str, values) -> onnx.TensorProto:
+def _constant(name: str, values: np.ndarray | np.generic) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(values), name)
 
 
-def _range(name: str, start: int, count: int) -> tuple[list, list]:
+def _range(name: str, start: int, count: int) -> Nodes:
     """Nodes for ``start + arange(count)`` (int64): three scalars instead of a table."""
     tables = [_constant(name + "_start", np.int64(start)),
               _constant(name + "_limit", np.int64(start + count)),
@@ -73,18 +84,15 @@ def _range(name: str, start: int, count: int) -> tuple[list, list]:
     return nodes, tables
 
 
-def _dft_basis_nodes(frontend: FrontEnd, output: str):
+def _dft_basis_nodes(frontend: FrontEnd, output: str) -> Nodes:
     """``window * [cos; sin](2 pi (k n mod N) / N)``, shape (2 bins, 1, window)."""
     p = output + "/"
-    bins = frontend.dft_bins.astype(np.int64)
-    if not np.array_equal(bins, np.arange(bins[0], bins[0] + len(bins))):
-        raise ValueError("the DFT bins must be consecutive")
-    window = frontend.dft_window
-    angle_nodes, angle_tables = _angle_nodes(p, (int(bins[0]), len(bins)),
-                                             (frontend.dft_first_sample, len(window)),
-                                             frontend.n_fft)
-    window_nodes, window_tables = _hann_nodes(p + "window", len(window),
-                                              symmetric=frontend.kind == "spectrogram128")
+    layout = frontend.layout
+    angle_nodes, angle_tables = _angle_nodes(p, (layout.first_bin, len(layout.bins)),
+                                             (layout.first_sample, layout.window_length),
+                                             layout.n_fft)
+    window_nodes, window_tables = _hann_nodes(p + "window", layout.window_length,
+                                              symmetric=layout.symmetric_window)
     tables = angle_tables + window_tables + [_constant(p + "axis", np.array([1], np.int64))]
     nodes = angle_nodes + window_nodes + [
         helper.make_node("Cos", [p + "phase"], [p + "cos"]),
@@ -96,7 +104,8 @@ def _dft_basis_nodes(frontend: FrontEnd, output: str):
     return nodes, tables
 
 
-def _angle_nodes(p: str, first: tuple[int, int], second: tuple[int, int], period: int):
+def _angle_nodes(p: str, first: tuple[int, int], second: tuple[int, int],
+                 period: int) -> Nodes:
     """Nodes for ``p + "phase"``: ``2 pi (i j mod period) / period`` over the ranges
     ``first`` and ``second`` (each ``(start, count)``), exact in the integer product."""
     first_nodes, first_tables = _range(p + "i", *first)
@@ -118,15 +127,15 @@ def _angle_nodes(p: str, first: tuple[int, int], second: tuple[int, int], period
     return nodes, tables
 
 
-def _split_dft_builders(frontend: FrontEnd) -> dict:
+def _split_dft_builders(frontend: FrontEnd) -> dict[str, TableBuilder]:
     """Builders for :class:`~earmark.frontend.fourier.FramePower`'s tables, by name ending."""
     spectrum = frontend.spectrum
     rows, columns, depth = spectrum.rows, spectrum.columns, spectrum.depth
 
-    def stage_one(negate_sine: bool):
+    def stage_one(negate_sine: bool) -> TableBuilder:
         return lambda _, output: _phase_nodes(output, rows, rows, rows, negate_sine)
 
-    def twiddle(negate_sine: bool):
+    def twiddle(negate_sine: bool) -> TableBuilder:
         return lambda _, output: _phase_nodes(output, rows, columns, spectrum.n_fft, negate_sine)
 
     return {"stage_one_real": stage_one(False), "stage_one_imaginary": stage_one(True),
@@ -136,7 +145,7 @@ def _split_dft_builders(frontend: FrontEnd) -> dict:
 
 
 def _phase_nodes(output: str, first: int, second: int, period: int, sine: bool,
-                 negate: bool = True):
+                 negate: bool = True) -> Nodes:
     """``cos`` (or ``-sin``, or ``sin`` with ``negate=False``) of
     ``2 pi (i j mod period) / period`` for ``i < first``, ``j < second``."""
     p = output + "/"
@@ -149,7 +158,7 @@ def _phase_nodes(output: str, first: int, second: int, period: int, sine: bool,
     return nodes, tables
 
 
-def _rotation_nodes(output: str, columns: int, depth: int):
+def _rotation_nodes(output: str, columns: int, depth: int) -> Nodes:
     """``[[cos, -sin], [sin, cos]]`` of ``2 pi (b d mod columns) / columns``: the split
     DFT's second stage, ``[re | im] -> [re | im]``."""
     p = output + "/"
@@ -165,12 +174,12 @@ def _rotation_nodes(output: str, columns: int, depth: int):
     return nodes, cos_tables + sin_tables
 
 
-def _frame_window_nodes(frontend: FrontEnd, output: str):
+def _frame_window_nodes(frontend: FrontEnd, output: str) -> Nodes:
     """The periodic Hann window, centred in its frame by zeros, as (rows, columns)."""
     p = output + "/"
     spectrum = frontend.spectrum
-    length = frontend.window_length
-    left = frontend.dft_first_sample
+    length = frontend.layout.window_length
+    left = frontend.layout.first_sample
     window_nodes, window_tables = _hann_nodes(p + "window", length, symmetric=False)
     tables = window_tables + [
         _constant(p + "pads", np.array([left, spectrum.n_fft - length - left], dtype=np.int64)),
@@ -183,7 +192,7 @@ def _frame_window_nodes(frontend: FrontEnd, output: str):
     return nodes, tables
 
 
-def _hann_nodes(name: str, length: int, symmetric: bool):
+def _hann_nodes(name: str, length: int, symmetric: bool) -> Nodes:
     """``0.5 - 0.5 cos(2 pi n / L)`` (periodic) or ``/ (L - 1)`` (symmetric, np.hanning)."""
     period = length - 1 if symmetric else length
     range_nodes, range_tables = _range(name + "/n", 0, length)
@@ -201,13 +210,13 @@ def _hann_nodes(name: str, length: int, symmetric: bool):
     return nodes, tables
 
 
-def _mel_weight_nodes(frontend: FrontEnd, output: str):
+def _mel_weight_nodes(frontend: FrontEnd, output: str) -> Nodes:
     """Slaney triangles ``max(0, min(rising, falling)) * 2 / width``, one row per place of
     the split-order spectrum (:meth:`earmark.frontend.fourier.FramePower.filterbank`): the bin
     there is ``c + rows * (j mod depth)``; bins outside every filter weigh zero."""
     p = output + "/"
     config = frontend.config
-    edges = mel_edges(config.n_mels, config.fmin, _fmax(config, frontend.sample_rate))
+    edges = mel_edges(config.n_mels, config.fmin, filterbank_fmax(config, frontend.sample_rate))
     widths = np.diff(edges)
     spectrum = frontend.spectrum
     row = lambda values: np.asarray(values, dtype=np.float32)[None, :]  # noqa: E731
@@ -219,7 +228,7 @@ def _mel_weight_nodes(frontend: FrontEnd, output: str):
         _constant(p + "axis0", np.array([0], dtype=np.int64)),
         _constant(p + "axis1", np.array([1], dtype=np.int64)),
         _constant(p + "column", np.array([-1, 1], dtype=np.int64)),
-        _constant(p + "hz_per_bin", np.float32(frontend.sample_rate / frontend.n_fft)),
+        _constant(p + "hz_per_bin", np.float32(frontend.sample_rate / frontend.layout.n_fft)),
         _constant(p + "lower_edges", row(edges[:-2])),
         _constant(p + "upper_edges", row(edges[2:])),
         _constant(p + "rise_scale", row(1.0 / widths[:-1])),
