@@ -46,7 +46,7 @@ def main() -> None:
         write_long_file(path, args.minutes, bundle.sample_rate)
         tracemalloc.start()
         started = time.perf_counter()
-        events, result = detect_events(bundle, path, DetectionSettings(hop_seconds=args.hop))
+        events, result = detect_events(bundle, path, DetectionSettings(window_hop_seconds=args.hop))
         seconds = time.perf_counter() - started
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()

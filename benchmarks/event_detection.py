@@ -44,7 +44,7 @@ def tuned_on_validation(reference: list[Event], tracks: ClipResult, levels: Leve
     best, best_f1 = None, -1.0
     for on, rise, margin, median in itertools.product((0.4, 0.5, 0.6), (6.0, 10.0, 14.0),
                                                       (0.1, 0.2, 0.35), (3, 5)):
-        settings = DetectionSettings(hop_seconds=HOP, on_threshold=on,
+        settings = DetectionSettings(window_hop_seconds=HOP, on_threshold=on,
                                      off_threshold=min(0.3, on), median_windows=median,
                                      snap=True, activity=ActivitySettings(
                                          rise_db=rise, margin_seconds=margin))
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--collar", type=float, default=0.2)
     args = parser.parse_args()
     bundle = load_bundle(args.bundle)
-    classifier = Classifier(bundle, hop_seconds=HOP)
+    classifier = Classifier(bundle, window_hop_seconds=HOP)
     clips = held_out_clips(args.run, bundle)
     noise = background_noise(args.run, None, bundle.sample_rate)
     streams = {}
@@ -81,7 +81,7 @@ def main() -> None:
             streams[split] = (reference, classifier.classify_file(path),
                               level_track(path, bundle.sample_rate))
     reference, tracks, levels = streams["validation"]
-    plain = DetectionSettings(hop_seconds=HOP)
+    plain = DetectionSettings(window_hop_seconds=HOP)
     onset_shift, offset_shift = timing_bias(reference, detect(tracks, levels, plain))
     print(f"timing bias on the validation stream: onset {onset_shift:+.3f} s, "
           f"offset {offset_shift:+.3f} s")

@@ -86,7 +86,7 @@ def write_scene(path):
 
 def test_detect_finds_tones_in_a_file_and_writes_every_format(bundle, tmp_path):
     path = write_scene(tmp_path / "scene.wav")
-    events, result = detect_events(load_bundle(bundle), path, DetectionSettings(hop_seconds=0.05))
+    events, result = detect_events(load_bundle(bundle), path, DetectionSettings(window_hop_seconds=0.05))
     assert [e.label for e in events] == ["low", "high"]
     low, high = events
     assert abs(low.onset - 2.0) < 0.35 and abs(low.offset - 3.5) < 0.35

@@ -96,7 +96,7 @@ def test_the_pictures_agree_with_logmel():
     left = (analysis.n_fft - analysis.window_length) // 2
     right = analysis.n_fft - analysis.window_length - left
     padded = np.pad(clip, (left, right))          # logmel centres the window in its frame
-    ours = logmel(padded, rate, n_fft=analysis.n_fft, hop_length=analysis.hop,
+    ours = logmel(padded, rate, n_fft=analysis.n_fft, hop_length=analysis.frame_hop,
                   window_length=analysis.window_length, n_mels=settings.n_mels,
                   fmin=settings.fmin, fmax=settings.fmax, amin=1e-10)
     np.testing.assert_allclose(analysis.decibels(clip).T, ours, atol=1e-3)

@@ -36,7 +36,7 @@ def test_long_recording_is_cut_into_the_training_windows(bundle):
     classifier = Classifier.from_bundle(bundle)
     signal = np.concatenate([tone(300, 1.3), tone(2000, 0.9)])
     result = classifier.classify_array(signal, TONE_RATE)
-    expected = window_starts(len(signal), classifier.window, classifier.hop) / TONE_RATE
+    expected = window_starts(len(signal), classifier.window, classifier.window_hop) / TONE_RATE
     np.testing.assert_allclose(result.window_starts, expected)
     assert result.duration == pytest.approx(2.2)
     labels = [classifier.labels[i] for i in result.window_probabilities.argmax(1)]

@@ -61,7 +61,7 @@ def _classify(args) -> int:
     from earmark.runtime.results import expand_inputs, table, write_results
 
     classifier = Classifier.from_bundle(args.bundle, threads=args.threads,
-                                        hop_seconds=args.hop, aggregate=args.aggregate)
+                                        window_hop_seconds=args.hop, aggregate=args.aggregate)
     paths = expand_inputs(args.inputs)
     results, failures = [], []
     for path in tqdm(paths, desc="classifying", unit="file",

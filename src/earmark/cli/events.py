@@ -62,7 +62,7 @@ def _detect(args) -> int:
             thresholds[label] = (float(on), float(off or on))
         except ValueError:
             raise ConfigError(f"--class-threshold {item!r}: write LABEL=ON:OFF") from None
-    settings = DetectionSettings(hop_seconds=args.hop, median_windows=args.median,
+    settings = DetectionSettings(window_hop_seconds=args.hop, median_windows=args.median,
                                  on_threshold=args.on, off_threshold=args.off,
                                  thresholds=thresholds, min_duration=args.min_duration,
                                  min_gap=args.min_gap, onset_shift=args.onset_shift,

@@ -58,7 +58,7 @@ class MelAnalysis:
 
     def __init__(self, sample_rate: int, settings: SpectrogramSettings):
         self.window_length = max(2, round(settings.window_ms * sample_rate / 1000))
-        self.hop = max(1, round(settings.hop_ms * sample_rate / 1000))
+        self.frame_hop = max(1, round(settings.hop_ms * sample_rate / 1000))
         self.n_fft = 1 << (self.window_length - 1).bit_length()
         self.window = periodic_hann(self.window_length).astype(np.float32)
         fmax = min(settings.fmax, sample_rate / 2)
@@ -68,7 +68,7 @@ class MelAnalysis:
 
     def frame_count(self, samples: int) -> int:
         """Whole frames in ``samples`` samples (0 when shorter than one window)."""
-        return max(0, (samples - self.window_length) // self.hop + 1)
+        return max(0, (samples - self.window_length) // self.frame_hop + 1)
 
     def decibels(self, samples: np.ndarray) -> np.ndarray:
         """Mel power in dB (re full scale) of every whole frame in ``samples``.
@@ -82,7 +82,7 @@ class MelAnalysis:
         if count == 0:
             return np.zeros((0, self.filters.shape[1]), dtype=np.float32)
         frames = np.lib.stride_tricks.sliding_window_view(samples, self.window_length)
-        frames = frames[::self.hop][:count] * self.window
+        frames = frames[::self.frame_hop][:count] * self.window
         spectrum = np.fft.rfft(frames, n=self.n_fft, axis=1)
         power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
         return power_to_db(power @ self.filters, _DB_FLOOR)
@@ -122,7 +122,7 @@ class LiveSpectrogram:
         """
         samples = np.concatenate([self._pending, np.asarray(block, dtype=np.float32)])
         decibels = self.analysis.decibels(samples)
-        consumed = len(decibels) * self.analysis.hop
+        consumed = len(decibels) * self.analysis.frame_hop
         self._pending = samples[consumed:]
         if len(decibels) == 0:
             return np.zeros((0, self.settings.n_mels), dtype=np.uint8)
@@ -131,7 +131,7 @@ class LiveSpectrogram:
 
     def _track_peak(self, decibels: np.ndarray) -> np.ndarray:
         """The reference level at each new column: the loudest band seen, decaying slowly."""
-        decay = self.settings.peak_decay_db_per_s * self.analysis.hop / self.sample_rate
+        decay = self.settings.peak_decay_db_per_s * self.analysis.frame_hop / self.sample_rate
         peaks = np.empty(len(decibels), dtype=np.float32)
         peak, floor = self._peak_db, self.settings.min_reference_db
         for index, loudest in enumerate(decibels.max(axis=1)):
@@ -154,18 +154,18 @@ def file_spectrogram(samples: np.ndarray, sample_rate: int,
     samples = np.asarray(samples, dtype=np.float32)
     total = analysis.frame_count(len(samples))
     if total == 0:
-        return np.zeros((0, settings.n_mels), dtype=np.uint8), sample_rate / analysis.hop
+        return np.zeros((0, settings.n_mels), dtype=np.uint8), sample_rate / analysis.frame_hop
     pool = -(-total // max_columns)
     chunk = pool * max(1, 1000 // pool)                 # whole pools of frames per piece
     pooled = []
     for first in range(0, total, chunk):
         count = min(chunk, total - first)
-        start = first * analysis.hop
-        piece = samples[start:start + (count - 1) * analysis.hop + analysis.window_length]
+        start = first * analysis.frame_hop
+        piece = samples[start:start + (count - 1) * analysis.frame_hop + analysis.window_length]
         decibels = analysis.decibels(piece)
         padded = np.full((-(-count // pool) * pool, decibels.shape[1]), -200.0, np.float32)
         padded[:count] = decibels
         pooled.append(padded.reshape(-1, pool, decibels.shape[1]).max(axis=1))
     decibels = np.concatenate(pooled)
     levels = to_levels(decibels, float(decibels.max()), settings.dynamic_range_db)
-    return levels, sample_rate / analysis.hop / pool
+    return levels, sample_rate / analysis.frame_hop / pool

@@ -46,14 +46,14 @@ class ClipResult:
 class Classifier:
     """A bundle plus how to cut and judge recordings."""
 
-    def __init__(self, bundle: Bundle, hop_seconds: float | None = None,
+    def __init__(self, bundle: Bundle, window_hop_seconds: float | None = None,
                  aggregate: str | None = None, batch_size: int = 64):
         self.bundle = bundle
         self.window = bundle.window_samples
-        self.hop = (int(round(hop_seconds * bundle.sample_rate)) if hop_seconds is not None
-                    else bundle.window_hop_samples)
-        if self.hop < 1:
-            raise ConfigError(f"hop {hop_seconds} s is less than one sample at "
+        self.window_hop = (int(round(window_hop_seconds * bundle.sample_rate))
+                           if window_hop_seconds is not None else bundle.window_hop_samples)
+        if self.window_hop < 1:
+            raise ConfigError(f"window hop {window_hop_seconds} s is less than one sample at "
                               f"{bundle.sample_rate} Hz; give a positive hop")
         self.aggregate = aggregate or bundle.metadata.aggregate
         if self.aggregate not in AGGREGATES:
@@ -87,7 +87,7 @@ class Classifier:
 
     def classify_blocks(self, blocks: Iterable[np.ndarray], source: str) -> ClipResult:
         """Judge a recording that arrives as consecutive blocks at the model's rate."""
-        stream = _WindowStream(self.window, self.hop)
+        stream = _WindowStream(self.window, self.window_hop)
         starts, probabilities = [], []
         for batch_starts, batch in _batches(stream.windows(blocks), self.batch_size):
             starts.extend(batch_starts)
@@ -102,8 +102,8 @@ class _WindowStream:
     """Cuts a stream of blocks into the windows :func:`window_starts` gives,
     holding no more than one window plus one block in memory."""
 
-    def __init__(self, window: int, hop: int):
-        self.window, self.hop = window, hop
+    def __init__(self, window: int, window_hop: int):
+        self.window, self.window_hop = window, window_hop
         self.total = 0
 
     def windows(self, blocks: Iterable[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
@@ -116,10 +116,10 @@ class _WindowStream:
             while next_start + self.window <= self.total:     # whole windows
                 offset = next_start - buffer_start
                 yield next_start, buffer[offset:offset + self.window].copy()
-                next_start += self.hop
+                next_start += self.window_hop
             drop = min(next_start, self.total) - buffer_start
             buffer, buffer_start = buffer[drop:], buffer_start + drop
-        for start in window_starts(self.total, self.window, self.hop):   # padded tail
+        for start in window_starts(self.total, self.window, self.window_hop):   # padded tail
             if start >= next_start:
                 window = np.zeros(self.window, dtype=np.float32)
                 piece = buffer[start - buffer_start:start - buffer_start + self.window]

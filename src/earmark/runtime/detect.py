@@ -36,7 +36,7 @@ BACKGROUND = ("_silence_", "_unknown_")
 class DetectionSettings:
     """Post-processing of the probability tracks."""
 
-    hop_seconds: float = 0.1                #: between analysis windows
+    window_hop_seconds: float = 0.1         #: between analysis windows
     median_windows: int = 5                 #: odd; 1 = no filtering
     on_threshold: float = 0.5
     off_threshold: float = 0.3
@@ -78,7 +78,7 @@ def detect_events(bundle: Bundle, path: str | os.PathLike,
         The events (times in seconds from the file's start, each with a
         confidence), sorted by onset then label, and the window scores.
     """
-    classifier = Classifier(bundle, hop_seconds=settings.hop_seconds)
+    classifier = Classifier(bundle, window_hop_seconds=settings.window_hop_seconds)
     result = classifier.classify_file(path)
     events = events_from_tracks(result, settings)
     if settings.snap:

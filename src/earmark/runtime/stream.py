@@ -88,8 +88,8 @@ class StreamEngine:
         if stride_ms <= 0:
             raise ConfigError(f"stride_ms must be > 0, got {stride_ms}")
         # Strides are whole front-end hops, so each window starts on a frame boundary.
-        self.hop = stream.frame_hop_samples if stream is not None else 1
-        self.stride_samples = max(1, round(stride_ms * self.rate / 1000 / self.hop)) * self.hop
+        self.frame_hop = stream.frame_hop_samples if stream is not None else 1
+        self.stride_samples = max(1, round(stride_ms * self.rate / 1000 / self.frame_hop)) * self.frame_hop
         self._resampler = (soxr.ResampleStream(self.input_rate, self.rate, 1, dtype="float32")
                            if self.input_rate != self.rate else None)
         if self.incremental:
@@ -226,7 +226,7 @@ class _FrameStream:
     def __init__(self, graphs: StreamGraphs, stream: StreamMetadata):
         self.frames_session = graphs.frames_session
         self.window_session = graphs.window_session
-        self.hop = stream.frame_hop_samples
+        self.frame_hop = stream.frame_hop_samples
         self.frame_samples = stream.frame_samples
         self.window_frames = stream.frames_per_window
         self.samples = np.zeros(0, dtype=np.float32)
@@ -239,14 +239,14 @@ class _FrameStream:
         """Take a block of samples and compute every frame it completes."""
         self.samples = np.concatenate([self.samples, block])
         available = self.samples_start + len(self.samples)
-        first = self.next_frame * self.hop
-        count = (available - first - self.frame_samples) // self.hop + 1
+        first = self.next_frame * self.frame_hop
+        count = (available - first - self.frame_samples) // self.frame_hop + 1
         if count <= 0:
             return
         offset = first - self.samples_start
-        self._compute(self.samples[offset:offset + (count - 1) * self.hop + self.frame_samples])
+        self._compute(self.samples[offset:offset + (count - 1) * self.frame_hop + self.frame_samples])
         self.next_frame += count
-        consumed = self.next_frame * self.hop - self.samples_start
+        consumed = self.next_frame * self.frame_hop - self.samples_start
         self.samples = self.samples[consumed:]
         self.samples_start += consumed
 
@@ -258,7 +258,7 @@ class _FrameStream:
     def scores(self, window_starts: np.ndarray) -> np.ndarray:
         """Run the window graph once on the frames of the windows starting at these
         samples (ascending); (windows, classes) probabilities."""
-        first = window_starts // self.hop - self.ring_start
+        first = window_starts // self.frame_hop - self.ring_start
         if first[0] < 0 or first[-1] + self.window_frames > self.ring.shape[1]:
             raise RuntimeError("stream frames out of step with the window (internal error)")
         frames = np.stack([self.ring[:, start:start + self.window_frames]
@@ -298,9 +298,9 @@ class _SteppedStream(_FrameStream):
         if self.takes_frames:
             # Frames as strided views of the chunk, copied once (numpy's
             # sliding_window_view costs three times as much for a few frames).
-            count = (len(chunk) - self.frame_samples) // self.hop + 1
+            count = (len(chunk) - self.frame_samples) // self.frame_hop + 1
             step = chunk.itemsize
-            frames = as_strided(chunk, (1, count, self.frame_samples), (0, self.hop * step, step))
+            frames = as_strided(chunk, (1, count, self.frame_samples), (0, self.frame_hop * step, step))
             feed = {"frames": frames.copy()}
         else:
             feed = {"samples": chunk[None, :]}
@@ -311,7 +311,7 @@ class _SteppedStream(_FrameStream):
 
     def scores(self, window_starts: np.ndarray) -> np.ndarray:
         """The results computed when each window's last column arrived."""
-        columns = window_starts // self.hop + self.last - self.ring_start
+        columns = window_starts // self.frame_hop + self.last - self.ring_start
         if columns[0] < 0 or columns[-1] >= self.ring.shape[1]:
             raise RuntimeError("stream steps out of step with the window (internal error)")
         scores = self.ring[:, columns].T
