@@ -125,3 +125,27 @@ def test_export_needs_only_the_run_folder(tmp_path):
     assert "int8" in result.metadata.export_quality
     assert load_bundle(tmp_path / "bundle").labels == RunFolder(
         tmp_path / "elsewhere" / "run").read_labels()
+
+
+def test_a_run_without_kept_windows_is_exported_from_its_recordings(trained_run, tmp_path):
+    """Runs trained before training kept export windows still export (from the data)."""
+    import shutil
+
+    old = tmp_path / "old-run"
+    shutil.copytree(trained_run, old)
+    (old / "export_windows.npz").unlink()
+    result = export_run(old, tmp_path / "bundle", progress=False)
+    assert result.metadata.parity["max_abs_diff"] <= 1e-4
+    assert result.metadata.parity["windows"] > 0
+
+
+def test_a_damaged_windows_file_is_named(trained_run, tmp_path):
+    import shutil
+
+    from earmark.errors import DataError
+
+    damaged = tmp_path / "run"
+    shutil.copytree(trained_run, damaged)
+    (damaged / "export_windows.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="export_windows.npz"):
+        export_run(damaged, tmp_path / "bundle", progress=False)

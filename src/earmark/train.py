@@ -29,7 +29,7 @@ from earmark.atomic import write_bytes, write_json, write_text
 from earmark.augment import (NoiseBank, WaveformAugmenter, frequency_warp_factors, mixup,
                              spec_augment)
 from earmark.config import ExperimentConfig, to_toml
-from earmark.data.dataset import Dataset, load_manifest, open_dataset
+from earmark.data.dataset import Dataset, export_windows, load_manifest, open_dataset
 from earmark.data.manifest import from_csv
 from earmark.errors import ConfigError, DataError
 from earmark.evaluate import predict, report_for, write_report
@@ -37,16 +37,9 @@ from earmark.models import count_parameters
 from earmark.network import (WaveformClassifier, build_classifier, window_hop_samples,
                              window_samples)
 from earmark.progress import Progress, ProgressLike, as_progress
-from earmark.run_folder import ExportWindows, RunFolder
+from earmark.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)
-
-#: Validation windows kept for export's parity check and accuracy (evenly spread
-#: over the split when it has more).
-EXPORT_VALIDATION_WINDOWS = 2000
-#: Training windows kept to calibrate int8 quantization (``earmark export --int8``).
-EXPORT_CALIBRATION_WINDOWS = 300
-
 
 @dataclass
 class TrainState:
@@ -422,20 +415,9 @@ def _finish(run: RunFolder, config: ExperimentConfig, dataset: Dataset, device: 
             summary[f"{split}_accuracy"] = report.accuracy
             summary[f"{split}_macro_f1"] = report.macro_f1
             logger.info(f"\n{split} ({len(indices)} recordings):\n{report.to_text()}")
-    run.write_export_windows(export_windows(dataset, config))
+    run.write_export_windows(export_windows(dataset, window_samples(config),
+                                            window_hop_samples(config)))
     plot_training_curves(state.history, run.training_curves)
     write_json(run.summary, summary)
     logger.info("best epoch %d; outputs in %s", state.best_epoch, run.path)
     return summary
-
-
-def export_windows(dataset: Dataset, config: ExperimentConfig) -> ExportWindows:
-    """Real windows for export: the validation split's (or train's, without one) for the
-    parity check and accuracy, and an even sample of training windows for int8."""
-    window, hop = window_samples(config), window_hop_samples(config)
-    train_indices = dataset.indices("train")
-    validation, targets = dataset.windows(dataset.indices("validation") or train_indices,
-                                          window, hop, limit=EXPORT_VALIDATION_WINDOWS)
-    calibration, _ = dataset.windows(train_indices, window, hop,
-                                     limit=EXPORT_CALIBRATION_WINDOWS)
-    return ExportWindows(validation, targets, calibration)

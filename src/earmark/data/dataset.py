@@ -14,7 +14,14 @@ from earmark.data.manifest import Manifest
 from earmark.data.splits import assign_splits, leaked_groups
 from earmark.errors import ConfigError, DataError
 from earmark.progress import ProgressLike
+from earmark.run_folder import ExportWindows
 from earmark.windowing import window_starts
+
+#: Validation windows a run keeps for export's parity check and accuracy (evenly
+#: spread over the split when it has more).
+EXPORT_VALIDATION_WINDOWS = 2000
+#: Training windows a run keeps to calibrate int8 quantization (``earmark export --int8``).
+EXPORT_CALIBRATION_WINDOWS = 300
 
 
 @dataclass
@@ -129,3 +136,14 @@ def _keep_classes(manifest: Manifest, classes: list[str]) -> Manifest:
         raise DataError(f"data.classes names {absent}, which have no recordings; "
                         f"found labels: {sorted(present)}")
     return Manifest(replace(row) for row in manifest if row.label in set(classes))
+
+
+def export_windows(dataset: Dataset, window: int, window_hop: int) -> ExportWindows:
+    """Real windows for export: the validation split's (or train's, without one) for the
+    parity check and accuracy, and an even sample of training windows for int8."""
+    train_indices = dataset.indices("train")
+    validation, targets = dataset.windows(dataset.indices("validation") or train_indices,
+                                          window, window_hop, limit=EXPORT_VALIDATION_WINDOWS)
+    calibration, _ = dataset.windows(train_indices, window, window_hop,
+                                     limit=EXPORT_CALIBRATION_WINDOWS)
+    return ExportWindows(validation, targets, calibration)

@@ -112,15 +112,14 @@ def _real_windows(run: RunFolder, config: ExperimentConfig,
     kept = run.read_export_windows()
     if kept is not None:
         return kept
-    from earmark.data.dataset import open_dataset
+    from earmark.data.dataset import export_windows, open_dataset
     from earmark.data.manifest import from_csv
-    from earmark.train import export_windows
 
     logger.info("%s keeps no export windows (trained by an older earmark): reading them "
                 "from the recordings", run.path)
     dataset = open_dataset(config, from_csv(run.manifest), progress=progress)
     dataset.labels = run.read_labels()
-    return export_windows(dataset, config)
+    return export_windows(dataset, window_samples(config), window_hop_samples(config))
 
 
 def _calibration(kept: np.ndarray, wanted: int) -> np.ndarray:
