@@ -123,16 +123,22 @@ def test_report_class_with_zero_support():
     # true  a a b b, predicted a c b b; "c" has no examples but one prediction.
     # a: P = 1/1, R = 1/2, F1 = 2/3;  b: P = 2/2, R = 2/2, F1 = 1
     # c: P = 0/1 = 0, R undefined -> 0, F1 -> 0 (support 0, still listed)
-    # macro F1 = (2/3 + 1 + 0) / 3 = 5/9 (c counts, as in scikit-learn)
+    # macro F1 = (2/3 + 1) / 2 = 5/6 over the classes with examples (c has none;
+    # scikit-learn with labels=[0, 1, 2] would count its 0: 5/9). The wrong "c"
+    # prediction already costs a's recall.
     # weighted F1 = (2*2/3 + 2*1 + 0*0) / 4 = 5/6
     # balanced accuracy = mean recall over classes with examples = (1/2 + 1) / 2
     report = classification_report([0, 0, 1, 1], [0, 2, 1, 1], ["a", "b", "c"])
     c = report.per_class[2]
     assert c == {"label": "c", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
     assert report.accuracy == pytest.approx(3 / 4)
-    assert report.macro_f1 == pytest.approx(5 / 9)
+    assert report.macro_f1 == pytest.approx(5 / 6)
     assert report.weighted_f1 == pytest.approx(5 / 6)
     assert report.balanced_accuracy == pytest.approx(0.75)
+    # The text table's macro row averages the same classes: P (1 + 1) / 2, R 0.75.
+    macro = next(line for line in report.to_text().splitlines()
+                 if line.strip().startswith("macro avg")).split()
+    assert macro[2:5] == ["1.000", "0.750", "0.833"]
 
 
 def test_report_zero_division_gives_zero_not_nan():
@@ -146,8 +152,9 @@ def test_report_zero_division_gives_zero_not_nan():
     assert report.per_class[1] == {"label": "b", "precision": 0.0, "recall": 0.0,
                                    "f1": 0.0, "support": 1}
     assert report.per_class[2]["f1"] == 0.0 and report.per_class[2]["support"] == 0
-    # balanced accuracy = (1 + 0) / 2 over a and b
+    # balanced accuracy = (1 + 0) / 2 over a and b; macro F1 = (0.8 + 0) / 2 likewise
     assert report.balanced_accuracy == pytest.approx(0.5)
+    assert report.macro_f1 == pytest.approx(0.4)
 
 
 def test_report_accepts_numpy_ids_of_any_integer_type():

@@ -6,7 +6,10 @@ graph and the deployed ONNX file needs no feature code of its own.
 
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,15 +52,66 @@ def build_classifier(config: ExperimentConfig, n_classes: int) -> WaveformClassi
     return WaveformClassifier(frontend, model)
 
 
+def read_weights(path: str | Path, device: str | torch.device = "cpu") -> Any:
+    """What training saved with ``torch.save`` (``model.pt``, ``checkpoint.pt``), read safely.
+
+    The file is read with ``torch.load(weights_only=True)``: tensors, numbers,
+    strings and containers of them only, never arbitrary pickled objects.
+
+    Raises
+    ------
+    DataError
+        Naming the file when it is missing, or is not such a file (damaged,
+        truncated, or holding other Python objects); the message never
+        suggests loading it unsafely.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; the run is incomplete: train it again, "
+                        "or --resume it")
+    try:
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols before refusing a foreign file.
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        reason = "it holds Python objects other than tensors and numbers"
+    except Exception as error:  # torch raises many kinds for a damaged file
+        reason = _short_reason(error)
+    raise DataError(f"{path}: not an earmark checkpoint, or damaged ({reason}); it is never "
+                    "unpickled. Train the run again, or restore the file from a copy")
+
+
+def _short_reason(error: Exception) -> str:
+    """The first line of a loading error, without torch's advice to load unsafely."""
+    lines = str(error).strip().splitlines()
+    text = lines[0][:200] if lines else ""
+    if not text or "weights_only" in text:
+        return type(error).__name__
+    return f"{type(error).__name__}: {text}"
+
+
 def load_trained(run_dir: str | Path) -> tuple[ExperimentConfig, list[str], WaveformClassifier]:
-    """The config, labels and best weights of a finished training run."""
+    """The config, labels and best weights of a finished training run.
+
+    Raises
+    ------
+    DataError
+        When the run is unfinished, or ``model.pt`` is damaged, not a state
+        dict (it is never unpickled), or does not fit the run's config.
+    """
     run = RunFolder(run_dir)
     run.require_trained()
     config = load_config(run.config)
     labels = run.read_labels()
+    weights = read_weights(run.model)
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor)
+                                                for v in weights.values()):
+        raise DataError(f"{run.model}: not an earmark model (expected a state dict of "
+                        "tensors); train the run again")
     try:
         classifier = build_classifier(config, len(labels))
-        classifier.load_state_dict(torch.load(run.model, map_location="cpu", weights_only=True))
+        classifier.load_state_dict(weights)
     except (OSError, ValueError, RuntimeError) as error:
         raise DataError(f"{run.path}: cannot load the trained model ({error}); the run is "
                         "incomplete or damaged: train it again") from error

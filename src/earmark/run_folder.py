@@ -16,22 +16,42 @@ export a run, without the recordings it was trained on::
     reports/             validation report + confusion PNG every k epochs
     training_curves.png
     eval_<split>.json/.txt/_confusion.png    reports of the best model
+    .lock                who is training into the folder now (empty when nobody is)
+
+A training holds :meth:`RunFolder.lock` (an exclusive ``flock`` on ``.lock``)
+for its whole run, so a second training into the same folder is refused at
+once; the operating system releases the lock when the process ends, even
+after a crash or a kill. Readers (evaluate, export) take no lock.
 
 Only numpy and the standard library are imported here.
 """
 
 from __future__ import annotations
 
+import datetime
+import errno
 import io
 import json
+import logging
 import os
+import socket
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from earmark.atomic import write_bytes
-from earmark.errors import DataError
+from earmark.errors import ConfigError, DataError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,6 +112,43 @@ class RunFolder:
     def training_curves(self) -> Path:
         return self.path / "training_curves.png"
 
+    @property
+    def lock_file(self) -> Path:
+        return self.path / ".lock"
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder exclusively while a training writes it.
+
+        Creates the folder if needed, takes an exclusive, non-blocking
+        ``flock`` on ``.lock`` and writes who holds it there (process, host,
+        start time, command). The lock is released when the block ends and by
+        the operating system when the process dies; ``.lock`` itself stays,
+        emptied, so the lock always lives on the same file.
+
+        Raises
+        ------
+        ConfigError
+            When another process (or another training in this one) holds the
+            folder, naming it where it recorded itself; or when the path is a file.
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"{self.path} is a file, not a run folder; choose another "
+                              "--out folder")
+        self.path.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            locked = _acquire(descriptor, self.lock_file)
+            if locked:
+                _write_holder(descriptor)
+            try:
+                yield
+            finally:
+                if locked:
+                    _clear_holder(descriptor)
+        finally:
+            os.close(descriptor)  # closing the file releases the flock
+
     def report(self, split: str) -> Path:
         """The stem of a split's report of the best model (``.json``, ``.txt``, ``_confusion.png``)."""
         return self.path / f"eval_{split}"
@@ -144,3 +201,49 @@ class RunFolder:
         except (OSError, ValueError, KeyError) as error:
             raise DataError(f"{self.export_windows}: unreadable ({error}); delete it to "
                             "export from the recordings instead") from error
+
+
+def _acquire(descriptor: int, lock_file: Path) -> bool:
+    """Take the exclusive lock at once, or refuse; False where the file system has no locks."""
+    if fcntl is None:  # pragma: no cover - not on Windows
+        logger.warning("%s: file locks are unavailable here; nothing stops a second "
+                       "training into this folder", lock_file)
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            logger.warning("%s: cannot lock the run folder (%s); nothing stops a second "
+                           "training into it", lock_file, error.strerror or error)
+            return False
+        holder = _read_holder(lock_file)
+        raise ConfigError(f"{lock_file.parent} is being written by another training "
+                          f"({holder}); wait for it to finish, or choose another --out "
+                          "folder") from None
+    return True
+
+
+def _write_holder(descriptor: int) -> None:
+    """Record who holds the lock, for the message a second training gets."""
+    holder = {"pid": os.getpid(), "host": socket.gethostname(),
+              "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+              "command": " ".join(sys.argv)}
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, (json.dumps(holder) + "\n").encode("utf-8"), 0)
+
+
+def _clear_holder(descriptor: int) -> None:
+    try:
+        os.ftruncate(descriptor, 0)
+    except OSError:  # the lock is released anyway when the file is closed
+        pass
+
+
+def _read_holder(lock_file: Path) -> str:
+    """Who holds the lock, in words, as far as the lock file says."""
+    try:
+        holder = json.loads(lock_file.read_text(encoding="utf-8"))
+        return (f"process {int(holder['pid'])} on {holder['host']} since {holder['since']}: "
+                f"{holder['command']}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that has not said which"

@@ -7,6 +7,11 @@ absent.
 
 Randomness is derived from ``(seed, epoch)``, so a resumed run continues
 exactly as an uninterrupted one would.
+
+A training holds the run folder's lock (:meth:`RunFolder.lock`) from start
+to end, so a second training into the same folder is refused at once.
+``--resume`` first checks the new config against the run
+(:func:`earmark.resume.check_resume`) and writes nothing when it does not fit.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,17 +35,25 @@ from earmark.atomic import write_bytes, write_json, write_text
 from earmark.augment import (NoiseBank, WaveformAugmenter, frequency_warp_factors, mixup,
                              spec_augment)
 from earmark.config import ExperimentConfig, to_toml
-from earmark.data.dataset import Dataset, export_windows, load_manifest, open_dataset
+from earmark.data.dataset import (Dataset, class_labels, export_windows, load_manifest,
+                                  open_dataset)
 from earmark.data.manifest import from_csv
+from earmark.data.splits import check_trainable
 from earmark.errors import ConfigError, DataError
 from earmark.evaluate import predict, report_for, write_report
 from earmark.models import count_parameters
-from earmark.network import (WaveformClassifier, build_classifier, window_hop_samples,
-                             window_samples)
+from earmark.network import (WaveformClassifier, build_classifier, read_weights,
+                             window_hop_samples, window_samples)
 from earmark.progress import Progress, ProgressLike, as_progress
+from earmark.resume import Resumption, check_resume
 from earmark.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)
+
+#: The settings the learning-rate schedule is built from: when a resumed run changes
+#: one, the schedule is rebuilt for the new settings and brought to the run's step.
+SCHEDULE_SETTINGS = ("train.epochs", "train.batch_size", "train.learning_rate",
+                     "train.schedule")
 
 @dataclass
 class TrainState:
@@ -70,6 +84,7 @@ class EpochContext:
     class_weights: torch.Tensor
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    steps_per_epoch: int
     device: torch.device
     progress: Progress
 
@@ -80,20 +95,43 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
 
     Parameters
     ----------
+    run_dir : str or Path
+        The run folder; it is locked for the whole run.
+    resume : bool
+        Continue the run in ``run_dir`` from its checkpoint. The config must
+        keep the run's network, data and split settings (``train.epochs`` may
+        grow); it is checked before anything in the folder is written.
     progress : Progress, optional
         Told of decoding and of each epoch's batches (the CLI draws bars).
 
     Returns a summary dict (also written as ``RUN/summary.json``).
+
+    Raises
+    ------
+    ConfigError
+        When another training holds the folder, when it holds a run and
+        ``resume`` is not set, or when a resume changes a fixed setting.
+    DataError
+        On unusable data (a class with no training recordings, ...) or a
+        damaged run folder.
     """
     run = RunFolder(run_dir)
-    _check_run_dir(run, resume)
+    with run.lock():
+        _check_run_dir(run, resume)
+        resumption = check_resume(run, config) if resume else None
+        return _train_in(run, config, resumption, progress)
+
+
+def _train_in(run: RunFolder, config: ExperimentConfig, resumption: Resumption | None,
+              progress: ProgressLike) -> dict:
+    """The run itself, once the folder is locked and a resume checked."""
     device = _device(config.train.device)
     torch.set_num_threads(config.train.threads or os.cpu_count() or 1)
-    dataset = _prepare_data(config, run, resume, progress)
+    dataset = _prepare_data(config, run, resumption is not None, progress)
     context = _epoch_context(config, dataset, device, as_progress(progress))
     state = TrainState()
-    if resume and run.checkpoint.is_file():
-        state = _load_checkpoint(run.checkpoint, context)
+    if resumption is not None and resumption.checkpoint is not None:
+        state = _restore(resumption, context)
         logger.info("resuming after epoch %d (best %.4f at epoch %d)", state.epoch,
                     state.best_score, state.best_epoch)
     _log_start(context)
@@ -132,7 +170,7 @@ def _epoch_context(config: ExperimentConfig, dataset: Dataset, device: torch.dev
                                     _noise_bank(config)),
         class_weights=_class_weights(dataset, train_indices, config).to(device),
         optimizer=optimizer, scheduler=_scheduler(optimizer, config, steps_per_epoch),
-        device=device, progress=progress)
+        steps_per_epoch=steps_per_epoch, device=device, progress=progress)
 
 
 def _log_start(context: EpochContext) -> None:
@@ -178,7 +216,6 @@ def _check_run_dir(run: RunFolder, resume: bool) -> None:
     if run.checkpoint.is_file() and not resume:
         raise ConfigError(f"{run.path} already holds a training run; pass --resume to "
                           "continue it, or choose another --out folder")
-    run.path.mkdir(parents=True, exist_ok=True)
 
 
 def _device(name: str) -> torch.device:
@@ -191,12 +228,21 @@ def _device(name: str) -> torch.device:
 
 def _prepare_data(config: ExperimentConfig, run: RunFolder, resume: bool,
                   progress: ProgressLike) -> Dataset:
-    """Split, decode, and record the config, manifest and labels in the run folder."""
-    if resume and run.manifest.is_file():
-        manifest = from_csv(run.manifest)
-    else:
+    """Split, decode, and record the config, manifest and labels in the run folder.
+
+    A new run's split must give every class training recordings (checked
+    before decoding, and again after unreadable files are skipped); a resumed
+    run keeps the split and labels it was started with.
+    """
+    fresh = not (resume and run.manifest.is_file())
+    if fresh:
         manifest = load_manifest(config)
+        check_trainable(manifest, class_labels(config, manifest))
+    else:
+        manifest = from_csv(run.manifest)
     dataset = open_dataset(config, manifest, progress=progress)
+    if fresh:
+        check_trainable(dataset.manifest, dataset.labels)
     if resume and run.labels.is_file():
         dataset.labels = run.read_labels()
     write_text(run.config, to_toml(config))
@@ -386,15 +432,43 @@ def _save_checkpoint(path: Path, context: EpochContext, state: TrainState) -> No
     }, path)
 
 
-def _load_checkpoint(path: Path, context: EpochContext) -> TrainState:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+def _restore(resumption: Resumption, context: EpochContext) -> TrainState:
+    """Load a checked checkpoint into the context; the state it records.
+
+    With the schedule's settings unchanged, the schedule continues exactly;
+    otherwise it is rebuilt for the new ones (say, more epochs: the same
+    schedule stretched) and brought to the step the run has reached.
+    """
+    checkpoint = resumption.checkpoint
     context.classifier.load_state_dict(checkpoint["model"])
     context.optimizer.load_state_dict(checkpoint["optimizer"])
-    context.scheduler.load_state_dict(checkpoint["scheduler"])
-    return TrainState(epoch=int(checkpoint["epoch"]), best_epoch=int(checkpoint["best_epoch"]),
-                      best_score=float(checkpoint["best_score"]),
-                      best_loss=float(checkpoint.get("best_loss", math.inf)),
-                      history=json.loads(checkpoint["history"]))
+    for group in context.optimizer.param_groups:
+        group["weight_decay"] = context.config.train.weight_decay
+    state = TrainState(epoch=int(checkpoint["epoch"]), best_epoch=int(checkpoint["best_epoch"]),
+                       best_score=float(checkpoint["best_score"]),
+                       best_loss=float(checkpoint.get("best_loss", math.inf)),
+                       history=json.loads(checkpoint["history"]))
+    if any(key in resumption.changed for key in SCHEDULE_SETTINGS):
+        _rebuild_schedule(context, state.epoch)
+    else:
+        context.scheduler.load_state_dict(checkpoint["scheduler"])
+    return state
+
+
+def _rebuild_schedule(context: EpochContext, epochs_done: int) -> None:
+    """A new learning-rate schedule for the config, advanced past ``epochs_done`` epochs."""
+    train = context.config.train
+    for group in context.optimizer.param_groups:
+        group["lr"] = group["initial_lr"] = train.learning_rate
+    context.scheduler = _scheduler(context.optimizer, context.config, context.steps_per_epoch)
+    with warnings.catch_warnings():
+        # torch warns of scheduler steps without optimizer steps: here that is the point.
+        warnings.simplefilter("ignore")
+        for _ in range(context.steps_per_epoch * epochs_done):
+            context.scheduler.step()
+    logger.info("learning-rate schedule rebuilt for %d epochs (%s); at epoch %d it is %.2e",
+                train.epochs, train.schedule, epochs_done,
+                context.optimizer.param_groups[0]["lr"])
 
 
 def _finish(run: RunFolder, config: ExperimentConfig, dataset: Dataset, device: torch.device,
@@ -404,7 +478,7 @@ def _finish(run: RunFolder, config: ExperimentConfig, dataset: Dataset, device: 
     from earmark.plots import plot_training_curves
 
     classifier = build_classifier(config, len(dataset.labels)).to(device)
-    classifier.load_state_dict(torch.load(run.model, map_location=device, weights_only=True))
+    classifier.load_state_dict(read_weights(run.model, device))
     summary = {"best_epoch": state.best_epoch, "epochs": state.epoch,
                "parameters": count_parameters(classifier), "train_seconds": round(seconds, 1)}
     for split in ("validation", "test"):

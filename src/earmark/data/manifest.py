@@ -240,8 +240,14 @@ def group_matcher(pattern: str):
 
 
 def check_classes(manifest: Manifest, labels: list[str]) -> list[str]:
-    """Warn loudly for each class missing from a split; return the messages."""
-    messages = []
+    """Warn loudly for each class missing from a (non-empty) split; return the messages.
+
+    A class missing from validation or test goes unscored there (the macro
+    averages skip classes with no examples); one missing from train cannot be
+    learnt, and ``earmark train`` refuses such a split
+    (:func:`earmark.data.splits.check_trainable`).
+    """
+    messages, advice = [], []
     for split in SPLITS:
         present = {row.label for row in manifest.rows if row.split == split}
         if not present:
@@ -249,9 +255,13 @@ def check_classes(manifest: Manifest, labels: list[str]) -> list[str]:
         for label in labels:
             if label not in present:
                 messages.append(f"class '{label}' has no recordings in the {split} split")
-    for message in messages:
-        warnings.warn(f"!! {message}: its metrics will be meaningless; add recordings "
-                      "of it or change the split ratios", stacklevel=2)
+                advice.append("the model cannot learn it and training refuses this split"
+                              if split == "train" else
+                              f"it goes unscored on {split}")
+    for message, consequence in zip(messages, advice):
+        warnings.warn(f"!! {message}: {consequence}; add recordings of it (from more "
+                      "speakers), change the split, or list only the other classes in "
+                      "data.classes", stacklevel=2)
     return messages
 
 

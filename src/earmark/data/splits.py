@@ -6,17 +6,25 @@
   id), stable as the dataset grows.
 - :func:`split_by_fold`: k-fold by group, or by a ``fold`` column.
 - ``column``: the manifest's own ``split`` column, checked.
+
+Whatever the split, every class needs training recordings
+(:func:`check_trainable`): a class the model never sees cannot be learnt.
+The group split therefore keeps a class whose recordings all come from one
+group (a single recording, say) in train, and says so.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 from collections import Counter, defaultdict
 
 from earmark.config import DataConfig
 from earmark.data.manifest import SPLITS, Manifest
 from earmark.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 #: The Speech Commands reference uses this to map hashes to percentages.
 _MAX_FILES_PER_CLASS = 2**27 - 1
@@ -42,7 +50,10 @@ def split_by_group(manifest: Manifest, ratios: list[float], seed: int = 0) -> Ma
     """Assign whole groups to train/validation/test so file counts follow ``ratios``.
 
     When every group holds a single label (a speaker's gender, say) the
-    assignment is stratified per label, so each class keeps the ratios.
+    assignment is stratified per label, so each class keeps the ratios (a
+    class with one group goes to train). Otherwise a group that holds every
+    recording of some class is kept in train, so that class can be learnt
+    (it then has no validation or test recordings: a warning says so).
     """
     total = sum(ratios)
     targets = [r / total for r in ratios]
@@ -51,25 +62,47 @@ def split_by_group(manifest: Manifest, ratios: list[float], seed: int = 0) -> Ma
     for row in manifest:
         labels_of[row.group].add(row.label)
         size_of[row.group] += 1
+    pinned: list[str] = []
     if all(len(labels) == 1 for labels in labels_of.values()):
         strata = defaultdict(list)
         for group, labels in labels_of.items():
             strata[next(iter(labels))].append(group)
     else:
-        strata = {"all": list(labels_of)}
+        pinned = _sole_groups(manifest) if targets[0] > 0 else []
+        strata = {"all": [group for group in labels_of if group not in pinned]}
     split_of = {}
     for stratum in sorted(strata):
-        split_of.update(_deal_groups(sorted(strata[stratum]), size_of, targets, seed))
+        split_of.update(_deal_groups(sorted(strata[stratum]), size_of, targets, seed,
+                                     pinned=pinned))
     return manifest.with_splits([split_of[row.group] for row in manifest])
 
 
+def _sole_groups(manifest: Manifest) -> list[str]:
+    """Groups that hold every recording of some class, sorted; each one logged."""
+    groups_of = defaultdict(set)
+    for row in manifest:
+        groups_of[row.label].add(row.group)
+    sole = {}
+    for label in sorted(groups_of):
+        if len(groups_of[label]) == 1:
+            sole.setdefault(next(iter(groups_of[label])), []).append(label)
+    for group, labels in sorted(sole.items()):
+        logger.warning("class(es) %s: every recording comes from group %r, which is kept in "
+                       "train (none in validation or test); add recordings from other "
+                       "speakers to evaluate it", ", ".join(map(repr, labels)), group)
+    return sorted(sole)
+
+
 def _deal_groups(groups: list[str], size_of: Counter, targets: list[float],
-                 seed: int) -> dict[str, str]:
-    """Shuffle groups, then give each to the split furthest below its target."""
+                 seed: int, pinned: list[str] | tuple = ()) -> dict[str, str]:
+    """Shuffle groups, then give each to the split furthest below its target.
+
+    ``pinned`` groups go to train first and count towards its share.
+    """
     random.Random(seed).shuffle(groups)
-    filled = [0.0, 0.0, 0.0]
-    total = sum(size_of[g] for g in groups)
-    split_of = {}
+    filled = [float(sum(size_of[g] for g in pinned)), 0.0, 0.0]
+    total = sum(size_of[g] for g in groups) + filled[0]
+    split_of = {group: SPLITS[0] for group in pinned}
     for group in groups:
         deficits = [targets[i] * total - filled[i] for i in range(3)]
         choice = max(range(3), key=lambda i: (deficits[i], -i) if targets[i] > 0 else (-1e18, 0))
@@ -156,6 +189,44 @@ def check_split_column(manifest: Manifest) -> Manifest:
         raise DataError(f"data.split = 'column' but {len(empty)} rows have no split "
                         f"(first: {empty[0]}); fill the 'split' column with one of {SPLITS}")
     return manifest
+
+
+def check_trainable(manifest: Manifest, labels: list[str]) -> None:
+    """Refuse a split that leaves a class without training recordings.
+
+    A class the model never sees cannot be learnt, yet the model (and the
+    bundle) would still have an output for it. A split with no training
+    recordings at all is left to the trainer's own error.
+
+    Raises
+    ------
+    DataError
+        Naming each such class, where its recordings are, and what to do.
+    """
+    in_train = Counter(row.label for row in manifest if row.split == "train")
+    if not in_train:
+        return
+    missing = [label for label in labels if not in_train[label]]
+    if not missing:
+        return
+    where = {label: Counter(row.split for row in manifest if row.label == label)
+             for label in missing}
+    described = "; ".join(f"'{label}' ({_whereabouts(where[label])})" for label in missing)
+    raise DataError(f"no training recordings for class {described}: the model cannot learn "
+                    "a class it never sees. Add recordings of it (from more speakers), or "
+                    "leave it out by listing the other classes in data.classes")
+
+
+def _whereabouts(splits: Counter) -> str:
+    """``1 recording, in test`` / ``3 recordings: 2 in validation, 1 in test``."""
+    total = sum(splits.values())
+    if total == 0:
+        return "no recordings"
+    if total == 1:
+        return f"1 recording, in {next(iter(splits))}"
+    if len(splits) == 1:
+        return f"{total} recordings, all in {next(iter(splits))}"
+    return f"{total} recordings: " + ", ".join(f"{n} in {s}" for s, n in sorted(splits.items()))
 
 
 def leaked_groups(manifest: Manifest) -> list[str]:

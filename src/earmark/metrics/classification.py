@@ -7,11 +7,17 @@ with published results:
 
 - precision, recall and F1 of a class are 0.0 when undefined (no
   predictions of it, no examples of it);
-- classes with no examples (zero support) still get a row, and count in
-  the macro average of F1, as they do in scikit-learn;
-- balanced accuracy is the mean recall over the classes that have examples
-  (scikit-learn's ``balanced_accuracy_score``), so a class that is absent
-  from an evaluation set does not drag it down.
+- every class gets a row, even one with no examples (zero support);
+- the macro averages (of F1, and the table's macro precision and recall)
+  are over the classes that have examples in the evaluation set, like
+  balanced accuracy (scikit-learn's ``balanced_accuracy_score``). A class
+  absent from the set has no score to average: counting it as 0 would drag
+  the average down for a gap in the data, not a fault of the model. Wrong
+  predictions of such a class still count, as lost recall of the classes
+  they were taken from. Here earmark departs from scikit-learn's
+  ``f1_score(average="macro", labels=every_class)``, which averages an
+  absent class's 0 in (with a warning); with every class present, as in
+  a well-built test split, the two agree.
 
 This module needs only numpy: the deployed runtime may use it.
 """
@@ -106,7 +112,8 @@ class ClassificationReport:
     accuracy : float
         Fraction of examples predicted correctly.
     macro_f1 : float
-        Unweighted mean of the per-class F1 (every label counts once).
+        Unweighted mean of the per-class F1 over the classes with examples
+        (support > 0): each of them counts once, absent ones not at all.
     weighted_f1 : float
         Mean of the per-class F1 weighted by support.
     balanced_accuracy : float
@@ -166,8 +173,9 @@ class ClassificationReport:
         """An aligned table like scikit-learn's ``classification_report``.
 
         One row per class (precision, recall, F1, support), then accuracy,
-        balanced accuracy, macro average and support-weighted average. No
-        trailing newline, so it can be printed or embedded as is.
+        balanced accuracy, macro average (over the classes with examples)
+        and support-weighted average. No trailing newline, so it can be
+        printed or embedded as is.
         """
         headers = ("precision", "recall", "f1-score", "support")
         names = [*self.labels, "weighted avg", "balanced accuracy"]
@@ -196,14 +204,14 @@ class ClassificationReport:
         return "\n".join(rows)
 
     def _average(self, metric: str, weights: str | None) -> float:
+        """Macro (``weights=None``: over classes with examples) or support-weighted mean."""
         values = np.array([row[metric] for row in self.per_class], dtype=np.float64)
-        if values.size == 0:
+        support = np.array([row["support"] for row in self.per_class], dtype=np.float64)
+        if values.size == 0 or support.sum() <= 0:
             return 0.0
         if weights is None:
-            return float(values.mean())
-        support = np.array([row[weights] for row in self.per_class], dtype=np.float64)
-        total = support.sum()
-        return float((values * support).sum() / total) if total > 0 else 0.0
+            return float(values[support > 0].mean())
+        return float((values * support).sum() / support.sum())
 
 
 def _plain_row(row: dict) -> dict:
@@ -231,6 +239,8 @@ def classification_report(y_true: Sequence[int] | np.ndarray,
     Returns
     -------
     ClassificationReport
+        Every label gets a row; ``macro_f1`` and ``balanced_accuracy``
+        average over the labels with examples in ``y_true``.
 
     Raises
     ------
@@ -265,7 +275,7 @@ def classification_report(y_true: Sequence[int] | np.ndarray,
     return ClassificationReport(
         labels=labels,
         accuracy=float(correct.sum() / count),
-        macro_f1=float(f1.mean()),
+        macro_f1=float(f1[present].mean()),
         weighted_f1=float((f1 * support).sum() / support.sum()),
         balanced_accuracy=float(recall[present].mean()),
         per_class=per_class,
