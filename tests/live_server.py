@@ -14,11 +14,12 @@ import uvicorn
 class LiveServer:
     """``with LiveServer(app) as server: server.url`` -- stopped on exit."""
 
-    def __init__(self, app, startup_seconds: float = 20.0):
+    def __init__(self, app, startup_seconds: float = 20.0, **config):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # ``config``: more uvicorn settings, e.g. ``ws_max_size`` as `earmark serve` sets it.
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                ws="websockets-sansio")
+                                ws="websockets-sansio", **config)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._startup_seconds = startup_seconds

@@ -245,6 +245,7 @@ def test_uploads_beyond_the_queue_get_503_and_chunked_multipart_411(client):
     finally:
         state.uploads_waiting = 0
     assert busy.status_code == 503 and "busy" in busy.json()["error"]
+    assert busy.headers["retry-after"] == "1"
 
     def body():
         yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n"

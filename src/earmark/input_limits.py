@@ -21,6 +21,8 @@ MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 384_000
 #: Channels an input may have (they are mixed down).
 MAX_CHANNELS = 64
+#: The longest stride a stream engine takes between two model runs, in ms.
+MAX_STRIDE_MS = 60_000
 
 
 def check_sample_rate(value: Any, what: str) -> int:
@@ -58,6 +60,28 @@ def check_count(value: Any, what: str, minimum: int = 1, maximum: int | None = N
         allowed = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
         raise ConfigError(f"{what} must be a whole number {allowed}, got {value}")
     return count
+
+
+def check_non_negative(value: Any, what: str, maximum: float | None = None) -> float:
+    """``value`` as a finite number >= 0 (and at most ``maximum``)."""
+    number = _number(value, what)
+    if not number >= 0 or (maximum is not None and number > maximum):
+        allowed = f"from 0 to {maximum:g}" if maximum is not None else ">= 0"
+        raise ConfigError(f"{what} must be {allowed}, got {value}")
+    return number
+
+
+def check_fraction(value: Any, what: str) -> float:
+    """``value`` as a number in [0, 1] (a score threshold that may also be 0)."""
+    number = _number(value, what)
+    if not 0 <= number <= 1:
+        raise ConfigError(f"{what} must be a score from 0 to 1, got {value}")
+    return number
+
+
+def check_stride_ms(value: Any, what: str) -> float:
+    """``value`` as a stream stride in ms: above 0 and at most :data:`MAX_STRIDE_MS`."""
+    return check_positive(value, what, maximum=MAX_STRIDE_MS)
 
 
 def check_probability(value: Any, what: str) -> float:

@@ -79,6 +79,12 @@ def _apply_override(raw: dict, override: str) -> None:
     raw.setdefault(section, {})[name] = value
 
 
+#: The smoothing options and the :class:`~earmark.runtime.smoother.SmootherConfig` fields
+#: they set (``--stride-ms`` is the engine's).
+SMOOTHER_OPTIONS = {"average_window_ms": "--window-ms", "detection_threshold": "--threshold",
+                    "suppression_ms": "--suppression-ms", "minimum_count": "--min-count"}
+
+
 def add_smoother_options(sub) -> None:
     from earmark.runtime.smoother import SmootherConfig
 
@@ -90,7 +96,7 @@ def add_smoother_options(sub) -> None:
                        help=f"average scores over this window (default "
                             f"{defaults.average_window_ms:g})")
     group.add_argument("--threshold", type=float, default=defaults.detection_threshold,
-                       help=f"report a command above this averaged score (default "
+                       help=f"report a command above this averaged score, 0 to 1 (default "
                             f"{defaults.detection_threshold:g})")
     group.add_argument("--suppression-ms", type=float, default=defaults.suppression_ms,
                        help=f"wait this long before repeating a command (default "
@@ -100,8 +106,13 @@ def add_smoother_options(sub) -> None:
 
 
 def smoother_config(args):
-    from earmark.runtime.smoother import SmootherConfig
+    """The smoothing options as a ``SmootherConfig``, each checked under its option's name
+    (``--stride-ms`` too), so a command with a bad one stops before it starts."""
+    from earmark.input_limits import check_stride_ms
+    from earmark.runtime.smoother import SmootherConfig, check_smoother_settings
 
-    return SmootherConfig(average_window_ms=args.window_ms,
-                          detection_threshold=args.threshold,
-                          suppression_ms=args.suppression_ms, minimum_count=args.min_count)
+    check_stride_ms(args.stride_ms, "--stride-ms")
+    settings = {field: getattr(args, option[2:].replace("-", "_"))
+                for field, option in SMOOTHER_OPTIONS.items()}
+    check_smoother_settings(settings, SMOOTHER_OPTIONS)
+    return SmootherConfig(**settings)

@@ -103,18 +103,21 @@ Nothing here imports torch: numpy and the standard library only.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from earmark.errors import ConfigError, EarmarkError
+from earmark.input_limits import check_count, check_fraction, check_non_negative, check_positive
 
 #: Re-add the window from scratch this often, so that the running sum's
 #: rounding errors (add now, subtract later) cannot build up on long streams.
 _RESUM_EVERY = 4096
+#: The longest averaging window, in ms: the window's results are kept in memory, so
+#: its length bounds what a stream holds however long it runs.
+MAX_AVERAGE_WINDOW_MS = 60_000
 
 
 class StreamError(EarmarkError, ValueError):
@@ -129,10 +132,11 @@ class SmootherConfig:
     ----------
     average_window_ms : int
         Results older than this (relative to the newest) are dropped
-        before averaging, in milliseconds.
+        before averaging, in milliseconds; above 0, at most
+        :data:`MAX_AVERAGE_WINDOW_MS`.
     detection_threshold : float
-        The averaged score the top label needs, ``>=``; for probabilities,
-        in ``[0, 1]``.
+        The averaged score the top label needs, ``>=``; a probability, in
+        ``[0, 1]``.
     suppression_ms : int
         The same label is not reported again until more than this many
         milliseconds after its last detection.
@@ -146,6 +150,11 @@ class SmootherConfig:
         ``report_unknown``); absent labels are simply never matched.
     report_unknown : bool
         Report ``unknown_label`` like a command.
+
+    Raises
+    ------
+    ConfigError
+        A number out of range (:func:`check_smoother_settings`).
     """
 
     average_window_ms: int = 500
@@ -158,17 +167,41 @@ class SmootherConfig:
     report_unknown: bool = False
 
     def __post_init__(self) -> None:
-        if not self.average_window_ms > 0:
-            raise ConfigError(f"average_window_ms must be > 0 ms, got {self.average_window_ms}")
-        if not math.isfinite(self.detection_threshold):
-            raise ConfigError("detection_threshold must be a finite number, "
-                              f"got {self.detection_threshold}")
-        if not self.suppression_ms >= 0:
-            raise ConfigError(f"suppression_ms must be >= 0 ms, got {self.suppression_ms}")
-        if not self.min_gap_ms >= 0:
-            raise ConfigError(f"min_gap_ms must be >= 0 ms, got {self.min_gap_ms}")
-        if int(self.minimum_count) != self.minimum_count or self.minimum_count < 1:
-            raise ConfigError(f"minimum_count must be an integer >= 1, got {self.minimum_count}")
+        check_smoother_settings(vars(self))
+
+
+def check_smoother_settings(settings: Mapping[str, Any],
+                            names: Mapping[str, str] | None = None) -> None:
+    """Check the numbers of a :class:`SmootherConfig` (through :mod:`earmark.input_limits`).
+
+    The one set of rules for every way the settings arrive: ``SmootherConfig``
+    runs it on its fields, the command line on its options before anything
+    starts (a server that would close every stream refuses to start).
+
+    Parameters
+    ----------
+    settings : mapping
+        ``average_window_ms``, ``detection_threshold``, ``suppression_ms``,
+        ``minimum_count`` and ``min_gap_ms`` (absent ones are not checked).
+    names : mapping, optional
+        What to call each setting in messages (``{"detection_threshold":
+        "--threshold"}``); the field's own name otherwise.
+
+    Raises
+    ------
+    ConfigError
+        A setting outside its range, naming it and what is allowed.
+    """
+    checks = {"average_window_ms": lambda value, what: check_positive(
+                  value, what, maximum=MAX_AVERAGE_WINDOW_MS),
+              "detection_threshold": check_fraction,
+              "suppression_ms": check_non_negative,
+              "min_gap_ms": check_non_negative,
+              "minimum_count": check_count}
+    names = names or {}
+    for field, check in checks.items():
+        if field in settings:
+            check(settings[field], names.get(field, field))
 
 
 @dataclass

@@ -1,9 +1,12 @@
 """Where live audio comes from: a microphone, a file played as a stream, raw PCM on stdin.
 
 Every source yields float32 mono blocks at its own ``sample_rate``; the
-stream engine resamples. A :class:`Recorder` reads one source and hands
-every block to each of its listeners, as a recording app's reader thread
-hands buffers to its listeners (waveform display, spectrogram, recogniser).
+stream engine resamples. Rates, channel counts and block lengths are checked
+by :mod:`earmark.input_limits` when a source is made, so an absurd one (a
+1 Hz header, ``--channels 0``) is refused before any audio is read. A
+:class:`Recorder` reads one source and hands every block to each of its
+listeners, as a recording app's reader thread hands buffers to its listeners
+(waveform display, spectrogram, recogniser).
 Tests stand a generator in for the microphone: the same interface, no
 audio hardware.
 """
@@ -19,9 +22,13 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
 import numpy as np
 
 from earmark import audio
-from earmark.errors import AudioError, EarmarkError
+from earmark.errors import AudioError, ConfigError, EarmarkError
+from earmark.input_limits import check_channels, check_positive, check_sample_rate
 
 logger = logging.getLogger(__name__)
+
+#: The longest block a source hands over, in ms.
+MAX_BLOCK_MS = 10_000.0
 
 PORTAUDIO_HINT = ("the microphone needs PortAudio: on Debian/Ubuntu `sudo apt-get install "
                   "libportaudio2`, on macOS `brew install portaudio`; then "
@@ -42,7 +49,7 @@ class ArraySource:
 
     def __init__(self, blocks: Iterable[np.ndarray] | np.ndarray, sample_rate: int,
                  block_size: int = 1024):
-        self.sample_rate = int(sample_rate)
+        self.sample_rate = check_sample_rate(sample_rate, "ArraySource sample_rate")
         self._blocks = blocks
         self._block_size = block_size
 
@@ -57,13 +64,23 @@ class ArraySource:
 
 
 class FileSource:
-    """A recording played as a stream, as fast as possible or in real time."""
+    """A recording played as a stream, as fast as possible or in real time.
+
+    Raises
+    ------
+    AudioError
+        An unreadable file, or a header whose rate earmark does not accept.
+    """
 
     def __init__(self, path: str | os.PathLike, block_ms: float = 100.0,
                  realtime: bool = False):
         self.path = str(path)
-        self.sample_rate = audio.info(path).sample_rate
-        self.block_size = max(1, int(self.sample_rate * block_ms / 1000))
+        try:
+            self.sample_rate = check_sample_rate(audio.info(path).sample_rate,
+                                                 f"{path}'s header")
+        except ConfigError as error:      # a file is not a setting: an AudioError naming it
+            raise AudioError(str(error)) from None
+        self.block_size = _block_size(self.sample_rate, block_ms)
         self.realtime = realtime
 
     def blocks(self) -> Iterator[np.ndarray]:
@@ -108,10 +125,10 @@ class PcmSource:
     def __init__(self, sample_rate: int, sample_format: str = "s16le", channels: int = 1,
                  block_ms: float = 100.0, stream: BinaryIO | None = None):
         self.dtype = pcm_dtype(sample_format)
-        self.sample_rate = int(sample_rate)
-        self.channels = channels
-        self.frame_bytes = self.dtype.itemsize * channels
-        self.block_bytes = max(1, int(sample_rate * block_ms / 1000)) * self.frame_bytes
+        self.sample_rate = check_sample_rate(sample_rate, "the PCM stream's sample rate")
+        self.channels = check_channels(channels, "the PCM stream's channels")
+        self.frame_bytes = self.dtype.itemsize * self.channels
+        self.block_bytes = _block_size(self.sample_rate, block_ms) * self.frame_bytes
         self.stream = stream if stream is not None else sys.stdin.buffer
 
     def blocks(self) -> Iterator[np.ndarray]:
@@ -135,6 +152,10 @@ class MicrophoneSource:
 
     def __init__(self, sample_rate: int | None = None, device: int | str | None = None,
                  block_ms: float = 50.0, channels: int = 1):
+        # Checked before the device is opened: a bad number fails without PortAudio.
+        if sample_rate is not None:
+            sample_rate = check_sample_rate(sample_rate, "the microphone's sample rate")
+        self.channels = check_channels(channels, "the microphone's channels")
         sounddevice = _sounddevice()
         try:
             info = sounddevice.query_devices(device, "input")
@@ -142,9 +163,10 @@ class MicrophoneSource:
             raise AudioError(f"no usable input device {device!r} ({error}); list them with "
                              "`earmark listen --list-devices`") from error
         self.device = device
-        self.sample_rate = int(sample_rate or info["default_samplerate"])
-        self.channels = channels
-        self.block_size = max(1, int(self.sample_rate * block_ms / 1000))
+        self.sample_rate = sample_rate or check_sample_rate(
+            info["default_samplerate"], f"input device {info.get('name', device)!r}'s default "
+            "rate (give one with --rate)")
+        self.block_size = _block_size(self.sample_rate, block_ms)
 
     def blocks(self) -> Iterator[np.ndarray]:
         sounddevice = _sounddevice()
@@ -156,6 +178,12 @@ class MicrophoneSource:
                 if overflowed:
                     logger.warning("earmark: input overflow: audio was dropped")
                 yield audio.to_mono(data)
+
+
+def _block_size(sample_rate: int, block_ms: float) -> int:
+    """Samples in a block of ``block_ms`` (checked: above 0, at most :data:`MAX_BLOCK_MS`)."""
+    block_ms = check_positive(block_ms, "block_ms", maximum=MAX_BLOCK_MS)
+    return max(1, int(sample_rate * block_ms / 1000))
 
 
 def list_input_devices() -> str:

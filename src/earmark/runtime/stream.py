@@ -8,6 +8,10 @@ passes the scores through the :class:`~earmark.runtime.smoother.Smoother`.
 The result at each stride is exactly what the whole-window model gives on
 the same second of audio, for a fraction of the work.
 
+However much audio arrives at once (a long block, a burst the resampler
+releases), the engine takes it in slices of at most ``MAX_STRIDES_PER_CALL``
+strides, so one onnxruntime call and the memory it needs stay bounded.
+
 Front-ends that look across the whole clip before framing (``center=True``,
 the 128x128 image) cannot be computed incrementally; for them, and with
 ``incremental=False``, the engine runs the whole-window graph every stride.
@@ -28,12 +32,21 @@ import onnxruntime
 from numpy.lib.stride_tricks import as_strided
 import soxr
 
-from earmark.errors import ConfigError, DataError
+from earmark.errors import DataError
+from earmark.input_limits import check_sample_rate, check_stride_ms
 from earmark.runtime.bundle import Bundle
 from earmark.runtime.metadata import (BUNDLE_JSON, STREAM_FRAMES, STREAM_STEP, STREAM_WINDOW,
                                       StepNetwork, StreamMetadata)
 from earmark.runtime.smoother import Detection, Smoother, SmootherConfig
 from earmark.runtime.sources import AudioSource
+
+#: The most one step of the engine takes on: strides, and seconds of audio at the
+#: model's rate. A longer block, or a resampler's burst, goes through in slices this
+#: long, so one onnxruntime call never scores more and memory stays flat however much
+#: audio arrives at once; blocks shorter than a slice (every live source's) take the
+#: one call they always took, and the scores do not depend on the slicing.
+MAX_STRIDES_PER_CALL = 256
+MAX_SECONDS_PER_CALL = 8.0
 
 
 @dataclass
@@ -55,9 +68,11 @@ class StreamEngine:
     bundle : Bundle
         An exported keyword model.
     stride_ms : float
-        How often the network runs; rounded to whole front-end hops (default 20 ms).
+        How often the network runs; rounded to whole front-end hops (default 20 ms);
+        above 0 and at most :data:`earmark.input_limits.MAX_STRIDE_MS`.
     input_rate : int, optional
-        Rate of the incoming blocks; resampled to the model's when different.
+        Rate of the incoming blocks (the model's when omitted); resampled to the
+        model's when different. Checked by :func:`earmark.input_limits.check_sample_rate`.
     smoother : SmootherConfig, optional
         Averaging window, threshold, suppression, minimum count.
     incremental : bool
@@ -70,6 +85,14 @@ class StreamEngine:
         Where the bundle has a one-frame network step (a valid-padded DS-CNN),
         compute each layer's new column once per frame (True) instead of the
         whole window's network every stride (False). The scores are the same.
+
+    Raises
+    ------
+    ConfigError
+        A stride or input rate out of range, naming it.
+    DataError
+        Stream graphs the bundle promises that are missing, damaged or from
+        another bundle.
     """
 
     def __init__(self, bundle: Bundle, stride_ms: float = 20.0, input_rate: int | None = None,
@@ -80,16 +103,21 @@ class StreamEngine:
         self.labels = bundle.labels
         self.rate = bundle.sample_rate
         self.window = bundle.window_samples
-        self.input_rate = int(input_rate or self.rate)
+        self.input_rate = (self.rate if input_rate is None
+                           else check_sample_rate(input_rate, "StreamEngine input_rate"))
+        stride_ms = check_stride_ms(stride_ms, "StreamEngine stride_ms")
         self.smoother = Smoother(self.labels, smoother or SmootherConfig())
         self.listeners: list[Callable[[StrideResult], None]] = []
         stream = bundle.metadata.stream
         self.incremental = incremental and StreamGraphs.available(bundle)
-        if stride_ms <= 0:
-            raise ConfigError(f"stride_ms must be > 0, got {stride_ms}")
         # Strides are whole front-end hops, so each window starts on a frame boundary.
         self.frame_hop = stream.frame_hop_samples if stream is not None else 1
         self.stride_samples = max(1, round(stride_ms * self.rate / 1000 / self.frame_hop)) * self.frame_hop
+        # The longest slice of audio one step takes, at the model's rate and at the input's.
+        most = min(MAX_STRIDES_PER_CALL * self.stride_samples,
+                   int(MAX_SECONDS_PER_CALL * self.rate))
+        self.slice_samples = max(self.stride_samples, most)
+        self._input_slice = max(1, self.slice_samples * self.input_rate // self.rate)
         self._resampler = (soxr.ResampleStream(self.input_rate, self.rate, 1, dtype="float32")
                            if self.input_rate != self.rate else None)
         if self.incremental:
@@ -115,10 +143,26 @@ class StreamEngine:
         self.listeners.append(listener)
 
     def process(self, block: np.ndarray) -> list[StrideResult]:
-        """Feed one block (at ``input_rate``); return the strides it completed."""
+        """Feed one block (at ``input_rate``); return the strides it completed.
+
+        A block longer than ``slice_samples`` (or a burst the resampler
+        releases) is taken in slices of that length, each scored in one
+        onnxruntime call, so the work and memory of a call stay bounded
+        whatever arrives; the results are the same as for smaller blocks.
+        """
         block = np.asarray(block, dtype=np.float32).reshape(-1)
         if self._resampler is not None:
+            if len(block) > self._input_slice:
+                return [result for piece in _slices(block, self._input_slice)
+                        for result in self.process(piece)]
             block = self._resampler.resample_chunk(block)
+        if len(block) > self.slice_samples:
+            return [result for piece in _slices(block, self.slice_samples)
+                    for result in self._advance(piece)]
+        return self._advance(block)
+
+    def _advance(self, block: np.ndarray) -> list[StrideResult]:
+        """Take a slice at the model's rate; score the strides it completes."""
         self.samples_seen += len(block)
         if self.incremental:
             self._frames.append(block)
@@ -164,24 +208,41 @@ class StreamEngine:
         return results
 
 
+def _slices(block: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """``block`` in consecutive views of at most ``size`` samples."""
+    return (block[start:start + size] for start in range(0, len(block), size))
+
+
 class StreamGraphs:
     """A bundle's stream graphs: new frames, the network on a window of frames, and
     (for a valid-padded DS-CNN) the network one frame at a time.
 
     Opened once, they can serve many engines at once, from many threads
     (onnxruntime sessions are thread-safe): a server keeps one.
+
+    Raises
+    ------
+    DataError
+        A graph the metadata promises that is missing, that onnxruntime cannot
+        load, or whose inputs and outputs are not what the metadata describes
+        (a file from another bundle): naming the file, saying to re-export.
     """
 
     def __init__(self, bundle: Bundle, threads: int = 1):
-        self.stream = _promised_stream(bundle)
+        self.stream = stream = _promised_stream(bundle)
         self.network: StepNetwork | None = self.stream.network
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self.frames_session = _open_graph(bundle, STREAM_FRAMES, "stream", options)
-        self.window_session = _open_graph(bundle, STREAM_WINDOW, "stream", options)
-        self.step_session = (None if self.network is None else
-                             _open_graph(bundle, STREAM_STEP, "stream.network", options))
+        classes = len(bundle.labels)
+        self.frames_session = _open_graph(bundle, STREAM_FRAMES, "stream", options,
+                                          [{"waveform": (None, None)}], (None, None, None))
+        self.window_session = _open_graph(
+            bundle, STREAM_WINDOW, "stream", options,
+            [{"frames": (None, None, stream.frames_per_window)}], (None, classes))
+        self.step_session = (None if self.network is None else _open_graph(
+            bundle, STREAM_STEP, "stream.network", options, _step_inputs(stream),
+            (1, classes, None)))
 
     @staticmethod
     def available(bundle: Bundle) -> bool:
@@ -204,20 +265,54 @@ def _promised_stream(bundle: Bundle) -> StreamMetadata:
     return stream
 
 
+#: A graph's inputs as the engine feeds them: name -> shape (``None``: any size there;
+#: a shape of ``None``: not checked).
+_GraphInputs = dict[str, tuple[int | None, ...] | None]
+
+
+def _step_inputs(stream: StreamMetadata) -> list[_GraphInputs]:
+    """What the network step takes: frames (or, exported earlier, samples) and its states."""
+    states = {name: tuple(shape) for name, shape in stream.network.states.items()}
+    return [{"frames": (1, None, stream.frame_samples), **states}, {"samples": None, **states}]
+
+
 def _open_graph(bundle: Bundle, name: str, promised_by: str,
-                options: onnxruntime.SessionOptions) -> onnxruntime.InferenceSession:
-    """One of the stream graphs the metadata promises, opened; a clear error if missing."""
+                options: onnxruntime.SessionOptions, takes: list[_GraphInputs],
+                gives: tuple[int | None, ...] | None) -> onnxruntime.InferenceSession:
+    """One of the stream graphs the metadata promises, opened and checked against what
+    the engine feeds it (``takes``: the inputs it may have) and reads from it (``gives``:
+    the first output's shape); a clear error if missing, damaged or another's."""
     path = bundle.path / name
     if not path.is_file():
         raise DataError(f"{path}: missing, but {bundle.path / BUNDLE_JSON} promises it (field "
                         f"{promised_by!r}); copy the whole bundle folder, stream/ included, "
                         "or re-export the bundle with `earmark export`")
     try:
-        return onnxruntime.InferenceSession(str(path), options,
-                                            providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(str(path), options,
+                                               providers=["CPUExecutionProvider"])
     except Exception as error:
-        raise DataError(f"{path}: not a loadable ONNX model ({error}); re-export the bundle "
-                        "with `earmark export`") from error
+        raise DataError(f"{path}: damaged, not a loadable ONNX model ({error}); re-export the "
+                        "bundle with `earmark export`") from error
+    inputs = {arg.name: tuple(arg.shape) for arg in session.get_inputs()}
+    output = tuple(session.get_outputs()[0].shape)
+    if (not any(inputs.keys() == wanted.keys() and all(_fits(inputs[key], shape)
+                                                       for key, shape in wanted.items())
+                for wanted in takes) or not _fits(output, gives)):
+        raise DataError(f"{path}: takes {inputs} and gives {output}, but "
+                        f"{bundle.path / BUNDLE_JSON} (field {promised_by!r}) describes a graph "
+                        f"that takes {' or '.join(map(str, takes))} and gives {gives}; the file "
+                        "is from another bundle or damaged: re-export the bundle with "
+                        "`earmark export`")
+    return session
+
+
+def _fits(shape: tuple, wanted: tuple | None) -> bool:
+    """Whether a graph's declared shape can be ``wanted`` (named sizes fit any number)."""
+    if wanted is None:
+        return True
+    return len(shape) == len(wanted) and all(
+        size is None or not isinstance(have, int) or have == size
+        for have, size in zip(shape, wanted))
 
 
 class _FrameStream:

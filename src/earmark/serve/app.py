@@ -25,7 +25,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
+from earmark.input_limits import check_stride_ms
 from earmark.runtime.bundle import Bundle, load_bundle
 from earmark.runtime.classify import Classifier, ClipResult
 from earmark.runtime.results import to_records
@@ -33,9 +35,11 @@ from earmark.runtime.smoother import SmootherConfig
 from earmark.frontend.spectrogram import SpectrogramSettings, file_spectrogram
 from earmark.runtime.stream import StreamGraphs
 from earmark.serve.limits import ServeLimits
-from earmark.serve.streaming import (CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_TRY_LATER,
-                                     ProtocolError, StreamSession, stream_parameters)
-from earmark.serve.uploads import UploadError, decode_upload, save_upload, too_large
+from earmark.serve.streaming import (CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_TOO_BIG,
+                                     CLOSE_TRY_LATER, ProtocolError, StreamSession,
+                                     stream_parameters)
+from earmark.serve.uploads import (CLOSE, UploadError, decode_upload, save_upload, timed_receive,
+                                   too_large)
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("earmark.serve")
@@ -61,12 +65,14 @@ class ServerState:
         self.streams_open = 0
         self.streams_served = 0
         self.uploads_classified = 0
-        self.uploads_waiting = 0
+        self.uploads_receiving = 0      # bodies arriving (each under the body deadlines)
+        self.uploads_waiting = 0        # received, waiting for or in a classify slot
 
 
 def create_app(bundle: str | os.PathLike | Bundle, limits: ServeLimits | None = None,
                smoother: SmootherConfig | None = None, stride_ms: float = 20.0) -> FastAPI:
     """The server for one bundle (a folder written by ``earmark export``)."""
+    stride_ms = check_stride_ms(stride_ms, "create_app stride_ms")
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, threads=1)
     state = ServerState(bundle, limits or ServeLimits(), smoother or SmootherConfig(),
                         stride_ms)
@@ -75,8 +81,11 @@ def create_app(bundle: str | os.PathLike | Bundle, limits: ServeLimits | None = 
         yield
         state.stream_workers.shutdown(wait=False, cancel_futures=True)
 
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN, and the server must
+    # work offline; /openapi.json (plain JSON) describes the API.
     app = FastAPI(title="earmark", summary=f"audio classifier {bundle.path.name}",
-                  version=bundle.metadata.earmark_version or "0", lifespan=lifespan)
+                  version=bundle.metadata.earmark_version or "0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.earmark = state
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -84,14 +93,22 @@ def create_app(bundle: str | os.PathLike | Bundle, limits: ServeLimits | None = 
     return app
 
 
+def error_response(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    """``{"error": message}`` with ``status``; a 503 always says when to retry."""
+    headers = dict(headers or {})
+    if status == 503:
+        headers.setdefault("Retry-After", "1")
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, error: UploadError):
-        return JSONResponse({"error": error.message}, status_code=error.status)
+        return error_response(error.status, error.message, error.headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
-        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+        return error_response(error.status_code, str(error.detail), error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError):
@@ -109,7 +126,9 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
     async def health() -> dict:
         return {"status": "ok", "uptime_s": round(time.monotonic() - state.started, 1),
                 "streams_open": state.streams_open, "streams_served": state.streams_served,
-                "uploads_classified": state.uploads_classified}
+                "uploads_classified": state.uploads_classified,
+                "uploads_receiving": state.uploads_receiving,
+                "uploads_waiting": state.uploads_waiting}
 
     @app.get("/model")
     async def model() -> dict:
@@ -122,20 +141,11 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         top = min(5, len(state.bundle.labels)) if top is None else top
         if not 1 <= top <= len(state.bundle.labels):
             raise UploadError(422, f"top={top}: give 1..{len(state.bundle.labels)}")
-        if state.uploads_waiting >= state.limits.uploads_in_flight:
-            raise UploadError(503, f"the server is busy with {state.uploads_waiting} uploads; "
-                              "try again in a moment")
-        state.uploads_waiting += 1
+        path, name = await _receive_counted(request, state)
         try:
-            path, name = await _receive_upload(request, state.limits)
-            try:
-                async with state.classify_slots:
-                    record = await run_in_threadpool(_classify_saved, state, path, name,
-                                                     spectrogram, windows, top)
-            finally:
-                path.unlink(missing_ok=True)
+            record = await _classify_queued(state, path, name, spectrogram, windows, top)
         finally:
-            state.uploads_waiting -= 1
+            path.unlink(missing_ok=True)
         state.uploads_classified += 1
         return record
 
@@ -162,6 +172,58 @@ def model_description(state: ServerState) -> dict:
             "limits": asdict(state.limits)}
 
 
+def _busy(state: ServerState) -> UploadError | None:
+    """The 503 for an upload that finds every slot taken, or None when there is room."""
+    limits = state.limits
+    if state.uploads_waiting >= limits.uploads_in_flight:
+        return UploadError(503, f"the server is busy with {state.uploads_waiting} uploads; "
+                           "try again in a moment", {**CLOSE, "Retry-After": "1"})
+    if state.uploads_receiving >= limits.uploads_receiving:
+        retry = limits.busy_retry_seconds
+        return UploadError(503, f"the server is already receiving {state.uploads_receiving} "
+                           f"uploads; try again in {retry} s",
+                           {**CLOSE, "Retry-After": str(retry)})
+    return None
+
+
+async def _receive_counted(request: Request, state: ServerState) -> tuple[Path, str]:
+    """Receive the upload in a receiving slot, under the body deadlines (408 past them).
+
+    A stalled body holds its slot for at most ``body_stall_seconds``; the
+    slots that judge uploads are taken only once a body has arrived whole.
+    """
+    if (busy := _busy(state)) is not None:
+        raise busy
+    who = f"POST /classify from {request.client.host if request.client else 'a client'}"
+    state.uploads_receiving += 1
+    try:
+        timed = Request(request.scope, timed_receive(request.receive, state.limits))
+        return await _receive_upload(timed, state.limits)
+    except ClientDisconnect:
+        log.info("%s: the client went away during its upload", who)
+        raise UploadError(400, "the client went away during its upload") from None
+    except UploadError as error:
+        if error.status == 408:
+            log.info("%s: %s", who, error.message)
+        raise
+    finally:
+        state.uploads_receiving -= 1
+
+
+async def _classify_queued(state: ServerState, path: Path, name: str, spectrogram: bool,
+                           windows: bool, top: int) -> dict:
+    """Judge a received upload once a classify slot is free (503 when too many wait)."""
+    if state.uploads_waiting >= state.limits.uploads_in_flight:
+        raise _busy(state)
+    state.uploads_waiting += 1
+    try:
+        async with state.classify_slots:
+            return await run_in_threadpool(_classify_saved, state, path, name, spectrogram,
+                                           windows, top)
+    finally:
+        state.uploads_waiting -= 1
+
+
 async def _receive_upload(request: Request, limits: ServeLimits) -> tuple[Path, str]:
     """Save the upload (multipart field ``file``, or the raw body) to a temporary file.
 
@@ -170,7 +232,7 @@ async def _receive_upload(request: Request, limits: ServeLimits) -> tuple[Path, 
     """
     declared = request.headers.get("content-length")
     if declared is not None and int(declared) > limits.max_upload_bytes + 65536:
-        raise UploadError(413, too_large("upload", limits))
+        raise UploadError(413, too_large("upload", limits), CLOSE)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         name = request.query_params.get("name", "upload")
         return await save_upload(request.stream(), name, limits), name
@@ -228,8 +290,11 @@ async def _serve_stream(websocket: WebSocket, state: ServerState) -> None:
                                state.stream_workers)
     except ProtocolError as error:
         await _refuse(websocket, error.code, error.message)
-    except WebSocketDisconnect:
-        pass                      # the client went away (possibly mid-block): nothing to keep
+    except WebSocketDisconnect as gone:
+        # The client went away (possibly mid-block): nothing to keep. 1009: the websocket
+        # server refused a message over its ws_max_size, telling the client so itself.
+        if gone.code == CLOSE_TOO_BIG:
+            log.warning("stream closed (1009): %s", gone.reason or "a message over the limit")
     except Exception as error:   # a bug of ours: this stream ends, the server goes on
         log.exception("stream failed")
         await _refuse(websocket, CLOSE_INTERNAL, f"internal error ({type(error).__name__}); "
@@ -248,7 +313,7 @@ async def _stream_messages(websocket: WebSocket, session: StreamSession,
             raise ProtocolError(CLOSE_NORMAL, f"no audio for {idle_seconds:g} s; "
                                 "closing the stream") from None
         if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1006))
+            raise WebSocketDisconnect(message.get("code", 1006), message.get("reason"))
         if message.get("bytes") is not None:
             result = await asyncio.get_running_loop().run_in_executor(
                 workers, session.on_block, message["bytes"])

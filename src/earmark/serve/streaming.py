@@ -14,7 +14,11 @@ The protocol (JSON text from the server, binary PCM from the client):
    then the server closes.
 
 A bad message gets ``{"type": "error", "error": ...}`` and the stream is
-closed with a websocket code that says why (:class:`ProtocolError`).
+closed with a websocket code that says why (:class:`ProtocolError`). A block
+over the stream's ``max_block_bytes`` is closed with 1009 and a reason; a
+message over :func:`websocket_max_size` never reaches the application: the
+websocket server (uvicorn, ``ws_max_size``) refuses it from its header with
+1009 and a reason of its own, so no client makes the server hold more.
 
 The engine is the one ``earmark listen`` runs (:class:`StreamEngine`).
 """
@@ -28,7 +32,8 @@ import time
 import numpy as np
 import soxr
 
-from earmark.errors import EarmarkError
+from earmark.errors import ConfigError, EarmarkError
+from earmark.input_limits import MAX_SAMPLE_RATE, check_sample_rate
 from earmark.runtime.bundle import Bundle
 from earmark.runtime.smoother import SmootherConfig
 from earmark.runtime.sources import decode_pcm, pcm_dtype
@@ -49,6 +54,18 @@ _FORMAT_ALIASES = {"f32": "f32le", "s16": "s16le", "s32": "s32le"}
 MAX_FLOAT_LEVEL = 8.0
 
 
+def websocket_max_size(limits: ServeLimits) -> int:
+    """The largest websocket message a server with ``limits`` takes, in bytes.
+
+    Twice the largest block any stream may send (float32 at the highest rate
+    :mod:`earmark.input_limits` accepts), so a block a little too big still
+    reaches its stream and is refused with the stream's own words; give it to
+    uvicorn as ``ws_max_size``, which refuses anything bigger (1009) before
+    holding it.
+    """
+    return 2 * limits.max_block_bytes(MAX_SAMPLE_RATE, np.dtype(np.float32).itemsize)
+
+
 class ProtocolError(Exception):
     """A message the stream cannot take; ``code`` is the websocket close code."""
 
@@ -59,18 +76,17 @@ class ProtocolError(Exception):
 
 
 def stream_parameters(query: dict[str, str], model_rate: int) -> tuple[int, str]:
-    """``rate`` and ``format`` from the query string, checked."""
+    """``rate`` and ``format`` from the query string, checked (the rate by
+    :func:`earmark.input_limits.check_sample_rate`); a :class:`ProtocolError` (1008) if not."""
     unknown = sorted(set(query) - {"rate", "format"})
     if unknown:
         raise ProtocolError(CLOSE_POLICY, f"unknown query parameter(s) {unknown}; "
                             "use rate=<Hz> and format=s16le|s32le|f32le")
     try:
-        rate = int(query.get("rate", model_rate))
-    except ValueError:
-        raise ProtocolError(CLOSE_POLICY, f"rate={query['rate']!r} is not a whole number "
-                            "of Hz") from None
-    if not 1000 <= rate <= 384000:
-        raise ProtocolError(CLOSE_POLICY, f"rate={rate} Hz is outside 1000..384000")
+        rate = (check_sample_rate(query["rate"], "the rate query parameter")
+                if "rate" in query else model_rate)
+    except ConfigError as error:
+        raise ProtocolError(CLOSE_POLICY, f"{error} (/stream?rate=<Hz>)") from None
     sample_format = query.get("format", "f32le")
     sample_format = _FORMAT_ALIASES.get(sample_format, sample_format)
     try:
