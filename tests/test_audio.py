@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import soundfile
 
 from conftest import dominant_frequency, tone, write_tone
 from earmark import audio
-from earmark.errors import AudioError
+from earmark.errors import AudioError, ConfigError
 
 RATE = 16000
 
@@ -175,6 +176,139 @@ def test_non_finite_samples(tmp_path, bad):
         audio.load(path, RATE)
     with pytest.raises(AudioError, match="damaged.wav.*NaN"):
         list(audio.read_blocks(path, RATE))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+def test_fifo_is_refused_without_opening_it(tmp_path):
+    path = tmp_path / "pipe.wav"
+    os.mkfifo(path)                 # opening it would block: nothing writes to it
+    for read in (audio.info, audio.load, lambda p: list(audio.read_blocks(p, RATE))):
+        with pytest.raises(AudioError, match=r"pipe\.wav: not a regular file: it is a FIFO "
+                                             r"\(named pipe\); earmark reads files"):
+            read(path)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="needs /dev/null")
+def test_device_is_refused():
+    with pytest.raises(AudioError, match="/dev/null: not a regular file: it is a device"):
+        audio.load("/dev/null", RATE)
+
+
+def test_undecodable_mp3_says_so(tmp_path):
+    path = tmp_path / "broken.mp3"
+    path.write_bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    for read in (audio.info, audio.load, lambda p: list(audio.read_blocks(p, RATE))):
+        with pytest.raises(AudioError, match=r"broken\.mp3: cannot read audio header: could not "
+                                             r"decode it as MP3: ") as caught:
+            read(path)
+        assert "pipe" not in str(caught.value) and "does not exist" not in str(caught.value)
+
+
+def _with_header_rate(path, rate: int) -> None:
+    """Overwrite the sample rate in a WAV file's fmt chunk."""
+    data = bytearray(path.read_bytes())
+    at = data.index(b"fmt ") + 12               # id, size, format tag, channels, then the rate
+    data[at:at + 4] = rate.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("rate", [1, 999, 384_001, 5_000_000])
+def test_header_with_an_absurd_rate_is_refused(tmp_path, rate):
+    path = tmp_path / "odd.wav"
+    write_tone(path, 0.1, RATE, 440.0)
+    _with_header_rate(path, rate)
+    assert soundfile.info(str(path)).samplerate == rate            # libsndfile takes it
+    for read in (audio.info, audio.load, lambda p: list(audio.read_blocks(p, RATE))):
+        with pytest.raises(AudioError, match=rf"odd\.wav: the header gives a sample rate of "
+                                             rf"{rate} Hz, outside what earmark accepts "
+                                             r"\(1000 to 384000 Hz\)"):
+            read(path)
+
+
+def test_header_promising_more_frames_than_the_file_holds_costs_no_memory(tmp_path):
+    path = tmp_path / "lying.flac"
+    write_tone(path, 0.5, RATE, 440.0, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    # STREAMINFO: 36 bits of total samples end at byte 26; claim 2**36 - 1 (48 days at 16 kHz).
+    fields = int.from_bytes(data[18:26], "big") | (2**36 - 1)
+    data[18:26] = fields.to_bytes(8, "big")
+    path.write_bytes(bytes(data))
+    assert soundfile.info(str(path)).frames == 2**36 - 1
+    tracemalloc.start()
+    try:
+        with pytest.raises(AudioError, match=r"lying\.flac: .*(truncated|data ends before)"):
+            audio.load(path, RATE)
+        with pytest.raises(AudioError, match=r"lying\.flac: .*(truncated|data ends before)"):
+            list(audio.read_blocks(path, RATE, block_seconds=0.1))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, f"{peak / 2**20:.0f} MiB for a file of {len(data)} bytes"
+
+
+def test_read_blocks_checks_its_arguments(tmp_path):
+    path = tmp_path / "tone.wav"
+    write_tone(path, 0.1, RATE, 440.0)
+    with pytest.raises(ConfigError, match="block_seconds"):
+        list(audio.read_blocks(path, RATE, block_seconds=0))
+    with pytest.raises(ConfigError, match="target sample_rate"):
+        list(audio.read_blocks(path, 0))
+    with pytest.raises(ConfigError, match="target sample_rate"):
+        audio.load(path, 10**9)
+
+
+# --- arrays from Python ------------------------------------------------------
+
+def test_int_pcm_arrays_are_scaled_like_soundfile_reads_them(tmp_path):
+    pcm = np.array([-32768, -16384, 0, 16384, 32767], dtype=np.int16)
+    np.testing.assert_array_equal(audio.array_to_mono(pcm), pcm / 32768.0)
+    path = tmp_path / "pcm.wav"
+    soundfile.write(str(path), pcm, RATE, subtype="PCM_16")
+    np.testing.assert_array_equal(audio.array_to_mono(pcm), audio.load(path))
+    wide = np.array([-2**31, 0, 2**30], dtype=np.int32)
+    np.testing.assert_array_equal(audio.array_to_mono(wide), [-1.0, 0.0, 0.5])
+    np.testing.assert_array_equal(audio.array_to_mono(np.array([0, 128, 192], np.uint8)),
+                                  [-1.0, 0.0, 0.5])
+
+
+def test_samples_by_channels_are_mixed_down_like_a_file(tmp_path):
+    stereo = tone(0.1, RATE, 440.0, channels=2)
+    path = tmp_path / "stereo.wav"
+    soundfile.write(str(path), stereo, RATE, subtype="FLOAT")
+    mono = audio.array_to_mono(stereo)
+    assert mono.dtype == np.float32 and mono.shape == (len(stereo),)
+    np.testing.assert_allclose(mono, audio.load(path), atol=1e-7)
+
+
+@pytest.mark.parametrize("samples, words", [
+    (np.zeros(0, np.float32), "holds no samples"),
+    (np.zeros((0, 2), np.float32), "holds no samples"),
+    (np.zeros((), np.float32), r"shape \(\) is not audio"),
+    (np.zeros((10, 2, 2), np.float32), r"shape \(10, 2, 2\) is not audio"),
+    (np.zeros((2, 1000), np.float32), r"1000 channels, outside 1 to 64.*samples\.T"),
+    (np.zeros(10, np.int64), "type int64 are not audio"),
+    (np.zeros(10, np.complex64), "type complex64 are not audio"),
+    (np.zeros(10, bool), "type bool are not audio"),
+    (np.array(["a", "b"]), "are not audio"),
+    ([[0.1, 0.2], [0.3]], "not an array of samples"),
+    (np.array([0.0, np.nan, np.inf]), "2 samples are NaN or infinite"),
+    (np.array([0.0, 1e39]), "beyond what float32 holds"),
+])
+def test_arrays_that_are_not_audio_are_refused(samples, words):
+    with pytest.raises(AudioError, match=f"clip: .*{words}"):
+        audio.array_to_mono(samples, "clip")
+
+
+def test_samples_that_overflow_when_resampled_are_refused(tmp_path):
+    """Found by tests/test_fuzz.py: finite float samples near float32's limit came out of
+    the resampler as inf and NaN."""
+    path = tmp_path / "huge.wav"
+    soundfile.write(str(path), np.where(np.arange(1600) % 2, 3e38, -3e38).astype(np.float32),
+                    RATE, subtype="FLOAT")
+    for read in (lambda p: audio.load(p, 8000), lambda p: list(audio.read_blocks(p, 8000))):
+        with pytest.raises(AudioError, match=r"huge\.wav: samples reach 3e\+38, so far beyond "
+                                             "-1..1 that resampling them overflows"):
+            read(path)
 
 
 def test_wrong_rate_is_rejected():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +13,13 @@ import soundfile
 
 from conftest import TONE_FREQUENCIES, TONE_RATE
 from earmark.cli import main
+from earmark.errors import AudioError, ConfigError
 from earmark.runtime import Classifier
 from earmark.runtime.results import expand_inputs, table, write_results
 from earmark.windowing import window_starts
+
+#: A small 8 kHz, 4-class bundle that loads in milliseconds (no training needed).
+FIXTURE_BUNDLE = Path(__file__).parent / "fixtures" / "bundle_v1"
 
 
 def tone(frequency: float, seconds: float, rate: int = TONE_RATE) -> np.ndarray:
@@ -121,3 +126,65 @@ def test_classify_command_reports_bad_files_and_exits_non_zero(bundle, tmp_path,
     assert "mid" in captured.out
     with open(out) as handle:
         assert [r["file"] for r in csv.DictReader(handle)] == [str(tmp_path / "good.wav")]
+
+
+# --- what a careless caller hands classify_array --------------------------------------
+
+@pytest.fixture(scope="module")
+def fixture_classifier() -> Classifier:
+    return Classifier.from_bundle(FIXTURE_BUNDLE, threads=1)
+
+
+def test_int16_pcm_scores_like_its_float_values(fixture_classifier):
+    pcm = (tone(900, 0.7) * 32767).astype(np.int16)
+    as_int = fixture_classifier.classify_array(pcm, TONE_RATE)
+    as_float = fixture_classifier.classify_array(pcm / np.float32(32768), TONE_RATE)
+    np.testing.assert_allclose(as_int.window_probabilities, as_float.window_probabilities,
+                               atol=1e-6)
+    wide = fixture_classifier.classify_array(pcm.astype(np.int32) * 65536, TONE_RATE)
+    np.testing.assert_allclose(wide.window_probabilities, as_float.window_probabilities,
+                               atol=1e-6)
+
+
+def test_samples_by_channels_score_like_the_same_file(fixture_classifier, tmp_path):
+    stereo = np.stack([tone(300, 0.9), 0.5 * tone(2000, 0.9)], axis=1)
+    path = tmp_path / "stereo.wav"
+    soundfile.write(path, stereo, TONE_RATE, subtype="FLOAT")
+    from_array = fixture_classifier.classify_array(stereo, TONE_RATE)
+    from_file = fixture_classifier.classify_file(path)
+    np.testing.assert_allclose(from_array.window_probabilities, from_file.window_probabilities,
+                               atol=1e-5)
+    assert from_array.duration == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("samples, words", [
+    (np.zeros(0, np.float32), "holds no samples"),
+    (np.zeros((8000, 2, 1), np.float32), r"shape \(8000, 2, 1\) is not audio"),
+    (np.zeros((2, 8000), np.float32), r"8000 channels.*samples\.T"),
+    (np.array([0.1, np.nan, 0.2], np.float32), "1 samples are NaN or infinite"),
+    (np.arange(100), "type int64 are not audio"),
+    (np.full(4000, 1e20, np.float32), "the model's scores are not finite.*reach 1e\\+20"),
+])
+def test_classify_array_refuses_what_is_not_audio(fixture_classifier, samples, words):
+    with pytest.raises(AudioError, match=f"clip: .*{words}"):
+        fixture_classifier.classify_array(samples, TONE_RATE, source="clip")
+
+
+def test_classify_array_refuses_audio_shorter_than_one_sample_at_the_models_rate(
+        fixture_classifier):
+    with pytest.raises(AudioError, match="clip: holds no audio at 8000 Hz"):
+        fixture_classifier.classify_array(np.ones(10, np.float32), 384_000, source="clip")
+
+
+@pytest.mark.parametrize("rate", [0, 1, 999, 384_001, 10**9, float("nan"), "fast", None])
+def test_classify_array_checks_the_rate(fixture_classifier, rate):
+    with pytest.raises(ConfigError, match="clip: sample_rate"):
+        fixture_classifier.classify_array(tone(300, 0.5), rate, source="clip")
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"window_hop_seconds": 0}, "window hop"), ({"window_hop_seconds": float("nan")}, "hop"),
+    ({"batch_size": 0}, "batch_size")])
+def test_classifier_options_are_checked(options, words):
+    with pytest.raises(ConfigError, match=words):
+        Classifier.from_bundle(FIXTURE_BUNDLE, **options)

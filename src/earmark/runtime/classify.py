@@ -4,6 +4,13 @@ A file longer than the model's window is read in blocks (bounded memory
 whatever its length), cut into analysis windows, and judged by the mean of
 the window probabilities or their majority vote; per-window results are
 kept too.
+
+Arrays from Python are taken as files are: ``(samples,)`` or ``(samples,
+channels)`` (mixed down), floats at full scale 1 and int16/int32 PCM scaled
+to [-1, 1) (:func:`earmark.audio.array_to_mono`), at any rate
+:mod:`earmark.input_limits` accepts. Empty input, NaN, other shapes and
+samples so large that the model's scores are not finite raise
+:class:`~earmark.errors.AudioError`; nothing returns a made-up result.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from earmark import audio
-from earmark.errors import ConfigError
+from earmark.errors import AudioError, ConfigError, DataError
+from earmark.input_limits import check_count, check_positive, check_sample_rate
 from earmark.runtime.bundle import Bundle, load_bundle
 from earmark.runtime.metadata import AGGREGATES
 from earmark.windowing import aggregate_windows, window_starts
@@ -50,6 +58,8 @@ class Classifier:
                  aggregate: str | None = None, batch_size: int = 64):
         self.bundle = bundle
         self.window = bundle.window_samples
+        if window_hop_seconds is not None:
+            window_hop_seconds = check_positive(window_hop_seconds, "window hop (seconds)")
         self.window_hop = (int(round(window_hop_seconds * bundle.sample_rate))
                            if window_hop_seconds is not None else bundle.window_hop_samples)
         if self.window_hop < 1:
@@ -58,7 +68,7 @@ class Classifier:
         self.aggregate = aggregate or bundle.metadata.aggregate
         if self.aggregate not in AGGREGATES:
             raise ConfigError(f"aggregate {self.aggregate!r} is not one of {list(AGGREGATES)}")
-        self.batch_size = batch_size
+        self.batch_size = check_count(batch_size, "batch_size", minimum=1)
 
     @classmethod
     def from_bundle(cls, path: str | os.PathLike, threads: int = 0, **options) -> "Classifier":
@@ -74,11 +84,34 @@ class Classifier:
 
     def classify_array(self, samples: np.ndarray, sample_rate: int,
                        source: str = "<array>") -> ClipResult:
-        """Judge a mono float array at any rate (resampled to the model's)."""
-        samples = np.asarray(samples, dtype=np.float32)
-        audio.check_finite(samples, source)
-        samples = audio.resample(samples, sample_rate, self.sample_rate)
-        return self.classify_blocks([samples], source)
+        """Judge an array of samples at any rate (resampled to the model's).
+
+        Parameters
+        ----------
+        samples : array_like
+            ``(samples,)`` mono, or ``(samples, channels)`` (up to 64 channels,
+            averaged as a file's are). Floats are taken as they are (full scale
+            is -1 to 1); int16 and int32 PCM are divided by 2**15 and 2**31 so
+            full scale maps to [-1, 1), as soundfile and librosa read such
+            files (uint8 is 8-bit WAV PCM around 128); see
+            :func:`earmark.audio.array_to_mono`.
+        sample_rate : int
+            The samples' rate in Hz, 1000 to 384000.
+        source : str
+            Names the array in the result and in messages.
+
+        Raises
+        ------
+        AudioError
+            No samples, an unknown dtype or shape, NaN or infinite samples,
+            or samples so large that the model's scores are not finite.
+        ConfigError
+            A ``sample_rate`` outside what :mod:`earmark.input_limits` accepts.
+        """
+        rate = check_sample_rate(sample_rate, f"{source}: sample_rate")
+        mono = audio.array_to_mono(samples, source)
+        return self.classify_blocks([audio.resample(mono, rate, self.sample_rate, source)],
+                                    source)
 
     def classify_file(self, path: str | os.PathLike, block_seconds: float = 30.0) -> ClipResult:
         """Judge a file of any supported format and rate, read in blocks."""
@@ -86,16 +119,44 @@ class Classifier:
         return self.classify_blocks(blocks, str(path))
 
     def classify_blocks(self, blocks: Iterable[np.ndarray], source: str) -> ClipResult:
-        """Judge a recording that arrives as consecutive blocks at the model's rate."""
+        """Judge a recording that arrives as consecutive mono blocks at the model's rate.
+
+        Raises
+        ------
+        AudioError
+            The blocks hold no samples, or the model's scores for a window are
+            not finite because its samples are far outside -1..1.
+        DataError
+            The model's scores are not finite for samples within -1..1 (a
+            damaged bundle).
+        """
         stream = _WindowStream(self.window, self.window_hop)
         starts, probabilities = [], []
         for batch_starts, batch in _batches(stream.windows(blocks), self.batch_size):
             starts.extend(batch_starts)
-            probabilities.append(self.bundle.predict_proba(batch))
+            probabilities.append(self._scores(batch, batch_starts, source))
+        if stream.total == 0:
+            raise AudioError(f"{source}: holds no audio at {self.sample_rate} Hz (nothing, or "
+                             "less than one sample once resampled); give a longer recording.")
         window_probs = np.concatenate(probabilities)
         return ClipResult(source, self.labels, aggregate_windows(window_probs, self.aggregate),
                           np.asarray(starts) / self.sample_rate, window_probs,
                           stream.total / self.sample_rate, self.window / self.sample_rate)
+
+    def _scores(self, batch: np.ndarray, starts: list[int], source: str) -> np.ndarray:
+        """The model's probabilities for a batch of windows, refused when not finite."""
+        scores = self.bundle.predict_proba(batch)
+        finite = np.isfinite(scores).all(axis=1)
+        if finite.all():
+            return scores
+        row = int(np.flatnonzero(~finite)[0])
+        peak, at = float(np.abs(batch[row]).max()), starts[row] / self.sample_rate
+        if peak <= 1:
+            raise DataError(f"{self.bundle.path}: the model's scores are not finite for the "
+                            f"window at {at:.2f} s of {source}, whose samples are within -1..1; "
+                            "the bundle is damaged: re-export it with `earmark export`.")
+        raise AudioError(f"{source}: the model's scores are not finite for the window at "
+                         f"{at:.2f} s, whose samples reach {peak:g}; scale the audio to -1..1.")
 
 
 class _WindowStream:
