@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from earmark.errors import DataError
+from earmark.input_limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 #: The files of a bundle, relative to its folder.
 BUNDLE_MODEL = "model.onnx"
@@ -54,9 +55,9 @@ HASHED_FORMAT_VERSION = 2
 MODEL_INPUT = "waveform"
 MODEL_OUTPUT = "probabilities"
 AGGREGATES = ("mean", "vote")
-MAX_SAMPLE_RATE = 384_000
-#: The longest analysis window (or hop) a bundle may declare.
-MAX_WINDOW_SECONDS = 600
+#: The longest analysis window (or hop) a bundle may declare: checking a graph scores
+#: one window, so this also bounds the memory a hostile bundle can ask of a loader.
+MAX_WINDOW_SECONDS = 60
 #: The fields embedded in the graph, so ``model.onnx`` also works alone.
 HEADER_KEYS = ("format", "format_version", "labels", "sample_rate", "window_samples",
                "hop_samples", "aggregate", "input", "output", "quantization")
@@ -201,7 +202,7 @@ class BundleMetadata:
         fields = _Fields(mapping, str(source))
         version = _format_version(fields)
         _check_graph_names(fields)
-        rate = fields.integer("sample_rate", 1, MAX_SAMPLE_RATE, unit="Hz")
+        rate = fields.integer("sample_rate", MIN_SAMPLE_RATE, MAX_SAMPLE_RATE, unit="Hz")
         longest = MAX_WINDOW_SECONDS * rate
         window = fields.integer("window_samples", 1, longest)
         stream = fields.nested("stream", required=False)
