@@ -226,3 +226,31 @@ def test_footprint_json_has_latency(bundle, capsys):
     assert figures["latency_ms_median"] > 0
     assert figures["latency_ms_p95"] >= figures["latency_ms_median"]
     assert figures["size_bytes"] > 0
+
+
+def test_prepare_shows_the_table_then_refuses_a_class_training_never_sees(class_folder,
+                                                                          tmp_path, capsys):
+    """A manifest whose split column leaves 'yes' out of train: the table is printed, and
+    prepare fails as training would, naming the class."""
+    from earmark.data.manifest import from_folder
+
+    manifest = from_folder(class_folder, "speech_commands")
+    lines = ["path,label,group,split"]
+    for row in manifest:
+        split = "test" if row.label == "yes" else "train"
+        lines.append(f"{row.path},{row.label},{row.group},{split}")
+    csv_path = tmp_path / "split.csv"
+    csv_path.write_text("\n".join(lines) + "\n")
+    config = tmp_path / "column.toml"
+    config.write_text(f"""
+[data]
+csv = "{csv_path.as_posix()}"
+split = "column"
+sample_rate = {DATASET_RATE}
+clip_seconds = 0.1
+cache_dir = "{(tmp_path / 'cache').as_posix()}"
+""")
+    assert run(["prepare", str(config), "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0].split() == ["class", "train", "validation", "test"]
+    assert "'yes'" in captured.err and "no training recordings" in captured.err

@@ -64,6 +64,7 @@ def _add_prepare(commands) -> None:
 
 def _prepare(args) -> int:
     from earmark.data.dataset import load_manifest, open_dataset
+    from earmark.data.splits import check_trainable
 
     config = load_config_from_args(args)
     manifest = load_manifest(config)
@@ -73,6 +74,7 @@ def _prepare(args) -> int:
         dataset.manifest.to_csv(args.manifest_out)
         print(f"manifest written to {args.manifest_out}")
     print(f"decoded audio in {dataset.store.folder}")
+    check_trainable(dataset.manifest, dataset.labels)     # as training would refuse it
     return 0
 
 
