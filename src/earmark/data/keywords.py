@@ -4,7 +4,10 @@ Chosen words keep their labels; every other word becomes ``_unknown_``,
 sampled down to ``unknown_percent`` of the keyword clips; ``_silence_``
 clips are one-window cuts of background recordings (``silence_percent``
 of the keyword clips), their level varied by the gain augmentation. Splits
-apply afterwards as for any manifest (by speaker, or the hashing scheme).
+apply afterwards as for any manifest (by speaker, or the hashing scheme);
+when the words already carry a split (the official lists of a dataset
+recipe), the ``_silence_`` clips are dealt to the splits in the words'
+proportions.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import random
 from dataclasses import replace
 
 from earmark import audio
-from earmark.data.manifest import Manifest, Row
+from earmark.data.manifest import SPLITS, Manifest, Row
 from earmark.errors import DataError
 
 SILENCE, UNKNOWN = "_silence_", "_unknown_"
@@ -38,7 +41,21 @@ def keyword_task(manifest: Manifest, words: list[str], unknown_percent: float,
     silence_count = round(len(keyword_rows) * silence_percent / 100)
     silence_rows = _silence_rows(noise_dir, silence_count, clip_seconds, rng) \
         if silence_count else []
-    return Manifest(keyword_rows + unknown_rows + silence_rows)
+    return Manifest(keyword_rows + unknown_rows + _split_like(silence_rows, keyword_rows))
+
+
+def _split_like(rows: list[Row], reference: list[Row]) -> list[Row]:
+    """``rows`` with the splits of ``reference`` in the same proportions, when every
+    reference row has one (otherwise unchanged: the split comes later)."""
+    splits = sorted((row.split for row in reference), key=_split_order)
+    if not rows or not splits or not all(splits):
+        return rows
+    return [replace(row, split=splits[index * len(splits) // len(rows)])
+            for index, row in enumerate(rows)]
+
+
+def _split_order(split: str) -> int:
+    return SPLITS.index(split) if split in SPLITS else len(SPLITS)
 
 
 def _silence_rows(noise_dir: str, count: int, clip_seconds: float,
