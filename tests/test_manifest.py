@@ -161,10 +161,12 @@ def test_from_csv_missing_column(tmp_path):
         from_csv(csv_path)
 
 
-def test_from_csv_unknown_column(tmp_path):
+def test_from_csv_keeps_other_columns_as_metadata_and_refuses_near_misses(tmp_path):
     csv_path = write_csv(tmp_path / "m.csv", "path,label,speaker\na.wav,yes,g\n")
-    with pytest.raises(DataError, match=r"m\.csv.*unknown column.*'speaker'"):
-        from_csv(csv_path)
+    assert from_csv(csv_path).rows[0].meta == {"speaker": "g"}
+    typo = write_csv(tmp_path / "t.csv", "path,lable\na.wav,yes\n")
+    with pytest.raises(DataError, match=r"t\.csv.*'lable'"):
+        from_csv(typo)
 
 
 def test_from_csv_bad_split_names_the_line(tmp_path):

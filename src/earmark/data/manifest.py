@@ -8,14 +8,15 @@ the names of the public datasets earmark knows.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import os
 import re
 import warnings
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 from earmark.atomic import write_text
 from earmark.audio import is_audio_file
@@ -45,7 +46,12 @@ COLUMNS = ("path", "label", "group", "split", "start", "end", "fold")
 
 @dataclass(frozen=True)
 class Row:
-    """One recording (or a segment of one, from ``start`` to ``end`` seconds)."""
+    """One recording (or a segment of one, from ``start`` to ``end`` seconds).
+
+    ``meta`` holds the dataset's own columns (``category``, ``salience``,
+    ``gender``, ...) as strings; it is written after the standard columns and
+    takes no part in comparing or hashing rows.
+    """
 
     path: str
     label: str
@@ -54,6 +60,7 @@ class Row:
     start: float | None = None
     end: float | None = None
     fold: int | None = None
+    meta: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 class Manifest:
@@ -87,22 +94,40 @@ class Manifest:
     def label_counts(self) -> Counter:
         return Counter(row.label for row in self.rows)
 
+    def meta_columns(self) -> list[str]:
+        """The keys of every row's ``meta``, in first-seen order."""
+        return list(dict.fromkeys(key for row in self.rows for key in row.meta))
+
     def to_csv(self, path: str | os.PathLike, relative: bool = False) -> None:
         """Write atomically as CSV with a header.
 
-        With ``relative``, files inside the CSV's folder are written relative
-        to it, so the folder can be moved as a whole.
+        The standard columns come first, then :meth:`meta_columns` (empty
+        where a row lacks one). With ``relative``, files inside the CSV's
+        folder are written relative to it, so the folder can be moved as a
+        whole.
+
+        Raises
+        ------
+        DataError
+            When a meta key has the name of a standard column.
         """
+        extra = self.meta_columns()
+        clash = [key for key in extra if key in COLUMNS]
+        if clash:
+            raise DataError(f"{path}: meta column(s) {clash} have the name of a standard "
+                            f"manifest column ({', '.join(COLUMNS)}); rename them in the "
+                            "rows' meta (e.g. 'slice_start')")
         folder = Path(path).resolve().parent
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow(COLUMNS + tuple(extra))
         for row in self.rows:
             file = row.path
             if relative and Path(file).resolve().is_relative_to(folder):
                 file = str(Path(file).resolve().relative_to(folder))
             writer.writerow([file, row.label, row.group, row.split,
-                             _blank(row.start), _blank(row.end), _blank(row.fold)])
+                             _blank(row.start), _blank(row.end), _blank(row.fold)]
+                            + [str(row.meta.get(key, "")) for key in extra])
         write_text(path, buffer.getvalue())
 
 
@@ -182,7 +207,16 @@ def from_csv(path: str | os.PathLike, group_pattern: str = "auto") -> Manifest:
     """Read a manifest CSV; ``path`` and ``label`` are required columns.
 
     Relative audio paths are read from the CSV's folder. A missing or empty
-    ``group`` is derived from the file name with ``group_pattern``.
+    ``group`` is derived from the file name with ``group_pattern``. Any other
+    column is the dataset's own and goes into each row's ``meta`` (empty
+    cells are left out), except one so close to a standard column's name
+    (``lable``, ``folds``, ``Split``) that it is taken for a typo.
+
+    Raises
+    ------
+    DataError
+        When the file is missing or empty, ``path`` or ``label`` is missing,
+        a column looks like a misspelt standard one, or a cell is invalid.
     """
     path = Path(path)
     if not path.is_file():
@@ -196,9 +230,7 @@ def from_csv(path: str | os.PathLike, group_pattern: str = "auto") -> Manifest:
             raise DataError(f"{path}: missing column(s) {missing}; a manifest needs "
                             f"at least 'path' and 'label' (optional: group, split, "
                             f"start, end, fold). Found: {header}")
-        unknown = [c for c in header if c not in COLUMNS]
-        if unknown:
-            raise DataError(f"{path}: unknown column(s) {unknown}; allowed: {list(COLUMNS)}")
+        check_meta_columns(path, header)
         # reader.line_num, not a count of records: blank lines are skipped
         # and quoted fields may span lines, and errors must name the real line.
         rows = [_parse_row(record, path, reader.line_num, match_group) for record in reader]
@@ -265,6 +297,38 @@ def check_classes(manifest: Manifest, labels: list[str]) -> list[str]:
     return messages
 
 
+def check_meta_columns(path: str | os.PathLike, header: list[str]) -> list[str]:
+    """The non-standard columns of a manifest header, refusing likely typos.
+
+    Parameters
+    ----------
+    path : path
+        The manifest, for the message.
+    header : list of str
+        Its column names.
+
+    Returns
+    -------
+    list of str
+        The columns that go into ``Row.meta``, in order.
+
+    Raises
+    ------
+    DataError
+        When a column is a near-miss of a standard one (``lable``, ``folds``).
+    """
+    extra = [c for c in header if c not in COLUMNS]
+    typos = {c: difflib.get_close_matches(c.lower(), COLUMNS, n=1, cutoff=0.8)
+             for c in extra}
+    typos = {c: near[0] for c, near in typos.items() if near}
+    if typos:
+        guesses = ", ".join(f"{c!r} (did you mean {near!r}?)" for c, near in typos.items())
+        raise DataError(f"{path}: unknown column(s) {guesses}; standard columns are "
+                        f"{list(COLUMNS)}, and other columns are kept as the dataset's "
+                        "own metadata only when their names are not this close to them")
+    return extra
+
+
 def _parse_row(record: dict, source: Path, line: int, match_group) -> Row:
     where = f"{source}:{line}"
     file = (record.get("path") or "").strip()
@@ -284,6 +348,8 @@ def _parse_row(record: dict, source: Path, line: int, match_group) -> Row:
         start=_number(record.get("start"), float, where, "start"),
         end=_number(record.get("end"), float, where, "end"),
         fold=_number(record.get("fold"), int, where, "fold"),
+        meta={key: value for key, value in record.items()
+              if key is not None and key not in COLUMNS and value},
     )
 
 

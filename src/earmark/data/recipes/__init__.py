@@ -1,6 +1,6 @@
 """The dataset recipes earmark knows, by name: ``earmark datasets list``.
 
-Each recipe module (``speech_commands``, ``fsdd``, ``esc50``) declares a
+Each recipe module (``speech_commands``, ``fsdd``, ``esc50``, ...) declares a
 module-level ``RECIPES`` tuple of :class:`~earmark.data.recipes.recipe.Recipe`;
 this package gathers them into :data:`RECIPES`, a dict by recipe name.
 """
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import difflib
 
-from earmark.data.recipes import esc50, fsdd, speech_commands
+from earmark.data.recipes import esc50, fsdd, librispeech, mimii, speech_commands, urbansound8k
 from earmark.data.recipes.recipe import Recipe, RemoteFile
 from earmark.errors import ConfigError
 
 #: The recipe modules, in the order ``earmark datasets list`` shows them.
-MODULES = (speech_commands, fsdd, esc50)
+MODULES = (speech_commands, fsdd, esc50, urbansound8k, librispeech, mimii)
 
 
 def collect(modules) -> dict[str, Recipe]:

@@ -4,7 +4,8 @@ ESC-10 is its 10-class subset.
 ``meta/esc50.csv`` (``filename,fold,target,category,esc10,src_file,take``)
 names each clip of ``audio/``. Rows keep the official fold (split ``""``; the
 protocol is cross-validation over the folds, ``data.split = "kfold"``), the
-label is ``category`` and the group ``src_file``, the freesound recording a
+label is ``category`` (also kept, with ``esc10``, ``take`` and ``target``, in
+``Row.meta``) and the group ``src_file``, the freesound recording a
 clip was cut from: its pieces never straddle folds. ``esc10`` keeps only the
 rows whose ``esc10`` is ``True``. Both recipes share the folder ``esc50/``
 (one download); the GitHub archive unpacks to ``ESC-50-master/`` inside it,
@@ -29,6 +30,8 @@ from earmark.data.recipes.recipe import Recipe, RemoteFile
 from earmark.errors import DataError
 
 COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
+#: The CSV columns each row keeps in ``Row.meta``.
+META = ("category", "esc10", "take", "target")
 ARCHIVE_FOLDER = "ESC-50-master"
 METADATA = Path("meta") / "esc50.csv"
 ADVICE = ("re-download the dataset (`earmark datasets download {name}`) or point --root at "
@@ -110,7 +113,8 @@ def build(folder: str | os.PathLike, esc10_only: bool = False) -> Manifest:
             raise DataError(f"{root / METADATA}:{line}: fold {record['fold']!r} is not a "
                             "number; " + ADVICE.format(name=name)) from None
         rows.append(Row(os.path.abspath(file), record["category"].strip(),
-                        record["src_file"].strip(), "", fold=fold))
+                        record["src_file"].strip(), "", fold=fold,
+                        meta={key: record[key].strip() for key in META}))
     if absent:
         raise DataError(f"{root / 'audio'}: {len(absent)} clip(s) listed in {METADATA} are "
                         f"missing, e.g. {', '.join(absent[:5])}; " + ADVICE.format(name=name))
