@@ -325,3 +325,26 @@ def test_esc10_pieces_on_the_shared_recordings():
 def recipes_by_name() -> dict[str, Recipe]:
     return {recipe.name: recipe for module in (speech_commands, fsdd, esc50)
             for recipe in module.RECIPES}
+
+
+def test_the_esc50_config_splits_a_recipe_manifest_by_its_folds(tmp_path):
+    """configs/esc50.toml on a manifest written by the recipe: fold 1 is the test split,
+    fold 2 validation, the rest train, and no source clip straddles two splits."""
+    from earmark.config import from_dict, load_config, to_dict
+
+    root = esc50_tree(tmp_path / "esc50")
+    manifest_path = tmp_path / "manifest-esc50.csv"
+    recipes_by_name()["esc50"].build_manifest(root).to_csv(manifest_path)
+    shipped = Path(__file__).parents[1] / "src" / "earmark" / "configs" / "esc50.toml"
+    settings = to_dict(load_config(shipped))
+    settings["data"]["csv"] = str(manifest_path)
+    manifest = load_manifest(from_dict(settings))
+    folds = {row.path: row.fold for row in
+             recipes_by_name()["esc50"].build_manifest(root)}
+    for row in manifest:
+        expected = {1: "test", 2: "validation"}.get(folds[row.path], "train")
+        assert row.split == expected
+    splits_of_source = {}
+    for row in manifest:
+        splits_of_source.setdefault(row.group, set()).add(row.split)
+    assert all(len(splits) == 1 for splits in splits_of_source.values())
