@@ -19,14 +19,13 @@ and the builders take either folder.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from pathlib import Path
 
 from earmark.audio import is_audio_file
 from earmark.data.manifest import Manifest, Row
-from earmark.data.recipes.recipe import Recipe, RemoteFile
+from earmark.data.recipes.recipe import Recipe, RemoteFile, read_listing
 from earmark.errors import DataError
 
 COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
@@ -64,17 +63,7 @@ def read_metadata(root: Path, name: str = "esc50") -> list[dict[str, str]]:
     DataError
         When a column is missing or the file has no records.
     """
-    path = root / METADATA
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing} (expected "
-                            f"{','.join(COLUMNS)}); " + ADVICE.format(name=name))
-        records = list(reader)
-    if not records:
-        raise DataError(f"{path}: no clips listed; " + ADVICE.format(name=name))
-    return records
+    return read_listing(root / METADATA, COLUMNS, ADVICE.format(name=name), "clips")
 
 
 def build(folder: str | os.PathLike, esc10_only: bool = False) -> Manifest:

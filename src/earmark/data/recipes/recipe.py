@@ -3,11 +3,13 @@ how its files become an earmark manifest with the dataset's official split."""
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from earmark.data.manifest import Manifest
+from earmark.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -35,3 +37,25 @@ class Recipe:
     #: The dataset folder (as unpacked) -> manifest with the official split or folds.
     build_manifest: Callable[[Path], Manifest]
     split: str = "column"      #: how a config should split it: "column" or "kfold"
+
+
+def read_listing(path: Path, columns: Sequence[str], advice: str,
+                 items: str = "entries") -> list[dict[str, str]]:
+    """The records of a dataset's metadata CSV, checked for the official header.
+
+    Raises
+    ------
+    DataError
+        When a column is missing or the file lists no ``items``; ``advice`` says
+        what to do.
+    """
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {missing} (expected "
+                            f"{','.join(columns)}); " + advice)
+        records = list(reader)
+    if not records:
+        raise DataError(f"{path}: no {items} listed; " + advice)
+    return records

@@ -19,12 +19,11 @@ holding it.
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 from earmark.data.manifest import Manifest, Row
-from earmark.data.recipes.recipe import Recipe, RemoteFile
+from earmark.data.recipes.recipe import Recipe, RemoteFile, read_listing
 from earmark.errors import DataError
 
 COLUMNS = ("slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class")
@@ -61,17 +60,7 @@ def read_metadata(root: Path) -> list[dict[str, str]]:
     DataError
         When a column is missing or the file lists no slices.
     """
-    path = root / METADATA
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing} (expected "
-                            f"{','.join(COLUMNS)}); " + ADVICE)
-        records = list(reader)
-    if not records:
-        raise DataError(f"{path}: no slices listed; " + ADVICE)
-    return records
+    return read_listing(root / METADATA, COLUMNS, ADVICE, "slices")
 
 
 def parse_fold(record: dict[str, str], where: str) -> int:
