@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from earmark.errors import ConfigError, DataError
+from earmark.errors import DataError
 
 
 # --------------------------------------------------------------------------

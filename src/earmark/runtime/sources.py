@@ -22,7 +22,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
 import numpy as np
 
 from earmark import audio
-from earmark.errors import AudioError, ConfigError, EarmarkError
+from earmark.errors import AudioError, EarmarkError
 from earmark.input_limits import check_channels, check_positive, check_sample_rate
 
 logger = logging.getLogger(__name__)
@@ -75,11 +75,7 @@ class FileSource:
     def __init__(self, path: str | os.PathLike, block_ms: float = 100.0,
                  realtime: bool = False):
         self.path = str(path)
-        try:
-            self.sample_rate = check_sample_rate(audio.info(path).sample_rate,
-                                                 f"{path}'s header")
-        except ConfigError as error:      # a file is not a setting: an AudioError naming it
-            raise AudioError(str(error)) from None
+        self.sample_rate = audio.info(path).sample_rate     # its rate checked by audio.info
         self.block_size = _block_size(self.sample_rate, block_ms)
         self.realtime = realtime
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from earmark.audio import is_audio_file
 from earmark.data.manifest import Manifest, Row
-from earmark.data.recipes.recipe import Recipe, RemoteFile, read_listing
+from earmark.data.recipes.recipe import Recipe, RemoteFile, read_listing, unpacked_root
 from earmark.errors import DataError
 
 COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
@@ -47,12 +47,7 @@ def dataset_root(folder: str | os.PathLike, name: str = "esc50") -> Path:
     DataError
         When neither holds the metadata file.
     """
-    folder = Path(folder)
-    for candidate in (folder, folder / ARCHIVE_FOLDER):
-        if (candidate / METADATA).is_file():
-            return candidate
-    raise DataError(f"{folder / METADATA}: no such file (nor under {ARCHIVE_FOLDER}/); "
-                    + ADVICE.format(name=name))
+    return unpacked_root(folder, ARCHIVE_FOLDER, METADATA, ADVICE.format(name=name))
 
 
 def read_metadata(root: Path, name: str = "esc50") -> list[dict[str, str]]:

@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 
 from earmark.data.manifest import Manifest, Row
-from earmark.data.recipes.recipe import Recipe, RemoteFile
+from earmark.data.recipes.recipe import Recipe, RemoteFile, unpacked_root
 from earmark.errors import DataError
 
 ARCHIVE_FOLDER = "LibriSpeech"
@@ -53,12 +53,9 @@ def dataset_root(folder: str | os.PathLike, subset: str) -> Path:
     DataError
         When neither holds the subset's folder.
     """
-    folder = Path(folder)
-    for candidate in (folder, folder / ARCHIVE_FOLDER):
-        if (candidate / subset).is_dir():
-            return candidate
-    raise DataError(f"{folder / subset}: no such folder (nor under {ARCHIVE_FOLDER}/); "
-                    + ADVICE.format(name=f"librispeech_{subset}", subset=subset))
+    return unpacked_root(folder, ARCHIVE_FOLDER, subset,
+                         ADVICE.format(name=f"librispeech_{subset}", subset=subset),
+                         is_folder=True)
 
 
 def read_speakers(path: str | os.PathLike) -> dict[str, str]:

@@ -4,6 +4,7 @@ how its files become an earmark manifest with the dataset's official split."""
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -59,3 +60,23 @@ def read_listing(path: Path, columns: Sequence[str], advice: str,
     if not records:
         raise DataError(f"{path}: no {items} listed; " + advice)
     return records
+
+
+def unpacked_root(folder: str | os.PathLike, archive_folder: str, marker: str | os.PathLike,
+                  advice: str, is_folder: bool = False) -> Path:
+    """The dataset's own folder: ``folder`` itself or the archive's ``archive_folder``
+    inside it, whichever holds ``marker`` (its metadata file, or a subset's folder).
+
+    Raises
+    ------
+    DataError
+        When neither does; ``advice`` says what to do.
+    """
+    folder = Path(folder)
+    for candidate in (folder, folder / archive_folder):
+        found = (candidate / marker).is_dir() if is_folder else (candidate / marker).is_file()
+        if found:
+            return candidate
+    kind = "folder" if is_folder else "file"
+    raise DataError(f"{folder / marker}: no such {kind} (nor under {archive_folder}/); "
+                    + advice)

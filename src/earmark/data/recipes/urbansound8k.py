@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 
 from earmark.data.manifest import Manifest, Row
-from earmark.data.recipes.recipe import Recipe, RemoteFile, read_listing
+from earmark.data.recipes.recipe import Recipe, RemoteFile, read_listing, unpacked_root
 from earmark.errors import DataError
 
 COLUMNS = ("slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class")
@@ -44,12 +44,7 @@ def dataset_root(folder: str | os.PathLike) -> Path:
     DataError
         When neither holds the metadata file.
     """
-    folder = Path(folder)
-    for candidate in (folder, folder / ARCHIVE_FOLDER):
-        if (candidate / METADATA).is_file():
-            return candidate
-    raise DataError(f"{folder / METADATA}: no such file (nor under {ARCHIVE_FOLDER}/); "
-                    + ADVICE)
+    return unpacked_root(folder, ARCHIVE_FOLDER, METADATA, ADVICE)
 
 
 def read_metadata(root: Path) -> list[dict[str, str]]:
