@@ -212,9 +212,9 @@ def test_decoding_goes_in_blocks_of_bounded_size(tmp_path, monkeypatch):
     soundfile.write(path, clip(0.5, 384_000, 8), 384_000)
     real, seen = uploads.audio.read_blocks, []
 
-    def spy(path, rate, block_seconds):
+    def spy(path, rate, block_seconds, header=None):
         seen.append(block_seconds)
-        return real(path, rate, block_seconds)
+        return real(path, rate, block_seconds, header=header)
 
     monkeypatch.setattr(uploads.audio, "read_blocks", spy)
     samples = uploads.decode_upload(path, "wide.wav", RATE, ServeLimits())

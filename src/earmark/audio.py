@@ -238,6 +238,7 @@ def array_to_mono(samples, source: object = "<array>") -> np.ndarray:
                          "sample of audio.")
     if array.dtype == np.float32 and array.shape[1] == 1:
         mono = np.ascontiguousarray(array[:, 0])
+        check_finite(mono, source)
     else:
         with np.errstate(over="ignore", invalid="ignore"):    # reported just below
             wide = array.mean(axis=1, dtype=np.float64) if array.shape[1] > 1 else \
@@ -247,7 +248,6 @@ def array_to_mono(samples, source: object = "<array>") -> np.ndarray:
         if not np.isfinite(mono).all():
             raise AudioError(f"{source}: samples reach {np.abs(wide).max():g}, beyond what "
                              "float32 holds; give audio scaled to -1..1.")
-    check_finite(mono, source)
     return mono
 
 
@@ -314,8 +314,8 @@ def _check_resampled(resampled: np.ndarray, original: np.ndarray, source: object
                          "damaged, or give audio scaled to -1..1.")
 
 
-def read_blocks(path: str | os.PathLike, sample_rate: int,
-                block_seconds: float = 10.0) -> Iterator[np.ndarray]:
+def read_blocks(path: str | os.PathLike, sample_rate: int, block_seconds: float = 10.0,
+                header: AudioInfo | None = None) -> Iterator[np.ndarray]:
     """Yield a long file as consecutive float32 mono blocks at ``sample_rate``.
 
     Memory stays bounded by the block size whatever the file's length (or the
@@ -332,7 +332,7 @@ def read_blocks(path: str | os.PathLike, sample_rate: int,
     """
     sample_rate = check_sample_rate(sample_rate, "the target sample_rate")
     block_seconds = check_positive(block_seconds, "block_seconds")
-    header = info(path)
+    header = header or info(path)     # a caller that checked the header already passes it
     if header.frames == 0:
         raise AudioError(f"{path}: the file holds no audio (0 frames).")
     block_frames = max(1, min(int(block_seconds * header.sample_rate), header.frames,

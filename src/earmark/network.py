@@ -105,8 +105,7 @@ def load_trained(run_dir: str | Path) -> tuple[ExperimentConfig, list[str], Wave
     config = load_config(run.config)
     labels = run.read_labels()
     weights = read_weights(run.model)
-    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor)
-                                                for v in weights.values()):
+    if not is_state_dict(weights):
         raise DataError(f"{run.model}: not an earmark model (expected a state dict of "
                         "tensors); train the run again")
     try:
@@ -117,3 +116,8 @@ def load_trained(run_dir: str | Path) -> tuple[ExperimentConfig, list[str], Wave
                         "incomplete or damaged: train it again") from error
     classifier.eval()
     return config, labels, classifier
+
+
+def is_state_dict(value) -> bool:
+    """Whether ``value`` is a state dict: a dict of tensors."""
+    return isinstance(value, dict) and all(isinstance(v, torch.Tensor) for v in value.values())

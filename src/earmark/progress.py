@@ -27,9 +27,17 @@ def silent(total: int, description: str, unit: str) -> Iterator[Callable[[int], 
     yield lambda steps: None
 
 
-ProgressLike = Union[Progress, bool, None]
+#: A :class:`Progress`, or ``None``/``False`` for silence.
+ProgressLike = Union[Progress, None, bool]
 
 
 def as_progress(progress: ProgressLike) -> Progress:
-    """``progress`` itself when it is callable, else :func:`silent`."""
+    """``progress`` itself when it is callable, :func:`silent` for ``None`` or ``False``.
+
+    ``True`` is refused: the library draws nothing itself, so a caller that
+    wants bars passes one (the CLI's tqdm progress).
+    """
+    if progress is True:
+        raise TypeError("progress=True draws nothing: pass a Progress (such as the CLI's "
+                        "tqdm bars) or None")
     return progress if callable(progress) else silent

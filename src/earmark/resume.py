@@ -18,13 +18,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from earmark.config import ExperimentConfig, load_config, to_dict
 from earmark.data.dataset import class_labels
 from earmark.data.manifest import from_csv
 from earmark.errors import ConfigError, DataError
-from earmark.network import build_classifier, read_weights
+from earmark.network import build_classifier, is_state_dict, read_weights
 from earmark.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)
@@ -154,7 +152,7 @@ def _read_checkpoint(run: RunFolder, config: ExperimentConfig, labels: list[str]
     checkpoint = read_weights(run.checkpoint)
     missing = ([key for key in CHECKPOINT_KEYS if key not in checkpoint]
                if isinstance(checkpoint, dict) else list(CHECKPOINT_KEYS))
-    if missing or not _is_state_dict(checkpoint["model"]):
+    if missing or not is_state_dict(checkpoint["model"]):
         raise DataError(f"{run.checkpoint}: not an earmark checkpoint (missing or bad: "
                         f"{', '.join(missing) or 'model'}); train a new run into another "
                         "--out folder")
@@ -172,10 +170,6 @@ def _read_checkpoint(run: RunFolder, config: ExperimentConfig, labels: list[str]
                         f"{'; '.join(mismatches[:5])}; train a new run into another --out "
                         "folder")
     return checkpoint
-
-
-def _is_state_dict(value: Any) -> bool:
-    return isinstance(value, dict) and all(isinstance(v, torch.Tensor) for v in value.values())
 
 
 def _shape_mismatches(saved: dict, expected: dict) -> list[str]:

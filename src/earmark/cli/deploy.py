@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sys
 
+from earmark.cli.common import command, progress_bars
+from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
 from earmark.errors import EarmarkError
-from earmark.cli.common import command
 
 
 def register(commands) -> None:
@@ -23,15 +24,16 @@ def _add_export(commands) -> None:
     sub.add_argument("--out", required=True, help="bundle folder to write (replaced if present)")
     sub.add_argument("--int8", action="store_true",
                      help="quantize the network to static int8 (front-end stays float)")
-    sub.add_argument("--calibration", type=int, default=300, metavar="N",
-                     help="training windows used to calibrate int8 (default 300)")
+    sub.add_argument("--calibration", type=int, default=EXPORT_CALIBRATION_WINDOWS,
+                     metavar="N", help="training windows used to calibrate int8 (default "
+                                       f"{EXPORT_CALIBRATION_WINDOWS}, as many as training kept)")
 
 
 def _export(args) -> int:
     from earmark.export import export_run
 
     result = export_run(args.run, args.out, int8=args.int8,
-                        calibration_windows=args.calibration, progress=not args.quiet)
+                        calibration_windows=args.calibration, progress=progress_bars(args))
     print(f"bundle written to {result.bundle}")
     return 0
 

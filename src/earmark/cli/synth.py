@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from earmark.cli.common import add_config_options, command, load_config_from_args
+from earmark.cli.common import add_config_options, command, load_config_from_args, progress_bars
 
 
 def register(commands) -> None:
@@ -44,7 +44,7 @@ def _synth_keywords(args) -> int:
                             noise_dir=args.noise_dir, sample_rate=args.rate, seed=args.seed,
                             **({"unknown_words": args.unknown} if args.unknown is not None
                                else {}))
-    manifest = synthesize_keywords(spec, args.out, progress=not args.quiet)
+    manifest = synthesize_keywords(spec, args.out, progress=progress_bars(args))
     print(f"{len(manifest)} clips, {len(manifest.labels())} classes, {len(manifest.groups())} "
           f"voices -> {args.out}/manifest.csv (train with [data] csv = that file)")
     return 0

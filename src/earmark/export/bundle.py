@@ -35,6 +35,7 @@ from earmark.export.graph import Parts, assemble, export_parts
 from earmark.export.parity import check_parity, graph_quality
 from earmark.export.quantize import INT8_DESCRIPTION, quantize_network
 from earmark.export.stream import export_step, stream_description
+from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
 from earmark.frontend.module import FrontEnd
 from earmark.models import count_parameters
 from earmark.models.dscnn_stream import supports_streaming
@@ -64,7 +65,7 @@ class ExportResult:
 
 
 def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
-               calibration_windows: int = 300, progress: ProgressLike = None) -> ExportResult:
+               calibration_windows: int = EXPORT_CALIBRATION_WINDOWS, progress: ProgressLike = None) -> ExportResult:
     """Export ``run_dir``'s best model to the bundle folder ``out`` (replaced atomically).
 
     Parameters

@@ -177,7 +177,7 @@ def _busy(state: ServerState) -> UploadError | None:
     limits = state.limits
     if state.uploads_waiting >= limits.uploads_in_flight:
         return UploadError(503, f"the server is busy with {state.uploads_waiting} uploads; "
-                           "try again in a moment", {**CLOSE, "Retry-After": "1"})
+                           "try again in a moment", CLOSE)
     if state.uploads_receiving >= limits.uploads_receiving:
         retry = limits.busy_retry_seconds
         return UploadError(503, f"the server is already receiving {state.uploads_receiving} "
@@ -256,8 +256,8 @@ async def _read_upload(upload):
 def _classify_saved(state: ServerState, path: Path, name: str, spectrogram: bool,
                     windows: bool, top: int) -> dict:
     samples = decode_upload(path, name, state.bundle.sample_rate, state.limits)
-    result: ClipResult = state.classifier.classify_array(samples, state.bundle.sample_rate,
-                                                         source=name)
+    # decode_upload gives checked float32 mono at the model's rate: judged as it is.
+    result: ClipResult = state.classifier.classify_blocks([samples], name)
     record = to_records([result], top, per_window=windows)[0]
     if windows:
         for window in record["windows"]:

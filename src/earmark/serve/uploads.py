@@ -122,7 +122,8 @@ def decode_upload(path: Path, name: str, sample_rate: int, limits: ServeLimits) 
         header = audio.info(path)
         check_header(header, name, limits)
         block_seconds = min(30.0, DECODE_BLOCK_SAMPLES / (header.sample_rate * header.channels))
-        blocks = list(audio.read_blocks(path, sample_rate, block_seconds=block_seconds))
+        blocks = list(audio.read_blocks(path, sample_rate, block_seconds=block_seconds,
+                                         header=header))
     except AudioError as error:
         raise UploadError(_status(path), str(error).replace(str(path), name)) from error
     if not blocks:
