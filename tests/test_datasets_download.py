@@ -194,6 +194,23 @@ def test_a_part_left_by_an_earlier_run_is_resumed_or_restarted(registry, server,
     assert [r[1] for r in server.requests] == ["bytes=1000-", "bytes=1000-"]
 
 
+def test_both_published_checksums_are_checked(registry, server, tmp_path):
+    from earmark.data.recipes.download import fetch
+    from earmark.data.recipes.recipe import RemoteFile
+
+    body = payload(5000)
+    server.files["/a.bin"] = body
+    sha256, md5 = hashlib.sha256(body).hexdigest(), hashlib.md5(body).hexdigest()
+    good = RemoteFile("a.bin", server.base + "/a.bin", len(body), sha256=sha256, md5=md5)
+    assert fetch(good, tmp_path / "good", mirror="", timeout=TIMEOUT).read_bytes() == body
+    for wrong in ({"sha256": sha256, "md5": "0" * 32}, {"sha256": "0" * 64, "md5": md5}):
+        remote = RemoteFile("a.bin", server.base + "/a.bin", len(body), **wrong)
+        algorithm = "md5" if wrong["md5"] == "0" * 32 else "sha256"
+        with pytest.raises(DataError, match=rf"a\.bin.*its {algorithm} is.*deleted"):
+            fetch(remote, tmp_path / algorithm, mirror="", timeout=TIMEOUT)
+        assert list((tmp_path / algorithm).iterdir()) == []
+
+
 def test_a_wrong_checksum_is_refused_and_nothing_is_left(registry, server, tmp_path):
     from earmark.data.recipes.download import fetch
     from earmark.data.recipes.recipe import RemoteFile
@@ -339,6 +356,17 @@ def test_a_corrupt_archive_is_a_clear_error(registry, tmp_path):
 # the registry and the CLI
 
 
+def wav_bytes(seconds: float = 0.05, rate: int = 8000) -> bytes:
+    """A short tone as the bytes of a 16-bit WAV file."""
+    import numpy as np
+    import soundfile
+
+    buffer = io.BytesIO()
+    tone = 0.3 * np.sin(np.arange(int(seconds * rate)) * 0.3)
+    soundfile.write(buffer, tone.astype(np.float32), rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
 def toy_recipe(server, name: str = "toy_digits"):
     from earmark.data.manifest import Manifest, Row
     from earmark.data.recipes.recipe import Recipe
@@ -347,7 +375,7 @@ def toy_recipe(server, name: str = "toy_digits"):
         return Manifest(Row(str(p), p.parent.name, p.stem, "train")
                         for p in sorted(folder.rglob("*.wav")))
 
-    body = tar_bytes([member("toy/one/a.wav"), member("toy/two/b.wav")])
+    body = tar_bytes([member("toy/one/a.wav"), member("toy/two/b.wav")], wav_bytes())
     server.files["/files/toy.tar.gz"] = body
     remote = remote_file("toy.tar.gz", body, "https://example.invalid/files/toy.tar.gz")
     return Recipe(name, "Toy digits", "testing the download", "CC0 (test licence)",
@@ -421,3 +449,83 @@ def test_cli_manifest_of_a_missing_folder_says_what_to_do(registry, server, monk
     monkeypatch.setitem(registry.RECIPES, "toy_digits", toy_recipe(server))
     assert main(["datasets", "manifest", "toy_digits", "--root", str(tmp_path)]) == 2
     assert "earmark datasets download toy_digits" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------
+# the unpacked copy: every recording opens, and as many as the dataset documents
+
+FSDD_PATH = "/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.zip"
+
+
+def fsdd_zip(damaged: dict[str, bytes] | None = None) -> bytes:
+    """FSDD's release archive: ``free-spoken-digit-dataset-1.0.10/recordings/`` with six
+    recordings (two digits, one speaker, three takes); ``damaged`` replaces some bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        zipped.writestr("free-spoken-digit-dataset-1.0.10/README.md", "FSDD")
+        for digit in range(2):
+            for take in range(3):
+                name = f"{digit}_theo_{take}.wav"
+                data = (damaged or {}).get(name, wav_bytes())
+                zipped.writestr(f"free-spoken-digit-dataset-1.0.10/recordings/{name}", data)
+    return buffer.getvalue()
+
+
+def test_a_short_download_is_an_error_and_a_short_folder_a_warning(registry, server,
+                                                                   monkeypatch, tmp_path,
+                                                                   capsys):
+    from dataclasses import replace
+
+    from earmark.cli import main
+
+    server.files[FSDD_PATH] = fsdd_zip()
+    download = ["datasets", "download", "fsdd", "--root", str(tmp_path),
+                "--mirror", server.base, "-q"]
+    assert main(download) == 2
+    error = capsys.readouterr().err
+    assert "6 recording(s) where the complete dataset has 3,000 (2,994 missing)" in error
+    assert "earmark datasets download fsdd" in error
+    folder = tmp_path / "fsdd"
+    assert (folder / "free-spoken-digit-dataset-1.0.10" / "recordings").is_dir()
+    assert not (folder / "manifest.csv").exists()
+    # The same folder as one's own copy (a subset is legitimate): a warning, and the manifest.
+    assert main(["datasets", "manifest", "fsdd", "--root", str(tmp_path), "-q"]) == 0
+    error = capsys.readouterr().err
+    assert "warning" in error and "has 3,000 (2,994 missing)" in error
+    assert len((folder / "manifest.csv").read_text().splitlines()) == 1 + 6
+    # A dataset whose documented count is met downloads quietly (from the verified archive).
+    monkeypatch.setitem(registry.RECIPES, "fsdd",
+                        replace(registry.RECIPES["fsdd"], expected_recordings=6))
+    (folder / "manifest.csv").unlink()
+    assert main(download) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert (folder / "manifest.csv").exists() and len(server.requests) == 1
+
+
+def test_a_damaged_copy_is_refused_naming_every_bad_file(registry, server, monkeypatch,
+                                                          tmp_path, capsys):
+    from dataclasses import replace
+
+    from earmark.cli import main
+
+    monkeypatch.setitem(registry.RECIPES, "fsdd",
+                        replace(registry.RECIPES["fsdd"], expected_recordings=6))
+    whole = wav_bytes()
+    server.files[FSDD_PATH] = fsdd_zip({"0_theo_1.wav": whole[: len(whole) // 2],
+                                        "1_theo_2.wav": b""})
+    assert main(["datasets", "download", "fsdd", "--root", str(tmp_path),
+                 "--mirror", server.base, "-q"]) == 2
+    error = capsys.readouterr().err
+    assert "2 of 6 recording(s) cannot be read" in error
+    assert "recordings/0_theo_1.wav (truncated" in error
+    assert "recordings/1_theo_2.wav (the file is empty (0 bytes))" in error
+    assert "earmark datasets download fsdd" in error and "replace these files" in error
+    folder = tmp_path / "fsdd"
+    assert not (folder / "manifest.csv").exists()
+    # The same report for the folder as one's own copy, with nothing written.
+    out = tmp_path / "fsdd.csv"
+    assert main(["datasets", "manifest", "fsdd", "--root", str(tmp_path), "--out", str(out),
+                 "-q"]) == 2
+    error = capsys.readouterr().err
+    assert "0_theo_1.wav (truncated" in error and "1_theo_2.wav (the file is empty" in error
+    assert not out.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from earmark.cli.common import command, progress_bars
@@ -83,7 +84,7 @@ def _download(args) -> int:
             extract(archive, folder)
         else:
             fetch(remote, folder, mirror=args.mirror, progress=progress_bars(args))
-    _write_manifest(recipe, folder, folder / _manifest_name(recipe))
+    _write_manifest(recipe, folder, folder / _manifest_name(recipe), args, downloaded=True)
     return 0
 
 
@@ -120,11 +121,29 @@ def _manifest(args) -> int:
                         f"unpacked there (or run `earmark datasets download {recipe.name} "
                         f"--root {args.root}`)")
     out = Path(args.out) if args.out else folder / _manifest_name(recipe)
-    _write_manifest(recipe, folder, out)
+    _write_manifest(recipe, folder, out, args, downloaded=False)
     return 0
 
 
-def _write_manifest(recipe, folder: Path, out: Path) -> None:
+def _write_manifest(recipe, folder: Path, out: Path, args, downloaded: bool) -> None:
+    """Build the manifest, open every recording it names, and write it.
+
+    Unreadable recordings are an error naming them. Fewer rows than the dataset
+    documents is an error after a download (it should be complete) and a warning
+    for a folder of the user's own (a subset is legitimate there).
+    """
+    from earmark.data.recipes.verify import check_recordings, shortfall
+    from earmark.errors import DataError
+
     manifest = recipe.build_manifest(folder)
+    check_recordings(manifest, folder, recipe.name, progress=progress_bars(args))
+    missing = shortfall(manifest, recipe.expected_recordings, recipe.name)
+    if missing and downloaded:
+        raise DataError(f"{missing} after downloading into {folder}; the copy is partial: "
+                        f"remove {folder} and run `earmark datasets download {recipe.name}` "
+                        "again (same --root)")
+    if missing:
+        print(f"earmark: warning: {missing}; fine for a subset, otherwise re-download it",
+              file=sys.stderr)
     manifest.to_csv(out, relative=out.parent == folder)
     print(f"manifest of {len(manifest)} recordings written to {out}")

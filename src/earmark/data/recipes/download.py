@@ -73,30 +73,38 @@ def mirrored_url(url: str, mirror: str | None = None) -> str:
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
     """The hex digest of a file's content, read in chunks."""
-    digest = hashlib.new(algorithm)
+    return file_digests(path, (algorithm,))[algorithm]
+
+
+def file_digests(path: Path, algorithms: tuple[str, ...]) -> dict[str, str]:
+    """The hex digests of a file's content, all computed in one reading."""
+    digests = {algorithm: hashlib.new(algorithm) for algorithm in algorithms}
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+            for digest in digests.values():
+                digest.update(block)
+    return {algorithm: digest.hexdigest() for algorithm, digest in digests.items()}
 
 
 def check_file(path: Path, remote: RemoteFile) -> str | None:
-    """What is wrong with ``path`` against the published size and checksum, or None.
+    """What is wrong with ``path`` against the published size and checksums, or None.
 
-    With neither checksum published, the computed sha256 is logged.
+    Every published checksum is checked (sha256 and md5 both where both are);
+    with none published, the computed sha256 is logged.
     """
     size = path.stat().st_size
     if remote.size is not None and size != remote.size:
         return f"it has {size} bytes where {remote.size} are published"
-    for algorithm in ("sha256", "md5"):
-        expected = getattr(remote, algorithm)
-        if expected:
-            actual = file_digest(path, algorithm)
-            if actual != expected.lower():
-                return f"its {algorithm} is {actual} where {expected} is published"
-            return None
-    log.info("%s: no checksum published; its sha256 is %s", remote.name,
-             file_digest(path, "sha256"))
+    published = {algorithm: getattr(remote, algorithm).lower()
+                 for algorithm in ("sha256", "md5") if getattr(remote, algorithm)}
+    if not published:
+        log.info("%s: no checksum published; its sha256 is %s", remote.name,
+                 file_digest(path, "sha256"))
+        return None
+    actual = file_digests(path, tuple(published))
+    for algorithm, expected in published.items():
+        if actual[algorithm] != expected:
+            return f"its {algorithm} is {actual[algorithm]} where {expected} is published"
     return None
 
 

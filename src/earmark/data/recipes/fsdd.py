@@ -13,12 +13,17 @@ therefore asks for ``data.split = "kfold"``: whole speakers dealt into folds
 ``configs/digits.toml`` does), the speaker-independent evaluation. Figures on
 the documented take split are not comparable with speaker-disjoint ones.
 
-The GitHub archive unpacks to ``free-spoken-digit-dataset-master/`` (with
-``recordings/`` inside), which ``earmark datasets download`` puts in the
-recipe's folder ``fsdd/``; the builder takes that folder, the folder holding
-``recordings/`` directly (such as ``../shared/data/fsdd``, so
-``earmark datasets manifest fsdd --root ../shared/data`` works) or
-``recordings/`` itself.
+The download is the archive of release v1.0.10 (3,000 recordings: 6 speakers,
+10 digits, 50 takes), pinned by its tag: GitHub generates archives on the fly,
+so no checksum of them is stable, and a branch's archive changes with the
+branch. The copy is checked by its content instead: every recording opens and
+there are 3,000 (:mod:`earmark.data.recipes.verify`). It unpacks to
+``free-spoken-digit-dataset-1.0.10/`` (``-master/`` for the branch archive
+older copies came from), with ``recordings/`` inside, which
+``earmark datasets download`` puts in the recipe's folder ``fsdd/``; the
+builder takes that folder, the folder holding ``recordings/`` directly (such
+as ``../shared/data/fsdd``, so ``earmark datasets manifest fsdd --root
+../shared/data`` works) or ``recordings/`` itself.
 """
 
 from __future__ import annotations
@@ -35,7 +40,13 @@ from earmark.errors import DataError
 NAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>[A-Za-z]+)_(?P<take>\d+)$")
 #: Takes below this are the documented test split.
 TEST_TAKES = 5
-ARCHIVE_FOLDER = "free-spoken-digit-dataset-master"
+VERSION = "1.0.10"
+#: The folder the release archive unpacks to.
+ARCHIVE_FOLDER = f"free-spoken-digit-dataset-{VERSION}"
+#: The folders ``recordings/`` may lie in: the release's, then the branch archive's.
+ARCHIVE_FOLDERS = (ARCHIVE_FOLDER, "free-spoken-digit-dataset-master")
+#: Recordings of v1.0.10: 6 speakers x 10 digits x 50 takes.
+RECORDINGS = 3000
 ADVICE = ("re-download the dataset (`earmark datasets download fsdd`) or point --root at "
           "the unpacked folder (the one holding recordings/)")
 
@@ -49,7 +60,8 @@ def recordings_folder(folder: str | os.PathLike) -> Path:
         When there is none.
     """
     folder = Path(folder)
-    candidates = [folder / "recordings", folder / ARCHIVE_FOLDER / "recordings"]
+    candidates = [folder / "recordings",
+                  *(folder / archive / "recordings" for archive in ARCHIVE_FOLDERS)]
     if folder.name == "recordings":
         candidates.insert(0, folder)
     for candidate in candidates:
@@ -100,8 +112,8 @@ RECIPES: tuple[Recipe, ...] = (
            licence="CC BY-SA 4.0",
            size_text="~20 MB",
            folder="fsdd",
-           files=(RemoteFile("free-spoken-digit-dataset-master.zip",
+           files=(RemoteFile(f"free-spoken-digit-dataset-{VERSION}.zip",
                              "https://github.com/Jakobovski/free-spoken-digit-dataset/"
-                             "archive/master.zip"),),
-           build_manifest=build_manifest, split="kfold"),
+                             f"archive/refs/tags/v{VERSION}.zip"),),
+           build_manifest=build_manifest, split="kfold", expected_recordings=RECORDINGS),
 )

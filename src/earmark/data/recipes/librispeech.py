@@ -35,13 +35,22 @@ ARCHIVE_FOLDER = "LibriSpeech"
 SPEAKERS = "SPEAKERS.TXT"
 ADVICE = ("re-download it (`earmark datasets download {name}`) or point --root at the "
           "unpacked folder holding SPEAKERS.TXT and {subset}/")
-#: subset -> (archive bytes where known, size as OpenSLR lists it, md5 from OpenSLR's md5sum.txt)
+#: subset -> (archive bytes where known, size as OpenSLR lists it, md5 from OpenSLR's
+#: md5sum.txt, utterances as the LibriSpeech paper documents them)
 SUBSETS = {
-    "dev-clean": (337926286, "337 MB", "42e2234ba48799c1f50f24a7926300a1"),
-    "dev-other": (None, "314 MB", "c8d0bcc9cca99d4f8b62fcc847357931"),
-    "test-clean": (None, "346 MB", "32fa31d27d2e1cad72775fee3f4849a9"),
-    "test-other": (None, "328 MB", "fb5a50374b501bb3bac4815ee91d3135"),
-    "train-clean-100": (None, "6.3 GB", "2a93770f6d5c6c964bc36631d331a522"),
+    "dev-clean": (337926286, "337 MB", "42e2234ba48799c1f50f24a7926300a1", 2703),
+    "dev-other": (None, "314 MB", "c8d0bcc9cca99d4f8b62fcc847357931", 2864),
+    "test-clean": (None, "346 MB", "32fa31d27d2e1cad72775fee3f4849a9", 2620),
+    "test-other": (None, "328 MB", "fb5a50374b501bb3bac4815ee91d3135", 2939),
+    "train-clean-100": (None, "6.3 GB", "2a93770f6d5c6c964bc36631d331a522", 28539),
+}
+#: SHA-256 of each archive, as torchaudio verifies them (checked with the md5 above).
+SHA256 = {
+    "dev-clean": "76f87d090650617fca0cac8f88b9416e0ebf80350acb97b343a85fa903728ab3",
+    "dev-other": "12661c48e8c3fe1de2c1caa4c3e135193bfb1811584f11f569dd12645aa84365",
+    "test-clean": "39fde525e59672dc6d1551919b1478f724438a95aa55f874b576be21967e6c23",
+    "test-other": "d09c181bba5cf717b3dee7d4d592af11a3ee3a09e08ae025c5506f6ebe961c29",
+    "train-clean-100": "d4ddd1d5a6ab303066f14971d768ee43278a5f2a0aa43dc716b0e64ecbbbf6e2",
 }
 
 
@@ -159,10 +168,10 @@ def build(folder: str | os.PathLike, subset: str) -> Manifest:
 
 def recipe(subset: str) -> Recipe:
     """The recipe of one subset: ``librispeech_<subset>`` (dashes kept)."""
-    size, size_text, md5 = SUBSETS[subset]
+    size, size_text, md5, utterances = SUBSETS[subset]
     archive = RemoteFile(f"{subset}.tar.gz",
                          f"https://www.openslr.org/resources/12/{subset}.tar.gz",
-                         size=size, md5=md5)
+                         size=size, sha256=SHA256[subset], md5=md5)
 
     def build_subset(folder: Path) -> Manifest:
         return build(folder, subset)
@@ -172,7 +181,8 @@ def recipe(subset: str) -> Recipe:
                   purpose="read English speech by speaker: speaker sex (F/M), "
                           "speaker-disjoint folds, transcripts in meta",
                   licence="CC BY 4.0", size_text=size_text, folder=ARCHIVE_FOLDER,
-                  files=(archive,), build_manifest=build_subset, split="kfold")
+                  files=(archive,), build_manifest=build_subset, split="kfold",
+                  expected_recordings=utterances)
 
 
 RECIPES: tuple[Recipe, ...] = tuple(recipe(subset) for subset in SUBSETS)

@@ -22,6 +22,12 @@ the name's first word; meta ``machine``, ``id``, ``condition``, ``domain``
 :func:`build_dcase` reads those too (meta ``section`` and ``domain``), though
 only the 2020 archives have recipes here.
 
+Checks: DCASE 2020's archives have the MD5s Zenodo publishes (as soundata
+verifies them). MIMII's have none we can verify, so a MIMII copy is checked by
+its content: every clip opens and there are as many as the MIMII paper's table
+gives (normal + abnormal, 6 dB; :mod:`earmark.data.recipes.verify`). DCASE's
+clip counts are not documented here, so only the clips are opened.
+
 ``../shared/data/mimii_fan`` (``id_00/{normal,abnormal}/*.flac``, 20 + 20
 clips, no ``fan/`` folder) reads with :func:`build_mimii` (``machine="fan"``):
 train 10 normal, test 10 normal + 20 anomaly.
@@ -42,6 +48,19 @@ MIMII_MACHINES = ("fan", "pump", "slider", "valve")
 DCASE2020_MACHINES = ("fan", "pump", "slider", "valve", "ToyCar", "ToyConveyor")
 MIMII_URL = "https://zenodo.org/records/3384388/files/{name}"
 DCASE2020_URL = "https://zenodo.org/records/3678171/files/{name}"
+#: MIMII 6 dB clips per machine type (normal + abnormal), as the MIMII paper lists them.
+MIMII_6DB_CLIPS = {"fan": 4075 + 1475, "pump": 3749 + 456, "slider": 3204 + 890,
+                   "valve": 3691 + 715}
+#: MD5 of each DCASE 2020 task 2 development archive (Zenodo 3678171), as soundata
+#: verifies them.
+DCASE2020_MD5 = {"fan": "649bdfc06263ae7a838963f43b6641e6",
+                 "pump": "90e7091ef722b7238a7f1009365779cd",
+                 "slider": "da24a757719f0d94d5aa2d646bbfdc86",
+                 "ToyCar": "4dec75ca8d9f666aa9e4c1894a740501",
+                 "ToyConveyor": "03b6aa1bfd09a39d53af0ba39f71fa91",
+                 "valve": "34d2672f55bb041589ef79c10dc89934"}
+#: DCASE 2020 task 2's licence as Zenodo (and soundata) state it.
+DCASE2020_LICENCE = "CC BY-NC-SA 4.0 (non-commercial)"
 LABELS = {"normal": "normal", "abnormal": "anomaly", "anomaly": "anomaly"}
 DCASE2020_NAME = re.compile(r"^(?P<condition>normal|anomaly)_id_(?P<id>\d+)_(?P<n>\d+)$")
 DCASE2022_NAME = re.compile(r"^section_(?P<section>\d+)_(?P<domain>source|target)_"
@@ -180,7 +199,7 @@ def build_dcase(folder: str | os.PathLike, machine: str,
 
 
 def mimii_recipe(machine: str) -> Recipe:
-    """MIMII's 6 dB archive of one machine type."""
+    """MIMII's 6 dB archive of one machine type (no checksum: checked by its content)."""
     archive = RemoteFile(f"6_dB_{machine}.zip", MIMII_URL.format(name=f"6_dB_{machine}.zip"))
     return Recipe(name=f"mimii_6dB_{machine}", title=f"MIMII {machine}, 6 dB SNR",
                   purpose=f"{machine} sounds for anomaly detection (normal/anomaly), "
@@ -188,17 +207,19 @@ def mimii_recipe(machine: str) -> Recipe:
                   licence="CC BY-SA 4.0", size_text="see Zenodo record 3384388",
                   folder=f"mimii_6dB_{machine}", files=(archive,),
                   build_manifest=lambda folder: build_mimii(folder, machine),
-                  split="column")
+                  split="column", expected_recordings=MIMII_6DB_CLIPS[machine])
 
 
 def dcase2020_recipe(machine: str) -> Recipe:
-    """DCASE 2020 task 2's development archive of one machine type."""
+    """DCASE 2020 task 2's development archive of one machine type (its clip count is
+    unknown here: ``expected_recordings`` stays None)."""
     file = f"dev_data_{machine}.zip"
     name = f"dcase2020_task2_{machine.lower()}"
+    archive = RemoteFile(file, DCASE2020_URL.format(name=file), md5=DCASE2020_MD5[machine])
     return Recipe(name=name, title=f"DCASE 2020 task 2 development set, {machine}",
                   purpose=f"{machine} sounds for anomaly detection, official train/test",
-                  licence="CC BY-SA 4.0", size_text="see Zenodo record 3678171",
-                  folder=name, files=(RemoteFile(file, DCASE2020_URL.format(name=file)),),
+                  licence=DCASE2020_LICENCE, size_text="see Zenodo record 3678171",
+                  folder=name, files=(archive,),
                   build_manifest=lambda folder: build_dcase(folder, machine, name),
                   split="column")
 

@@ -20,8 +20,8 @@ class RemoteFile:
     name: str                  #: file name on disk
     url: str                   #: the official URL
     size: int | None = None    #: bytes, as published
-    sha256: str | None = None  #: lowercase hex, where published (else md5)
-    md5: str | None = None
+    sha256: str | None = None  #: lowercase hex, where published
+    md5: str | None = None     #: lowercase hex, where published (both are checked if both given)
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class Recipe:
     #: The dataset folder (as unpacked) -> manifest with the official split or folds.
     build_manifest: Callable[[Path], Manifest]
     split: str = "column"      #: how a config should split it: "column" or "kfold"
+    #: Manifest rows a complete copy gives, as the dataset documents it (None: unknown).
+    #: Fewer after a download is an error; fewer in a folder of one's own, a warning.
+    expected_recordings: int | None = None
 
 
 def read_listing(path: Path, columns: Sequence[str], advice: str,
