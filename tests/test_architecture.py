@@ -28,7 +28,8 @@ MAX_FUNCTION_LINES = 60
 #: import torch, and single modules with the same rule (checked where they exist).
 TORCH_FREE_PACKAGES = ("earmark.runtime", "earmark.metrics")
 TORCH_FREE_MODULES = ("earmark.frontend.reference", "earmark.frontend.spectrogram",
-                      "earmark.frontend.filters", "earmark.windowing", "earmark.events")
+                      "earmark.frontend.filters", "earmark.frontend.inversion",
+                      "earmark.windowing", "earmark.events", "earmark.levels")
 
 
 # --------------------------------------------------------------------------

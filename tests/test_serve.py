@@ -103,6 +103,23 @@ def test_classify_a_raw_body_at_another_rate(client):
     assert record["file"] == "high.flac"
 
 
+def test_hear_returns_the_models_log_mel_as_sound(client):
+    """The live page's "hear what the model hears": a WAV at the model's rate of at most
+    the last HEAR_SECONDS of the upload, with its spectral convergence in a header."""
+    from earmark.serve.app import HEAR_SECONDS
+
+    long_upload = np.concatenate([tone_stream("high")] * 5)           # 12.5 s
+    response = client.post("/hear?name=live.wav", content=wav_bytes(long_upload),
+                           headers={"content-type": "audio/wav"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/wav"
+    samples, rate = soundfile.read(io.BytesIO(response.content))
+    assert rate == TONE_RATE and len(samples) == int(HEAR_SECONDS * TONE_RATE)
+    assert 0 < float(response.headers["x-spectral-convergence"]) < 1
+    refused = client.post("/hear", files={"file": ("notes.txt", b"not audio", "audio/wav")})
+    assert refused.status_code == 415 and "notes.txt" in refused.json()["error"]
+
+
 @pytest.mark.parametrize("body, name, status, words", [
     (b"this is not audio at all", "notes.txt", 415, "cannot read audio header"),
     (b"", "empty.wav", 400, "empty"),

@@ -315,12 +315,16 @@ def _check_resampled(resampled: np.ndarray, original: np.ndarray, source: object
 
 
 def read_blocks(path: str | os.PathLike, sample_rate: int, block_seconds: float = 10.0,
-                header: AudioInfo | None = None) -> Iterator[np.ndarray]:
+                header: AudioInfo | None = None, start: float = 0.0,
+                duration: float | None = None) -> Iterator[np.ndarray]:
     """Yield a long file as consecutive float32 mono blocks at ``sample_rate``.
 
     Memory stays bounded by the block size whatever the file's length (or the
     length its header claims); the blocks join to the same signal
     :func:`load` returns (up to resampler edge effects of a few samples).
+    ``start`` and ``duration`` (seconds) read only that part of the file
+    (seeking to it, so nothing before it is decoded); ``duration`` past the
+    end reads to the end.
 
     Raises
     ------
@@ -335,7 +339,8 @@ def read_blocks(path: str | os.PathLike, sample_rate: int, block_seconds: float 
     header = header or info(path)     # a caller that checked the header already passes it
     if header.frames == 0:
         raise AudioError(f"{path}: the file holds no audio (0 frames).")
-    block_frames = max(1, min(int(block_seconds * header.sample_rate), header.frames,
+    first, wanted = _span_frames(path, header, start, duration)
+    block_frames = max(1, min(int(block_seconds * header.sample_rate), wanted,
                               _read_limit(path, header.channels)))
     stream = None
     if header.sample_rate != sample_rate:
@@ -343,12 +348,15 @@ def read_blocks(path: str | os.PathLike, sample_rate: int, block_seconds: float 
     frames_read = 0
     try:
         with soundfile.SoundFile(str(path)) as sound:
-            while frames_read < header.frames:
-                data = sound.read(block_frames, dtype="float32", always_2d=True)
+            if first:
+                sound.seek(first)
+            while frames_read < wanted:
+                data = sound.read(min(block_frames, wanted - frames_read), dtype="float32",
+                                  always_2d=True)
                 frames_read += len(data)
                 block = to_mono(data)
                 check_finite(block, path)
-                last = len(data) < block_frames or frames_read >= header.frames
+                last = len(data) < block_frames or frames_read >= wanted
                 if stream is not None:
                     resampled = stream.resample_chunk(block, last=last)
                     _check_resampled(resampled, block, path)
@@ -360,12 +368,27 @@ def read_blocks(path: str | os.PathLike, sample_rate: int, block_seconds: float 
     except AudioError:
         raise
     except Exception as error:  # libsndfile raises several types
-        raise AudioError(f"{path}: cannot decode audio at frame {frames_read}: could not "
-                         f"decode it as {_format_name(path)}: {_reason(error)}; the file is "
-                         "corrupt or truncated.") from error
-    if frames_read < header.frames:
+        raise AudioError(f"{path}: cannot decode audio at frame {first + frames_read}: could "
+                         f"not decode it as {_format_name(path)}: {_reason(error)}; the file "
+                         "is corrupt or truncated.") from error
+    if frames_read < wanted:
         raise AudioError(f"{path}: truncated: the header promises {header.frames} "
-                         f"frames but only {frames_read} could be read.")
+                         f"frames but only {first + frames_read} could be read.")
+
+
+def _span_frames(path: str | os.PathLike, header: AudioInfo, start: float,
+                 duration: float | None) -> tuple[int, int]:
+    """``(first frame, frames)`` of the part of a file from ``start`` for ``duration`` s."""
+    if not (math.isfinite(start) and start >= 0):
+        raise ConfigError(f"start = {start} s: give a time of 0 s or more")
+    first = int(round(start * header.sample_rate))
+    if first >= header.frames:
+        raise AudioError(f"{path}: starts at {start:g} s, but the file lasts only "
+                         f"{header.duration:.2f} s")
+    if duration is None:
+        return first, header.frames - first
+    duration = check_positive(duration, "duration")
+    return first, max(1, min(header.frames - first, int(round(duration * header.sample_rate))))
 
 
 def write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int,

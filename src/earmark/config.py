@@ -126,6 +126,27 @@ class TrainConfig:
 
 
 @dataclass
+class AnomalyConfig:
+    """``[anomaly]``: learning a machine's normal sound (``earmark anomaly train``)."""
+
+    method: str = "lines"          #: lines | autoencoder (the DCASE 2020 baseline)
+    false_alarm_rate: float = 0.05 #: share of validation normal clips above the threshold
+    validation_share: float = 0.2  #: training normal groups held out to set the threshold
+    # lines: a machine's tonal lines, learned from its normal sound
+    resolution_hz: float = 1.0     #: FFT bin spacing (n_fft = next power of two)
+    max_lines: int = 32            #: the most prominent lines kept
+    line_bins: int = 2             #: bins either side of each line's peak
+    prominence_db: float = 6.0     #: a line stands this far above the median around it
+    max_hz: float = 0.0            #: highest line frequency (0 = Nyquist)
+    neighbours: int = 1            #: k of the k-nearest-neighbour distance to the normal bank
+    texture: bool = False          #: also score how the sound moves in time (impacts, rattles)
+    # autoencoder (features from [features], epochs and learning rate from [train])
+    context_frames: int = 5        #: frames stacked into one input vector
+    hidden: int = 128
+    bottleneck: int = 8
+
+
+@dataclass
 class ExperimentConfig:
     """A whole experiment; ``base_dir`` is where relative paths start."""
 
@@ -134,6 +155,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
     base_dir: str = "."
 
     def cache_dir(self) -> str:
@@ -157,6 +179,7 @@ _SECTIONS = {
     "model": ModelConfig,
     "augment": AugmentConfig,
     "train": TrainConfig,
+    "anomaly": AnomalyConfig,
 }
 
 
@@ -219,6 +242,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     if config.train.epochs <= 0 or config.train.batch_size <= 0:
         raise ConfigError(f"{source}: train.epochs and train.batch_size must be > 0")
     _check_augment_ranges(config.augment, source)
+    _check_anomaly(config.anomaly, source)
     if config.data.fold < 0 or config.data.folds < 2:
         raise ConfigError(f"{source}: data.fold must be >= 0 and data.folds >= 2 "
                           "(a manifest's own 'fold' column may number folds from 1)")
@@ -244,6 +268,26 @@ def _check_augment_ranges(augment: AugmentConfig, source: str) -> None:
         if not 0 <= getattr(augment, key) <= 1:
             raise ConfigError(f"{source}: augment.{key} = {getattr(augment, key)} must lie "
                               "in [0, 1]")
+
+
+def _check_anomaly(anomaly: AnomalyConfig, source: str) -> None:
+    """The ``[anomaly]`` choices and ranges."""
+    if anomaly.method not in ("lines", "autoencoder"):
+        raise ConfigError(f"{source}: anomaly.method = {anomaly.method!r} is not one of "
+                          "['autoencoder', 'lines']")
+    shares = {"false_alarm_rate": anomaly.false_alarm_rate,
+              "validation_share": anomaly.validation_share}
+    for key, value in shares.items():
+        if not 0 < value < 1:
+            raise ConfigError(f"{source}: anomaly.{key} = {value} must lie between 0 and 1")
+    positive = {"resolution_hz": anomaly.resolution_hz, "max_lines": anomaly.max_lines,
+                "neighbours": anomaly.neighbours, "context_frames": anomaly.context_frames,
+                "hidden": anomaly.hidden, "bottleneck": anomaly.bottleneck}
+    for key, value in positive.items():
+        if not value > 0:
+            raise ConfigError(f"{source}: anomaly.{key} = {value} must be > 0")
+    if anomaly.line_bins < 0 or anomaly.max_hz < 0 or anomaly.prominence_db < 0:
+        raise ConfigError(f"{source}: anomaly.line_bins, max_hz and prominence_db must be >= 0")
 
 
 def to_dict(config: ExperimentConfig) -> dict[str, Any]:

@@ -325,7 +325,8 @@ def _maybe_log_scale(axes: Any, value_sets: list[np.ndarray]) -> None:
 
 def plot_spectrogram(features: np.ndarray, path: str | os.PathLike, sample_rate: int,
                      hop_length: int, title: str = "", y_label: str = "mel band",
-                     is_power: bool = False, top_db: float | None = 80.0) -> Path:
+                     is_power: bool = False, top_db: float | None = 80.0,
+                     frequencies: np.ndarray | None = None, start: float = 0.0) -> Path:
     """Draw a (log-)spectrogram or feature matrix with time in seconds.
 
     Parameters
@@ -338,8 +339,8 @@ def plot_spectrogram(features: np.ndarray, path: str | os.PathLike, sample_rate:
     sample_rate : int
         Sample rate of the audio the features came from, in Hz.
     hop_length : int
-        Samples between frames; frame ``i`` is drawn at ``i * hop_length /
-        sample_rate`` seconds.
+        Samples between frames; frame ``i`` is drawn at ``start + i *
+        hop_length / sample_rate`` seconds.
     title : str
         Figure title; a default one is used when empty.
     y_label : str
@@ -349,6 +350,12 @@ def plot_spectrogram(features: np.ndarray, path: str | os.PathLike, sample_rate:
     top_db : float or None
         Colours span at most this many dB below the maximum, so that
         near-silent bins do not wash the picture out. None: full range.
+    frequencies : np.ndarray or None
+        The frequency of each band in Hz (ascending): the vertical axis is
+        then labelled in Hz (at round values, for mel bands too).
+    start : float
+        Time of the first frame, in seconds. Spans over two minutes are
+        labelled as clock time (m:ss or h:mm:ss).
 
     Returns
     -------
@@ -358,25 +365,62 @@ def plot_spectrogram(features: np.ndarray, path: str | os.PathLike, sample_rate:
     values = np.asarray(features, dtype=np.float64)
     _check_spectrogram(values, sample_rate, hop_length)
     fmt = _image_format(path)
-    if is_power:
-        values = 10.0 * np.log10(np.maximum(values, 1e-10))
-    vmin, vmax = _colour_range(values, top_db)
+    values = 10.0 * np.log10(np.maximum(values, 1e-10)) if is_power else values
     bands, frames = values.shape
     frame_seconds = hop_length / sample_rate
-    # Pixel edges half a frame either side of each frame's time.
-    extent = (-0.5 * frame_seconds, (frames - 0.5) * frame_seconds, -0.5, bands - 0.5)
-    width = float(np.clip(4.0 + frames / 60, 6.0, 14.0))
-    figure = _new_figure((width, 4.0))
+    extent = (start - 0.5 * frame_seconds, start + (frames - 0.5) * frame_seconds,  # pixel
+              -0.5, bands - 0.5)                               # edges half a frame around
+    figure = _new_figure((float(np.clip(4.0 + frames / 60, 6.0, 14.0)), 4.0))
     axes = figure.add_subplot()
+    vmin, vmax = _colour_range(values, top_db)
     image = axes.imshow(values, origin="lower", aspect="auto", extent=extent, cmap="magma",
                         vmin=vmin, vmax=vmax, interpolation="nearest")
-    colorbar = figure.colorbar(image, ax=axes, pad=0.02)
-    colorbar.set_label("dB")
-    axes.set_xlabel("time (s)")
-    axes.set_ylabel(y_label)
+    figure.colorbar(image, ax=axes, pad=0.02).set_label("dB")
     duration = frames * frame_seconds
+    axes.set_xlabel(_time_axis(axes, duration))
+    axes.set_ylabel(y_label if frequencies is None else "frequency (Hz)")
+    if frequencies is not None:
+        _label_frequencies(axes, np.asarray(frequencies, dtype=np.float64))
     axes.set_title(title or f"Spectrogram ({bands} × {frames}, {duration:.2f} s)")
     return _save(figure, path, fmt)
+
+
+def _label_frequencies(axes: Any, frequencies: np.ndarray) -> None:
+    """Ticks at round frequencies placed on the band rows (linear or mel spaced)."""
+    low, high = float(frequencies[0]), float(frequencies[-1])
+    steps = [mantissa * 10 ** exponent for exponent in range(0, 6) for mantissa in (1, 2, 5)]
+    if np.allclose(np.diff(frequencies), frequencies[1] - frequencies[0]):    # linear
+        step = next(s for s in steps if (high - low) / s <= 8)
+        ticks = np.arange(np.ceil(low / step) * step, high + 1e-9, step)
+    else:
+        ticks = np.array([s for s in steps if low <= s <= high])
+    positions = np.interp(ticks, frequencies, np.arange(len(frequencies)))
+    kept = []                       # from the top down, at least 1/14 of the height apart
+    for index in range(len(ticks) - 1, -1, -1):
+        if not kept or positions[kept[-1]] - positions[index] >= len(frequencies) / 14:
+            kept.append(index)
+    kept.reverse()
+    axes.set_yticks(positions[kept], [f"{t / 1000:g}k" if t >= 1000 else f"{t:g}"
+                                      for t in ticks[kept]])
+
+
+def _time_axis(axes: Any, duration: float) -> str:
+    """Clock-time tick labels (m:ss, h:mm:ss) for spans over two minutes; the axis label."""
+    if duration <= 120:
+        return "time (s)"
+    from matplotlib import ticker
+
+    def clock(value: float, _position: Any) -> str:
+        whole = int(round(value))
+        hours, rest = divmod(whole, 3600)
+        return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if duration > 3600 else \
+            f"{whole // 60}:{whole % 60:02d}"
+
+    axes.xaxis.set_major_formatter(ticker.FuncFormatter(clock))
+    steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600]
+    axes.xaxis.set_major_locator(ticker.MultipleLocator(
+        next((s for s in steps if duration / s <= 12), steps[-1])))
+    return "time (h:mm:ss)" if duration > 3600 else "time (m:ss)"
 
 
 def _check_spectrogram(values: np.ndarray, sample_rate: int, hop_length: int) -> None:
@@ -464,8 +508,163 @@ def plot_events(spectrogram_db: np.ndarray, seconds_per_frame: float, sample_rat
     return _save(figure, path, fmt)
 
 
+def plot_anomaly_timeline(centres: np.ndarray, scores: np.ndarray, on: float,
+                          alarms: Sequence[Event], path: str | os.PathLike, title: str = "",
+                          off: float | None = None, smoothed: np.ndarray | None = None,
+                          duration: float | None = None) -> Path:
+    """An anomaly monitor's score timeline: window scores at their ``centres`` (s), the
+    ``on`` (and ``off``) level, the ``smoothed`` track if given, and the alarms shaded."""
+    fmt = _image_format(path)
+    centres, scores = np.asarray(centres, dtype=float), np.asarray(scores, dtype=float)
+    if centres.shape != scores.shape or centres.ndim != 1 or not np.isfinite(scores).all():
+        raise DataError(f"anomaly timeline: need finite scores, one per window centre; got "
+                        f"shapes {centres.shape} and {scores.shape}")
+    end = duration if duration is not None else float(centres.max(initial=0.0))
+    figure = _new_figure((min(24.0, 8.0 + end / 60), 3.6))
+    axes = figure.subplots()
+    for alarm in alarms:
+        axes.axvspan(alarm.onset, alarm.offset, color="tab:red", alpha=0.2, linewidth=0)
+    axes.plot(centres, scores, color="tab:blue" if smoothed is None else "0.6",
+              linewidth=0.8, label="window score")
+    if smoothed is not None:
+        axes.plot(centres, smoothed, color="tab:blue", linewidth=1.2, label="smoothed")
+    axes.axhline(on, color="tab:red", linestyle="--", linewidth=1, label=f"on {on:.4g}")
+    if off is not None and off != on:
+        axes.axhline(off, color="tab:orange", linestyle=":", linewidth=1,
+                     label=f"off {off:.4g}")
+    axes.set_xlim(0, max(end, 1e-3))
+    axes.set_xlabel(_time_axis(axes, end))
+    axes.set_ylabel("anomaly score")
+    axes.set_title(title or f"Anomaly score: {len(alarms)} alarm(s) shaded")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="upper right", fontsize=7)
+    return _save(figure, path, fmt)
+
+
+def plot_monitor(second_levels: np.ndarray, interval_edges: np.ndarray,
+                 interval_levels: dict[str, np.ndarray], dominant: Sequence[str],
+                 labels: Sequence[str], path: str | os.PathLike, unit: str = "dBFS",
+                 file_starts: Sequence[float] = (), title: str = "") -> Path:
+    """A level timeline a person reads at a glance, with the dominant source beneath.
+
+    ``second_levels`` is each second's LAeq (drawn thin and grey);
+    ``interval_edges`` the ``intervals + 1`` boundaries (s) and
+    ``interval_levels`` their ``LAeq`` (a bold step line) and, when given,
+    ``LA10`` and ``LA90`` (a band between them); ``dominant`` names each
+    interval's dominant source, drawn as a coloured strip under the levels
+    (each of ``labels`` keeps its colour). ``file_starts`` (s) are marked
+    with dotted lines. A day of seconds fits on one page.
+    """
+    fmt = _image_format(path)
+    edges = np.asarray(interval_edges, dtype=np.float64)
+    figure = _new_figure((14.0, 5.6))
+    top, strip = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [5, 1]})
+    seconds = np.arange(len(second_levels)) + 0.5
+    top.plot(seconds, second_levels, color="0.6", linewidth=0.5, label="LAeq per second")
+    if "LA10" in interval_levels and "LA90" in interval_levels:
+        top.fill_between(edges, _stepped(interval_levels["LA90"]),
+                         _stepped(interval_levels["LA10"]), step="post", color="tab:blue",
+                         alpha=0.18, linewidth=0, label="LA90 to LA10")
+    top.step(edges, _stepped(interval_levels["LAeq"]), where="post", color="tab:blue",
+             linewidth=2, label=f"LAeq per {_span_words(edges)}")
+    for start in list(file_starts)[1:]:
+        top.axvline(start, color="0.3", linestyle=":", linewidth=0.8)
+    top.set_ylim(*_level_range(np.asarray(second_levels, dtype=np.float64), interval_levels))
+    top.set_ylabel(f"A-weighted level ({unit})")
+    top.grid(True, alpha=0.3)
+    top.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+    top.set_title(title or "Sound levels and sources")
+    colours = {label: _source_colour(index) for index, label in enumerate(labels)}
+    for label in dict.fromkeys(dominant):
+        spans = [(edges[i], edges[i + 1] - edges[i]) for i, d in enumerate(dominant)
+                 if d == label]
+        strip.broken_barh(spans, (0, 1), color=colours.get(label, "grey"), label=label)
+    strip.set_yticks([])
+    strip.set_ylabel("source", rotation=0, ha="right", va="center")
+    strip.set_xlim(edges[0], edges[-1])
+    strip.legend(loc="center left", bbox_to_anchor=(1.005, 0.5), fontsize=8, frameon=False,
+                 ncol=1 + len(set(dominant)) // 4)
+    strip.set_xlabel(_time_axis(strip, float(edges[-1] - edges[0])))
+    return _save(figure, path, fmt)
+
+
+def _level_range(seconds: np.ndarray, intervals: dict[str, np.ndarray]) -> tuple[float, float]:
+    """The dB range worth drawing: from 10 dB under the quietest interval's LA90 (quieter
+    seconds, such as digital silence at -197 dBFS, run off the bottom) to the loudest."""
+    values = np.concatenate([seconds] + [np.asarray(v, dtype=np.float64)
+                                         for v in intervals.values()])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return -100.0, 0.0
+    floor = np.asarray(intervals.get("LA90", intervals["LAeq"]), dtype=np.float64)
+    return float(np.nanmin(floor)) - 10, float(values.max()) + 3
+
+
+def _stepped(values: np.ndarray) -> np.ndarray:
+    """Per-interval values with the last repeated, for ``step(where="post")`` over edges."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.append(values, values[-1:]) if len(values) else values
+
+
+def _span_words(edges: np.ndarray) -> str:
+    """The interval's length in words: "60 s", "15 min", "1 h"."""
+    length = float(edges[1] - edges[0]) if len(edges) > 1 else 0.0
+    if length >= 3600 and length % 3600 == 0:
+        return f"{length / 3600:g} h"
+    if length >= 60 and length % 60 == 0:
+        return f"{length / 60:g} min"
+    return f"{length:g} s"
+
+
+def _source_colour(index: int) -> Any:
+    """A distinct colour per class index (tab10, then tab20's lighter shades)."""
+    from matplotlib import colormaps
+
+    if index < 10:
+        return colormaps["tab10"](index)
+    return colormaps["tab20"]((2 * (index - 10) + 1) % 20)
+
+
 # --------------------------------------------------------------------------
 # Shared plumbing
+
+
+def plot_roc(truth: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray,
+             path: str | os.PathLike, title: str = "") -> Path:
+    """An anomaly detector's ROC curve, with AUC and DCASE's pAUC (FPR 0-0.1) shaded."""
+    from earmark.metrics.anomaly import DCASE_MAX_FPR, partial_auc, roc_auc, roc_curve
+
+    fmt = _image_format(path)
+    fpr, tpr, _ = roc_curve(truth, scores)
+    figure = _new_figure((4.8, 4.4))
+    axes = figure.subplots()
+    axes.plot(fpr, tpr, drawstyle="steps-post", color="tab:blue")
+    axes.plot([0, 1], [0, 1], ls=":", color="grey")
+    axes.axvspan(0, DCASE_MAX_FPR, color="tab:orange", alpha=0.15, label="pAUC range")
+    axes.set(xlabel="false-positive rate (normal flagged)", xlim=(0, 1), ylim=(0, 1.01),
+             ylabel="true-positive rate (anomaly found)",
+             title=f"{title} AUC {roc_auc(truth, scores):.3f}, "
+                   f"pAUC {partial_auc(truth, scores):.3f}".strip())
+    axes.legend(loc="lower right")
+    return _save(figure, path, fmt)
+
+
+def plot_score_histogram(truth: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray,
+                         threshold: float, path: str | os.PathLike, title: str = "") -> Path:
+    """Anomaly scores of normal and anomalous recordings, with the decision threshold."""
+    fmt = _image_format(path)
+    truth, scores = np.asarray(truth).astype(bool), np.asarray(scores, dtype=float)
+    edges = np.histogram_bin_edges(np.r_[scores, threshold], bins=30)
+    figure = _new_figure((6.0, 3.6))
+    axes = figure.subplots()
+    axes.hist(scores[~truth], bins=edges, alpha=0.6, color="tab:green",
+              label=f"normal ({int((~truth).sum())})")
+    axes.hist(scores[truth], bins=edges, alpha=0.6, color="tab:red",
+              label=f"anomaly ({int(truth.sum())})")
+    axes.axvline(threshold, color="black", ls="--", label=f"threshold {threshold:.3g}")
+    axes.set(xlabel="anomaly score", ylabel="recordings", title=title)
+    axes.legend()
+    return _save(figure, path, fmt)
 
 
 def _new_figure(size: tuple[float, float]) -> Any:

@@ -93,6 +93,11 @@ class RunFolder:
         return self.path / "model.pt"
 
     @property
+    def scorer(self) -> Path:
+        """An anomaly run's scorer settings (``earmark anomaly train``), JSON."""
+        return self.path / "scorer.json"
+
+    @property
     def export_windows(self) -> Path:
         return self.path / "export_windows.npz"
 

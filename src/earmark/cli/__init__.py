@@ -13,11 +13,13 @@ import logging
 import sys
 
 from earmark import __version__
-from earmark.cli import configs, datasets, deploy, demo, events, streaming, synth, training
+from earmark.cli import (anomaly, configs, datasets, deploy, demo, events, monitor, pictures,
+                         streaming, synth, training)
 from earmark.errors import EarmarkError
 
 #: The command modules, in the order ``earmark --help`` lists them.
-AREAS = (training, deploy, streaming, synth, demo, events, datasets, configs)
+AREAS = (training, deploy, streaming, synth, demo, events, monitor, pictures, anomaly, datasets,
+         configs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,17 +62,22 @@ class Dataset:
         return [label_id[self.manifest.rows[i].label] for i in indices]
 
 
-def load_manifest(config: ExperimentConfig) -> Manifest:
-    """Read the recordings named by ``[data]`` and assign their splits."""
+def read_manifest(config: ExperimentConfig) -> Manifest:
+    """The recordings named by ``[data]`` (``root`` or ``csv``), as they are: no split yet."""
     data = config.data
     if bool(data.root) == bool(data.csv):
         raise ConfigError("[data] needs exactly one of 'root' (a folder per class) or "
                           "'csv' (a manifest file)")
     if data.root:
-        manifest = manifests.from_folder(config.resolve(data.root), data.group_pattern,
-                                         data.label_pattern)
-    else:
-        manifest = manifests.from_csv(config.resolve(data.csv), data.group_pattern)
+        return manifests.from_folder(config.resolve(data.root), data.group_pattern,
+                                     data.label_pattern)
+    return manifests.from_csv(config.resolve(data.csv), data.group_pattern)
+
+
+def load_manifest(config: ExperimentConfig) -> Manifest:
+    """Read the recordings named by ``[data]`` and assign their splits."""
+    data = config.data
+    manifest = read_manifest(config)
     if data.keywords:
         manifest = keyword_task(manifest, data.keywords, data.unknown_percent,
                                 data.silence_percent, config.resolve(data.silence_noise_dir),

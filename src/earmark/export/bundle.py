@@ -103,7 +103,7 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
                       stream=stream_description(tables, window))
         staging = scratch / "bundle"
         metadata = _stage(staging, graph, parts, tables, classifier, record, int8)
-        _replace_folder(staging, Path(out))
+        replace_folder(staging, Path(out))
     return ExportResult(Path(out), metadata)
 
 
@@ -187,7 +187,7 @@ def _metadata(config: ExperimentConfig, labels: list[str], run: RunFolder, windo
     }
 
 
-def _replace_folder(staging: Path, out: Path) -> None:
+def replace_folder(staging: Path, out: Path) -> None:
     """Move the finished bundle into place; an old bundle there is replaced whole."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists() and not (out / BUNDLE_JSON).is_file():

@@ -1,4 +1,4 @@
-"""Log-mel pictures for people: a stream's columns as they arrive, or a whole file's.
+"""Spectrogram pictures for people: a stream's columns as they arrive, or a whole file's.
 
 The live page draws what the model hears: a log-mel spectrogram up to the
 model's Nyquist frequency, computed here in numpy (no torch) and sent as
@@ -12,19 +12,30 @@ samples from ``t * hop`` (the window starts the frame, which is zero-padded
 at its end to ``n_fft``) and the maths runs in float32. Its levels agree
 with :func:`earmark.frontend.reference.logmel` on the same samples to about
 1e-5 dB, but not to the bit, so the pictures keep their own framing.
+
+``kind="linear"`` gives the power of every DFT bin instead of mel bands (for
+``earmark spectrogram --kind linear``); :func:`band_frequencies` says where
+each row lies in Hz, :func:`pooled_decibels` pictures a recording of any
+length arriving in blocks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
-from earmark.frontend.filters import mel_filterbank, periodic_hann
+from earmark.errors import ConfigError
+from earmark.frontend.filters import mel_edges, mel_filterbank, periodic_hann
 from earmark.frontend.reference import power_to_db
 
 # Power floor before the logarithm: -100 dB, far below any picture's range.
 _DB_FLOOR = 1e-10
+#: What a picture's rows are: mel bands, or every DFT bin.
+KINDS = ("logmel", "linear")
+#: Frames computed at once when a long recording is pictured (bounds the memory).
+_FRAMES_PER_PIECE = 1000
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,11 @@ class SpectrogramSettings:
     #: the live reference never falls below this, so a quiet room stays dark
     #: (speech peaks near 0 dB; a quiet room sits below -60 dB)
     min_reference_db: float = -20.0
+    kind: str = "logmel"          #: logmel | linear (every DFT bin, no mel filters)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"spectrogram kind {self.kind!r} is not one of {list(KINDS)}")
 
     @property
     def frames_per_second(self) -> float:
@@ -53,7 +69,7 @@ class MelAnalysis:
 
     ``window_length`` and ``hop`` are in samples, ``n_fft`` is the next power
     of two >= the window; the filters reach ``settings.fmax`` or Nyquist,
-    whichever is lower.
+    whichever is lower. ``kind="linear"`` keeps every bin (``filters`` is None).
     """
 
     def __init__(self, sample_rate: int, settings: SpectrogramSettings):
@@ -61,31 +77,40 @@ class MelAnalysis:
         self.frame_hop = max(1, round(settings.hop_ms * sample_rate / 1000))
         self.n_fft = 1 << (self.window_length - 1).bit_length()
         self.window = periodic_hann(self.window_length).astype(np.float32)
-        fmax = min(settings.fmax, sample_rate / 2)
-        fmin = min(settings.fmin, fmax / 2)
-        self.filters = mel_filterbank(sample_rate, self.n_fft, settings.n_mels, fmin,
-                                      fmax).astype(np.float32).T     # (bins, mels)
+        self.fmax = min(settings.fmax, sample_rate / 2)
+        self.fmin = min(settings.fmin, self.fmax / 2)
+        self.frequencies = np.fft.rfftfreq(self.n_fft, 1.0 / sample_rate)
+        self.filters = None
+        if settings.kind == "logmel":
+            self.filters = mel_filterbank(sample_rate, self.n_fft, settings.n_mels, self.fmin,
+                                          self.fmax).astype(np.float32).T   # (bins, mels)
+            self.frequencies = mel_edges(settings.n_mels, self.fmin, self.fmax)[1:-1]
+
+    @property
+    def bands(self) -> int:
+        """Rows of the picture: mel bands, or DFT bins."""
+        return len(self.frequencies)
 
     def frame_count(self, samples: int) -> int:
         """Whole frames in ``samples`` samples (0 when shorter than one window)."""
         return max(0, (samples - self.window_length) // self.frame_hop + 1)
 
     def decibels(self, samples: np.ndarray) -> np.ndarray:
-        """Mel power in dB (re full scale) of every whole frame in ``samples``.
+        """Mel (or bin) power in dB (re full scale) of every whole frame in ``samples``.
 
         Returns
         -------
-        np.ndarray, shape (frames, n_mels), float32
+        np.ndarray, shape (frames, bands), float32
             Frame ``t`` starts at sample ``t * hop``; bands ascend in frequency.
         """
         count = self.frame_count(len(samples))
         if count == 0:
-            return np.zeros((0, self.filters.shape[1]), dtype=np.float32)
+            return np.zeros((0, self.bands), dtype=np.float32)
         frames = np.lib.stride_tricks.sliding_window_view(samples, self.window_length)
         frames = frames[::self.frame_hop][:count] * self.window
         spectrum = np.fft.rfft(frames, n=self.n_fft, axis=1)
         power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
-        return power_to_db(power @ self.filters, _DB_FLOOR)
+        return power_to_db(power if self.filters is None else power @ self.filters, _DB_FLOOR)
 
 
 def to_levels(decibels: np.ndarray, reference_db: float | np.ndarray,
@@ -150,22 +175,53 @@ def file_spectrogram(samples: np.ndarray, sample_rate: int,
     Returns ``(levels (columns, n_mels) uint8, columns per second)``.
     """
     settings = settings or SpectrogramSettings()
-    analysis = MelAnalysis(sample_rate, settings)
     samples = np.asarray(samples, dtype=np.float32)
-    total = analysis.frame_count(len(samples))
-    if total == 0:
-        return np.zeros((0, settings.n_mels), dtype=np.uint8), sample_rate / analysis.frame_hop
-    pool = -(-total // max_columns)
-    chunk = pool * max(1, 1000 // pool)                 # whole pools of frames per piece
-    pooled = []
-    for first in range(0, total, chunk):
-        count = min(chunk, total - first)
-        start = first * analysis.frame_hop
-        piece = samples[start:start + (count - 1) * analysis.frame_hop + analysis.window_length]
-        decibels = analysis.decibels(piece)
-        padded = np.full((-(-count // pool) * pool, decibels.shape[1]), -200.0, np.float32)
-        padded[:count] = decibels
-        pooled.append(padded.reshape(-1, pool, decibels.shape[1]).max(axis=1))
-    decibels = np.concatenate(pooled)
+    decibels, seconds = pooled_decibels([samples], sample_rate, len(samples), settings,
+                                        max_columns)
+    if len(decibels) == 0:
+        return decibels.astype(np.uint8), 1.0 / seconds
     levels = to_levels(decibels, float(decibels.max()), settings.dynamic_range_db)
-    return levels, sample_rate / analysis.frame_hop / pool
+    return levels, 1.0 / seconds
+
+
+def pooled_decibels(blocks: Iterable[np.ndarray], sample_rate: int, total_samples: int,
+                    settings: SpectrogramSettings | None = None,
+                    max_columns: int = 1500) -> tuple[np.ndarray, float]:
+    """The dB picture of a recording arriving as consecutive blocks, at most ``max_columns``
+    wide: each column is the loudest of ``pool`` consecutive frames (``pool`` from
+    ``total_samples``, the recording's expected length).
+
+    Memory holds one block and about a thousand frames at a time, whatever the length.
+
+    Returns
+    -------
+    tuple
+        ``(decibels (columns, bands) float32, seconds per column)``; column ``c``
+        starts at ``c * pool * hop / sample_rate`` s.
+    """
+    analysis = MelAnalysis(sample_rate, settings or SpectrogramSettings())
+    pool = max(1, -(-analysis.frame_count(total_samples) // max(1, max_columns)))
+    piece = _FRAMES_PER_PIECE * analysis.frame_hop
+    pending = np.zeros(0, dtype=np.float32)
+    carry = np.zeros((0, analysis.bands), dtype=np.float32)      # frames of an open pool
+    columns = []
+    for block in blocks:
+        samples = np.concatenate([pending, np.asarray(block, dtype=np.float32)])
+        done = 0
+        while analysis.frame_count(len(samples) - done) > 0:
+            decibels = analysis.decibels(samples[done:done + piece + analysis.window_length])
+            done += len(decibels) * analysis.frame_hop
+            carry = np.concatenate([carry, decibels])
+            whole = len(carry) // pool * pool
+            columns.append(carry[:whole].reshape(-1, pool, analysis.bands).max(axis=1))
+            carry = carry[whole:]
+        pending = samples[done:]
+    if len(carry):
+        columns.append(carry.max(axis=0, keepdims=True))
+    decibels = np.concatenate(columns) if columns else carry
+    return decibels, pool * analysis.frame_hop / sample_rate
+
+
+def band_frequencies(sample_rate: int, settings: SpectrogramSettings | None = None) -> np.ndarray:
+    """Where each row of a picture lies, in Hz: mel band centres, or DFT bin frequencies."""
+    return MelAnalysis(sample_rate, settings or SpectrogramSettings()).frequencies

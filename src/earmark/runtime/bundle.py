@@ -111,7 +111,7 @@ def load_bundle(path: str | os.PathLike, threads: int = 0) -> Bundle:
     if not model_path.is_file():
         raise DataError(f"{path}: no bundle here (expected a folder with {BUNDLE_MODEL} and "
                         f"{BUNDLE_JSON}, written by `earmark export`)")
-    session = _open_session(model_path, threads)
+    session = open_session(model_path, threads)
     header = _graph_header(session, model_path)
     json_path = path / BUNDLE_JSON if path.is_dir() else None
     if json_path is not None and json_path.is_file():
@@ -126,7 +126,9 @@ def load_bundle(path: str | os.PathLike, threads: int = 0) -> Bundle:
     return Bundle(model_path.parent if path.is_dir() else model_path, metadata, session)
 
 
-def _open_session(model_path: Path, threads: int) -> onnxruntime.InferenceSession:
+def open_session(model_path: Path, threads: int) -> onnxruntime.InferenceSession:
+    """An onnxruntime CPU session on ``model_path`` (``threads`` intra-op, 0 = auto);
+    a file onnxruntime cannot load is a :class:`DataError`."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

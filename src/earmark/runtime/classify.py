@@ -130,9 +130,9 @@ class Classifier:
             The model's scores are not finite for samples within -1..1 (a
             damaged bundle).
         """
-        stream = _WindowStream(self.window, self.window_hop)
+        stream = WindowStream(self.window, self.window_hop)
         starts, probabilities = [], []
-        for batch_starts, batch in _batches(stream.windows(blocks), self.batch_size):
+        for batch_starts, batch in window_batches(stream.windows(blocks), self.batch_size):
             starts.extend(batch_starts)
             probabilities.append(self._scores(batch, batch_starts, source))
         if stream.total == 0:
@@ -159,7 +159,7 @@ class Classifier:
                          f"{at:.2f} s, whose samples reach {peak:g}; scale the audio to -1..1.")
 
 
-class _WindowStream:
+class WindowStream:
     """Cuts a stream of blocks into the windows :func:`window_starts` gives,
     holding no more than one window plus one block in memory."""
 
@@ -188,7 +188,8 @@ class _WindowStream:
                 yield int(start), window
 
 
-def _batches(windows: Iterator[tuple[int, np.ndarray]], size: int):
+def window_batches(windows: Iterator[tuple[int, np.ndarray]], size: int):
+    """``(starts, (n, window) array)`` batches of at most ``size`` from ``(start, window)``."""
     starts, batch = [], []
     for start, window in windows:
         starts.append(start)

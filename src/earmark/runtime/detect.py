@@ -101,7 +101,7 @@ def events_from_tracks(result: ClipResult, settings: DetectionSettings) -> list[
         if label in settings.ignore:
             continue
         on, off = settings.thresholds.get(label, (settings.on_threshold, settings.off_threshold))
-        for first, last in _hysteresis(smoothed[:, index], on, off):
+        for first, last in hysteresis_runs(smoothed[:, index], on, off):
             # Active from the first window (or to the last): the event reaches the file's end.
             onset = 0.0 if first == 0 else centres[first] - hop / 2 + settings.onset_shift
             offset = (result.duration if last == len(centres) - 1
@@ -126,7 +126,7 @@ def median_filter(tracks: np.ndarray, size: int) -> np.ndarray:
     return np.median(stacked, axis=-1)
 
 
-def _hysteresis(track: np.ndarray, on: float, off: float) -> list[tuple[int, int]]:
+def hysteresis_runs(track: np.ndarray, on: float, off: float) -> list[tuple[int, int]]:
     """(first, last) window indices of runs that rise above ``on`` and stay above ``off``."""
     runs, start = [], None
     for index, value in enumerate(track):

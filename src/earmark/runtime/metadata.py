@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import re
 import reprlib
@@ -47,6 +48,9 @@ STREAM_STEP = "stream/step.onnx"
 GRAPH_HEADER_KEY = "earmark"
 
 FORMAT_NAME = "earmark-bundle"
+#: The ``format`` of an anomaly bundle (:mod:`earmark.runtime.anomaly_bundle`), which
+#: the classification loader refuses by name.
+ANOMALY_FORMAT_NAME = "earmark-anomaly"
 #: The newest bundle format this earmark reads (and the one export writes).
 CURRENT_FORMAT_VERSION = 2
 #: From this format version on, ``earmark.json`` carries ``model_sha256``.
@@ -65,7 +69,6 @@ HEADER_KEYS = ("format", "format_version", "labels", "sample_rate", "window_samp
 MATCHING_KEYS = ("labels", "sample_rate", "window_samples", "hop_samples")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_REEXPORT = "fix the value or re-export the bundle with `earmark export`"
 _RECORDS = ("features", "model", "augment", "train", "data", "export_quality", "parity")
 _short = reprlib.Repr()
 _short.maxstring, _short.maxlist, _short.maxother = 60, 8, 60
@@ -90,7 +93,7 @@ class StepNetwork:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def _from_fields(cls, fields: _Fields, frames_per_window: int) -> StepNetwork:
+    def _from_fields(cls, fields: MetadataFields, frames_per_window: int) -> StepNetwork:
         layout = {key: fields.integer(key, 1, 1 << 20, required=False)
                   for key in ("step_frames", "stride", "columns")}
         layout["first"] = fields.integer("first", 0, 1 << 20, required=False)
@@ -118,7 +121,7 @@ class StreamMetadata:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def _from_fields(cls, fields: _Fields, window_samples: int) -> StreamMetadata:
+    def _from_fields(cls, fields: MetadataFields, window_samples: int) -> StreamMetadata:
         frames = fields.integer("frames_per_window", 1, window_samples)
         network = fields.nested("network", required=False)
         keys = ("frames_per_window", "frame_hop_samples", "frame_samples", "incremental",
@@ -199,7 +202,7 @@ class BundleMetadata:
             Naming ``source`` and the field: a missing field, a wrong type or
             value, another format, or a format newer than this earmark reads.
         """
-        fields = _Fields(mapping, str(source))
+        fields = MetadataFields(mapping, str(source))
         version = _format_version(fields)
         _check_graph_names(fields)
         rate = fields.integer("sample_rate", MIN_SAMPLE_RATE, MAX_SAMPLE_RATE, unit="Hz")
@@ -282,25 +285,32 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-class _Fields:
-    """One JSON object of the metadata, read field by field with checks."""
+class MetadataFields:
+    """One JSON object of the metadata, read field by field with checks.
 
-    def __init__(self, mapping: Any, source: str, prefix: str = ""):
-        self.source, self.prefix = source, prefix
+    ``export`` is the command that writes such a bundle, named in every
+    message (anomaly bundles use this reader too).
+    """
+
+    def __init__(self, mapping: Any, source: str, prefix: str = "",
+                 export: str = "earmark export"):
+        self.source, self.prefix, self.export = source, prefix, export
         if not isinstance(mapping, Mapping):
             where = f"field {prefix[:-1]!r}" if prefix else "the bundle metadata"
             raise DataError(f"{source}: {where} must be a JSON object, got "
-                            f"{_describe(mapping)}; {_REEXPORT}")
+                            f"{_describe(mapping)}; fix the value or re-export the bundle "
+                            f"with `{export}`")
         self.mapping = mapping
 
     def error(self, key: str, expected: str, value: Any) -> DataError:
         return DataError(f"{self.source}: field {self.prefix + key!r} must be {expected}, "
-                         f"got {_describe(value)}; {_REEXPORT}")
+                         f"got {_describe(value)}; fix the value or re-export the bundle "
+                         f"with `{self.export}`")
 
     def get(self, key: str, required: bool = True) -> Any:
         if key not in self.mapping and required:
             raise DataError(f"{self.source}: field {self.prefix + key!r} is missing; "
-                            "re-export the bundle with `earmark export`")
+                            f"re-export the bundle with `{self.export}`")
         return self.mapping.get(key)
 
     def integer(self, key: str, low: int, high: int, required: bool = True,
@@ -312,6 +322,15 @@ class _Fields:
             unit = f" of {unit}" if unit else ""
             raise self.error(key, f"a whole number{unit} in {low}..{high}", value)
         return value
+
+    def number(self, key: str, low: float = -math.inf, high: float = math.inf) -> float:
+        """A required finite number (whole or not) in ``low..high``."""
+        value = self.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or not low <= value <= high:
+            bounds = "" if (low, high) == (-math.inf, math.inf) else f" in {low:g}..{high:g}"
+            raise self.error(key, f"a finite number{bounds}", value)
+        return float(value)
 
     def boolean(self, key: str) -> bool:
         value = self.get(key)
@@ -334,20 +353,25 @@ class _Fields:
             raise self.error(key, "a JSON object", value)
         return copy.deepcopy(dict(value))
 
-    def nested(self, key: str, required: bool = True) -> _Fields | None:
+    def nested(self, key: str, required: bool = True) -> MetadataFields | None:
         value = self.get(key, required)
         if value is None and not required:
             return None
-        return _Fields(value, self.source, f"{self.prefix}{key}.")
+        return MetadataFields(value, self.source, f"{self.prefix}{key}.", self.export)
 
     def unknown(self, known: tuple[str, ...]) -> dict[str, Any]:
         return {key: copy.deepcopy(value) for key, value in self.mapping.items()
                 if key not in known}
 
 
-def _format_version(fields: _Fields) -> int:
+def _format_version(fields: MetadataFields) -> int:
     """Checked first: a newer format says to upgrade before any field can be wrong."""
     name = fields.mapping.get("format", FORMAT_NAME)
+    if name == ANOMALY_FORMAT_NAME:
+        raise DataError(f"{fields.source}: field 'format' is {name!r}: this is an anomaly "
+                        "bundle, which scores how unusual a sound is rather than naming its "
+                        "class: use `earmark anomaly score` (or "
+                        "earmark.runtime.anomaly_bundle.load_anomaly_bundle)")
     if name != FORMAT_NAME:
         raise DataError(f"{fields.source}: field 'format' is {_describe(name)}, not "
                         f"{FORMAT_NAME!r}: this is not an earmark bundle")
@@ -360,14 +384,14 @@ def _format_version(fields: _Fields) -> int:
     return fields.integer("format_version", 1, CURRENT_FORMAT_VERSION)
 
 
-def _check_graph_names(fields: _Fields) -> None:
+def _check_graph_names(fields: MetadataFields) -> None:
     """``input`` and ``output`` (when given) name the graph's tensors: only one contract."""
     for key, name in (("input", MODEL_INPUT), ("output", MODEL_OUTPUT)):
         if fields.mapping.get(key, name) != name:
             raise fields.error(key, repr(name), fields.mapping[key])
 
 
-def _labels(fields: _Fields) -> tuple[str, ...]:
+def _labels(fields: MetadataFields) -> tuple[str, ...]:
     labels = fields.get("labels")
     if not isinstance(labels, list) or not labels:
         raise fields.error("labels", "a non-empty list of class names", labels)
@@ -380,7 +404,7 @@ def _labels(fields: _Fields) -> tuple[str, ...]:
     return tuple(labels)
 
 
-def _metrics(fields: _Fields) -> dict[str, float | None]:
+def _metrics(fields: MetadataFields) -> dict[str, float | None]:
     metrics = fields.record("metrics")
     for key, value in metrics.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -388,7 +412,7 @@ def _metrics(fields: _Fields) -> dict[str, float | None]:
     return metrics
 
 
-def _sha256(fields: _Fields) -> str | None:
+def _sha256(fields: MetadataFields) -> str | None:
     value = fields.mapping.get("model_sha256")
     if value is not None and (not isinstance(value, str) or not _SHA256.fullmatch(value)):
         raise fields.error("model_sha256", "64 lowercase hex digits (the sha256 of "
@@ -396,7 +420,7 @@ def _sha256(fields: _Fields) -> str | None:
     return value
 
 
-def _state_shapes(fields: _Fields) -> dict[str, tuple[int, ...]]:
+def _state_shapes(fields: MetadataFields) -> dict[str, tuple[int, ...]]:
     shapes = {}
     for name, shape in fields.mapping.items():
         if not isinstance(shape, list) or not shape or any(

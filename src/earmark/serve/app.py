@@ -1,4 +1,5 @@
-"""The ASGI application: the live page, ``/classify``, ``/stream``, ``/model``, ``/health``.
+"""The ASGI application: the live page, ``/classify``, ``/hear``, ``/stream``, ``/model``,
+``/health``.
 
     >>> app = create_app("bundles/keywords")          # then: uvicorn.run(app)
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import base64
+import io
 import logging
 import os
 import time
@@ -21,15 +23,18 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from earmark.errors import ConfigError
+from earmark.frontend.inversion import hear
 from earmark.input_limits import check_stride_ms
 from earmark.runtime.bundle import Bundle, load_bundle
 from earmark.runtime.classify import Classifier, ClipResult
+from earmark.runtime.hear import front_end_of
 from earmark.runtime.results import to_records
 from earmark.runtime.smoother import SmootherConfig
 from earmark.frontend.spectrogram import SpectrogramSettings, file_spectrogram
@@ -42,6 +47,8 @@ from earmark.serve.uploads import (CLOSE, UploadError, decode_upload, save_uploa
                                    too_large)
 
 STATIC = Path(__file__).parent / "static"
+#: ``POST /hear`` turns back into sound at most this many seconds (the end of the upload).
+HEAR_SECONDS = 10.0
 log = logging.getLogger("earmark.serve")
 
 
@@ -149,6 +156,18 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         state.uploads_classified += 1
         return record
 
+    @app.post("/hear")
+    async def hear_upload(request: Request) -> Response:
+        """An audio file (as ``/classify`` takes it) -> the model's features of its last
+        seconds turned back into sound: a WAV at the model's rate (Griffin-Lim)."""
+        path, name = await _receive_counted(request, state)
+        try:
+            wav, convergence = await _queued(state, _hear_saved, state, path, name)
+        finally:
+            path.unlink(missing_ok=True)
+        return Response(wav, media_type="audio/wav",
+                        headers={"X-Spectral-Convergence": f"{convergence:.4f}"})
+
     @app.websocket("/stream")
     async def stream(websocket: WebSocket):
         await _serve_stream(websocket, state)
@@ -213,13 +232,18 @@ async def _receive_counted(request: Request, state: ServerState) -> tuple[Path, 
 async def _classify_queued(state: ServerState, path: Path, name: str, spectrogram: bool,
                            windows: bool, top: int) -> dict:
     """Judge a received upload once a classify slot is free (503 when too many wait)."""
+    return await _queued(state, _classify_saved, state, path, name, spectrogram, windows, top)
+
+
+async def _queued(state: ServerState, work, *args):
+    """``work(*args)`` in a worker thread once a classify slot is free (503 when too many
+    wait)."""
     if state.uploads_waiting >= state.limits.uploads_in_flight:
         raise _busy(state)
     state.uploads_waiting += 1
     try:
         async with state.classify_slots:
-            return await run_in_threadpool(_classify_saved, state, path, name, spectrogram,
-                                           windows, top)
+            return await run_in_threadpool(work, *args)
     finally:
         state.uploads_waiting -= 1
 
@@ -270,6 +294,22 @@ def _classify_saved(state: ServerState, path: Path, name: str, spectrogram: bool
                                  "frames_per_second": per_second,
                                  "data": base64.b64encode(levels.tobytes()).decode("ascii")}
     return record
+
+
+def _hear_saved(state: ServerState, path: Path, name: str) -> tuple[bytes, float]:
+    """The last :data:`HEAR_SECONDS` of a received upload as the model hears them: 16-bit
+    WAV bytes, and the spectral convergence against the upload."""
+    import soundfile
+
+    rate = state.bundle.sample_rate
+    samples = decode_upload(path, name, rate, state.limits)[-int(HEAR_SECONDS * rate):]
+    try:
+        hearing = hear(samples, rate, front_end_of(state.bundle.metadata))
+    except ConfigError as error:
+        raise UploadError(422, f"{name}: {error}") from None
+    buffer = io.BytesIO()
+    soundfile.write(buffer, hearing.audio, rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue(), hearing.spectral_convergence
 
 
 async def _serve_stream(websocket: WebSocket, state: ServerState) -> None:

@@ -4,12 +4,14 @@
 // blocks -> websocket /stream (live.js). The server answers every block with
 // scores, detections and new log-mel spectrogram columns, drawn by the frame
 // loop below (drawing.js, scores.js). A drop zone sends whole files to
-// /classify (file_panel.js). No dependencies, no build step.
+// /classify (file_panel.js); a button plays the model's log-mel of the last
+// seconds turned back into sound (/hear, hear.js). No dependencies, no build step.
 
 import {
   clearSpectrogram, drawSpectrogramColumns, drawWaveform, fitLiveCanvases,
 } from './drawing.js';
 import { fitFileCanvases, setupDropZone } from './file_panel.js';
+import { setupHearButton } from './hear.js';
 import { onStartClick } from './live.js';
 import { renderScores, setLabels } from './scores.js';
 import { collectElements, earmark, renderStatus, setButton, ui, view } from './state.js';
@@ -98,6 +100,7 @@ function init() {
   collectElements();
   ui.start.addEventListener('click', onStartClick);
   setupDropZone();
+  setupHearButton();
   fitAllCanvases();
   clearSpectrogram();
   watchResizes();

@@ -40,6 +40,7 @@ const ELEMENT_IDS = {
   status: 'status',
   model: 'model',
   heard: 'heard',
+  hear: 'hear',
   waveform: 'waveform',
   spectrogram: 'spectrogram',
   scores: 'scores',

@@ -1,0 +1,80 @@
+"""What a bundle's model hears, as sound: its front-end's features back to audio.
+
+The bundle's ``earmark.json`` holds the front-end config (kind, window, hop,
+``n_fft``, mel bands, ``fmin``/``fmax``, level floor) and the model's rate;
+:func:`hear_file` reads a stretch of a recording at that rate and inverts the
+features with :func:`earmark.frontend.inversion.hear` (Griffin-Lim). Without
+a bundle: the default log-mel (:class:`~earmark.config.FeatureConfig`) at
+16 kHz.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+import numpy as np
+
+from earmark import audio
+from earmark.config import DataConfig, FeatureConfig
+from earmark.errors import ConfigError
+from earmark.frontend.inversion import Hearing, hear
+from earmark.input_limits import check_positive
+from earmark.runtime.metadata import BUNDLE_JSON, BundleMetadata, read_metadata_file
+
+log = logging.getLogger("earmark.hear")
+
+#: The most audio one inversion takes (Griffin-Lim holds its whole spectrogram).
+MAX_SECONDS = 600.0
+#: Without ``duration``, a longer recording is heard for this long from ``start``.
+DEFAULT_SECONDS = 60.0
+
+
+def bundle_front_end(bundle: str | os.PathLike) -> tuple[FeatureConfig, int]:
+    """``(front-end config, sample rate)`` from a bundle folder's ``earmark.json`` (or
+    that file itself), checked as loading a bundle checks it."""
+    path = os.fspath(bundle)
+    metadata = read_metadata_file(os.path.join(path, BUNDLE_JSON) if os.path.isdir(path)
+                                  else path)
+    return front_end_of(metadata), metadata.sample_rate
+
+
+def front_end_of(metadata: BundleMetadata) -> FeatureConfig:
+    """A bundle's front-end config (keys a newer earmark added are left out)."""
+    known = {spec.name for spec in dataclasses.fields(FeatureConfig)}
+    return FeatureConfig(**{key: value for key, value in metadata.features.items()
+                            if key in known})
+
+
+def hear_file(path: str | os.PathLike, config: FeatureConfig | None = None,
+              sample_rate: int | None = None, start: float = 0.0,
+              duration: float | None = None, iterations: int = 32) -> Hearing:
+    """The sound of ``duration`` s of a recording from ``start`` as ``config`` hears it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any recording earmark reads.
+    config, sample_rate
+        The front-end and its rate (a bundle's: :func:`bundle_front_end`);
+        None: the default log-mel at 16 kHz.
+    start, duration : float
+        The stretch, in seconds; ``duration`` None: to the end, at most
+        :data:`DEFAULT_SECONDS` (:data:`MAX_SECONDS` at most when given).
+    iterations : int
+        Griffin-Lim iterations.
+    """
+    rate = sample_rate or DataConfig().sample_rate
+    header = audio.info(path)
+    if duration is None and header.duration - start > DEFAULT_SECONDS:
+        duration = DEFAULT_SECONDS
+        log.info("%s lasts %.0f s: hearing %g s from %g s (give --duration for more)",
+                 path, header.duration, duration, start)
+    if duration is not None:
+        check_positive(duration, "duration", maximum=MAX_SECONDS)
+    if not 1 <= iterations <= 1000:
+        raise ConfigError(f"iterations = {iterations}: give 1 to 1000")
+    samples = np.concatenate(list(audio.read_blocks(path, rate, 30.0, header=header,
+                                                    start=start, duration=duration)))
+    return hear(samples, rate, config, iterations=iterations)
