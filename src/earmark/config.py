@@ -31,6 +31,8 @@ class DataConfig:
 
     root: str = ""                 #: a folder per class (folder name = label)
     csv: str = ""                  #: or a manifest CSV (path, label[, group, split, start, end])
+    dataset: str = ""              #: or a dataset recipe (`earmark datasets list`) ...
+    dataset_root: str = ""         #: ... under this root ("" = $EARMARK_DATA, else ./datasets)
     group_pattern: str = "auto"    #: preset name or regex with a named group ``(?P<group>...)``
     label_pattern: str = ""        #: "" = folder name; or a preset / regex with ``(?P<label>...)``
     split: str = "group"           #: group | hash | column | kfold
@@ -39,7 +41,7 @@ class DataConfig:
     testing_percent: float = 10.0      #: for split = "hash"
     folds: int = 5                 #: for split = "kfold"
     fold: int = 0                  #: which fold is the test fold
-    kfold_validation: str = "fold" #: fold = the next fold; random = ratios[1] of training files
+    kfold_validation: str = "fold" #: fold = the next fold; random = ratios[1] of training files; groups = of training groups
     split_seed: int = 0
     classes: list[str] = field(default_factory=list)   #: order (and subset) of labels
     extra_train: list[str] = field(default_factory=list)  #: manifests added to train only
@@ -51,6 +53,7 @@ class DataConfig:
     clip_seconds: float = 1.0      #: the model's analysis window
     hop_seconds: float = 0.5       #: hop between windows of longer recordings
     aggregate: str = "mean"        #: how windows judge a recording: mean | vote
+    clip_pattern: str = ""         #: regex with (?P<clip>...) on file names: one clip's files are judged together
     cache_dir: str = ""            #: decoded-audio cache; "" = $EARMARK_CACHE or ~/.cache/earmark
     skip_bad_files: bool = False   #: skip (and list) unreadable files instead of stopping
 
@@ -217,7 +220,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     checks = [
         ("data.split", config.data.split, {"group", "hash", "column", "kfold"}),
         ("data.aggregate", config.data.aggregate, {"mean", "vote"}),
-        ("data.kfold_validation", config.data.kfold_validation, {"fold", "random"}),
+        ("data.kfold_validation", config.data.kfold_validation, {"fold", "random", "groups"}),
         ("features.kind", config.features.kind,
          {"spectrogram", "logmel", "mfcc", "spectrogram128"}),
         ("augment.noise_mix", config.augment.noise_mix, {"snr", "volume"}),

@@ -7,7 +7,6 @@ probabilities or their majority vote (``data.aggregate``).
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,44 +16,57 @@ import torch
 from earmark.atomic import write_json, write_text
 from earmark.config import ExperimentConfig
 from earmark.data.dataset import Dataset, load_manifest, open_dataset
-from earmark.data.manifest import from_csv
+from earmark.data.manifest import clip_matcher, from_csv
 from earmark.errors import DataError
 from earmark.metrics.classification import ClassificationReport, classification_report
 from earmark.network import WaveformClassifier, load_trained, window_hop_samples, window_samples
 from earmark.progress import ProgressLike
 from earmark.run_folder import RunFolder
-from earmark.windowing import aggregate_windows
+from earmark.windowing import aggregate_windows, sounding_windows
 
 
 @dataclass
 class Predictions:
     """Scores of the recordings of one split."""
 
-    indices: list[int]                 #: store indices of the recordings
-    probabilities: np.ndarray          #: (recordings, classes), after aggregation
-    window_probabilities: list[np.ndarray]   #: per recording: (windows, classes)
+    indices: list[int]                 #: store index of each clip's first recording
+    probabilities: np.ndarray          #: (clips, classes), after aggregation
+    window_probabilities: list[np.ndarray]   #: per clip: (windows, classes)
 
 
 def predict(classifier: WaveformClassifier, dataset: Dataset, indices: list[int],
             config: ExperimentConfig, device: torch.device, batch_size: int = 128) -> Predictions:
-    """Run the network over every window of the given recordings."""
+    """Run the network over every window of the given recordings and judge each clip
+    (a recording, or the recordings ``data.clip_pattern`` joins) by its sounding windows."""
     window = window_samples(config)
     jobs = dataset.window_jobs(indices, window, window_hop_samples(config))
     classifier.eval()
-    outputs = []
+    outputs, sounding = [], []
     with torch.no_grad():
         for begin in range(0, len(jobs), batch_size):
             chunk = jobs[begin:begin + batch_size]
             batch = np.stack([dataset.store.window(i, s, window) for i, s in chunk])
             logits = classifier(torch.from_numpy(batch).to(device))
             outputs.append(torch.softmax(logits, dim=-1).cpu().numpy())
-    window_probs = np.concatenate(outputs) if outputs else np.zeros((0, len(dataset.labels)))
-    # Jobs come recording by recording: split the scores at each recording's end.
-    counts = [len(list(group)) for _, group in itertools.groupby(jobs, key=lambda job: job[0])]
-    per_recording = np.split(window_probs, np.cumsum(counts)[:-1]) if counts else []
-    aggregated = np.stack([aggregate_windows(p, config.data.aggregate) for p in per_recording]) \
-        if per_recording else np.zeros((0, len(dataset.labels)))
-    return Predictions(list(indices), aggregated, per_recording)
+            sounding.append(sounding_windows(batch))
+    if not outputs:
+        return Predictions([], np.zeros((0, len(dataset.labels))), [])
+    window_probs, flags = np.concatenate(outputs), np.concatenate(sounding)
+    owners = np.array([job[0] for job in jobs])
+    units = _clips(dataset, indices, config.data.clip_pattern)
+    chosen = [np.isin(owners, unit) for unit in units]
+    aggregated = np.stack([aggregate_windows(window_probs[c], config.data.aggregate, flags[c])
+                           for c in chosen])
+    return Predictions([unit[0] for unit in units], aggregated, [window_probs[c] for c in chosen])
+
+
+def _clips(dataset: Dataset, indices: list[int], pattern: str) -> list[list[int]]:
+    """The recordings judged together, in order of first appearance."""
+    clip_of = clip_matcher(pattern)
+    members: dict[str, list[int]] = {}
+    for index in indices:
+        members.setdefault(clip_of(dataset.manifest.rows[index].path), []).append(index)
+    return list(members.values())
 
 
 def report_for(predictions: Predictions, dataset: Dataset) -> ClassificationReport:

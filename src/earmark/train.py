@@ -383,7 +383,7 @@ def _validate(context: EpochContext):
     """The validation report and mean cross-entropy of the current weights."""
     dataset, indices = context.dataset, context.validation_indices
     predictions = predict(context.classifier, dataset, indices, context.config, context.device)
-    targets = np.array(dataset.targets(indices))
+    targets = np.array(dataset.targets(predictions.indices))
     chosen = predictions.probabilities[np.arange(len(targets)), targets]
     loss = float(-np.log(np.clip(chosen, 1e-8, 1.0)).mean())
     return report_for(predictions, dataset), loss

@@ -7,6 +7,11 @@ end (zero-padded past it); a recording shorter than one window gives one
 window, zero-padded at the end. Training, evaluation and the deployed
 runtime all call :func:`window_starts`, so they cut the same way, and
 :func:`aggregate_windows` (mean or vote), so they judge the same way.
+
+Windows of digital silence (:func:`sounding_windows`: RMS below
+:data:`SILENT_WINDOW_DBFS`, such as the zeros a dataset padded its short
+clips with, or the padding past a recording's end) do not take part in the
+judgement, unless every window of the recording is silent.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from earmark.errors import ConfigError, DataError
 
 #: Methods :func:`aggregate_windows` understands.
 AGGREGATION_METHODS = ("mean", "vote")
+
+#: A window quieter than this (RMS, dB re full scale) is silence: it does not judge.
+SILENT_WINDOW_DBFS = -90.0
 
 #: How far a tied vote is moved towards the class with the higher mean
 #: probability, so that ``argmax`` of the result names the winner; large
@@ -37,7 +45,15 @@ def window_starts(length: int, window: int, hop: int) -> np.ndarray:
     return np.arange(count, dtype=np.int64) * hop
 
 
-def aggregate_windows(probabilities: np.ndarray, method: str = "mean") -> np.ndarray:
+def sounding_windows(windows: np.ndarray) -> np.ndarray:
+    """``(windows,)`` bool: which windows ``(windows, samples)`` hold more than silence."""
+    windows = np.asarray(windows, dtype=np.float32)
+    power = np.einsum("ij,ij->i", windows, windows) / max(windows.shape[-1], 1)   # no copies
+    return power > 10.0 ** (SILENT_WINDOW_DBFS / 10.0)
+
+
+def aggregate_windows(probabilities: np.ndarray, method: str = "mean",
+                      sounding: np.ndarray | None = None) -> np.ndarray:
     """Combine the class probabilities of a recording's windows into one vector.
 
     Parameters
@@ -51,6 +67,8 @@ def aggregate_windows(probabilities: np.ndarray, method: str = "mean") -> np.nda
         classes goes to the one with the higher mean probability: it gets
         1e-6 more of the vote (taken from the others in the tie), so that
         ``argmax`` of the result names it.
+    sounding : np.ndarray of bool, shape (windows,), optional
+        :func:`sounding_windows`: only these windows judge, unless none does.
 
     Returns
     -------
@@ -68,6 +86,12 @@ def aggregate_windows(probabilities: np.ndarray, method: str = "mean") -> np.nda
         raise ConfigError(f"unknown aggregation method {method!r}; "
                           f"use one of {', '.join(AGGREGATION_METHODS)}")
     probabilities = _check_probabilities(probabilities)
+    if sounding is not None:
+        sounding = np.asarray(sounding, dtype=bool)
+        if sounding.shape != (len(probabilities),):
+            raise DataError(f"{len(probabilities)} windows but {sounding.shape} sounding flags")
+        if sounding.any():
+            probabilities = probabilities[sounding]
     mean = probabilities.mean(axis=0)
     if method == "mean":
         return mean

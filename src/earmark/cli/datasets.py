@@ -72,6 +72,12 @@ def _download(args) -> int:
     from earmark.data.recipes.extract import extract, is_archive
 
     recipe = get_recipe(args.name)
+    if not recipe.files:
+        from earmark.errors import DataError
+
+        raise DataError(f"{recipe.name} is a layout already on disk, with nothing to download; "
+                        f"write its manifest with `earmark datasets manifest {recipe.name} "
+                        "--root DIR` (DIR holding its folder)")
     for remote in recipe.files:
         mirrored_url(remote.url, args.mirror)          # a bad mirror stops before anything
     root = Path(args.root or _default_root())

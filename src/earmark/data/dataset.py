@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -63,15 +65,32 @@ class Dataset:
 
 
 def read_manifest(config: ExperimentConfig) -> Manifest:
-    """The recordings named by ``[data]`` (``root`` or ``csv``), as they are: no split yet."""
+    """The recordings named by ``[data]`` (``root``, ``csv`` or ``dataset``), as they are:
+    no split yet (a dataset recipe's manifest carries its official split or folds)."""
     data = config.data
-    if bool(data.root) == bool(data.csv):
-        raise ConfigError("[data] needs exactly one of 'root' (a folder per class) or "
-                          "'csv' (a manifest file)")
+    if sum(bool(source) for source in (data.root, data.csv, data.dataset)) != 1:
+        raise ConfigError("[data] needs exactly one of 'root' (a folder per class), 'csv' (a "
+                          "manifest file) or 'dataset' (a recipe of `earmark datasets list`)")
     if data.root:
         return manifests.from_folder(config.resolve(data.root), data.group_pattern,
                                      data.label_pattern)
+    if data.dataset:
+        return _recipe_manifest(config)
     return manifests.from_csv(config.resolve(data.csv), data.group_pattern)
+
+
+def _recipe_manifest(config: ExperimentConfig) -> Manifest:
+    from earmark.data.recipes import get_recipe
+
+    recipe = get_recipe(config.data.dataset)
+    root = (config.resolve(config.data.dataset_root) if config.data.dataset_root
+            else os.environ.get("EARMARK_DATA") or config.resolve("datasets"))
+    folder = Path(root) / recipe.folder
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder; run `earmark datasets download "
+                        f"{recipe.name} --root {root}`, or set data.dataset_root to the folder "
+                        f"holding {recipe.folder}/")
+    return recipe.build_manifest(folder)
 
 
 def load_manifest(config: ExperimentConfig) -> Manifest:

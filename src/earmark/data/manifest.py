@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Mapping
 
 from earmark.atomic import write_text
 from earmark.audio import is_audio_file
-from earmark.errors import DataError
+from earmark.errors import ConfigError, DataError
 
 SPLITS = ("train", "validation", "test")
 
@@ -267,6 +267,27 @@ def group_matcher(pattern: str):
             if found:
                 return found.group("group")
         return stem
+
+    return match
+
+
+def clip_matcher(pattern: str):
+    """A function ``file path -> clip`` for ``data.clip_pattern``: files whose names give the
+    same clip (the regex's named group ``clip``) are judged together, such as the 1 s pieces
+    of one 5 s recording. Empty: every file is its own clip (its path)."""
+    if not pattern:
+        return str
+    try:
+        compiled = re.compile(pattern)
+    except re.error as error:
+        raise ConfigError(f"data.clip_pattern {pattern!r} is not a valid regex ({error})") from None
+    if "clip" not in compiled.groupindex:
+        raise ConfigError(f"data.clip_pattern {pattern!r} has no named group; write it as e.g. "
+                          "r'^(?P<clip>\\d+-\\d+-[A-Z])-\\d+_\\d+$'")
+
+    def match(file: str | os.PathLike) -> str:
+        found = compiled.search(Path(file).stem)
+        return found.group("clip") if found else str(file)
 
     return match
 

@@ -39,9 +39,11 @@ def assign_splits(manifest: Manifest, config: DataConfig) -> Manifest:
     if config.split == "kfold":
         split = split_by_fold(manifest, config.folds, config.fold, config.split_seed,
                               validation_fold=config.kfold_validation == "fold")
+        share = config.ratios[1] / max(sum(config.ratios[:2]), 1e-9)
         if config.kfold_validation == "random":
-            share = config.ratios[1] / max(sum(config.ratios[:2]), 1e-9)
             split = validation_from_training_files(split, share, config.split_seed)
+        elif config.kfold_validation == "groups":
+            split = validation_from_training_groups(split, share, config.split_seed)
         return split
     return check_split_column(manifest)
 
@@ -235,6 +237,25 @@ def leaked_groups(manifest: Manifest) -> list[str]:
     for row in manifest:
         splits_of[row.group].add(row.split)
     return sorted(g for g, s in splits_of.items() if len(s) > 1)
+
+
+def validation_from_training_groups(manifest: Manifest, share: float,
+                                     seed: int = 0) -> Manifest:
+    """Move a random ``share`` of the training groups (per class, at least one) to
+    validation: validation stays disjoint from training, and every fold but the test
+    fold still trains."""
+    rng = random.Random(seed)
+    groups_of = defaultdict(set)
+    for row in manifest:
+        if row.split == "train":
+            groups_of[row.label].add(row.group)
+    moved = set()
+    for label in sorted(groups_of):
+        groups = sorted(groups_of[label] - moved)
+        moved.update(rng.sample(groups, min(len(groups) - 1, max(1, round(len(groups) * share))))
+                     if len(groups) > 1 else [])
+    return manifest.with_splits(["validation" if row.split == "train" and row.group in moved
+                                 else row.split for row in manifest])
 
 
 def validation_from_training_files(manifest: Manifest, share: float, seed: int = 0) -> Manifest:

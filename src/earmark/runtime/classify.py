@@ -26,7 +26,7 @@ from earmark.errors import AudioError, ConfigError, DataError
 from earmark.input_limits import check_count, check_positive, check_sample_rate
 from earmark.runtime.bundle import Bundle, load_bundle
 from earmark.runtime.metadata import AGGREGATES
-from earmark.windowing import aggregate_windows, window_starts
+from earmark.windowing import aggregate_windows, sounding_windows, window_starts
 
 
 @dataclass
@@ -131,15 +131,17 @@ class Classifier:
             damaged bundle).
         """
         stream = WindowStream(self.window, self.window_hop)
-        starts, probabilities = [], []
+        starts, probabilities, sounding = [], [], []
         for batch_starts, batch in window_batches(stream.windows(blocks), self.batch_size):
             starts.extend(batch_starts)
             probabilities.append(self._scores(batch, batch_starts, source))
+            sounding.append(sounding_windows(batch))
         if stream.total == 0:
             raise AudioError(f"{source}: holds no audio at {self.sample_rate} Hz (nothing, or "
                              "less than one sample once resampled); give a longer recording.")
         window_probs = np.concatenate(probabilities)
-        return ClipResult(source, self.labels, aggregate_windows(window_probs, self.aggregate),
+        judged = aggregate_windows(window_probs, self.aggregate, np.concatenate(sounding))
+        return ClipResult(source, self.labels, judged,
                           np.asarray(starts) / self.sample_rate, window_probs,
                           stream.total / self.sample_rate, self.window / self.sample_rate)
 

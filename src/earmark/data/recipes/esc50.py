@@ -158,4 +158,9 @@ RECIPES: tuple[Recipe, ...] = (
            size_text="~880 MB (all ESC-50)", folder="esc50",
            files=(_ARCHIVE,), build_manifest=build_esc10, split="kfold",
            expected_recordings=400),
+    Recipe(name="esc10_pieces", title="ESC-10 in 1 s pieces (../shared/data/esc10_pieces)",
+           purpose="ESC-10 clips cut into five 1 s pieces at 16 kHz, folds 1, 2, 3, 5; "
+                   "a layout already on disk, nothing to download",
+           licence="CC BY-NC 3.0 (non-commercial)", size_text="~32 MB", folder="esc10_pieces",
+           files=(), build_manifest=pieces_manifest, split="kfold"),
 )
