@@ -72,7 +72,8 @@ def main() -> None:
     torch.set_num_threads(1)
     noise_files = sorted(p for p in NOISE.glob("*") if audio.is_audio_file(p)) if NOISE.is_dir() else []
     noise = audio.load(noise_files[0], 16000) if noise_files else None
-    results = {m: {"auc": [], "pauc": [], "f1": [], "seconds": []} for m in args.methods}
+    results = {m: {"auc": [], "pauc": [], "pauc_mcclish": [], "f1": [], "seconds": []}
+               for m in args.methods}
     flags = {m: [] for m in args.methods}
     with tempfile.TemporaryDirectory() as scratch:
         for seed in range(args.repeats):
@@ -86,7 +87,7 @@ def main() -> None:
                 train_anomaly(config, run)
                 overall = evaluate_detector(run, plots=False)["overall"]
                 results[method]["seconds"].append(time.monotonic() - started)
-                for key in ("auc", "pauc", "f1"):
+                for key in ("auc", "pauc", "pauc_mcclish", "f1"):
                     results[method][key].append(overall[key])
                 flags[method].append(robustness(run, noise))
                 print(f"split {seed} {method:14s} AUC {overall['auc']:.3f} "
@@ -103,7 +104,8 @@ def report(results: dict, flags: dict, methods: list[str]) -> None:
     for method in methods:
         r = results[method]
         print(f"{method:14s} AUC {spread(r['auc'])}  pAUC {spread(r['pauc'])}  "
-              f"F1 {spread(r['f1'])}  {statistics.mean(r['seconds']):.1f} s a split")
+              f"(McClish {spread(r['pauc_mcclish'])})  F1 {spread(r['f1'])}  "
+              f"{statistics.mean(r['seconds']):.1f} s a split")
     if "autoencoder" in methods:
         base = results["autoencoder"]
         for method in (m for m in methods if m != "autoencoder"):

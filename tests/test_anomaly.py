@@ -20,7 +20,8 @@ from earmark.config import from_dict
 from earmark.data.machines import Machine, machine_dataset, machine_sound
 from earmark.data.manifest import Manifest, Row
 from earmark.errors import ConfigError, DataError
-from earmark.metrics.anomaly import harmonic_mean, partial_auc, roc_auc, threshold_for
+from earmark.metrics.anomaly import (harmonic_mean, partial_auc, roc_auc,
+                                     standardised_partial_auc, threshold_for)
 from tests.conftest import SHARED_DATA
 
 RATE = 16000
@@ -81,6 +82,8 @@ def test_metrics_agree_with_scikit_learn():
     grid = np.linspace(0, 0.1, 20001)
     expected = np.trapezoid(np.interp(grid, fpr, tpr), grid) / 0.1
     assert partial_auc(truth, scores) == pytest.approx(expected, abs=1e-4)
+    assert standardised_partial_auc(truth, scores) == pytest.approx(
+        metrics.roc_auc_score(truth, scores, max_fpr=0.1))
 
 
 def test_metrics_refuse_one_class_and_nan():
@@ -106,6 +109,10 @@ def test_split_trains_on_normals_only_and_holds_out_validation():
     assert train and validation and all(r.label == "normal" for r in train + validation)
     assert not {r.group for r in train} & {r.group for r in validation}
     assert machine_of(split.rows[0]) == "id_03"
+    settings = config()
+    settings.anomaly.validation_share = 0.99           # one normal group still trains
+    held = anomaly_splits(Manifest(rows(3, 1)), settings.data, settings.anomaly)
+    assert [r.split for r in held if r.label == "normal"].count("train") == 1
 
 
 def test_split_refuses_anomalies_in_training_and_no_normals():
@@ -123,6 +130,16 @@ def test_config_refuses_unknown_method_and_bad_rates():
         from_dict({"anomaly": {"method": "magic"}})
     with pytest.raises(ConfigError, match="false_alarm_rate"):
         from_dict({"anomaly": {"false_alarm_rate": 1.5}})
+    with pytest.raises(ConfigError, match="max_hz = 0.5 leaves fewer"):
+        from_dict({"anomaly": {"max_hz": 0.5}})
+
+
+def test_a_window_shorter_than_the_autoencoders_context_is_refused():
+    settings = config("autoencoder")
+    settings.anomaly.context_frames = 500                 # 5 s of frames in a short window
+    windows = np.random.default_rng(1).standard_normal((4, WINDOW)).astype(np.float32)
+    with pytest.raises(ConfigError, match="context_frames = 500"):
+        fit_scorer(windows, settings)
 
 
 # -- the lines method on synthetic machines ---------------------------------------------
@@ -156,6 +173,17 @@ def test_silence_and_noise_get_finite_scores(line_scorer):
     assert np.all(np.isfinite(scores))
 
 
+def test_a_flat_topped_line_takes_one_of_the_max_lines():
+    from earmark.anomaly.lines import find_lines
+
+    spectrum = np.zeros(400)
+    spectrum[[100, 101]] = 30.0                          # one line over two bins
+    spectrum[200] = 20.0
+    settings = config().anomaly
+    settings.max_lines, settings.line_bins = 2, 0
+    assert find_lines(spectrum, 1.0, settings).tolist() == [101, 201]   # bins from 1
+
+
 def test_a_sound_without_lines_is_refused_with_advice():
     noise = np.random.default_rng(6).standard_normal((8, WINDOW)).astype(np.float32) * 0.1
     with pytest.raises(DataError, match="autoencoder"):
@@ -176,7 +204,8 @@ def machine_folder(tmp_path_factory):
 def test_train_evaluate_export_with_parity(machine_folder, tmp_path, method):
     settings = config(method, root=str(machine_folder))
     settings.data.cache_dir = str(tmp_path / "cache")
-    summary = train_anomaly(settings, tmp_path / "run")
+    with pytest.warns(UserWarning, match="threshold rests on [0-9]+ validation windows"):
+        summary = train_anomaly(settings, tmp_path / "run")      # a few test recordings
     assert summary["recordings"]["train"] >= 4 and summary["validation"]["normal_recordings"]
     report = evaluate_detector(tmp_path / "run")
     assert report["overall"]["anomalous"] == 6 and "id_00" in report["machines"]
@@ -187,7 +216,9 @@ def test_train_evaluate_export_with_parity(machine_folder, tmp_path, method):
     assert record["parity"]["max_abs_diff"] <= 1e-3 * abs(record["threshold"])
     session = onnxruntime.InferenceSession(str(tmp_path / "bundle" / "model.onnx"))
     windows = np.random.default_rng(7).standard_normal((3, WINDOW)).astype(np.float32) * 0.1
+    windows[0] = 0.0                                   # digital silence scores a number
     exported = session.run(None, {"waveform": windows})[0]
+    assert np.all(np.isfinite(exported))
     with torch.no_grad():
         expected = load_detector(tmp_path / "run").scorer(torch.as_tensor(windows)).numpy()
     np.testing.assert_allclose(exported, expected, rtol=1e-3, atol=1e-4)

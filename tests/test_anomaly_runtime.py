@@ -391,6 +391,9 @@ def test_cli_score_prints_a_table_and_writes_csv_and_json(bundle_dir, tmp_path, 
     records = json.loads((tmp_path / "s.json").read_text())
     assert records[1]["anomalous"] is True and records[1]["windows"] == 7
     assert "window_scores" not in records[0]
+    short = write(Path("short.wav"), noise(0.1, 0.01, 2))
+    assert run(["anomaly", "score", str(bundle_dir), str(short)]) == 0
+    assert "short.wav" in capsys.readouterr().err.split("verdicts are weak")[0]
 
 
 def test_cli_score_windows_adds_a_row_per_window(bundle_dir, tmp_path, capsys):
@@ -469,3 +472,44 @@ def test_cli_anomaly_alone_shows_its_subcommands(capsys):
     assert run(["anomaly"]) == 2
     out = capsys.readouterr().out
     assert "score" in out and "monitor" in out
+
+
+def test_the_live_tracker_keeps_only_unsettled_windows():
+    rng = np.random.default_rng(4)
+    values = rng.normal(-5.0, 1.0, 6000)
+    for start in range(100, 6000, 700):
+        values[start:start + 30] += 8.0
+    values = values.astype(np.float32)
+    settings = AlarmSettings(smooth=5, min_gap=1.0)
+    scores = track(list(values))
+    tracker = AlarmTracker(0.0, settings, 0.25, 0.5)
+    longest = 0
+    cleared = []
+    for value in values:
+        cleared += [c.alarm for c in tracker.push(value) if c.kind == "cleared"]
+        longest = max(longest, len(tracker.raw), len(tracker.smoothed))
+    cleared += [c.alarm for c in tracker.finish(scores.duration) if c.kind == "cleared"]
+    assert cleared == find_alarms(scores, settings) and len(cleared) == 9
+    assert longest < 2 * AlarmTracker.TRIM_EVERY + 40     # not the 6000 windows
+
+
+def test_a_score_at_the_threshold_is_not_an_alarm_as_it_is_not_flagged():
+    values = [-1.0] * 10 + [0.0] * 10 + [-1.0] * 10          # 0.0 is the threshold
+    scores = track(values)
+    assert not np.any(scores.window_anomalous)
+    assert find_alarms(scores, AlarmSettings(smooth=1)) == []
+    values[15] = 1e-6
+    assert len(find_alarms(track(values), AlarmSettings(smooth=1))) == 1
+
+
+def test_hearing_through_an_anomaly_bundle_uses_its_log_mel_or_says_why_not(tmp_path):
+    from earmark.runtime.hear import bundle_front_end
+
+    features = {"kind": "logmel", "window_ms": 64.0, "hop_ms": 32.0, "n_mels": 64,
+                "fmin": 0.0, "added_by_a_newer_earmark": 1}
+    listening = write_bundle(tmp_path / "ae", settings={"method": "autoencoder",
+                                                        "features": features})
+    config, rate = bundle_front_end(listening)
+    assert (config.n_mels, config.hop_ms, rate) == (64, 32.0, RATE)
+    with pytest.raises(ConfigError, match="leave out --bundle"):
+        bundle_front_end(write_bundle(tmp_path / "lines", settings={"method": "lines"}))

@@ -88,6 +88,20 @@ def test_levels_over_files_are_the_levels_of_one_long_file(fixture_bundle, tmp_p
     assert len(result.windows.window_starts) == len(result.windows.window_probabilities)
 
 
+def test_a_later_file_at_a_higher_rate_keeps_its_high_frequencies(fixture_bundle, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    soundfile.write(folder / "a.wav", noisy_tone(300.0, 10.0), RATE)
+    high_rate = 32000
+    t = np.arange(10 * high_rate) / high_rate
+    soundfile.write(folder / "b.wav", (0.4 * np.sin(2 * np.pi * 6000.0 * t)).astype(np.float32),
+                    high_rate)
+    result = monitor(fixture_bundle, [folder], MonitorSettings(interval_seconds=10))
+    expected = 20 * math.log10(0.4) + float(a_weighting_db(6000.0))    # not filtered away
+    assert result.seconds.sample_rate == high_rate
+    assert result.intervals[1].levels.laeq == pytest.approx(expected, abs=0.2)
+
+
 def test_calibration_shifts_every_level(fixture_bundle, tmp_path):
     write_day(tmp_path / "day", minutes=0.25)
     plain = monitor(fixture_bundle, [tmp_path / "day"], MonitorSettings(interval_seconds=10))
@@ -155,3 +169,20 @@ def test_an_anomaly_bundle_is_refused_with_what_to_use(tmp_path, capsys):
 def test_intervals_are_whole_seconds(interval):
     with pytest.raises(ConfigError, match="interval"):
         MonitorSettings(interval_seconds=interval)
+
+
+def test_a_tiny_or_silent_recording_still_gets_a_readable_picture(tmp_path, capsys):
+    from earmark.plots import LEVEL_SPAN_DB, _level_range
+
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    soundfile.write(tiny / "blip.wav", noisy_tone(900.0, 0.05), RATE)      # under 0.1 s
+    assert main(["monitor", str(FIXTURE_BUNDLE), str(tiny), "--out", str(tmp_path / "r1"),
+                 "--plot", "-q"]) == 0
+    assert (tmp_path / "r1" / "monitor.png").stat().st_size > 1000
+    loud = np.full(5, -20.0)
+    levels = {"LAeq": np.array([-20.0, -197.0]), "LA90": np.array([-25.0, -197.0])}
+    bottom, top = _level_range(np.r_[loud, np.full(5, -197.0)], levels)
+    assert top == -17.0 and bottom == top - LEVEL_SPAN_DB       # silence does not squash it
+    assert _level_range(loud, {"LAeq": np.array([-20.0]), "LA90": np.array([np.nan])}) \
+        == (-30.0, -17.0)

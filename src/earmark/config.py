@@ -15,7 +15,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from earmark.errors import ConfigError
 
@@ -76,6 +76,12 @@ class FeatureConfig:
     log_floor: float = 1e-6        #: power floor before 10*log10 (-60 dB)
     top_db: float = 0.0            #: > 0: dB relative to the loudest bin, floored this far below
     mean_normalize: bool = False   #: subtract each band's mean over the window's active frames
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> FeatureConfig:
+        """The front-end a bundle or run recorded (keys a newer earmark added left out)."""
+        known = {spec.name for spec in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in record.items() if key in known})
 
 
 @dataclass
@@ -273,6 +279,10 @@ def _check_augment_ranges(augment: AugmentConfig, source: str) -> None:
                               "in [0, 1]")
 
 
+#: The fewest spectrum bins below ``anomaly.max_hz`` that lines are looked for in.
+MIN_LINE_BINS = 16
+
+
 def _check_anomaly(anomaly: AnomalyConfig, source: str) -> None:
     """The ``[anomaly]`` choices and ranges."""
     if anomaly.method not in ("lines", "autoencoder"):
@@ -291,6 +301,11 @@ def _check_anomaly(anomaly: AnomalyConfig, source: str) -> None:
             raise ConfigError(f"{source}: anomaly.{key} = {value} must be > 0")
     if anomaly.line_bins < 0 or anomaly.max_hz < 0 or anomaly.prominence_db < 0:
         raise ConfigError(f"{source}: anomaly.line_bins, max_hz and prominence_db must be >= 0")
+    if 0 < anomaly.max_hz < MIN_LINE_BINS * anomaly.resolution_hz:
+        raise ConfigError(f"{source}: anomaly.max_hz = {anomaly.max_hz} leaves fewer than "
+                          f"{MIN_LINE_BINS} spectrum bins of {anomaly.resolution_hz} Hz to look "
+                          "for lines in: give 0 (up to half the sample rate) or a higher "
+                          "frequency")
 
 
 def to_dict(config: ExperimentConfig) -> dict[str, Any]:

@@ -52,20 +52,40 @@ def predict(classifier: WaveformClassifier, dataset: Dataset, indices: list[int]
     if not outputs:
         return Predictions([], np.zeros((0, len(dataset.labels))), [])
     window_probs, flags = np.concatenate(outputs), np.concatenate(sounding)
-    owners = np.array([job[0] for job in jobs])
     units = _clips(dataset, indices, config.data.clip_pattern)
-    chosen = [np.isin(owners, unit) for unit in units]
+    unit_of = {index: position for position, unit in enumerate(units) for index in unit}
+    owner_units = np.array([unit_of[job[0]] for job in jobs])
+    order = np.argsort(owner_units, kind="stable")               # each clip's windows together
+    bounds = np.searchsorted(owner_units[order], np.arange(len(units) + 1))
+    chosen = [order[bounds[u]:bounds[u + 1]] for u in range(len(units))]
     aggregated = np.stack([aggregate_windows(window_probs[c], config.data.aggregate, flags[c])
                            for c in chosen])
     return Predictions([unit[0] for unit in units], aggregated, [window_probs[c] for c in chosen])
 
 
 def _clips(dataset: Dataset, indices: list[int], pattern: str) -> list[list[int]]:
-    """The recordings judged together, in order of first appearance."""
+    """The recordings judged together, in order of first appearance: those whose names
+    ``data.clip_pattern`` gives the same clip, else each recording (each row: a segment
+    of a long file is its own clip) alone.
+
+    Raises
+    ------
+    DataError
+        When one clip's recordings carry different labels.
+    """
+    if not pattern:
+        return [[index] for index in indices]
     clip_of = clip_matcher(pattern)
     members: dict[str, list[int]] = {}
     for index in indices:
         members.setdefault(clip_of(dataset.manifest.rows[index].path), []).append(index)
+    for clip, unit in members.items():
+        labels = sorted({dataset.manifest.rows[i].label for i in unit})
+        if len(labels) > 1:
+            raise DataError(f"data.clip_pattern joins recordings of different classes into "
+                            f"clip {clip!r} ({labels}, e.g. "
+                            f"{dataset.manifest.rows[unit[0]].path}): fix the pattern so "
+                            "that only the pieces of one recording share a clip")
     return list(members.values())
 
 

@@ -541,6 +541,10 @@ def plot_anomaly_timeline(centres: np.ndarray, scores: np.ndarray, on: float,
     return _save(figure, path, fmt)
 
 
+#: The deepest level range a monitoring picture draws (dB).
+LEVEL_SPAN_DB = 100.0
+
+
 def plot_monitor(second_levels: np.ndarray, interval_edges: np.ndarray,
                  interval_levels: dict[str, np.ndarray], dominant: Sequence[str],
                  labels: Sequence[str], path: str | os.PathLike, unit: str = "dBFS",
@@ -590,14 +594,18 @@ def plot_monitor(second_levels: np.ndarray, interval_edges: np.ndarray,
 
 def _level_range(seconds: np.ndarray, intervals: dict[str, np.ndarray]) -> tuple[float, float]:
     """The dB range worth drawing: from 10 dB under the quietest interval's LA90 (quieter
-    seconds, such as digital silence at -197 dBFS, run off the bottom) to the loudest."""
+    seconds run off the bottom) to the loudest, at most :data:`LEVEL_SPAN_DB` deep (digital
+    silence, at -197 dBFS, would squash everything else into a line)."""
     values = np.concatenate([seconds] + [np.asarray(v, dtype=np.float64)
                                          for v in intervals.values()])
     values = values[np.isfinite(values)]
     if values.size == 0:
         return -100.0, 0.0
     floor = np.asarray(intervals.get("LA90", intervals["LAeq"]), dtype=np.float64)
-    return float(np.nanmin(floor)) - 10, float(values.max()) + 3
+    floor = floor[np.isfinite(floor)]            # a file under 0.1 s has no LA90
+    top = float(values.max()) + 3
+    bottom = float(floor.min() if floor.size else values.min()) - 10
+    return max(bottom, top - LEVEL_SPAN_DB), top
 
 
 def _stepped(values: np.ndarray) -> np.ndarray:

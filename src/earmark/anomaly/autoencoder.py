@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from earmark.config import ExperimentConfig, FeatureConfig
+from earmark.errors import ConfigError
 from earmark.frontend.module import FrontEnd
 from earmark.progress import ProgressLike, as_progress
 
@@ -50,6 +51,12 @@ class AutoencoderScorer(nn.Module):
         self.features_config, self.context = features, int(context)
         self.hidden, self.bottleneck = int(hidden), int(bottleneck)
         self.frontend = FrontEnd(features, sample_rate)
+        frames = self.frontend.frames_for(self.window_samples)
+        if frames < self.context:
+            raise ConfigError(f"anomaly.context_frames = {self.context} but a window of "
+                              f"{self.window_samples / self.sample_rate:.3g} s has {frames} "
+                              "frames: lower anomaly.context_frames or raise "
+                              "data.clip_seconds")
         self.network = dense_autoencoder(self.frontend.bands * self.context, hidden, bottleneck)
 
     def settings(self) -> dict:

@@ -27,11 +27,10 @@ from earmark.export.graph import export_module, run_graph
 from earmark.export.parity import ExportError
 from earmark.anomaly.methods import score_windows
 from earmark.run_folder import RunFolder
-from earmark.runtime.metadata import ANOMALY_FORMAT_NAME, BUNDLE_JSON, file_sha256
+from earmark.runtime.anomaly_bundle import ANOMALY_FORMAT_VERSION
+from earmark.runtime.metadata import ANOMALY_FORMAT_NAME, BUNDLE_JSON, BUNDLE_MODEL, file_sha256
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
-MODEL_FILE = "model.onnx"
 #: Largest |onnxruntime - torch| score difference accepted, relative to the threshold.
 PARITY_TOLERANCE = 1e-3
 
@@ -52,10 +51,10 @@ def export_detector(run_dir: str | Path, out: str | Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="earmark-anomaly-") as scratch:
         staging = Path(scratch) / "bundle"
         staging.mkdir()
-        export_module(scorer, torch.as_tensor(windows[:2]), staging / MODEL_FILE,
+        export_module(scorer, torch.as_tensor(windows[:2]), staging / BUNDLE_MODEL,
                       "waveform", "score", dynamic_length=False)
-        parity = _parity(staging / MODEL_FILE, scorer, windows, summary["threshold"])
-        record = _record(summary, scorer, parity, file_sha256(staging / MODEL_FILE))
+        parity = _parity(staging / BUNDLE_MODEL, scorer, windows, summary["threshold"])
+        record = _record(summary, scorer, parity, file_sha256(staging / BUNDLE_MODEL))
         write_json(staging / BUNDLE_JSON, record)
         replace_folder(staging, Path(out))
     log.info("anomaly bundle in %s (parity: max |difference| %.2g over %d windows)", out,
@@ -64,12 +63,17 @@ def export_detector(run_dir: str | Path, out: str | Path) -> dict:
 
 
 def _parity_windows(run: RunFolder, summary: dict) -> np.ndarray:
-    """The run's validation windows, or seeded noise of the window's length without them."""
+    """The run's validation windows (or seeded noise without them), then digital silence
+    and a window barely above it: the graph must score those as torch does."""
     kept = run.read_export_windows()
-    if kept is not None and len(kept.validation) >= 2:
-        return kept.validation.astype(np.float32)
     rng = np.random.default_rng(0)
-    return (0.05 * rng.standard_normal((8, summary["window_samples"]))).astype(np.float32)
+    samples = summary["window_samples"]
+    if kept is not None and len(kept.validation) >= 2:
+        windows = kept.validation.astype(np.float32)
+    else:
+        windows = (0.05 * rng.standard_normal((8, samples))).astype(np.float32)
+    quiet = np.stack([np.zeros(samples), 1e-7 * rng.standard_normal(samples)])
+    return np.concatenate([windows, quiet.astype(np.float32)])
 
 
 def _parity(graph_path: Path, scorer: torch.nn.Module, windows: np.ndarray,
@@ -90,7 +94,8 @@ def _parity(graph_path: Path, scorer: torch.nn.Module, windows: np.ndarray,
 
 def _record(summary: dict, scorer: torch.nn.Module, parity: dict, sha256: str) -> dict:
     return {
-        "format": ANOMALY_FORMAT_NAME, "format_version": FORMAT_VERSION, "earmark_version": __version__,
+        "format": ANOMALY_FORMAT_NAME, "format_version": ANOMALY_FORMAT_VERSION,
+        "earmark_version": __version__,
         "method": summary["method"], "sample_rate": summary["sample_rate"],
         "window_samples": summary["window_samples"], "hop_samples": summary["hop_samples"],
         "threshold": summary["threshold"], "false_alarm_rate": summary["false_alarm_rate"],

@@ -77,7 +77,7 @@ class LineSpectrum(torch.nn.Module):
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         squared = self.power(waveform).flatten(2)                   # (batch, frames, -1)
         power = squared[..., self.real_at] + squared[..., self.imaginary_at]
-        return 10.0 * torch.log10(power.mean(dim=1) + POWER_FLOOR)
+        return 10.0 * torch.log10(torch.clamp(power.mean(dim=1), min=POWER_FLOOR))
 
 
 class Texture(torch.nn.Module):
@@ -146,8 +146,8 @@ def find_lines(mean_db: np.ndarray, resolution_hz: float, settings: AnomalyConfi
     baseline = np.median(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1), axis=1)
     prominence = mean_db - baseline
     inner = prominence[1:-1]
-    peaks = np.flatnonzero((inner >= settings.prominence_db) & (inner >= prominence[:-2])
-                           & (inner >= prominence[2:])) + 1
+    peaks = np.flatnonzero((inner >= settings.prominence_db) & (inner > prominence[:-2])
+                           & (inner >= prominence[2:])) + 1     # a flat top counts once
     peaks = peaks[np.argsort(-prominence[peaks], kind="stable")][:settings.max_lines]
     spread = np.arange(-settings.line_bins, settings.line_bins + 1)
     chosen = {int(p + d) for p in peaks for d in spread if 0 <= p + d < len(mean_db)}

@@ -9,8 +9,6 @@ a run folder stores both, and export traces the module as it is.
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import numpy as np
 import torch
 
@@ -50,9 +48,7 @@ def build_scorer(settings: dict) -> torch.nn.Module:
                           settings["bank_size"], settings["neighbours"],
                           settings.get("texture", False))
     if method == "autoencoder":
-        known = {f.name for f in fields(FeatureConfig)}
-        features = FeatureConfig(**{k: v for k, v in settings["features"].items() if k in known})
-        return AutoencoderScorer(features, settings["sample_rate"], settings["window_samples"],
+        return AutoencoderScorer(FeatureConfig.from_record(settings["features"]), settings["sample_rate"], settings["window_samples"],
                                  settings["context"], settings["hidden"], settings["bottleneck"])
     raise DataError(f"unknown anomaly method {method!r} in the run's scorer settings; "
                     f"known: {sorted(METHODS)}")

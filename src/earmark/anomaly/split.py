@@ -11,14 +11,14 @@ split go to test.
 
 from __future__ import annotations
 
-import random
 import re
 from dataclasses import replace
 from pathlib import Path
 
 from earmark.config import AnomalyConfig, DataConfig
 from earmark.data.manifest import Manifest, Row
-from earmark.data.splits import check_split_column, split_by_group
+from earmark.data.splits import (check_split_column, split_by_group,
+                                 validation_from_training_groups)
 from earmark.errors import DataError
 
 NORMAL = "normal"
@@ -73,7 +73,9 @@ def anomaly_splits(manifest: Manifest, data: DataConfig, anomaly: AnomalyConfig)
     else:
         split = _deal_normals(rows, data)
     if not any(r.split == "validation" and r.label == NORMAL for r in split):
-        split = _hold_out_validation(split, anomaly.validation_share, data.split_seed)
+        # training holds normals only: one class, of whose groups one always stays
+        split = validation_from_training_groups(split, anomaly.validation_share,
+                                                data.split_seed)
     _check_training_normals(split)
     return split
 
@@ -91,18 +93,6 @@ def _refuse_training_anomalies(manifest: Manifest) -> None:
         raise DataError(f"{len(found)} anomalous recording(s) are in the training split, e.g. "
                         f"{found[:3]}; an anomaly detector learns from normal sounds only: "
                         "move them to 'test' in the manifest's split column")
-
-
-def _hold_out_validation(manifest: Manifest, share: float, seed: int) -> Manifest:
-    """Move ``share`` of the training normal groups (at least one) to validation."""
-    groups = sorted({r.group for r in manifest if r.split == "train" and r.label == NORMAL})
-    if len(groups) < 2:
-        return manifest                      # _check_training_normals says why
-    order = list(groups)
-    random.Random(seed).shuffle(order)
-    held = set(order[:max(1, round(share * len(groups)))])
-    return Manifest(replace(r, split="validation") if r.split == "train" and r.group in held
-                    else r for r in manifest)
 
 
 def _check_training_normals(manifest: Manifest) -> None:

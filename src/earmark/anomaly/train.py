@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,8 @@ from earmark.run_folder import ExportWindows, RunFolder
 log = logging.getLogger(__name__)
 #: Validation windows kept in the run folder for export's parity check.
 PARITY_WINDOWS = 64
+#: Fewer validation windows than this above the threshold, and it is a guess: warned.
+FEW_WINDOWS_ABOVE = 5
 
 
 def train_anomaly(config: ExperimentConfig, out: str | Path,
@@ -69,6 +72,7 @@ def _summary(config: ExperimentConfig, store: AudioStore, scorer: torch.nn.Modul
     validation = _indices(store, "validation")
     clip_scores, window_scores = recording_scores(scorer, store, validation, window, hop)
     threshold = threshold_for(window_scores, config.anomaly.false_alarm_rate)
+    _warn_when_few(len(window_scores), config.anomaly.false_alarm_rate)
     rows = store.manifest.rows
     return {
         "method": config.anomaly.method, "threshold": threshold,
@@ -82,6 +86,17 @@ def _summary(config: ExperimentConfig, store: AudioStore, scorer: torch.nn.Modul
                        "recording_scores": [float(s) for s in clip_scores],
                        "recordings_above_threshold": int(np.sum(clip_scores > threshold))},
     }
+
+
+def _warn_when_few(windows: int, false_alarm_rate: float) -> None:
+    above = windows * false_alarm_rate
+    if above < FEW_WINDOWS_ABOVE:
+        warnings.warn(f"!! the threshold rests on {windows} validation windows: at "
+                      f"anomaly.false_alarm_rate = {false_alarm_rate:g}, about {above:.1f} of "
+                      "them lie above it, so the false-alarm rate in use may differ widely; "
+                      "add normal recordings (or raise anomaly.validation_share) so that at "
+                      f"least {int(np.ceil(FEW_WINDOWS_ABOVE / false_alarm_rate))} windows "
+                      "set it", stacklevel=3)
 
 
 def _keep_parity_windows(run: RunFolder, store: AudioStore, window: int, hop: int) -> None:

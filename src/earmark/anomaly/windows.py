@@ -32,5 +32,8 @@ def recording_scores(scorer: torch.nn.Module, store: AudioStore, indices: list[i
     """``(scores per recording in ``indices`` order, scores of every window)``."""
     waveforms, owner = recording_windows(store, indices, window, hop)
     window_scores = score_windows(scorer, waveforms)
-    per_recording = np.array([window_scores[owner == index].mean() for index in indices])
-    return per_recording, window_scores
+    position = {index: i for i, index in enumerate(indices)}
+    owned_by = np.array([position[index] for index in owner], dtype=np.int64)
+    totals = np.bincount(owned_by, weights=window_scores, minlength=len(indices))
+    counts = np.bincount(owned_by, minlength=len(indices))    # every recording has a window
+    return totals / counts, window_scores

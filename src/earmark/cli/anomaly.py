@@ -21,6 +21,8 @@ from earmark.errors import EarmarkError
 #: The suffixes each alarm output option takes.
 ALARM_OUTPUTS = {"csv": (".csv", ".tsv"), "json": (".json",), "audacity": (".txt",)}
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+#: Files shorter than this share of a window are scored mostly on padding: noted.
+SHORT_SHARE = 0.5
 
 
 def register(commands, registrars: Iterable[Callable] = (anomaly_training.register,)) -> None:
@@ -89,6 +91,11 @@ def _score(args) -> int:
     anomalous = sum(result.is_anomalous for result in results)
     print(f"{anomalous} of {len(results)} file(s) anomalous (score above "
           f"{bundle.threshold:.4g}, method {bundle.metadata.method})", file=sys.stderr)
+    short = [r.path for r in results if r.duration < SHORT_SHARE * r.window_seconds]
+    if short:
+        print(f"earmark: note: {len(short)} file(s) are less than half a window "
+              f"({results[0].window_seconds:g} s) long and were scored mostly on padding, "
+              f"e.g. {short[0]}: their verdicts are weak", file=sys.stderr)
     for path in (args.csv, args.json):
         if path:
             write_scores(results, path, args.windows)

@@ -4,6 +4,7 @@ detector, and bundle it for `earmark anomaly score` and `monitor`."""
 from __future__ import annotations
 
 import json
+import sys
 
 from earmark.cli.common import add_config_options, command, load_config_from_args, progress_bars
 
@@ -54,14 +55,18 @@ def _evaluate(args) -> int:
 
     report = evaluate_detector(args.run, args.split, plots=not args.no_plots,
                                progress=progress_bars(args))
-    print(f"{'machine':20s} {'AUC':>6s} {'pAUC':>6s} {'prec':>6s} {'recall':>6s} {'F1':>6s}"
-          f"  normal/anomalous")
+    print(f"{'machine':20s} {'AUC':>6s} {'pAUC':>6s} {'pAUC-M':>6s} {'prec':>6s} "
+          f"{'recall':>6s} {'F1':>6s}  normal/anomalous")
     for name, row in [*report["machines"].items(), ("overall", report["overall"])]:
-        print(f"{name:20s} {row['auc']:6.3f} {row['pauc']:6.3f} {row['precision']:6.3f} "
-              f"{row['recall']:6.3f} {row['f1']:6.3f}  {row['normal']}/{row['anomalous']}")
+        print(f"{name:20s} {row['auc']:6.3f} {row['pauc']:6.3f} {row['pauc_mcclish']:6.3f} "
+              f"{row['precision']:6.3f} {row['recall']:6.3f} {row['f1']:6.3f}  "
+              f"{row['normal']}/{row['anomalous']}")
     official = report["official"]
     print(f"DCASE score (harmonic means over machines): AUC {official['auc_hmean']:.3f}, "
           f"pAUC {official['pauc_hmean']:.3f}; report in {args.run}/eval_{args.split}.json")
+    print("pAUC: area at false-positive rates up to 0.1 over 0.1 (chance 0.05, DCASE's task "
+          "description); pAUC-M: McClish-standardised (chance 0.5, scikit-learn and the "
+          "DCASE 2020 baseline code)", file=sys.stderr)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 from earmark.cli.common import command
@@ -88,7 +89,10 @@ def _hear(args) -> None:
     hearing = hear_file(args.file, config, rate, start=args.start, duration=args.duration,
                         iterations=args.iterations)
     audio.write(args.hear, hearing.audio, hearing.sample_rate)
-    print(f"spectral convergence {hearing.spectral_convergence:.3f} (STFT magnitude, 0 = "
-          f"perfect), {hearing.feature_convergence:.3f} on the model's own features")
+    if math.isnan(hearing.spectral_convergence):
+        print("spectral convergence: none (the stretch is digital silence, nothing to rebuild)")
+    else:
+        print(f"spectral convergence {hearing.spectral_convergence:.3f} (STFT magnitude, 0 = "
+              f"perfect), {hearing.feature_convergence:.3f} on the model's own features")
     print(f"wrote {args.hear} ({len(hearing.audio) / hearing.sample_rate:.1f} s at "
           f"{hearing.sample_rate} Hz)", file=sys.stderr)

@@ -67,17 +67,26 @@ def istft(spectrum: np.ndarray, hop_length: int, window: np.ndarray, length: int
     """Inverse of :func:`stft` by weighted overlap-add, ``length`` samples."""
     n_fft = len(window)
     frames = np.fft.irfft(spectrum.T, n=n_fft, axis=1) * window
-    total = n_fft + hop_length * (len(frames) - 1)
-    out, weight = np.zeros(total), np.zeros(total)
-    squared = window * window
-    for index, frame in enumerate(frames):
-        start = index * hop_length
-        out[start:start + n_fft] += frame
-        weight[start:start + n_fft] += squared
-    out /= np.maximum(weight, _TINY)
+    out = _overlap_add(frames, hop_length)
+    out /= np.maximum(_overlap_add(np.broadcast_to(window * window, frames.shape), hop_length),
+                      _TINY)
     pad = n_fft // 2
     out = out[pad:pad + length]
     return np.pad(out, (0, length - len(out)))
+
+
+def _overlap_add(frames: np.ndarray, hop_length: int) -> np.ndarray:
+    """Frames ``(count, n_fft)`` added at every ``hop_length``: one slice per hop the frame
+    spans (a few), not one per frame (thousands)."""
+    count, n_fft = frames.shape
+    spans = -(-n_fft // hop_length)
+    padded = np.zeros((count, spans * hop_length))
+    padded[:, :n_fft] = frames
+    pieces = padded.reshape(count, spans, hop_length)
+    out = np.zeros((count + spans - 1, hop_length))
+    for span in range(spans):
+        out[span:span + count] += pieces[:, span]
+    return out.reshape(-1)[:n_fft + hop_length * (count - 1)]
 
 
 def griffin_lim(magnitude: np.ndarray, hop_length: int, window: np.ndarray, length: int,

@@ -2,10 +2,13 @@
 harmonic mean, and precision/recall/F1 at a threshold.
 
 ``y_true`` is 1 for an anomaly and 0 for a normal recording; scores are higher
-for what the detector finds less normal. The partial AUC is DCASE's: the area
-under the ROC curve for false-positive rates 0 to ``max_fpr``, divided by
-``max_fpr`` (so 1 is perfect and a random detector scores ``max_fpr / 2``),
-not scikit-learn's McClish-standardised value (where a random detector scores 0.5).
+for what the detector finds less normal. Two partial AUCs over false-positive
+rates 0 to ``max_fpr``: :func:`partial_auc`, the definition in DCASE's task
+description (the area divided by ``max_fpr``: 1 is perfect and a random
+detector scores ``max_fpr / 2``), and :func:`standardised_partial_auc`,
+McClish's standardisation, which scikit-learn's ``roc_auc_score(max_fpr=)``
+computes and the DCASE 2020 baseline code reported (a random detector scores
+0.5). Compare a figure only with one of the same kind.
 """
 
 from __future__ import annotations
@@ -67,6 +70,14 @@ def partial_auc(y_true, scores, max_fpr: float = DCASE_MAX_FPR) -> float:
     return float(np.trapezoid(y, x) / max_fpr)
 
 
+def standardised_partial_auc(y_true, scores, max_fpr: float = DCASE_MAX_FPR) -> float:
+    """McClish's standardised pAUC (scikit-learn's ``roc_auc_score(max_fpr=)``): 0.5 for
+    chance, 1 for perfect."""
+    area = partial_auc(y_true, scores, max_fpr) * max_fpr
+    chance, perfect = max_fpr * max_fpr / 2, max_fpr
+    return float(0.5 * (1 + (area - chance) / (perfect - chance)))
+
+
 def harmonic_mean(values: Sequence[float]) -> float:
     """DCASE's way of averaging AUCs over machines: the harmonic mean (0 if any is 0)."""
     array = np.asarray(values, dtype=np.float64)
@@ -100,8 +111,9 @@ def detection_report(y_true, scores, threshold: float) -> dict[str, float]:
 
 def anomaly_scores(y_true, scores, threshold: float,
                    max_fpr: float = DCASE_MAX_FPR) -> dict[str, float]:
-    """AUC, pAUC and the detection report of one set of recordings."""
+    """AUC, both pAUCs and the detection report of one set of recordings."""
     truth, values = _checked(y_true, scores)
     return {"auc": roc_auc(truth, values), "pauc": partial_auc(truth, values, max_fpr),
+            "pauc_mcclish": standardised_partial_auc(truth, values, max_fpr),
             "normal": int(np.sum(truth == 0)), "anomalous": int(truth.sum()),
             **detection_report(truth, values, threshold)}

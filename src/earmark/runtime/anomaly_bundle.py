@@ -308,7 +308,8 @@ def _check_graph(metadata: AnomalyMetadata, session: onnxruntime.InferenceSessio
 
 def _check_output(metadata: AnomalyMetadata, session: onnxruntime.InferenceSession,
                   json_path: Path, model_path: Path) -> None:
-    """Two zero windows give two scores: the declared window fits, one score per window."""
+    """Two zero windows (digital silence) give two finite scores: the declared window fits,
+    one score per window, and silence does not break the graph."""
     windows = np.zeros((2, metadata.window_samples), dtype=np.float32)
     try:
         scores = session.run(None, {MODEL_INPUT: windows})[0]
@@ -320,3 +321,7 @@ def _check_output(metadata: AnomalyMetadata, session: onnxruntime.InferenceSessi
         raise DataError(f"{model_path}: output {SCORE_OUTPUT!r} has shape {np.shape(scores)} "
                         f"for 2 windows, not (2,): one score per window is the contract; "
                         f"{_WHOLE_FOLDER}")
+    if not np.all(np.isfinite(scores)):
+        raise DataError(f"{model_path}: digital silence scores {np.asarray(scores).tolist()}, "
+                        f"not a number: the graph divides by or takes the log of zero; "
+                        f"re-export the run with this earmark (`{ANOMALY_EXPORT}`)")

@@ -3,7 +3,8 @@
 Every window is scored (:mod:`earmark.runtime.anomaly_score`); the score
 track is median-smoothed over ``smooth`` windows, then thresholded with the
 hysteresis of event detection (:func:`earmark.runtime.detect.hysteresis_runs`):
-an alarm is raised where the smoothed score reaches ``on`` and lasts, back
+an alarm is raised where the smoothed score rises above ``on`` (strictly, as
+``earmark anomaly score`` flags a window above the threshold) and lasts, back
 over its rising flank and forward, while it stays at or above ``off``.
 Alarms less than ``min_gap`` seconds apart are joined (an alarm holds through
 short dips), then alarms shorter than ``min_seconds`` are dropped.
@@ -25,7 +26,8 @@ Alarms are :class:`earmark.events.Event` labelled ``"anomaly"`` whose
 :func:`monitor_file` judges a whole recording; :func:`monitor_stream` a live
 one (a microphone), reporting each alarm as it is raised and cleared
 (:class:`AlarmTracker`). Both keep one score per window and one block of audio
-in memory, and give the same alarms for the same windows.
+in memory, and give the same alarms for the same windows; the tracker itself
+keeps only the windows since the last settled point (an open alarm's).
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def find_alarms(scores: FileScores, settings: AlarmSettings | None = None) -> li
     on, off = settings.levels(scores.threshold)
     track = smooth_scores(scores.window_scores, settings.smooth)
     hop = window_hop_seconds(scores)
-    runs = join_runs(hysteresis_runs(track, on, off), hop, settings.min_gap)
+    runs = join_runs(alarm_runs(track, on, off), hop, settings.min_gap)
     last = len(track) - 1
     alarms = []
     for first, end in runs:
@@ -113,6 +115,11 @@ def find_alarms(scores: FileScores, settings: AlarmSettings | None = None) -> li
             peak = float(np.max(scores.window_scores[first:end + 1]))
             alarms.append(Event(onset, offset, ALARM_LABEL, confidence=peak))
     return alarms
+
+
+def alarm_runs(track: np.ndarray, on: float, off: float) -> list[tuple[int, int]]:
+    """Hysteresis runs of a smoothed track raised strictly above ``on``."""
+    return hysteresis_runs(track, float(np.nextafter(on, np.inf)), off)
 
 
 def smooth_scores(scores: np.ndarray, size: int) -> np.ndarray:
@@ -177,52 +184,66 @@ class AlarmTracker:
     An alarm is announced as raised once it is ``min_seconds`` long, and as
     cleared once the score has stayed below ``off`` for ``min_gap`` seconds
     (so a later rise could not join it). A window's smoothed score is known
-    ``smooth // 2`` windows after it. Only the scores since the last settled
-    point are re-examined at each window.
+    ``smooth // 2`` windows after it. Only the windows since the last settled
+    point are kept and re-examined at each window: a few when all is quiet,
+    an open alarm's while one lasts.
     """
+
+    #: Settled windows are dropped in chunks of this many (not one list copy per window).
+    TRIM_EVERY = 256
 
     def __init__(self, threshold: float, settings: AlarmSettings, hop: float,
                  window_seconds: float):
         self.settings = settings
         self.on, self.off = settings.levels(threshold)
         self.hop, self.window_seconds = hop, window_seconds
-        self.raw: list[float] = []
-        self.smoothed: list[float] = []
+        self.raw: list[float] = []        #: scores of windows raw_from, raw_from + 1, ...
+        self.raw_from = 0
+        self.smoothed: list[float] = []   #: smoothed scores of windows smoothed_from, ...
+        self.smoothed_from = 0
+        self.pushed = 0                   #: windows pushed
+        self.known = 0                    #: windows whose smoothed score is known
         self.base = 0                     #: no alarm can start before this window
         self.raised: set[int] = set()     #: first windows of the alarms announced
 
     def push(self, score: float) -> list[AlarmChange]:
         """Add the next window's score; the alarms raised or cleared by it."""
         self.raw.append(float(score))
-        half = self.settings.smooth // 2
-        index = len(self.raw) - 1 - half
-        if index < 0:
+        self.pushed += 1
+        if self.pushed - 1 - self.settings.smooth // 2 < 0:
             return []
-        around = [self.raw[max(0, i)] for i in range(index - half, index + half + 1)]
-        self.smoothed.append(float(np.median(around)))
-        return self._changes()
+        self._smooth_next(last=self.pushed - 1)
+        changes = self._changes()
+        self._trim()
+        return changes
 
     def finish(self, duration: float) -> list[AlarmChange]:
         """The stream ended ``duration`` seconds in: every alarm left is settled."""
-        half, count = self.settings.smooth // 2, len(self.raw)
-        for index in range(len(self.smoothed), count):
-            around = [self.raw[min(max(0, i), count - 1)]
-                      for i in range(index - half, index + half + 1)]
-            self.smoothed.append(float(np.median(around)))
-        return self._changes(end=duration) if count else []
+        while self.known < self.pushed:
+            self._smooth_next(last=self.pushed - 1)
+        return self._changes(end=duration) if self.pushed else []
+
+    def _smooth_next(self, last: int) -> None:
+        """The median of the next window's neighbourhood (edges: the nearest window)."""
+        half, index = self.settings.smooth // 2, self.known
+        around = [self.raw[min(max(0, i), last) - self.raw_from]
+                  for i in range(index - half, index + half + 1)]
+        self.smoothed.append(float(np.median(around)))
+        self.known += 1
 
     def _changes(self, end: float | None = None) -> list[AlarmChange]:
         """Raise and clear what the known scores make certain; at the ``end``, everything."""
-        known = len(self.smoothed)
+        known = self.known
         now = (known - 1) * self.hop + self.window_seconds / 2 + self.hop / 2
         now = now if end is None else end
-        runs = [(self.base + a, self.base + b) for a, b in hysteresis_runs(
-            np.asarray(self.smoothed[self.base:]), self.on, self.off)]
+        track = np.asarray(self.smoothed[self.base - self.smoothed_from:])
+        runs = [(self.base + a, self.base + b) for a, b in alarm_runs(track, self.on, self.off)]
         changes = []
         for first, last in join_runs(runs, self.hop, self.settings.min_gap):
             onset, offset = run_seconds(first, last, self.hop, self.window_seconds, now,
                                         reaches_end=last == known - 1)
-            alarm = Event(onset, offset, ALARM_LABEL, confidence=max(self.raw[first:last + 1]))
+            peak = max(self.raw[first - self.raw_from:last + 1 - self.raw_from])
+            alarm = Event(onset, offset, ALARM_LABEL, confidence=peak)
             announced = any(first <= raised <= last for raised in self.raised)
             if not announced and offset - onset >= self.settings.min_seconds:
                 announced = True
@@ -234,10 +255,20 @@ class AlarmTracker:
                     changes.append(AlarmChange("cleared", alarm))
                 self.raised -= set(range(first, last + 1))
                 self.base = last + 1
-        below = np.flatnonzero(np.asarray(self.smoothed[self.base:]) < self.off)
+        below = np.flatnonzero(track < self.off)
         if not runs and len(below):
             self.base += int(below[-1]) + 1       # no alarm can reach back past these
         return changes
+
+    def _trim(self) -> None:
+        """Drop the windows no alarm can reach and no smoothing still needs."""
+        keep_raw = min(self.base, self.known - self.settings.smooth // 2)
+        if keep_raw - self.raw_from >= self.TRIM_EVERY:
+            del self.raw[:keep_raw - self.raw_from]
+            self.raw_from = keep_raw
+        if self.base - self.smoothed_from >= self.TRIM_EVERY:
+            del self.smoothed[:self.base - self.smoothed_from]
+            self.smoothed_from = self.base
 
 
 def monitor_stream(bundle: AnomalyBundle, blocks: Iterable[np.ndarray],

@@ -10,7 +10,7 @@ a bundle: the default log-mel (:class:`~earmark.config.FeatureConfig`) at
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import logging
 import os
 
@@ -21,12 +21,14 @@ from earmark.config import DataConfig, FeatureConfig
 from earmark.errors import ConfigError
 from earmark.frontend.inversion import Hearing, hear
 from earmark.input_limits import check_positive
-from earmark.runtime.metadata import BUNDLE_JSON, BundleMetadata, read_metadata_file
+from earmark.runtime.metadata import (ANOMALY_FORMAT_NAME, BUNDLE_JSON, BundleMetadata,
+                                      read_metadata_file)
 
 log = logging.getLogger("earmark.hear")
 
-#: The most audio one inversion takes (Griffin-Lim holds its whole spectrogram).
-MAX_SECONDS = 600.0
+#: The most audio one inversion takes: Griffin-Lim holds a few complex spectrograms of it
+#: (about 250 MB for 120 s at a 10 ms hop); hear a long recording a stretch at a time.
+MAX_SECONDS = 120.0
 #: Without ``duration``, a longer recording is heard for this long from ``start``.
 DEFAULT_SECONDS = 60.0
 
@@ -35,16 +37,38 @@ def bundle_front_end(bundle: str | os.PathLike) -> tuple[FeatureConfig, int]:
     """``(front-end config, sample rate)`` from a bundle folder's ``earmark.json`` (or
     that file itself), checked as loading a bundle checks it."""
     path = os.fspath(bundle)
-    metadata = read_metadata_file(os.path.join(path, BUNDLE_JSON) if os.path.isdir(path)
-                                  else path)
+    json_path = os.path.join(path, BUNDLE_JSON) if os.path.isdir(path) else path
+    if _is_anomaly_bundle(json_path):
+        return _anomaly_front_end(json_path)
+    metadata = read_metadata_file(json_path)
     return front_end_of(metadata), metadata.sample_rate
 
 
 def front_end_of(metadata: BundleMetadata) -> FeatureConfig:
     """A bundle's front-end config (keys a newer earmark added are left out)."""
-    known = {spec.name for spec in dataclasses.fields(FeatureConfig)}
-    return FeatureConfig(**{key: value for key, value in metadata.features.items()
-                            if key in known})
+    return FeatureConfig.from_record(metadata.features)
+
+
+def _is_anomaly_bundle(json_path: str) -> bool:
+    try:
+        with open(json_path, encoding="utf-8") as handle:
+            return json.load(handle).get("format") == ANOMALY_FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False                      # read_metadata_file names what is wrong
+
+
+def _anomaly_front_end(json_path: str) -> tuple[FeatureConfig, int]:
+    """An autoencoder anomaly bundle hears its log-mel; the lines method hears no
+    front-end that sound could be rebuilt from."""
+    from earmark.runtime.anomaly_bundle import read_anomaly_metadata
+
+    metadata = read_anomaly_metadata(json_path)
+    features = metadata.settings.get("features")
+    if not isinstance(features, dict):
+        raise ConfigError(f"{json_path}: this '{metadata.method}' anomaly bundle listens to "
+                          "single spectrum lines, not a front-end that can be turned back "
+                          "into sound; leave out --bundle to hear the default log-mel")
+    return FeatureConfig.from_record(features), metadata.sample_rate
 
 
 def hear_file(path: str | os.PathLike, config: FeatureConfig | None = None,

@@ -3,7 +3,8 @@
 :func:`monitor` reads recordings (a folder of them is one timeline, its files
 sorted by name and taken as consecutive, as a recorder writes a day in hourly
 files) once, in blocks: each block goes to a :class:`~earmark.levels.LevelMeter`
-at the first file's own rate (so A-weighting reaches that rate's Nyquist) and,
+at the files' own rate (the highest of them when they differ, so A-weighting
+reaches its Nyquist and no file is low-passed) and,
 resampled, to the bundle's classifier, which scores analysis windows across
 the whole timeline. Memory holds one block plus a few numbers per second
 and per window, whatever the length.
@@ -152,10 +153,12 @@ def monitor(bundle: Bundle, inputs: Iterable[str | os.PathLike],
     """
     settings = settings or MonitorSettings()
     headers = find_recordings(inputs)
-    rate = headers[0].sample_rate
+    rate = max(header.sample_rate for header in headers)
     if any(header.sample_rate != rate for header in headers):
-        log.info("recordings at several rates: levels are measured at %d Hz (the first's)",
-                 rate)
+        log.warning("recordings at several rates (%s Hz): levels are measured at %d Hz, the "
+                    "highest, so no file loses its high frequencies; the others hold nothing "
+                    "above their own Nyquist",
+                    ", ".join(str(r) for r in sorted({h.sample_rate for h in headers})), rate)
     meter = LevelMeter(rate, settings.calibration_db or 0.0)
     classifier = Classifier(bundle, window_hop_seconds=settings.window_hop_seconds)
     recordings = _timeline(headers, rate)
