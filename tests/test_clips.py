@@ -132,3 +132,15 @@ def test_clips_are_rows_without_a_pattern_and_never_mix_classes():
                                                                 "h")]))
     with pytest.raises(DataError, match="different classes"):
         _clips(mixed, [0, 1], PIECES)
+
+
+def test_a_dataset_without_a_root_is_looked_for_where_the_cli_downloads_it(tmp_path,
+                                                                            monkeypatch):
+    write_pieces(tmp_path / "datasets")
+    monkeypatch.delenv("EARMARK_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)                          # ./datasets, as `datasets download`
+    config = from_dict({"data": {"dataset": "esc10_pieces"}})
+    assert len(read_manifest(config)) == 60
+    monkeypatch.setenv("EARMARK_DATA", str(tmp_path / "elsewhere"))
+    with pytest.raises(DataError, match="elsewhere"):
+        read_manifest(config)

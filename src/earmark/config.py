@@ -32,7 +32,7 @@ class DataConfig:
     root: str = ""                 #: a folder per class (folder name = label)
     csv: str = ""                  #: or a manifest CSV (path, label[, group, split, start, end])
     dataset: str = ""              #: or a dataset recipe (`earmark datasets list`) ...
-    dataset_root: str = ""         #: ... under this root ("" = $EARMARK_DATA, else ./datasets)
+    dataset_root: str = ""         #: ... under this root ("": $EARMARK_DATA, else ./datasets)
     group_pattern: str = "auto"    #: preset name or regex with a named group ``(?P<group>...)``
     label_pattern: str = ""        #: "" = folder name; or a preset / regex with ``(?P<label>...)``
     split: str = "group"           #: group | hash | column | kfold

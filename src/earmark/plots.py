@@ -14,7 +14,9 @@ registered in pyplot's global list to leak memory.
 from __future__ import annotations
 
 import io
+import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -543,6 +545,8 @@ def plot_anomaly_timeline(centres: np.ndarray, scores: np.ndarray, on: float,
 
 #: The deepest level range a monitoring picture draws (dB).
 LEVEL_SPAN_DB = 100.0
+#: More seconds than this are drawn as the range of the seconds in each column.
+SECOND_COLUMNS = 3000
 
 
 def plot_monitor(second_levels: np.ndarray, interval_edges: np.ndarray,
@@ -563,14 +567,13 @@ def plot_monitor(second_levels: np.ndarray, interval_edges: np.ndarray,
     edges = np.asarray(interval_edges, dtype=np.float64)
     figure = _new_figure((14.0, 5.6))
     top, strip = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [5, 1]})
-    seconds = np.arange(len(second_levels)) + 0.5
-    top.plot(seconds, second_levels, color="0.6", linewidth=0.5, label="LAeq per second")
-    if "LA10" in interval_levels and "LA90" in interval_levels:
+    _draw_seconds(top, np.asarray(second_levels, dtype=np.float64))
+    if "LA10" in interval_levels and "LA90" in interval_levels:      # over the seconds
         top.fill_between(edges, _stepped(interval_levels["LA90"]),
                          _stepped(interval_levels["LA10"]), step="post", color="tab:blue",
-                         alpha=0.18, linewidth=0, label="LA90 to LA10")
+                         alpha=0.35, linewidth=0, label="LA90 to LA10", zorder=2)
     top.step(edges, _stepped(interval_levels["LAeq"]), where="post", color="tab:blue",
-             linewidth=2, label=f"LAeq per {_span_words(edges)}")
+             linewidth=2, label=f"LAeq per {_span_words(edges)}", zorder=3)
     for start in list(file_starts)[1:]:
         top.axvline(start, color="0.3", linestyle=":", linewidth=0.8)
     top.set_ylim(*_level_range(np.asarray(second_levels, dtype=np.float64), interval_levels))
@@ -580,8 +583,7 @@ def plot_monitor(second_levels: np.ndarray, interval_edges: np.ndarray,
     top.set_title(title or "Sound levels and sources")
     colours = {label: _source_colour(index) for index, label in enumerate(labels)}
     for label in dict.fromkeys(dominant):
-        spans = [(edges[i], edges[i + 1] - edges[i]) for i, d in enumerate(dominant)
-                 if d == label]
+        spans = _runs_of(label, dominant, edges)
         strip.broken_barh(spans, (0, 1), color=colours.get(label, "grey"), label=label)
     strip.set_yticks([])
     strip.set_ylabel("source", rotation=0, ha="right", va="center")
@@ -590,6 +592,39 @@ def plot_monitor(second_levels: np.ndarray, interval_edges: np.ndarray,
                  ncol=1 + len(set(dominant)) // 4)
     strip.set_xlabel(_time_axis(strip, float(edges[-1] - edges[0])))
     return _save(figure, path, fmt)
+
+
+def _draw_seconds(axes, levels: np.ndarray) -> None:
+    """Each second's LAeq as a thin line; a long timeline (more seconds than the page has
+    pixels) as the range of the seconds in each of :data:`SECOND_COLUMNS` columns, which
+    shows the same and draws (and holds) a fraction of the points."""
+    if len(levels) <= SECOND_COLUMNS:
+        axes.plot(np.arange(len(levels)) + 0.5, levels, color="0.75", linewidth=0.5,
+                  label="LAeq per second", zorder=1)
+        return
+    per = int(math.ceil(len(levels) / SECOND_COLUMNS))
+    padded = np.pad(levels, (0, -len(levels) % per), constant_values=np.nan)
+    columns = padded.reshape(-1, per)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)       # a column of NaN: a gap
+        low, high = np.nanmin(columns, axis=1), np.nanmax(columns, axis=1)
+    starts = np.arange(len(columns)) * per
+    axes.fill_between(np.append(starts, len(levels)), np.append(low, low[-1:]),
+                      np.append(high, high[-1:]), step="post", color="0.75", linewidth=0,
+                      label=f"LAeq per second (range in {per} s)", zorder=1)
+
+
+def _runs_of(label: str, dominant: Sequence[str], edges: np.ndarray) -> list[tuple]:
+    """``(start, width)`` of each run of consecutive intervals whose source is ``label``."""
+    spans: list[tuple] = []
+    for index, name in enumerate(dominant):
+        if name != label:
+            continue
+        if spans and spans[-1][0] + spans[-1][1] == edges[index]:
+            spans[-1] = (spans[-1][0], edges[index + 1] - spans[-1][0])
+        else:
+            spans.append((edges[index], edges[index + 1] - edges[index]))
+    return spans
 
 
 def _level_range(seconds: np.ndarray, intervals: dict[str, np.ndarray]) -> tuple[float, float]:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from earmark.cli.common import command, progress_bars
 
 #: Where datasets go without ``--root``: ``EARMARK_DATA``, else ``./datasets``.
-ROOT_VARIABLE = "EARMARK_DATA"
 
 
 def register(commands) -> None:
@@ -30,10 +28,6 @@ def register(commands) -> None:
 def _print_help(parser) -> int:
     parser.print_help()
     return 2
-
-
-def _default_root() -> str:
-    return os.environ.get(ROOT_VARIABLE) or "datasets"
 
 
 def _add_list(subcommands) -> None:
@@ -59,7 +53,7 @@ def _add_download(subcommands) -> None:
                   "earmark datasets download fsdd --root ~/datasets", _download)
     sub.add_argument("name", help="a dataset from `earmark datasets list`")
     sub.add_argument("--root", default=None,
-                     help=f"download root (default: ${ROOT_VARIABLE}, else ./datasets); "
+                     help="download root (default: $EARMARK_DATA, else ./datasets); "
                           "the dataset goes to ROOT/FOLDER")
     sub.add_argument("--mirror", default=None,
                      help="replace the scheme and host of every URL, e.g. http://cache:8080 "
@@ -67,7 +61,7 @@ def _add_download(subcommands) -> None:
 
 
 def _download(args) -> int:
-    from earmark.data.recipes import get_recipe
+    from earmark.data.recipes import default_root, get_recipe
     from earmark.data.recipes.download import fetch, mirrored_url
     from earmark.data.recipes.extract import extract, is_archive
 
@@ -80,7 +74,7 @@ def _download(args) -> int:
                         "--root DIR` (DIR holding its folder)")
     for remote in recipe.files:
         mirrored_url(remote.url, args.mirror)          # a bad mirror stops before anything
-    root = Path(args.root or _default_root())
+    root = Path(args.root or default_root())
     folder = root / recipe.folder
     print(f"{recipe.title} ({recipe.size_text})\nlicence: {recipe.licence}", flush=True)
     for remote in recipe.files:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -80,11 +79,11 @@ def read_manifest(config: ExperimentConfig) -> Manifest:
 
 
 def _recipe_manifest(config: ExperimentConfig) -> Manifest:
-    from earmark.data.recipes import get_recipe
+    from earmark.data.recipes import default_root, get_recipe
 
     recipe = get_recipe(config.data.dataset)
     root = (config.resolve(config.data.dataset_root) if config.data.dataset_root
-            else os.environ.get("EARMARK_DATA") or config.resolve("datasets"))
+            else default_root())
     folder = Path(root) / recipe.folder
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder; run `earmark datasets download "

@@ -8,10 +8,22 @@ this package gathers them into :data:`RECIPES`, a dict by recipe name.
 from __future__ import annotations
 
 import difflib
+import os
 
 from earmark.data.recipes import esc50, fsdd, librispeech, mimii, speech_commands, urbansound8k
 from earmark.data.recipes.recipe import Recipe, RemoteFile
 from earmark.errors import ConfigError
+
+#: The environment variable naming the download root.
+ROOT_VARIABLE = "EARMARK_DATA"
+
+
+def default_root() -> str:
+    """Where datasets are downloaded and looked for unless told: ``$EARMARK_DATA``, else
+    ``datasets`` in the current folder (the same for the CLI and a config's
+    ``[data] dataset``)."""
+    return os.environ.get(ROOT_VARIABLE) or "datasets"
+
 
 #: The recipe modules, in the order ``earmark datasets list`` shows them.
 MODULES = (speech_commands, fsdd, esc50, urbansound8k, librispeech, mimii)
@@ -68,4 +80,4 @@ def get_recipe(name: str) -> Recipe:
                       f"({', '.join(sorted(RECIPES)) or 'none'})")
 
 
-__all__ = ["MODULES", "RECIPES", "Recipe", "RemoteFile", "collect", "get_recipe"]
+__all__ = ["MODULES", "RECIPES", "ROOT_VARIABLE", "Recipe", "RemoteFile", "collect", "default_root", "get_recipe"]
