@@ -205,6 +205,8 @@ def test_report_text_table():
     assert "precision" in lines[0] and "support" in lines[0]
     accuracy_line = next(line for line in lines if line.strip().startswith("accuracy"))
     assert "0.667" in accuracy_line and accuracy_line.endswith("6")
+    interval = next(line for line in lines if line.strip().startswith("95% interval"))
+    assert interval.split()[-2:] == ["0.300", "0.903"]          # Wilson, 4 of 6
     assert any(line.strip().startswith("macro avg") for line in lines)
     assert any(line.strip().startswith("weighted avg") for line in lines)
     # Class rows are aligned: same length, numbers in the same columns.

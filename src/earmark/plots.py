@@ -710,6 +710,34 @@ def plot_score_histogram(truth: Sequence[int] | np.ndarray, scores: Sequence[flo
     return _save(figure, path, fmt)
 
 
+def plot_robustness(report: dict, path: str | os.PathLike) -> Path:
+    """Accuracy under each corruption of the robustness suite (one bar each, coloured by
+    family), against the clean accuracy and its 95% interval."""
+    fmt = _image_format(path)
+    rows = report["corruptions"]
+    clean = report["clean"]
+    figure = _new_figure((7.5, 0.9 + 0.24 * max(len(rows), 1)))
+    axes = figure.subplots()
+    families = list(dict.fromkeys(row["family"] for row in rows))
+    colours = [_source_colour(families.index(row["family"])) for row in rows]
+    positions = np.arange(len(rows))[::-1]
+    axes.barh(positions, [100 * row["accuracy"] for row in rows], color=colours, height=0.7)
+    low, high = clean["interval_95"]
+    axes.axvspan(100 * low, 100 * high, color="0.85", zorder=0,
+                 label="clean, 95% interval")
+    axes.axvline(100 * clean["accuracy"], color="black", linewidth=1.2,
+                 label=f"clean {100 * clean['accuracy']:.1f}%")
+    axes.axvline(100 * report["mean_corrupted_accuracy"], color="tab:red", linestyle="--",
+                 label=f"mean corrupted {100 * report['mean_corrupted_accuracy']:.1f}%")
+    axes.set_yticks(positions, [f"{row['family']} {row['severity']}" for row in rows],
+                    fontsize=7)
+    axes.set_xlim(0, 100)
+    axes.set_xlabel(f"accuracy (%), {clean['clips']} clips")
+    axes.set_title(f"Robustness: {report['model']}", fontsize=9)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    return _save(figure, path, fmt)
+
+
 def _new_figure(size: tuple[float, float]) -> Any:
     """A figure on an Agg canvas, outside pyplot (so nothing global to close)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

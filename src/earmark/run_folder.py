@@ -158,6 +158,11 @@ class RunFolder:
         """The stem of a split's report of the best model (``.json``, ``.txt``, ``_confusion.png``)."""
         return self.path / f"eval_{split}"
 
+    def robustness_report(self, split: str, bundle: bool = False) -> Path:
+        """The stem of the robustness suite's report on a split (``.json``, ``.txt``,
+        ``.png``): the run's own model, or (``bundle``) an exported bundle of it."""
+        return self.path / f"robustness_{split}{'_bundle' if bundle else ''}"
+
     def epoch_report(self, epoch: int) -> Path:
         """The stem of the validation report written during training at ``epoch``."""
         return self.path / "reports" / f"validation_epoch_{epoch:03d}"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from earmark.cli.common import add_config_options, command, load_config_from_args, progress_bars
+from earmark.errors import ConfigError
 
 
 def register(commands) -> None:
@@ -35,14 +36,30 @@ def _train(args) -> int:
 
 def _add_evaluate(commands) -> None:
     sub = command(commands, "evaluate", "Evaluate a trained run on a split.",
-                  "earmark evaluate runs/keywords --split test --json", _evaluate)
+                  "earmark evaluate runs/keywords --split test --json\n"
+                  "  earmark evaluate runs/keywords --robustness        # clean and corrupted\n"
+                  "  earmark evaluate runs/keywords --robustness --bundle bundles/keywords-int8",
+                  _evaluate)
     sub.add_argument("run", help="a run folder written by `earmark train`")
     sub.add_argument("--split", default="test", choices=["train", "validation", "test"])
     sub.add_argument("--json", action="store_true", help="print the report as JSON")
     sub.add_argument("--device", default="cpu", help="cpu or cuda")
+    sub.add_argument("--robustness", action="store_true",
+                     help="also score the split under noise (pink, babble, background) at "
+                          "20/10/5/0 dB SNR, rooms (RT60 0.3/0.6/1 s), telephone, mu-law, "
+                          "codecs, clipping, gain, a microphone's EQ and other rates "
+                          "(needs earmark[robustness])")
+    sub.add_argument("--bundle", help="with --robustness: score this exported bundle of the "
+                                      "run instead of its torch model")
+    sub.add_argument("--seed", type=int, default=0, help="the corruptions' seed (0)")
 
 
 def _evaluate(args) -> int:
+    if args.robustness:
+        return _robustness(args)
+    if args.bundle:
+        raise ConfigError("--bundle goes with --robustness; to score a bundle on files, "
+                          "use `earmark classify`")
     from earmark.evaluate import evaluate_run
 
     report = evaluate_run(args.run, args.split, device=args.device, progress=progress_bars(args))
@@ -51,6 +68,22 @@ def _evaluate(args) -> int:
     else:
         print(report.to_text())
         print(f"\nwritten: {Path(args.run) / ('eval_' + args.split)}.json/.txt/_confusion.png")
+    return 0
+
+
+def _robustness(args) -> int:
+    from earmark.robustness import require_libraries
+
+    require_libraries()
+    from earmark.robustness.evaluate import evaluate_robustness, robustness_table, stem_for
+
+    report = evaluate_robustness(args.run, args.split, bundle=args.bundle, seed=args.seed,
+                                 progress=progress_bars(args))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(robustness_table(report))
+        print(f"\nwritten: {stem_for(args.run, args.split, bool(args.bundle))}.json/.txt/.png")
     return 0
 
 
