@@ -9,7 +9,7 @@ import torch
 from earmark.augment import (NoiseBank, WaveformAugmenter, add_noise, change_speed,
                              frequency_warp_factors, mixup, random_band_limit, random_equalizer,
                              random_gain, spec_augment, time_shift)
-from earmark.config import AugmentConfig
+from earmark.config import AugmentConfig, from_dict
 from earmark.errors import ConfigError
 
 from conftest import dominant_frequency, write_noise
@@ -338,3 +338,33 @@ def test_augmenter_skips_noise_when_its_probability_is_zero():
     bank = NoiseBank([np.ones(600, dtype=np.float32)])
     config = AugmentConfig(noise_probability=0.0)
     assert torch.equal(WaveformAugmenter(config, RATE, bank)(signal, gen(0)), signal)
+
+
+def test_rooms_reverberate_a_share_of_examples_at_their_power_and_length():
+    from earmark.augment import RoomBank
+
+    decay = np.exp(-np.arange(800) / 100.0) * np.random.default_rng(0).standard_normal(800)
+    decay[0] = 1.0
+    bank = RoomBank([decay.astype(np.float32), np.array([1.0], np.float32)])
+    clicks = torch.zeros(64, 4000)
+    clicks[:, 1000] = 1.0
+    generator = torch.Generator().manual_seed(0)
+    out = bank.reverberate(clicks, 0.5, generator)
+    assert out.shape == clicks.shape
+    torch.testing.assert_close(out.pow(2).mean(1), clicks.pow(2).mean(1))
+    tails = (out[:, 1100:1800].abs().sum(1) > 1e-3)
+    assert 10 < int(tails.sum()) < 40                       # about half hear the long room
+    assert torch.equal(bank.reverberate(clicks, 0.0, generator), clicks)
+
+
+def test_simulated_rooms_come_from_the_config():
+    pytest.importorskip("pyroomacoustics")
+    from earmark.augment import RoomBank
+    from earmark.rooms import measured_rt60
+
+    bank = RoomBank.simulate(8000, (0.3, 0.4), 2, seed=1)
+    assert len(bank.responses) == 2
+    for response in bank.responses.numpy():
+        assert 0.25 < measured_rt60(np.trim_zeros(response, "b"), 8000) < 0.5
+    with pytest.raises(ConfigError, match="reverb_rt60"):
+        from_dict({"augment": {"reverb_rt60": [0.5, 3.0]}})

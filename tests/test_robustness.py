@@ -18,7 +18,7 @@ from scipy import signal  # noqa: E402
 from earmark.metrics.classification import wilson_interval  # noqa: E402
 from earmark.robustness import corruptions as corrupt  # noqa: E402
 from earmark.robustness.codecs import envelope_lag, through_codec, tone_bursts  # noqa: E402
-from earmark.robustness.rooms import measured_rt60, reverberate, room_impulse  # noqa: E402
+from earmark.rooms import measured_rt60, reverberate, room_impulse  # noqa: E402
 from earmark.robustness.suite import Sources, build_suite, missing_families  # noqa: E402
 
 RATE = 16000

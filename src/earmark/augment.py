@@ -150,6 +150,45 @@ class NoiseBank:
         return out
 
 
+class RoomBank:
+    """Impulse responses of simulated rooms (:mod:`earmark.rooms`), one drawn per example."""
+
+    def __init__(self, responses: list[np.ndarray]):
+        if not responses:
+            raise ConfigError("no room impulse responses to reverberate with")
+        longest = max(len(r) for r in responses)
+        self.responses = torch.stack([torch.from_numpy(np.pad(np.asarray(r, np.float32),
+                                                              (0, longest - len(r))))
+                                      for r in responses])
+
+    @classmethod
+    def simulate(cls, sample_rate: int, rt60: tuple[float, float], count: int,
+                 seed: int) -> "RoomBank":
+        """``count`` rooms with RT60s drawn from ``rt60``, the talker 1-3 m away."""
+        from earmark.rooms import room_impulse
+
+        rng = np.random.default_rng([seed, 60])
+        return cls([room_impulse(sample_rate, float(rng.uniform(*rt60)),
+                                 float(rng.uniform(1.0, 3.0)), rng) for _ in range(count)])
+
+    def reverberate(self, waveform: torch.Tensor, probability: float,
+                    generator: torch.Generator) -> torch.Tensor:
+        """A random share of examples convolved with a random room, kept at their power
+        and length (the tail past the end is cut)."""
+        if probability <= 0:
+            return waveform
+        batch, length = waveform.shape
+        device = waveform.device
+        chosen = torch.rand(batch, generator=generator, device=device) < probability
+        rooms = self.responses[torch.randint(len(self.responses), (batch,),
+                                             generator=generator)].to(device)
+        size = length + rooms.shape[1]
+        wet = torch.fft.irfft(torch.fft.rfft(waveform, n=size) * torch.fft.rfft(rooms, n=size),
+                              n=size)[:, :length]
+        scale = torch.sqrt(waveform.pow(2).mean(1) / wet.pow(2).mean(1).clamp_min(1e-12))
+        return torch.where(chosen[:, None], wet * scale[:, None], waveform)
+
+
 def add_noise(waveform: torch.Tensor, noise: torch.Tensor, config: AugmentConfig,
               generator: torch.Generator) -> torch.Tensor:
     """Mix ``noise`` into a random share of examples, at a random SNR or volume."""
@@ -219,11 +258,13 @@ def frequency_warp_factors(batch: int, warp: tuple[float, float], generator: tor
 class WaveformAugmenter:
     """Applies the ``[augment]`` waveform transforms of a config to a batch."""
 
-    def __init__(self, config: AugmentConfig, sample_rate: int, noise: NoiseBank | None):
+    def __init__(self, config: AugmentConfig, sample_rate: int, noise: NoiseBank | None,
+                 rooms: RoomBank | None = None):
         self.config = config
         self.max_shift = int(round(config.shift_ms * sample_rate / 1000))
         self.sample_rate = sample_rate
         self.noise = noise
+        self.rooms = rooms
 
     def __call__(self, waveform: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         c = self.config
@@ -232,6 +273,8 @@ class WaveformAugmenter:
         waveform = random_equalizer(waveform, c.equalizer_db, self.sample_rate, generator)
         waveform = random_band_limit(waveform, tuple(c.lowpass_hz), tuple(c.highpass_hz),
                                      c.band_limit_probability, self.sample_rate, generator)
+        if self.rooms is not None:
+            waveform = self.rooms.reverberate(waveform, c.reverb_probability, generator)
         waveform = random_gain(waveform, tuple(c.gain_db), generator)
         if self.noise is not None and c.noise_probability > 0:
             noise = self.noise.draw(waveform.shape[0], waveform.shape[1], generator)

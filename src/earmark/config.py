@@ -41,7 +41,8 @@ class DataConfig:
     testing_percent: float = 10.0      #: for split = "hash"
     folds: int = 5                 #: for split = "kfold"
     fold: int = 0                  #: which fold is the test fold
-    kfold_validation: str = "fold" #: fold = the next fold; random = ratios[1] of training files; groups = of training groups
+    #: fold = the next fold; random = ratios[1] of training files; groups = of training groups
+    kfold_validation: str = "fold"
     split_seed: int = 0
     classes: list[str] = field(default_factory=list)   #: order (and subset) of labels
     extra_train: list[str] = field(default_factory=list)  #: manifests added to train only
@@ -53,7 +54,8 @@ class DataConfig:
     clip_seconds: float = 1.0      #: the model's analysis window
     hop_seconds: float = 0.5       #: hop between windows of longer recordings
     aggregate: str = "mean"        #: how windows judge a recording: mean | vote
-    clip_pattern: str = ""         #: regex with (?P<clip>...) on file names: one clip's files are judged together
+    #: regex with (?P<clip>...) on file names: one clip's files are judged together
+    clip_pattern: str = ""
     cache_dir: str = ""            #: decoded-audio cache; "" = $EARMARK_CACHE or ~/.cache/earmark
     skip_bad_files: bool = False   #: skip (and list) unreadable files instead of stopping
 
@@ -109,6 +111,9 @@ class AugmentConfig:
     lowpass_hz: list[float] = field(default_factory=lambda: [0.0, 0.0])   #: cut-off range
     highpass_hz: list[float] = field(default_factory=lambda: [0.0, 0.0])  #: cut-off range
     band_limit_probability: float = 0.0   #: share of examples low/high-passed
+    reverb_probability: float = 0.0       #: share of examples heard in a simulated room
+    reverb_rt60: list[float] = field(default_factory=lambda: [0.2, 0.8])  #: RT60 range (s)
+    reverb_rooms: int = 16                #: rooms simulated at the start of training
     time_masks: int = 0            #: SpecAugment
     time_mask_frames: int = 10
     freq_masks: int = 0
@@ -260,7 +265,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
 def _check_augment_ranges(augment: AugmentConfig, source: str) -> None:
     """Factor and frequency ranges are ``[low, high]`` pairs; shares lie in [0, 1]."""
     ranges = {"speed": (0.0, False), "frequency_warp": (0.0, False),
-              "lowpass_hz": (0.0, True), "highpass_hz": (0.0, True)}
+              "lowpass_hz": (0.0, True), "highpass_hz": (0.0, True), "reverb_rt60": (0.0, False)}
     for key, (floor, zero_is_off) in ranges.items():
         values = getattr(augment, key)
         if len(values) != 2:
@@ -273,7 +278,11 @@ def _check_augment_ranges(augment: AugmentConfig, source: str) -> None:
             off = "; [0, 0] turns it off" if zero_is_off else ""
             raise ConfigError(f"{source}: augment.{key} = [{low}, {high}] must be a range of "
                               f"{unit} with 0 < low <= high{off}")
-    for key in ("noise_probability", "band_limit_probability"):
+    if not max(augment.reverb_rt60) <= 2.0 or augment.reverb_rooms < 1:
+        raise ConfigError(f"{source}: augment.reverb_rt60 = {augment.reverb_rt60} s and "
+                          f"reverb_rooms = {augment.reverb_rooms}: give times up to 2 s and "
+                          "at least one room")
+    for key in ("noise_probability", "band_limit_probability", "reverb_probability"):
         if not 0 <= getattr(augment, key) <= 1:
             raise ConfigError(f"{source}: augment.{key} = {getattr(augment, key)} must lie "
                               "in [0, 1]")

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from earmark.atomic import write_bytes, write_json, write_text
-from earmark.augment import (NoiseBank, WaveformAugmenter, frequency_warp_factors, mixup,
-                             spec_augment)
+from earmark.augment import (NoiseBank, RoomBank, WaveformAugmenter, frequency_warp_factors,
+                             mixup, spec_augment)
 from earmark.config import ExperimentConfig, to_toml
 from earmark.data.dataset import (Dataset, class_labels, export_windows, load_manifest,
                                   open_dataset)
@@ -167,7 +167,7 @@ def _epoch_context(config: ExperimentConfig, dataset: Dataset, device: torch.dev
         classifier=classifier, dataset=dataset, train_indices=train_indices,
         validation_indices=dataset.indices("validation") or train_indices, config=config,
         augmenter=WaveformAugmenter(config.augment, config.data.sample_rate,
-                                    _noise_bank(config)),
+                                    _noise_bank(config), _room_bank(config)),
         class_weights=_class_weights(dataset, train_indices, config).to(device),
         optimizer=optimizer, scheduler=_scheduler(optimizer, config, steps_per_epoch),
         steps_per_epoch=steps_per_epoch, device=device, progress=progress)
@@ -249,6 +249,16 @@ def _prepare_data(config: ExperimentConfig, run: RunFolder, resume: bool,
     dataset.manifest.to_csv(run.manifest)
     write_json(run.labels, dataset.labels)
     return dataset
+
+
+def _room_bank(config: ExperimentConfig) -> RoomBank | None:
+    augment = config.augment
+    if augment.reverb_probability <= 0:
+        return None
+    logger.info("simulating %d rooms (RT60 %g-%g s) for reverberation", augment.reverb_rooms,
+                *augment.reverb_rt60)
+    return RoomBank.simulate(config.data.sample_rate, tuple(augment.reverb_rt60),
+                             augment.reverb_rooms, config.train.seed)
 
 
 def _noise_bank(config: ExperimentConfig) -> NoiseBank | None:

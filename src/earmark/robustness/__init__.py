@@ -2,7 +2,6 @@
 lines, codecs, clipping, loudness, microphones and other sample rates.
 
 ``corruptions.py`` (numpy and scipy: each corruption of a recording),
-``rooms.py`` (reverberation from rooms simulated with pyroomacoustics),
 ``codecs.py`` (a lossy codec at a low bitrate, through PyAV), ``suite.py``
 (the named corruptions at their fixed severities, seeded), ``judges.py``
 (a trained run or an exported bundle judging one recording), ``evaluate.py``

@@ -25,7 +25,7 @@ import numpy as np
 
 from earmark.robustness import corruptions as corrupt
 from earmark.robustness.codecs import through_codec
-from earmark.robustness.rooms import reverberate, room_impulse
+from earmark.rooms import reverberate, room_impulse
 
 SNRS_DB = (20, 10, 5, 0)
 RT60S = (0.3, 0.6, 1.0)

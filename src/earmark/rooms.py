@@ -1,5 +1,7 @@
 """Reverberation: recordings played in rooms simulated by pyroomacoustics (image source
-method in a shoebox room, absorption from Sabine's formula for the reverberation time asked).
+method in a shoebox room, absorption from Sabine's formula for the reverberation time asked),
+for training augmentation (:mod:`earmark.augment`) and the robustness suite. pyroomacoustics
+and scipy come with the ``robustness`` extra and are imported only when a room is built.
 
 The image source method's decay is not exactly Sabine's, so a room is built
 once more with the time asked scaled by how far the first one's measured RT60
@@ -9,7 +11,6 @@ once more with the time asked scaled by how far the first one's measured RT60
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
 from earmark.errors import ConfigError
 
@@ -53,6 +54,8 @@ def measured_rt60(response: np.ndarray, rate: int) -> float:
 def reverberate(samples: np.ndarray, response: np.ndarray) -> np.ndarray:
     """``samples`` heard through ``response``, as long as they were (the tail past the end
     is cut, as a recording that stops), at their original power."""
+    from scipy import signal
+
     wet = signal.fftconvolve(np.asarray(samples, np.float64), response)[:len(samples)]
     before, after = float(np.mean(np.square(samples, dtype=np.float64))), float(np.mean(wet * wet))
     scale = np.sqrt(before / after) if after > 0 else 0.0
