@@ -144,3 +144,16 @@ def test_a_dataset_without_a_root_is_looked_for_where_the_cli_downloads_it(tmp_p
     monkeypatch.setenv("EARMARK_DATA", str(tmp_path / "elsewhere"))
     with pytest.raises(DataError, match="elsewhere"):
         read_manifest(config)
+
+
+def test_crossval_keeps_a_datasets_official_folds(tmp_path):
+    from earmark.crossval import fold_configs
+
+    write_pieces(tmp_path, folds=(1, 2, 5))
+    config = from_dict({"data": {"dataset": "esc10_pieces", "dataset_root": str(tmp_path),
+                                 "split": "kfold", "fold": 1, "kfold_validation": "groups",
+                                 "ratios": [0.85, 0.15, 0.0]}})
+    assert [fold for fold, _ in fold_configs(config)] == [1, 2, 5]
+    with pytest.raises(ConfigError, match="deals groups into folds"):
+        fold_configs(from_dict({"data": {"dataset": "esc10_pieces", "split": "column",
+                                         "dataset_root": str(tmp_path)}}))

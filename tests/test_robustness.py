@@ -176,3 +176,41 @@ def test_a_run_and_its_bundle_are_scored_under_every_corruption(tmp_path, capsys
     assert "mean corrupted" in out and "reverberation RT60 1 s" in out
     bundled = json.loads((tmp_path / "run" / "robustness_test_bundle.json").read_text())
     assert bundled["clean"]["accuracy"] == pytest.approx(report["clean"]["accuracy"], abs=0.01)
+
+
+@pytest.mark.slow
+def test_crossval_tests_every_group_once_and_reuses_finished_folds(tmp_path, capsys):
+    from earmark.cli import main
+    from earmark.config import from_dict
+    from earmark.crossval import cross_validate, fold_configs
+
+    for label, frequency in (("low", 300.0), ("high", 2000.0)):
+        folder = tmp_path / "data" / label
+        folder.mkdir(parents=True)
+        for take in range(12):
+            sound = tone(frequency * (1 + 0.01 * (take % 5)), amplitude=0.3)
+            soundfile.write(folder / f"{label}_{take % 6}_{take}.wav", sound, RATE)
+    raw = {"data": {"root": str(tmp_path / "data"), "group_pattern": r"^[a-z]+_(?P<group>\d)_",
+                    "ratios": [0.7, 0.2, 0.1], "sample_rate": RATE, "clip_seconds": 1.0,
+                    "cache_dir": str(tmp_path / "cache")},
+           "features": {"kind": "logmel", "n_mels": 16},
+           "model": {"name": "dscnn", "channels": 8, "blocks": 1},
+           "train": {"epochs": 2, "batch_size": 8, "threads": 1}}
+    config = from_dict(raw)
+    folds = fold_configs(config, folds=3)
+    assert [fold for fold, _ in folds] == [0, 1, 2]
+    assert {c.data.kfold_validation for _, c in folds} == {"groups"}
+    report = cross_validate(config, tmp_path / "cv", folds=3)
+    assert report["clips"] == 24 and len(report["folds"]) == 3         # every clip tested once
+    low, high = report["pooled_interval_95"]
+    assert low <= report["pooled_accuracy"] <= high
+    model = tmp_path / "cv" / "fold0" / "model.pt"
+    trained = model.stat().st_mtime_ns
+    (tmp_path / "config.toml").write_text(
+        "\n".join(f"[{section}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
+                  for section, values in raw.items()))
+    assert main(["crossval", str(tmp_path / "config.toml"), "--out", str(tmp_path / "cv"),
+                 "--folds", "3", "-q"]) == 0
+    assert model.stat().st_mtime_ns == trained                          # reused, not retrained
+    assert "pooled" in capsys.readouterr().out
+    assert json.loads((tmp_path / "cv" / "crossval.json").read_text())["clips"] == 24

@@ -12,6 +12,7 @@ from earmark.errors import ConfigError
 def register(commands) -> None:
     _add_train(commands)
     _add_evaluate(commands)
+    _add_crossval(commands)
     _add_prepare(commands)
     _add_manifest(commands)
     _add_models(commands)
@@ -84,6 +85,36 @@ def _robustness(args) -> int:
     else:
         print(robustness_table(report))
         print(f"\nwritten: {stem_for(args.run, args.split, bool(args.bundle))}.json/.txt/.png")
+    return 0
+
+
+def _add_crossval(commands) -> None:
+    sub = command(commands, "crossval",
+                  "Cross-validate a config over folds of speakers: every group tested once.",
+                  "earmark crossval configs/keywords.toml --out runs/keywords-cv\n"
+                  "  earmark crossval configs/gender.toml --out runs/gender-cv --robustness",
+                  _crossval)
+    add_config_options(sub)
+    sub.add_argument("--out", required=True, help="folder for the fold runs and the report")
+    sub.add_argument("--folds", type=int, help="folds for a config split by ratio (default 5) "
+                                               "or by data.folds")
+    sub.add_argument("--robustness", action="store_true",
+                     help="also run each fold's test split through the robustness suite")
+
+
+def _crossval(args) -> int:
+    from earmark.crossval import crossval_table, cross_validate
+
+    if args.robustness:
+        from earmark.robustness import require_libraries
+
+        require_libraries()
+    if args.folds is not None and args.folds < 2:
+        raise ConfigError(f"--folds {args.folds}: cross-validation needs at least 2 folds")
+    report = cross_validate(load_config_from_args(args), args.out, args.folds, args.robustness,
+                            progress=progress_bars(args))
+    print(crossval_table(report))
+    print(f"\nwritten: {args.out}/crossval.json/.txt (runs in {args.out}/fold*)")
     return 0
 
 
