@@ -21,7 +21,7 @@ import numpy as np
 from earmark import audio
 from earmark.atomic import write_json, write_text
 from earmark.config import ExperimentConfig, load_config
-from earmark.data.cache import build_store
+from earmark.data.cache import AudioStore, build_store
 from earmark.data.manifest import clip_matcher, from_csv
 from earmark.errors import DataError
 from earmark.metrics.classification import wilson_interval
@@ -31,16 +31,24 @@ from earmark.robustness.judges import Model, bundle_model, run_model
 from earmark.robustness.suite import Corruption, Sources, build_suite, missing_families
 from earmark.run_folder import RunFolder
 
-#: Other test recordings kept as babble talkers (drawn evenly, a bound on memory).
-MOST_TALKERS = 200
+#: Other test recordings kept as babble talkers (drawn evenly), and the most of each kept:
+#: a bound on memory whatever the split's size.
+MOST_TALKERS, MOST_TALKER_SECONDS = 50, 10.0
 
 
 @dataclass
 class Recording:
-    samples: np.ndarray
+    """A test recording, read from the decoded-audio cache when it is scored."""
+
+    store: AudioStore
+    index: int
     label: str
     group: str
     clip: str
+
+    @property
+    def samples(self) -> np.ndarray:
+        return self.store.window(self.index, 0, int(self.store.lengths[self.index]))
 
 
 def evaluate_robustness(run_dir: str | os.PathLike, split: str = "test",
@@ -80,11 +88,13 @@ def _recordings(run: RunFolder, config: ExperimentConfig,
     if not indices:
         raise DataError(f"{run.path}: the {split} split is empty; choose another with --split")
     clip_of = clip_matcher(config.data.clip_pattern)
-    recordings = [Recording(store.window(i, 0, int(store.lengths[i])), row.label, row.group,
+    recordings = [Recording(store, i, row.label, row.group,
                             clip_of(row.path) if config.data.clip_pattern else str(i))
                   for i, row in ((i, store.manifest.rows[i]) for i in indices)]
     keep = np.linspace(0, len(recordings) - 1, min(len(recordings), MOST_TALKERS)).astype(int)
-    talkers = [(recordings[i].samples, recordings[i].group) for i in sorted(set(keep))]
+    longest = int(MOST_TALKER_SECONDS * rate)
+    talkers = [(recordings[i].samples[:longest].copy(), recordings[i].group)
+               for i in sorted(set(keep))]
     noise_dir = config.augment.noise_dir or config.data.silence_noise_dir
     backgrounds = audio.load_folder(config.resolve(noise_dir), rate) if noise_dir else []
     return recordings, Sources(talkers, [b for b in backgrounds if len(b)])
