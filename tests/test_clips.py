@@ -157,3 +157,13 @@ def test_crossval_keeps_a_datasets_official_folds(tmp_path):
     with pytest.raises(ConfigError, match="deals groups into folds"):
         fold_configs(from_dict({"data": {"dataset": "esc10_pieces", "split": "column",
                                          "dataset_root": str(tmp_path)}}))
+
+
+def test_speakers_saying_many_words_are_held_out_by_share_not_per_word():
+    rows = [Row(f"/{word}/{speaker}_{word}.wav", word, f"s{speaker}")
+            for speaker in range(50) for word in ("yes", "no", "up", "down", "left", "right")]
+    split = validation_from_training_groups(Manifest(rows).with_splits(["train"] * len(rows)),
+                                            0.1, seed=3)
+    held = {r.group for r in split if r.split == "validation"}
+    assert len(held) == 5                          # 10% of 50 speakers, not 6 x 10%
+    assert not held & {r.group for r in split if r.split == "train"}

@@ -241,21 +241,34 @@ def leaked_groups(manifest: Manifest) -> list[str]:
 
 def validation_from_training_groups(manifest: Manifest, share: float,
                                      seed: int = 0) -> Manifest:
-    """Move a random ``share`` of the training groups (per class, at least one) to
+    """Move a random ``share`` of the training groups (at least one, never all) to
     validation: validation stays disjoint from training, and every fold but the test
-    fold still trains."""
+    fold still trains. When each group holds one class (a sound's source), the share is
+    drawn per class; when groups hold several (a speaker saying many words), from all
+    the groups at once, so that moving a speaker for one word does not add up over the
+    words."""
     rng = random.Random(seed)
-    groups_of = defaultdict(set)
+    labels_of = defaultdict(set)
     for row in manifest:
         if row.split == "train":
-            groups_of[row.label].add(row.group)
-    moved = set()
-    for label in sorted(groups_of):
-        groups = sorted(groups_of[label] - moved)
-        moved.update(rng.sample(groups, min(len(groups) - 1, max(1, round(len(groups) * share))))
-                     if len(groups) > 1 else [])
+            labels_of[row.group].add(row.label)
+    if all(len(labels) == 1 for labels in labels_of.values()):
+        pools = defaultdict(set)
+        for group, labels in labels_of.items():
+            pools[next(iter(labels))].add(group)
+        moved = set().union(*[_draw(pools[label], share, rng) for label in sorted(pools)])
+    else:
+        moved = _draw(set(labels_of), share, rng)
     return manifest.with_splits(["validation" if row.split == "train" and row.group in moved
                                  else row.split for row in manifest])
+
+
+def _draw(groups: set[str], share: float, rng: random.Random) -> set[str]:
+    """``share`` of ``groups`` (at least one, never all of them)."""
+    ordered = sorted(groups)
+    if len(ordered) < 2:
+        return set()
+    return set(rng.sample(ordered, min(len(ordered) - 1, max(1, round(len(ordered) * share)))))
 
 
 def validation_from_training_files(manifest: Manifest, share: float, seed: int = 0) -> Manifest:
