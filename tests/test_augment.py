@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from earmark.augment import (NoiseBank, WaveformAugmenter, add_noise, change_speed,
+from earmark.augment import (NoiseBank, WaveformAugmenter, add_babble, add_noise, change_speed,
                              frequency_warp_factors, mixup, random_band_limit, random_equalizer,
-                             random_gain, spec_augment, time_shift)
+                             random_clipping, random_gain, spec_augment, time_shift)
 from earmark.config import AugmentConfig, from_dict
 from earmark.errors import ConfigError
 
@@ -368,3 +368,49 @@ def test_simulated_rooms_come_from_the_config():
         assert 0.25 < measured_rt60(np.trim_zeros(response, "b"), 8000) < 0.5
     with pytest.raises(ConfigError, match="reverb_rt60"):
         from_dict({"augment": {"reverb_rt60": [0.5, 3.0]}})
+
+
+def tones(frequencies: list[float], length: int = 8000) -> torch.Tensor:
+    t = torch.arange(length) / RATE
+    return torch.stack([0.3 * torch.sin(2 * torch.pi * f * t) for f in frequencies])
+
+
+def test_babble_is_other_examples_at_the_asked_snr():
+    clean = tones([300.0, 700.0, 1100.0, 1900.0, 2300.0])
+    mixed = add_babble(clean, 1.0, (7.0, 7.0), 2, gen())
+    babble = mixed - clean
+    snr = 10 * torch.log10(clean.pow(2).mean(1) / babble.pow(2).mean(1))
+    assert torch.allclose(snr, torch.full_like(snr, 7.0), atol=0.01)
+    spectra = torch.fft.rfft(babble).abs()
+    own_bins = (torch.tensor([300.0, 700.0, 1100.0, 1900.0, 2300.0]) * 8000 / RATE).long()
+    for row, own in enumerate(own_bins):
+        assert spectra[row, own] < 1e-3 * spectra[row].max(), "an example babbled over itself"
+        assert (spectra[row] > 0.1 * spectra[row].max()).sum() == 2, "not two other talkers"
+
+
+def test_babble_touches_only_its_share_and_is_off_for_one_example():
+    clean = tones([300.0, 700.0] * 200)
+    mixed = add_babble(clean, 0.25, (0.0, 20.0), 3, gen())
+    touched = (mixed - clean).abs().amax(1) > 0
+    assert 0.18 < touched.float().mean() < 0.32
+    single = tones([300.0])
+    assert torch.equal(add_babble(single, 1.0, (0.0, 0.0), 3, gen()), single)
+
+
+def test_clipping_distorts_at_the_same_peak_and_only_the_chosen_share():
+    clean = tones([440.0] * 400)
+    clipped = random_clipping(clean, 0.5, (12.0, 12.0), gen())
+    changed = (clipped - clean).abs().amax(1) > 1e-6
+    assert 0.4 < changed.float().mean() < 0.6
+    row = clipped[changed][0]
+    # 12 dB of overdrive: flat tops at a quarter of the original peak
+    assert torch.isclose(row.abs().max(), torch.tensor(0.3 / 10 ** (12 / 20)), rtol=1e-3)
+    assert torch.equal(random_clipping(clean, 0.0, (12.0, 12.0), gen()), clean)
+
+
+@pytest.mark.parametrize("section", [
+    {"babble_talkers": 0}, {"babble_snr_db": [20.0, 0.0]}, {"clipping_db": [-5.0, 10.0]},
+    {"clipping_probability": 1.5}, {"babble_probability": -0.1}])
+def test_bad_babble_and_clipping_settings_are_refused(section):
+    with pytest.raises(ConfigError, match="augment"):
+        from_dict({"augment": section})

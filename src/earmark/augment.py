@@ -206,6 +206,48 @@ def add_noise(waveform: torch.Tensor, noise: torch.Tensor, config: AugmentConfig
     return waveform + noise * (scale * chosen)[:, None]
 
 
+def add_babble(waveform: torch.Tensor, probability: float, snr_db: tuple[float, float],
+               talkers: int, generator: torch.Generator) -> torch.Tensor:
+    """Put other examples of the batch behind a random share of examples, at a random SNR.
+
+    The babble of each example is the sum of ``talkers`` other examples (rolled
+    batches, so never the example itself): other people talking nearby, the
+    condition a model trained on clean words fails first.
+    """
+    batch = waveform.shape[0]
+    if probability <= 0 or batch < 2:
+        return waveform
+    device = waveform.device
+    talkers = min(talkers, batch - 1)
+    offsets = torch.randperm(batch - 1, generator=generator)[:talkers] + 1
+    babble = sum(torch.roll(waveform, int(offset), dims=0) for offset in offsets)
+    chosen = torch.rand(batch, generator=generator, device=device) < probability
+    snr = _uniform(*snr_db, batch, generator, device)
+    signal_power = waveform.pow(2).mean(dim=1).clamp_min(1e-10)
+    babble_power = babble.pow(2).mean(dim=1).clamp_min(1e-10)
+    scale = torch.sqrt(signal_power / (babble_power * 10.0 ** (snr / 10.0)))
+    return waveform + babble * (scale * chosen)[:, None]
+
+
+def random_clipping(waveform: torch.Tensor, probability: float, overdrive_db: tuple[float, float],
+                    generator: torch.Generator) -> torch.Tensor:
+    """Drive a random share of examples ``overdrive_db`` above full scale into hard clipping.
+
+    The example's peak is raised to that level, clipped at +/-1 and brought
+    back to its own level, so only the distortion changes, not the loudness.
+    """
+    if probability <= 0:
+        return waveform
+    batch = waveform.shape[0]
+    device = waveform.device
+    chosen = torch.rand(batch, generator=generator, device=device) < probability
+    drive = 10.0 ** (_uniform(*overdrive_db, batch, generator, device) / 20.0)
+    peak = waveform.abs().amax(dim=1).clamp_min(1e-6)
+    gain = (drive / peak)[:, None]
+    clipped = (waveform * gain).clamp(-1.0, 1.0) / gain
+    return torch.where(chosen[:, None], clipped, waveform)
+
+
 def spec_augment(features: torch.Tensor, time_masks: int, time_width: int,
                  freq_masks: int, freq_width: int, generator: torch.Generator) -> torch.Tensor:
     """SpecAugment: zero random bands and frame spans (after per-example mean fill)."""
@@ -275,6 +317,10 @@ class WaveformAugmenter:
                                      c.band_limit_probability, self.sample_rate, generator)
         if self.rooms is not None:
             waveform = self.rooms.reverberate(waveform, c.reverb_probability, generator)
+        waveform = add_babble(waveform, c.babble_probability, tuple(c.babble_snr_db),
+                              c.babble_talkers, generator)
+        waveform = random_clipping(waveform, c.clipping_probability, tuple(c.clipping_db),
+                                   generator)
         waveform = random_gain(waveform, tuple(c.gain_db), generator)
         if self.noise is not None and c.noise_probability > 0:
             noise = self.noise.draw(waveform.shape[0], waveform.shape[1], generator)

@@ -114,6 +114,11 @@ class AugmentConfig:
     reverb_probability: float = 0.0       #: share of examples heard in a simulated room
     reverb_rt60: list[float] = field(default_factory=lambda: [0.2, 0.8])  #: RT60 range (s)
     reverb_rooms: int = 16                #: rooms simulated at the start of training
+    babble_probability: float = 0.0       #: share of examples with other talkers behind them
+    babble_snr_db: list[float] = field(default_factory=lambda: [0.0, 20.0])
+    babble_talkers: int = 3               #: other examples of the batch summed into the babble
+    clipping_probability: float = 0.0     #: share of examples driven into clipping
+    clipping_db: list[float] = field(default_factory=lambda: [0.0, 20.0])  #: overdrive range
     time_masks: int = 0            #: SpecAugment
     time_mask_frames: int = 10
     freq_masks: int = 0
@@ -282,7 +287,19 @@ def _check_augment_ranges(augment: AugmentConfig, source: str) -> None:
         raise ConfigError(f"{source}: augment.reverb_rt60 = {augment.reverb_rt60} s and "
                           f"reverb_rooms = {augment.reverb_rooms}: give times up to 2 s and "
                           "at least one room")
-    for key in ("noise_probability", "band_limit_probability", "reverb_probability"):
+    if augment.babble_talkers < 1:
+        raise ConfigError(f"{source}: augment.babble_talkers = {augment.babble_talkers} must be "
+                          "at least 1")
+    for key in ("babble_snr_db", "clipping_db", "noise_snr_db", "gain_db"):
+        values = getattr(augment, key)
+        if len(values) != 2 or not values[0] <= values[1]:
+            raise ConfigError(f"{source}: augment.{key} = {values} must be a [low, high] pair "
+                              "in dB with low <= high")
+    if augment.clipping_db[0] < 0:
+        raise ConfigError(f"{source}: augment.clipping_db = {augment.clipping_db} is overdrive "
+                          "in dB above full scale: give values >= 0")
+    for key in ("noise_probability", "band_limit_probability", "reverb_probability",
+                "babble_probability", "clipping_probability"):
         if not 0 <= getattr(augment, key) <= 1:
             raise ConfigError(f"{source}: augment.{key} = {getattr(augment, key)} must lie "
                               "in [0, 1]")
