@@ -19,13 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from earmark import audio
 from earmark.atomic import write_json
 from earmark.config import from_dict
 from earmark.data.synth_keywords import (SPEECH_COMMANDS_WORDS, KeywordSynthesis,
-                                         coloured_noise, synthesize_keywords)
+                                         synthesize_keywords, write_noise_folder)
 from earmark.progress import ProgressLike
 from earmark.run_folder import RunFolder
 
@@ -56,7 +53,7 @@ def run_demo(out_dir: str | Path, size: DemoSize | None = None, seed: int = 0,
     out_dir = Path(out_dir)
     started = time.monotonic()
     timings = {}
-    noise_dir = _write_noise(out_dir / "noise", seed)
+    noise_dir = write_noise_folder(out_dir / "noise", seed)
     logger.info("1/5 synthesizing keywords ...")
     synthesize_keywords(KeywordSynthesis(words=SPEECH_COMMANDS_WORDS,
                                          takes_per_word=size.takes_per_word,
@@ -122,22 +119,3 @@ def _config(out_dir: Path, noise_dir: Path, size: DemoSize, seed: int):
         "train": {"epochs": size.epochs, "batch_size": 64, "learning_rate": 0.005,
                   "label_smoothing": 0.05, "report_every": 8, "seed": seed},
     })
-
-
-def _write_noise(folder: Path, seed: int, seconds: float = 30.0, rate: int = 16000) -> Path:
-    """A few background recordings made on the fly: white, pink, brown noise and hum."""
-    rng = np.random.default_rng(seed + 1000)
-    length = int(seconds * rate)
-    t = np.arange(length) / rate
-    sounds = {
-        "white": coloured_noise(length, 0.0, rng),
-        "pink": coloured_noise(length, 1.0, rng),
-        "brown": coloured_noise(length, 2.0, rng),
-        "hum": sum(np.sin(2 * np.pi * 50 * k * t) / k for k in range(1, 6))
-        + 0.2 * rng.standard_normal(length),
-    }
-    for name, sound in sounds.items():
-        path = folder / f"{name}.flac"
-        if not path.is_file():
-            audio.write(path, (sound / np.abs(sound).max() * 0.5).astype(np.float32), rate)
-    return folder

@@ -14,12 +14,12 @@ import sys
 
 from earmark import __version__
 from earmark.cli import (anomaly, configs, datasets, deploy, demo, events, monitor, pictures,
-                         streaming, synth, training)
+                         streaming, synth, training, wakeword)
 from earmark.errors import EarmarkError
 
 #: The command modules, in the order ``earmark --help`` lists them.
-AREAS = (training, deploy, streaming, synth, demo, events, monitor, pictures, anomaly, datasets,
-         configs)
+AREAS = (training, deploy, streaming, synth, demo, wakeword, events, monitor, pictures, anomaly,
+         datasets, configs)
 
 
 def main(argv: list[str] | None = None) -> int:

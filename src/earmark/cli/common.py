@@ -85,34 +85,56 @@ SMOOTHER_OPTIONS = {"average_window_ms": "--window-ms", "detection_threshold": "
                     "suppression_ms": "--suppression-ms", "minimum_count": "--min-count"}
 
 
+#: The stride a stream runs the model at where neither an option nor the bundle says.
+DEFAULT_STRIDE_MS = 20.0
+
+
 def add_smoother_options(sub) -> None:
     from earmark.runtime.smoother import SmootherConfig
 
     defaults = SmootherConfig()
-    group = sub.add_argument_group("smoothing (see earmark.runtime.smoother)")
-    group.add_argument("--stride-ms", type=float, default=20.0,
-                       help="run the model every this many ms (default 20)")
-    group.add_argument("--window-ms", type=float, default=defaults.average_window_ms,
+    group = sub.add_argument_group(
+        "smoothing (see earmark.runtime.smoother); unset, each takes the bundle's calibrated "
+        "value (earmark wakeword stores them), else its default")
+    group.add_argument("--stride-ms", type=float,
+                       help=f"run the model every this many ms (default {DEFAULT_STRIDE_MS:g})")
+    group.add_argument("--window-ms", type=float,
                        help=f"average scores over this window (default "
                             f"{defaults.average_window_ms:g})")
-    group.add_argument("--threshold", type=float, default=defaults.detection_threshold,
+    group.add_argument("--threshold", type=float,
                        help=f"report a command above this averaged score, 0 to 1 (default "
                             f"{defaults.detection_threshold:g})")
-    group.add_argument("--suppression-ms", type=float, default=defaults.suppression_ms,
+    group.add_argument("--suppression-ms", type=float,
                        help=f"wait this long before repeating a command (default "
                             f"{defaults.suppression_ms:g})")
-    group.add_argument("--min-count", type=int, default=defaults.minimum_count,
+    group.add_argument("--min-count", type=int,
                        help=f"results needed in the window (default {defaults.minimum_count})")
 
 
-def smoother_config(args):
+def smoother_config(args, detection: dict | None = None):
     """The smoothing options as a ``SmootherConfig``, each checked under its option's name
-    (``--stride-ms`` too), so a command with a bad one stops before it starts."""
+    (``--stride-ms`` too), so a command with a bad one stops before it starts.
+
+    An option left unset takes the bundle's calibrated value from ``detection``
+    (``BundleMetadata.detection``), else the default.
+    """
     from earmark.input_limits import check_stride_ms
     from earmark.runtime.smoother import SmootherConfig, check_smoother_settings
 
-    check_stride_ms(args.stride_ms, "--stride-ms")
-    settings = {field: getattr(args, option[2:].replace("-", "_"))
-                for field, option in SMOOTHER_OPTIONS.items()}
-    check_smoother_settings(settings, SMOOTHER_OPTIONS)
-    return SmootherConfig(**settings)
+    check_stride_ms(stream_stride_ms(args, detection), "--stride-ms")
+    given = {field: getattr(args, option[2:].replace("-", "_"))
+             for field, option in SMOOTHER_OPTIONS.items()}
+    given = {field: value for field, value in given.items() if value is not None}
+    check_smoother_settings(given, SMOOTHER_OPTIONS)
+    calibrated = {field: value for field, value in (detection or {}).items()
+                  if field in SMOOTHER_OPTIONS}
+    if "minimum_count" in calibrated:
+        calibrated["minimum_count"] = int(calibrated["minimum_count"])
+    return SmootherConfig(**{**calibrated, **given})
+
+
+def stream_stride_ms(args, detection: dict | None = None) -> float:
+    """``--stride-ms``, else the bundle's calibrated stride, else the default."""
+    if args.stride_ms is not None:
+        return args.stride_ms
+    return float((detection or {}).get("stride_ms", DEFAULT_STRIDE_MS))

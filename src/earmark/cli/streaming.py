@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from earmark.cli.common import add_smoother_options, command, smoother_config
+from earmark.cli.common import (add_smoother_options, command, smoother_config,
+                                stream_stride_ms)
 
 
 def register(commands) -> None:
@@ -51,11 +52,13 @@ def _listen(args) -> int:
     if args.rate is not None:
         check_sample_rate(args.rate, "--rate")
     check_channels(args.channels, "--channels")
-    smoother = smoother_config(args)
+    smoother_config(args)
     bundle = load_bundle(args.bundle, threads=1)
+    detection = bundle.metadata.detection
+    smoother = smoother_config(args, detection)
     source = _listen_source(args, bundle.sample_rate)
-    engine = StreamEngine(bundle, stride_ms=args.stride_ms, input_rate=source.sample_rate,
-                          smoother=smoother)
+    engine = StreamEngine(bundle, stride_ms=stream_stride_ms(args, detection),
+                          input_rate=source.sample_rate, smoother=smoother)
     if not args.json:
         print(listening_banner(engine, source), file=sys.stderr)
     summary = listen(engine, source,
@@ -144,14 +147,18 @@ def _serve(args) -> int:
     """Check every option (nothing starts on a bad one), then serve until Ctrl-C."""
     import uvicorn
 
-    from earmark.input_limits import check_count, check_stride_ms
+    from earmark.input_limits import check_count
+    from earmark.runtime import load_bundle
     from earmark.serve import create_app
     from earmark.serve.streaming import websocket_max_size
 
     port = check_count(args.port, "--port", 1, 65535)
-    stride_ms = check_stride_ms(args.stride_ms, "--stride-ms")
-    limits, smoother = serve_limits(args), smoother_config(args)
-    app = create_app(args.bundle, limits, smoother, stride_ms)
+    limits = serve_limits(args)
+    smoother_config(args)
+    bundle = load_bundle(args.bundle, threads=1)
+    detection = bundle.metadata.detection
+    app = create_app(bundle, limits, smoother_config(args, detection),
+                     stream_stride_ms(args, detection))
     print(f"earmark: serving {args.bundle} on http://{args.host}:{port}/ "
           "(Ctrl-C to stop)", file=sys.stderr)
     # ws_max_size: a websocket message bigger than any stream may send is refused (1009)
@@ -200,7 +207,7 @@ def _stream_test(args) -> int:
                                 minutes=minutes, noise_dir=args.noise_dir,
                                 noise_volume=noise_volume,
                                 max_false_alarms_per_hour=max_false_alarms,
-                                stride_ms=args.stride_ms, smoother=smoother)
+                                stride_ms=stream_stride_ms(args), smoother=smoother)
     score = report["score"]
     print(f"threshold {report['threshold']} (calibrated on the validation stream)")
     def ms(value):

@@ -45,6 +45,8 @@ class KeywordSynthesis:
     sample_rate: int = 16000
     clip_seconds: float = 1.0
     pitch: tuple[int, int] = (25, 85)
+    #: Intonation range (0 monotone, 50 normal, 100 lively); a range draws one per take.
+    pitch_range: tuple[int, int] = (50, 50)
     rate_wpm: tuple[int, int] = (110, 240)
     gain_db: tuple[float, float] = (-18.0, -1.0)
     noise_dir: str = ""             #: cut _silence_ from these recordings instead
@@ -111,9 +113,12 @@ def _take(engine, text: str, voice: str, variant: str, spec: KeywordSynthesis,
     """One spoken word, resampled, at a random level and place in the clip."""
     length = int(spec.clip_seconds * spec.sample_rate)
     rate = int(rng.integers(*spec.rate_wpm))
+    intonation = {}
+    if spec.pitch_range[0] != spec.pitch_range[1]:   # drawn only when asked: same seeds, same data
+        intonation["pitch_range"] = int(rng.integers(*spec.pitch_range))
     while True:
         spoken = engine.synthesize(text, voice=voice, variant=variant, rate=rate,
-                                   pitch=int(rng.integers(*spec.pitch)))
+                                   pitch=int(rng.integers(*spec.pitch)), **intonation)
         spoken = audio.resample(spoken, engine.sample_rate, spec.sample_rate)
         if len(spoken) <= length or rate >= 400:
             break
@@ -160,6 +165,30 @@ def coloured_noise(length: int, exponent: float, rng: np.random.Generator) -> np
     frequencies = np.arange(len(spectrum), dtype=np.float64)
     frequencies[0] = 1.0
     return np.fft.irfft(spectrum / frequencies ** (exponent / 2), n=length)
+
+
+def write_noise_folder(folder: str | Path, seed: int, seconds: float = 30.0,
+                       rate: int = 16000) -> Path:
+    """A few background recordings made on the fly: white, pink, brown noise and mains hum.
+
+    For training noise where no recordings are at hand; files already there are kept.
+    """
+    folder = Path(folder)
+    rng = np.random.default_rng(seed + 1000)
+    length = int(seconds * rate)
+    t = np.arange(length) / rate
+    sounds = {
+        "white": coloured_noise(length, 0.0, rng),
+        "pink": coloured_noise(length, 1.0, rng),
+        "brown": coloured_noise(length, 2.0, rng),
+        "hum": sum(np.sin(2 * np.pi * 50 * k * t) / k for k in range(1, 6))
+        + 0.2 * rng.standard_normal(length),
+    }
+    for name, sound in sounds.items():
+        path = folder / f"{name}.flac"
+        if not path.is_file():
+            audio.write(path, (sound / np.abs(sound).max() * 0.5).astype(np.float32), rate)
+    return folder
 
 
 def _noise_recordings(spec: KeywordSynthesis) -> list[np.ndarray]:

@@ -232,6 +232,26 @@ class Speech:
                               f"{spec!r}; give text with pronounceable words.")
         return audio
 
+    def phonemes(self, texts: list[str], voice: str = "en-us") -> list[str]:
+        """How ``voice`` would pronounce each text, as espeak-ng phoneme mnemonics.
+
+        Words are separated by spaces, stress marked with ``'`` and ``,``;
+        a word the voice's language cannot say is switched to another
+        language, which shows as a ``(code)`` marker (see
+        :func:`foreign_words`). One library load serves every text.
+
+        Raises
+        ------
+        ConfigError
+            An empty text or an unknown voice.
+        """
+        encoded = [_check_text(text) for text in texts]
+        spec = self._voice_spec(voice, None)
+        with _LOCK, self._engine() as library:
+            if library.espeak_SetVoiceByName(spec.encode()) != 0:
+                raise SpeechError(f"espeak-ng could not select voice {spec!r}.")
+            return [_text_to_phonemes(library, text) for text in encoded]
+
     # -- synthesis ---------------------------------------------------------
 
     def _run_synthesis(self, encoded: bytes, spec: str,
@@ -397,6 +417,9 @@ def _load_library(path: str) -> ctypes.CDLL:
     library.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
     library.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                      ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+    library.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
+                                              ctypes.c_int]
+    library.espeak_TextToPhonemes.restype = ctypes.c_char_p
     library.espeak_ListVoices.argtypes = [ctypes.c_void_p]
     library.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
     return library
@@ -427,6 +450,27 @@ def _seed_random_generators(library: ctypes.CDLL) -> None:
 def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     return ctypes.CDLL(name) if name else None
+
+
+def _text_to_phonemes(library: ctypes.CDLL, text: bytes) -> str:
+    """Every clause of ``text`` through ``espeak_TextToPhonemes``, joined by spaces."""
+    buffer = ctypes.create_string_buffer(text)
+    pointer = ctypes.c_char_p(ctypes.addressof(buffer))
+    clauses = []
+    while pointer.value:
+        # textmode 1 = UTF-8; phonememode 0 = ASCII mnemonics. The call moves the pointer
+        # past the clause it read, or sets it to NULL at the end.
+        clause = library.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, 0)
+        if clause:
+            clauses.append(clause.decode("utf-8", "replace").strip())
+    return " ".join(part for part in clauses if part)
+
+
+def foreign_words(phonemes: str) -> list[str]:
+    """The language switches in a :meth:`Speech.phonemes` string (``["zh"]``, ...)."""
+    import re
+
+    return re.findall(r"\(([a-z-]+)\)", phonemes)
 
 
 def _list_voices(library: ctypes.CDLL) -> list[VoiceInfo]:

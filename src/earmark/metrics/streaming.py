@@ -357,3 +357,39 @@ def pick_threshold(sweep: Sequence[tuple[float, StreamScore]],
             f"the fewest were {fewest:.2f}/hour at threshold {threshold}: sweep higher "
             f"thresholds, lengthen suppression_ms, or allow more false alarms")
     return max(allowed)[1]
+
+
+def poisson_interval(count: int, tail: float = 0.025) -> tuple[float, float]:
+    """The exact (Garwood) 95% interval of a Poisson mean from ``count`` events.
+
+    ``lower`` solves P(X >= count) = ``tail``, ``upper`` P(X <= count) = ``tail``
+    (found by bisection on the Poisson distribution); ``(0, 3.69)`` for none.
+    A false-alarm count over a few hours of audio says little: this says how little.
+    """
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise EarmarkError(f"count must be a whole number >= 0, got {count!r}")
+    upper = _bisect(lambda mean: _poisson_cdf(count, mean) - tail, count + 50 + 10 * count)
+    if count == 0:
+        return 0.0, upper
+    lower = _bisect(lambda mean: tail - (1 - _poisson_cdf(count - 1, mean)), count + 1)
+    return lower, upper
+
+
+def _poisson_cdf(count: int, mean: float) -> float:
+    """P(X <= count) for a Poisson mean, summed in log space."""
+    if mean == 0:
+        return 1.0
+    terms = [k * math.log(mean) - mean - math.lgamma(k + 1) for k in range(count + 1)]
+    return float(min(1.0, sum(math.exp(t) for t in terms)))
+
+
+def _bisect(falling, high: float, steps: int = 80) -> float:
+    """The root in [0, high] of a function that falls from positive to negative."""
+    low = 0.0
+    for _ in range(steps):
+        middle = (low + high) / 2
+        if falling(middle) > 0:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2

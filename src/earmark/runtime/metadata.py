@@ -33,8 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from earmark.errors import DataError
-from earmark.input_limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from earmark.atomic import write_json
+from earmark.errors import ConfigError, DataError
+from earmark.input_limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, check_stride_ms
+from earmark.runtime.smoother import check_smoother_settings
 
 #: The files of a bundle, relative to its folder.
 BUNDLE_MODEL = "model.onnx"
@@ -177,6 +179,9 @@ class BundleMetadata:
     macs_per_window: int | None = None
     stream: StreamMetadata | None = None
     model_sha256: str | None = None
+    #: Calibrated streaming settings (``stride_ms`` and the smoother's), used by
+    #: ``listen`` and ``serve`` where no option overrides them; None when not calibrated.
+    detection: dict[str, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -220,7 +225,8 @@ class BundleMetadata:
             parameters=fields.integer("parameters", 0, 1 << 62, required=False),
             macs_per_window=fields.integer("macs_per_window", 0, 1 << 62, required=False),
             stream=None if stream is None else StreamMetadata._from_fields(stream, window),
-            model_sha256=_sha256(fields), extra=fields.unknown(_KNOWN_KEYS))
+            model_sha256=_sha256(fields), detection=_detection(fields),
+            extra=fields.unknown(_KNOWN_KEYS))
 
     def to_json(self) -> dict[str, Any]:
         """The dict to write as ``earmark.json`` (``from_json`` of it gives ``self`` back)."""
@@ -229,7 +235,8 @@ class BundleMetadata:
                   "metrics": dict(self.metrics), "parameters": self.parameters,
                   "macs_per_window": self.macs_per_window,
                   "stream": None if self.stream is None else self.stream.to_json(),
-                  "model_sha256": self.model_sha256}
+                  "model_sha256": self.model_sha256,
+                  "detection": None if self.detection is None else dict(self.detection)}
         return {**_present(record), **copy.deepcopy(self.extra)}
 
     def header_json(self) -> dict[str, Any]:
@@ -248,7 +255,24 @@ class BundleMetadata:
 
 
 _KNOWN_KEYS = (*HEADER_KEYS, "earmark_version", *_RECORDS, "metrics", "parameters",
-               "macs_per_window", "stream", "model_sha256")
+               "macs_per_window", "stream", "model_sha256", "detection")
+#: The settings a ``detection`` record may hold: the smoother's, the stride and what
+#: the threshold was calibrated for.
+DETECTION_KEYS = ("stride_ms", "average_window_ms", "detection_threshold", "suppression_ms",
+                  "minimum_count", "calibrated_for_false_alarms_per_hour")
+
+
+def write_detection(bundle_dir: str | os.PathLike, detection: Mapping[str, float]) -> None:
+    """Store calibrated streaming settings in a bundle's ``earmark.json`` (atomically).
+
+    The graph is untouched (its hash stays valid); the settings are checked
+    as a loader would check them before anything is written.
+    """
+    path = Path(bundle_dir) / BUNDLE_JSON
+    metadata = read_metadata_file(path)
+    record = {**metadata.to_json(), "detection": dict(detection)}
+    parse_metadata(json.dumps(record), path)
+    write_json(path, record)
 
 
 def read_metadata_file(path: str | os.PathLike) -> BundleMetadata:
@@ -418,6 +442,27 @@ def _sha256(fields: MetadataFields) -> str | None:
         raise fields.error("model_sha256", "64 lowercase hex digits (the sha256 of "
                            f"{BUNDLE_MODEL})", value)
     return value
+
+
+def _detection(fields: MetadataFields) -> dict[str, float] | None:
+    """The calibrated streaming settings, each a number within the smoother's limits."""
+    nested = fields.nested("detection", required=False)
+    if nested is None:
+        return None
+    unknown = sorted(set(nested.mapping) - set(DETECTION_KEYS))
+    if unknown:
+        raise nested.error(unknown[0], f"one of {list(DETECTION_KEYS)}", unknown[0])
+    record = {key: nested.number(key, 0.0) for key in nested.mapping}
+    if "minimum_count" in record:
+        record["minimum_count"] = nested.integer("minimum_count", 1, 1 << 20)
+    try:
+        check_smoother_settings(record)
+        if "stride_ms" in record:
+            check_stride_ms(record["stride_ms"], "stride_ms")
+    except ConfigError as error:
+        raise DataError(f"{fields.source}: field 'detection' is out of range ({error}); "
+                        "recalibrate the bundle (earmark wakeword) or remove the field") from error
+    return record
 
 
 def _state_shapes(fields: MetadataFields) -> dict[str, tuple[int, ...]]:

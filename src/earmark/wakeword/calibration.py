@@ -1,0 +1,120 @@
+"""Streams of held-out audio, the threshold for a false-alarm budget, and the report card.
+
+The run's validation split (voices and negative speakers never trained
+on) becomes one long stream: every positive take and every negative
+recording placed once, over background noise. The threshold is the
+lowest one whose false alarms per hour on it stay within the budget
+(:func:`earmark.metrics.streaming.pick_threshold`). The test split, built
+the same way, is scored once at each budget's threshold: the report card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from earmark.data.streams import StreamSpec, build_stream, speech_extent
+from earmark.metrics.classification import wilson_interval
+from earmark.metrics.streaming import pick_threshold, poisson_interval, sweep_thresholds
+from earmark.runtime.bundle import Bundle
+from earmark.runtime.smoother import SmootherConfig
+from earmark.stream_eval import StreamRun, run_stream
+
+#: Thresholds swept: coarse at the bottom, fine near 1 where low false-alarm rates live.
+THRESHOLDS = tuple(np.unique(np.round(np.concatenate(
+    [np.arange(0.30, 0.90, 0.05), 1.0 - np.geomspace(0.1, 0.0005, 24)]), 5)))
+#: False alarms per hour the card reports a miss rate at.
+CARD_BUDGETS = (0.5, 1.0, 2.0)
+#: Wake words: one detection per utterance, then quiet for 2 s.
+WAKE_SMOOTHER = SmootherConfig(average_window_ms=300, suppression_ms=2000, minimum_count=3)
+STRIDE_MS = 20.0
+
+
+def held_out_stream(bundle: Bundle, clips: list[tuple[np.ndarray, str]], noise: list[np.ndarray],
+                    seed: int, smoother: SmootherConfig = WAKE_SMOOTHER,
+                    stride_ms: float = STRIDE_MS) -> tuple[StreamRun, float]:
+    """Each clip placed once over noise, run through the bundle; also the CPU seconds it took."""
+    spec = StreamSpec(gap_s=(0.5, 2.0), noise_volume=0.1, seed=seed)
+    rate = bundle.sample_rate
+    spoken = sum(np.subtract(*speech_extent(c, rate)[::-1]) for c, _ in clips) / rate
+    spec = dataclasses.replace(spec, duration_s=spoken + len(clips) * np.mean(spec.gap_s) + 5)
+    samples, truth = build_stream(clips, noise, rate, spec)
+    started = time.process_time()
+    run = run_stream(bundle, samples, truth, stride_ms, smoother)
+    return run, time.process_time() - started
+
+
+def sweep(run: StreamRun, labels: list[str], smoother: SmootherConfig = WAKE_SMOOTHER):
+    """``(threshold, StreamScore)`` over :data:`THRESHOLDS`."""
+    return sweep_thresholds(run.times_ms, run.scores, labels, smoother, run.truth_pairs(),
+                            run.seconds, THRESHOLDS)
+
+
+def report_card(validation: StreamRun, test: StreamRun, labels: list[str], cpu_seconds: float,
+                model_bytes: int, budget: float) -> dict:
+    """Miss rates at :data:`CARD_BUDGETS` (thresholds from validation, scored on test)."""
+    calibration, tested = sweep(validation, labels), dict(sweep(test, labels))
+    rows = []
+    for per_hour in sorted({*CARD_BUDGETS, budget}):
+        threshold = pick_threshold(calibration, per_hour)
+        score = tested[threshold]
+        positives = score.truth_words
+        low, high = wilson_interval(score.missed, positives) if positives else (None, None)
+        alarms = score.false_alarms
+        rows.append({"budget_per_hour": per_hour, "threshold": threshold,
+                     "miss_rate": score.missed_rate, "miss_rate_95": [low, high],
+                     "positives": positives, "false_alarms": alarms,
+                     "false_alarms_per_hour": score.false_alarms_per_hour,
+                     "false_alarms_per_hour_95": [x * 3600 / test.seconds
+                                                  for x in poisson_interval(alarms)],
+                     "latency_ms_median": _percentile(score.latencies_ms, 50),
+                     "latency_ms_p95": _percentile(score.latencies_ms, 95)})
+    return {"rows": rows, "test_hours": test.seconds / 3600,
+            "validation_hours": validation.seconds / 3600,
+            "cpu_seconds_per_hour": cpu_seconds / (test.seconds / 3600),
+            "model_bytes": model_bytes,
+            "threshold": next(r["threshold"] for r in rows if r["budget_per_hour"] == budget),
+            "budget_per_hour": budget}
+
+
+def format_card(card: dict, phrase: str) -> str:
+    """The card for people."""
+    lines = [f"wake phrase {phrase!r}: held-out voices and negative audio "
+             f"({card['test_hours'] * 60:.1f} min test, {card['validation_hours'] * 60:.1f} min "
+             "calibration)",
+             f"{'budget/h':>9} {'threshold':>9} {'miss rate':>10} {'95% interval':>15} "
+             f"{'FA/h on test':>13} {'latency median/p95':>19}"]
+    for row in card["rows"]:
+        low, high = row["miss_rate_95"]
+        interval = "n/a" if low is None else f"{low:.1%}-{high:.1%}"
+        latency = ("n/a" if row["latency_ms_median"] is None else
+                   f"{row['latency_ms_median']:.0f}/{row['latency_ms_p95']:.0f} ms")
+        lines.append(f"{row['budget_per_hour']:>9g} {row['threshold']:>9.4f} "
+                     f"{row['miss_rate']:>10.1%} {interval:>15} "
+                     f"{row['false_alarms_per_hour']:>13.2f} {latency:>19}")
+    lines.append(f"CPU {card['cpu_seconds_per_hour']:.1f} s per hour of audio (one thread); "
+                 f"model {card['model_bytes'] / 1024:.0f} KiB; threshold stored in the "
+                 f"bundle: {card['threshold']:.4f} (for {card['budget_per_hour']:g} false "
+                 "alarms/h)")
+    lines.append("a development figure: held-out synthesized voices and the negative "
+                 "recordings you gave; measure real speakers with benchmarks/wake_words.py")
+    return "\n".join(lines)
+
+
+def plot_card(validation: StreamRun, test: StreamRun, labels: list[str], card: dict,
+              path: str | Path) -> Path:
+    """Miss rate against false alarms per hour on the test stream, the chosen point marked."""
+    from earmark.plots import plot_tradeoff
+
+    points = sweep(test, labels)
+    return plot_tradeoff([t for t, _ in points], [s.correct_rate for _, s in points],
+                         [s.false_alarms_per_hour for _, s in points], path,
+                         chosen=card["threshold"], title="Wake phrase: detected vs false alarms "
+                                                         "(test stream)")
+
+
+def _percentile(values, q: float) -> float | None:
+    return float(np.percentile(values, q)) if len(values) else None

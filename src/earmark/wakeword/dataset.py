@@ -1,0 +1,134 @@
+"""The wake-word training set: synthesized takes of the phrase and of its hard negatives,
+synthesized sentences, and the user's real negative recordings, as one manifest.
+
+Labels: the phrase's label (``view_glass``), ``_unknown_`` (everything else
+said or heard) and ``_silence_`` (noise only). Synthesized takes are grouped
+by voice (voice + variant), real recordings by speaker or file, so a
+group-disjoint split keeps voices and speakers on one side.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from earmark import audio
+from earmark.data.keywords import UNKNOWN
+from earmark.data.manifest import Manifest, Row, group_matcher
+from earmark.data.synth_keywords import KeywordSynthesis, synthesize_keywords
+from earmark.data.tts import speech
+from earmark.errors import ConfigError, DataError
+from earmark.progress import ProgressLike, as_progress
+from earmark.wakeword.phrases import (Phrase, carrier_sentences, common_words, phrase_parts,
+                                      sound_alikes)
+
+#: The analysis window's bounds, seconds: long enough for the phrase said slowly.
+WINDOW_BOUNDS = (1.0, 2.0)
+
+
+@dataclass
+class WakeWordData:
+    """How many takes of what."""
+
+    takes: int = 600                 #: takes of the phrase
+    hard_negative_takes: int = 600   #: takes of its parts and sound-alikes
+    sentences: int = 200             #: synthesized sentences carrying parts and sound-alikes
+    sound_alikes: int = 12
+    negative_dirs: list[str] = field(default_factory=list)   #: real negative recordings
+    max_negative_files: int = 2500   #: a random sample of them when there are more
+    noise_dir: str = ""              #: background recordings (also cut into _silence_)
+    sample_rate: int = 16000
+    seed: int = 0
+
+
+def window_seconds(phrase: Phrase) -> float:
+    """The model's window: the phrase said slowly (110 wpm) plus 0.3 s, within bounds."""
+    spoken = speech().synthesize(phrase.text, voice="en-us", rate=110)
+    seconds = len(spoken) / speech().sample_rate + 0.3
+    return float(np.clip(np.ceil(seconds * 10) / 10, *WINDOW_BOUNDS))
+
+
+def build_dataset(phrase: Phrase, spec: WakeWordData, out_dir: str | Path,
+                  progress: ProgressLike = None) -> tuple[Manifest, dict]:
+    """Write every recording under ``out_dir``; return the manifest and what went in it."""
+    out_dir = Path(out_dir)
+    real = real_negatives(spec.negative_dirs)
+    if len(real) > spec.max_negative_files:
+        keep = np.random.default_rng(spec.seed + 2).choice(len(real), spec.max_negative_files,
+                                                            replace=False)
+        real = [real[i] for i in sorted(keep)]
+    vocabulary = common_words(phrase.language)
+    parts = phrase_parts(phrase, vocabulary[:5000])
+    alikes = sound_alikes(phrase, vocabulary[:8000], speech().phonemes, spec.sound_alikes)
+    window = window_seconds(phrase)
+    synthesized = synthesize_keywords(KeywordSynthesis(
+        words=[f"{phrase.label}={phrase.text}"], unknown_words=parts + alikes,
+        takes_per_word=spec.takes, unknown_takes=spec.hard_negative_takes,
+        silence_takes=max(spec.takes // 4, 1), sample_rate=spec.sample_rate,
+        clip_seconds=window, rate_wpm=(100, 220), pitch=(20, 90), pitch_range=(20, 90),
+        noise_dir=spec.noise_dir, seed=spec.seed), out_dir / "synthesized", progress=progress)
+    rng = np.random.default_rng(spec.seed + 1)
+    sentences = _sentences(carrier_sentences(parts + alikes, rng), spec, out_dir / "sentences",
+                           rng, progress)
+    manifest = Manifest(list(synthesized) + sentences + real)
+    manifest.to_csv(out_dir / "manifest.csv")
+    summary = {"window_seconds": window, "parts": parts, "sound_alikes": alikes,
+               "label_counts": dict(manifest.label_counts()), "sentences": len(sentences),
+               "real_negative_files": len(real)}
+    return manifest, summary
+
+
+def real_negatives(folders: list[str]) -> list[Row]:
+    """Every audio file under each folder as ``_unknown_``, grouped by speaker or file.
+
+    Raises
+    ------
+    DataError
+        A folder that does not exist or holds no audio.
+    """
+    rows = []
+    match_group = group_matcher("auto")
+    for folder in folders:
+        root = Path(folder)
+        if not root.is_dir():
+            raise DataError(f"negative recordings {folder}: no such folder; give folders of "
+                            "speech, music or noise without the wake phrase")
+        files = [f for f in sorted(root.rglob("*")) if f.is_file() and audio.is_audio_file(f)]
+        if not files:
+            raise DataError(f"negative recordings {folder}: no audio files in it (looked for "
+                            f"{', '.join(audio.AUDIO_EXTENSIONS)}); give a folder of speech, "
+                            "music or noise recordings")
+        tag = re.sub(r"\W+", "-", root.resolve().name)
+        rows += [Row(os.path.abspath(f), UNKNOWN, f"{tag}:{match_group(f)}") for f in files]
+    return rows
+
+
+def _sentences(texts: list[str], spec: WakeWordData, folder: Path, rng: np.random.Generator,
+               progress: ProgressLike) -> list[Row]:
+    """Sentences spoken whole (longer than a window: the training cuts them into windows)."""
+    engine = speech()
+    voices = engine.voices("en")
+    variants = [v for v in engine.variants() if " " not in v]
+    chosen = [texts[i] for i in rng.permutation(len(texts))][:spec.sentences]
+    rows = []
+    with as_progress(progress)(len(chosen), "sentences", "sentence") as advance:
+        for index, text in enumerate(chosen):
+            voice, variant = voices[rng.integers(len(voices))], variants[rng.integers(len(variants))]
+            spoken = engine.synthesize(text, voice=voice, variant=variant,
+                                       rate=int(rng.integers(120, 220)),
+                                       pitch=int(rng.integers(20, 90)))
+            spoken = audio.resample(spoken, engine.sample_rate, spec.sample_rate)
+            spoken = spoken / (np.abs(spoken).max() + 1e-9) * 10 ** (rng.uniform(-18, -1) / 20)
+            group = f"{voice}+{variant}"
+            safe = re.sub(r"[^\w+-]", "-", group)
+            path = folder / f"{safe}_{index}.flac"
+            audio.write(path, spoken.astype(np.float32), spec.sample_rate)
+            rows.append(Row(str(path.resolve()), UNKNOWN, group))
+            advance(1)
+    if not rows and texts:
+        raise ConfigError("no sentences were synthesized; raise the number of sentences")
+    return rows

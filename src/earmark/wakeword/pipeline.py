@@ -1,0 +1,137 @@
+"""``earmark wakeword PHRASE``: from the phrase to a calibrated bundle and a report card.
+
+1. check the phrase and the negative folders (before any work);
+2. build the training set (:mod:`earmark.wakeword.dataset`);
+3. train a DS-CNN on a voice- and speaker-disjoint split, with the
+   augmentation that makes synthetic speech sound recorded: rooms, a
+   microphone EQ, band limits, noise, other talkers, clipping, level;
+4. export the bundle;
+5. calibrate the threshold on the validation stream for the false-alarm
+   budget and store it in the bundle (``listen`` and ``serve`` use it);
+6. score the test stream: the report card (text, JSON, PNG).
+
+Everything goes to one folder; a second run with the same folder resumes
+training where it stopped and redoes the later steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from earmark.atomic import write_json, write_text
+from earmark.config import ExperimentConfig, from_dict
+from earmark.data.synth_keywords import write_noise_folder
+from earmark.progress import ProgressLike
+from earmark.run_folder import RunFolder
+from earmark.wakeword.dataset import WakeWordData, build_dataset, real_negatives
+from earmark.wakeword.phrases import check_phrase
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WakeWordOptions:
+    """What ``earmark wakeword`` was asked for."""
+
+    phrase: str
+    language: str = "en"
+    data: WakeWordData = field(default_factory=WakeWordData)
+    epochs: int = 20
+    false_alarms_per_hour: float = 1.0
+    config_overrides: dict = field(default_factory=dict)   #: ``{"augment": {...}, ...}``
+    seed: int = 0
+
+
+def run_wakeword(options: WakeWordOptions, out_dir: str | Path,
+                 progress: ProgressLike = None) -> dict:
+    """Every step; returns the report card (also ``OUT/card.json``, ``card.txt``, ``card.png``)."""
+    from earmark.export import export_run
+    from earmark.runtime import load_bundle
+    from earmark.runtime.metadata import write_detection
+    from earmark.train import train
+    from earmark.wakeword.calibration import format_card
+
+    phrase = check_phrase(options.phrase, options.language)
+    real_negatives(options.data.negative_dirs)           # a bad folder stops us before any work
+    out_dir = Path(out_dir)
+    started = time.monotonic()
+    data = options.data
+    if not data.noise_dir:
+        data.noise_dir = str(write_noise_folder(out_dir / "noise", options.seed))
+    logger.info("1/4 synthesizing %r and its hard negatives ...", phrase.text)
+    _, summary = build_dataset(phrase, data, out_dir / "data", progress=progress)
+    logger.info("2/4 training ...")
+    config = wakeword_config(phrase.label, out_dir / "data" / "manifest.csv", data,
+                             summary["window_seconds"], options)
+    run = RunFolder(out_dir / "run")
+    trained = train(config, run.path, resume=run.checkpoint.is_file(), progress=progress)
+    logger.info("3/4 exporting ...")
+    export_run(run.path, out_dir / "bundle", progress=False)
+    logger.info("4/4 calibrating and scoring on held-out streams ...")
+    card = _calibrate(load_bundle(out_dir / "bundle", threads=1), run.path, data.noise_dir,
+                      options, out_dir)
+    write_detection(out_dir / "bundle", _detection(card))
+    card.update(phrase=phrase.text, data=summary, seconds=round(time.monotonic() - started, 1),
+                validation_accuracy=trained.get("validation_accuracy"),
+                bundle=str(out_dir / "bundle"))
+    write_json(out_dir / "card.json", card)
+    write_text(out_dir / "card.txt", format_card(card, phrase.text) + "\n")
+    return card
+
+
+def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_seconds: float,
+                    options: WakeWordOptions) -> ExperimentConfig:
+    """The training config: a DS-CNN on 40 log-mel bands, recorded-sound augmentation."""
+    raw = {
+        "data": {"csv": str(manifest), "split": "group", "ratios": [0.8, 0.1, 0.1],
+                 "sample_rate": data.sample_rate, "clip_seconds": window_seconds,
+                 "hop_seconds": window_seconds / 2, "split_seed": options.seed,
+                 "classes": [label, "_unknown_", "_silence_"]},
+        "features": {"kind": "logmel", "window_ms": 30.0, "hop_ms": 20.0, "n_mels": 40,
+                     "fmin": 20.0, "fmax": 7600.0},
+        "model": {"name": "dscnn", "channels": 64, "blocks": 4},
+        "augment": {"shift_ms": 150.0, "noise_dir": data.noise_dir, "noise_probability": 0.8,
+                    "noise_mix": "snr", "noise_snr_db": [0.0, 25.0], "gain_db": [-20.0, 6.0],
+                    "speed": [0.85, 1.15], "frequency_warp": [0.85, 1.15],
+                    "equalizer_db": 6.0, "band_limit_probability": 0.2,
+                    "lowpass_hz": [3400.0, 7600.0], "highpass_hz": [50.0, 300.0],
+                    "reverb_probability": 0.5, "reverb_rt60": [0.2, 1.0],
+                    "babble_probability": 0.2, "babble_snr_db": [5.0, 20.0],
+                    "clipping_probability": 0.1, "time_masks": 2, "time_mask_frames": 5,
+                    "freq_masks": 2, "freq_mask_bands": 5},
+        "train": {"epochs": options.epochs, "batch_size": 64, "learning_rate": 0.005,
+                  "label_smoothing": 0.05, "report_every": 10, "seed": options.seed},
+    }
+    for section, values in options.config_overrides.items():
+        raw.setdefault(section, {}).update(values)
+    return from_dict(raw, source="earmark wakeword")
+
+
+def _calibrate(bundle, run_dir: Path, noise_dir: str, options: WakeWordOptions,
+               out_dir: Path) -> dict:
+    from earmark.stream_eval import background_noise, held_out_clips
+    from earmark.wakeword.calibration import held_out_stream, plot_card, report_card
+
+    clips = held_out_clips(run_dir, bundle)
+    noise = background_noise(run_dir, noise_dir, bundle.sample_rate)
+    validation, _ = held_out_stream(bundle, clips["validation"], noise, options.seed)
+    test, cpu_seconds = held_out_stream(bundle, clips["test"], noise, options.seed + 1)
+    labels = list(bundle.labels)
+    model_bytes = (Path(bundle.path) / "model.onnx").stat().st_size
+    card = report_card(validation, test, labels, cpu_seconds, model_bytes,
+                       options.false_alarms_per_hour)
+    plot_card(validation, test, labels, card, out_dir / "card.png")
+    return card
+
+
+def _detection(card: dict) -> dict:
+    from earmark.wakeword.calibration import STRIDE_MS, WAKE_SMOOTHER
+
+    return {"stride_ms": STRIDE_MS, "average_window_ms": WAKE_SMOOTHER.average_window_ms,
+            "detection_threshold": card["threshold"],
+            "suppression_ms": WAKE_SMOOTHER.suppression_ms,
+            "minimum_count": WAKE_SMOOTHER.minimum_count,
+            "calibrated_for_false_alarms_per_hour": card["budget_per_hour"]}

@@ -1,0 +1,209 @@
+"""Wake words from text: the phrase's checks and hard negatives, negative folders, the
+calibrated settings a bundle carries, interval arithmetic, and the whole command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from earmark.cli import main
+from earmark.errors import ConfigError, DataError
+from earmark.metrics.streaming import poisson_interval
+from earmark.runtime.metadata import read_metadata_file, write_detection
+from earmark.stream_eval import StreamRun
+from earmark.wakeword.calibration import report_card
+from earmark.wakeword.dataset import real_negatives
+from earmark.wakeword.phrases import (carrier_sentences, check_phrase, edit_distance,
+                                      phrase_parts, sound_alikes)
+
+from conftest import write_noise, write_tone
+
+
+# ------------------------------------------------------------------ the phrase
+
+def test_a_phrase_is_normalised_and_named():
+    phrase = check_phrase("  View   Glass ")
+    assert phrase.text == "view glass" and phrase.label == "view_glass"
+    assert phrase.words == ["view", "glass"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty"), ("   ", "empty"), ("wake up 2", "in words"),
+    ("one two three four five six", "too long"), ("你好", "cannot speak"),
+    ("привет", "cannot speak")])
+def test_bad_phrases_are_refused_with_what_to_do(text, message):
+    with pytest.raises(ConfigError, match=message):
+        check_phrase(text)
+
+
+def test_a_phrase_in_its_languages_script_is_accepted():
+    assert check_phrase("привет", language="ru").text == "привет"
+
+
+def test_parts_are_runs_of_words_or_words_inside_one_word():
+    assert phrase_parts(check_phrase("hey smart mirror"), []) == [
+        "hey", "hey smart", "smart", "smart mirror", "mirror"]
+    assert phrase_parts(check_phrase("snowboy"), ["snow", "boy", "bo", "owl", "snowboy"]) == [
+        "snow", "boy"]
+
+
+def test_sound_alikes_replace_one_word_with_the_nearest_pronunciation():
+    sounds = {"view": "vju", "glass": "glas", "few": "fju", "class": "klas", "dog": "dOg",
+              "cat": "kat"}
+    found = sound_alikes(check_phrase("view glass"), ["few", "class", "dog", "cat"],
+                         lambda texts: [sounds[t] for t in texts], count=2)
+    # one phoneme of four ("glas" -> "klas") is nearer than one of three ("vju" -> "fju")
+    assert found == ["view class", "few glass"]
+
+
+def test_homophones_are_not_negatives():
+    found = sound_alikes(check_phrase("view"), ["vue", "few"],
+                         lambda texts: [{"view": "vju", "vue": "vju", "few": "fju"}[t]
+                                        for t in texts], count=5)
+    assert found == ["few"]
+
+
+def test_edit_distance():
+    assert edit_distance("kitten", "sitting") == 3
+    assert edit_distance("", "abc") == 3 and edit_distance("same", "same") == 0
+
+
+def test_carrier_sentences_hold_each_text():
+    sentences = carrier_sentences(["view", "glass"], np.random.default_rng(0), per_text=3)
+    assert len(sentences) == 6
+    assert sum("view" in s for s in sentences) == 3 and len(set(sentences)) == 6
+
+
+# ------------------------------------------------------------ negative folders
+
+def test_negative_folders_must_exist_and_hold_audio(tmp_path):
+    with pytest.raises(DataError, match="no such folder"):
+        real_negatives([str(tmp_path / "missing")])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no audio here")
+    with pytest.raises(DataError, match="no audio files"):
+        real_negatives([str(tmp_path / "empty")])
+
+
+def test_negative_recordings_are_unknown_and_grouped_by_speaker(tmp_path):
+    for name in ("0a1b2c3d_nohash_0", "0a1b2c3d_nohash_1", "99999999_nohash_0"):
+        write_noise(tmp_path / "speech" / f"{name}.wav", 0.3, 16000)
+    rows = real_negatives([str(tmp_path / "speech")])
+    assert {row.label for row in rows} == {"_unknown_"}
+    assert sorted({row.group for row in rows}) == ["speech:0a1b2c3d", "speech:99999999"]
+
+
+# ------------------------------------------------ calibrated settings in a bundle
+
+def test_calibrated_settings_round_trip_and_bad_ones_are_refused(bundle, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    settings = {"stride_ms": 40.0, "average_window_ms": 300.0, "detection_threshold": 0.93,
+                "suppression_ms": 2000.0, "minimum_count": 3,
+                "calibrated_for_false_alarms_per_hour": 1.0}
+    write_detection(copy, settings)
+    assert read_metadata_file(copy / "earmark.json").detection == settings
+    before = (copy / "earmark.json").read_text()
+    with pytest.raises(DataError, match="detection"):
+        write_detection(copy, {**settings, "detection_threshold": 1.5})
+    with pytest.raises(DataError, match="detection"):
+        write_detection(copy, {**settings, "volume": 3.0})
+    assert (copy / "earmark.json").read_text() == before, "a refused write changed the bundle"
+
+
+def test_listen_uses_the_bundles_threshold_unless_told_otherwise(bundle, tmp_path, capsys):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    write_detection(copy, {"detection_threshold": 0.91, "stride_ms": 48.0})  # 3 frame hops
+    sound = tmp_path / "tone.wav"
+    write_tone(sound, 1.0, 8000, 2000.0)
+    assert main(["listen", str(copy), "--file", str(sound)]) == 0
+    assert "stride 48 ms, threshold 0.91" in capsys.readouterr().err
+    assert main(["listen", str(copy), "--file", str(sound), "--threshold", "0.6"]) == 0
+    assert "threshold 0.6" in capsys.readouterr().err
+    metadata = json.loads((copy / "earmark.json").read_text())
+    metadata["detection"]["minimum_count"] = 0
+    (copy / "earmark.json").write_text(json.dumps(metadata))
+    assert main(["listen", str(copy), "--file", str(sound)]) == 2
+    assert "detection" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ intervals
+
+def test_poisson_interval_is_the_exact_one():
+    # Garwood's interval from chi-square quantiles: chi2.ppf(.025, 2k)/2, chi2.ppf(.975, 2k+2)/2
+    expected = {0: (0.0, 3.68888), 1: (0.02532, 5.57164), 5: (1.62349, 11.66833),
+                20: (12.21652, 30.88838)}
+    for count, (low, high) in expected.items():
+        assert poisson_interval(count) == pytest.approx((low, high), abs=1e-4)
+    with pytest.raises(Exception, match="count"):
+        poisson_interval(-1)
+
+
+def _stream(positive_at_s: list[float], false_at_s: list[float], false_level: float,
+            seconds: float = 600.0) -> StreamRun:
+    """Scores every 20 ms: 0.99 just after each positive, ``false_level`` at false alarms."""
+    times = np.arange(0, seconds * 1000, 20.0)
+    scores = np.zeros((len(times), 3))
+    scores[:, 1] = 1.0
+    for at, level in [(t, 0.99) for t in positive_at_s] + [(t, false_level) for t in false_at_s]:
+        near = (times >= at * 1000) & (times < at * 1000 + 400)
+        scores[near] = [level, 1 - level, 0]
+    truth_words = [type("W", (), {"label": "hey", "end_ms": t * 1000 - 100})
+                   for t in positive_at_s]
+    run = StreamRun(np.zeros(1), [], times, scores, seconds)
+    run.truth_pairs = lambda: [(w.label, w.end_ms) for w in truth_words]
+    return run
+
+
+def test_the_card_calibrates_on_validation_and_scores_test():
+    positives = [20.0 * k for k in range(1, 26)]
+    validation = _stream(positives, [305.0, 505.0], false_level=0.8)
+    test = _stream(positives[:20], [111.0, 211.0, 311.0], false_level=0.995)
+    card = report_card(validation, test, ["hey", "_unknown_", "_silence_"], cpu_seconds=6.0,
+                       model_bytes=1000, budget=1.0)
+    row = next(r for r in card["rows"] if r["budget_per_hour"] == 1.0)
+    # validation's false alarms peak at 0.8, its phrases at 0.99: the threshold lies between
+    # (the highest that still hears every phrase) ...
+    assert 0.8 < row["threshold"] < 0.99 and card["threshold"] == row["threshold"]
+    # ... so the test stream's louder false alarms all get through: 3 in 10 minutes
+    assert row["false_alarms"] == 3 and row["false_alarms_per_hour"] == pytest.approx(18.0)
+    assert row["miss_rate"] == 0.0 and row["positives"] == 20
+    assert card["cpu_seconds_per_hour"] == pytest.approx(36.0)
+    low, high = row["false_alarms_per_hour_95"]
+    assert low < 18.0 < high
+
+
+# --------------------------------------------------------------- the command
+
+def test_the_command_refuses_bad_input_before_any_work(tmp_path, capsys):
+    assert main(["wakeword", "", "--out", str(tmp_path / "a")]) == 2
+    assert "empty" in capsys.readouterr().err
+    (tmp_path / "quiet").mkdir()
+    assert main(["wakeword", "view glass", "--out", str(tmp_path / "b"), "--negatives",
+                 str(tmp_path / "quiet")]) == 2
+    assert "no audio files" in capsys.readouterr().err
+    assert main(["wakeword", "你好", "--out", str(tmp_path / "c")]) == 2
+    assert "cannot speak" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_the_whole_command_ends_with_a_calibrated_bundle_and_a_card(tmp_path, capsys):
+    for index in range(8):
+        write_noise(tmp_path / "negatives" / f"room{index}.wav", 3.0, 16000, seed=index)
+    out = tmp_path / "run"
+    assert main(["wakeword", "hello there", "--out", str(out), "--negatives",
+                 str(tmp_path / "negatives"), "--takes", "30", "--hard-negatives", "30",
+                 "--sentences", "6", "--epochs", "2", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "miss rate" in printed and "KiB" in printed
+    card = json.loads((out / "card.json").read_text())
+    assert [r["budget_per_hour"] for r in card["rows"]] == [0.5, 1.0, 2.0]
+    assert card["data"]["parts"] == ["hello", "there"] and card["data"]["sound_alikes"]
+    detection = read_metadata_file(out / "bundle" / "earmark.json").detection
+    assert detection["detection_threshold"] == card["threshold"]
+    assert (out / "card.png").stat().st_size > 0 and (out / "card.txt").is_file()
