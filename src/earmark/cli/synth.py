@@ -31,6 +31,9 @@ def _add_synth(commands) -> None:
     sub.add_argument("--noise-dir", default="", help="cut _silence_ clips from these "
                                                      "recordings too")
     sub.add_argument("--rate", type=int, default=16000, help="sample rate (default 16000)")
+    sub.add_argument("--voices", nargs="*", default=[], choices=["flite", "festival"],
+                     help="engines besides espeak-ng whose installed voices speak half the "
+                          "takes (tools/install-voices installs them)")
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--out", required=True, help="folder for <label>/ files and manifest.csv")
     _add_synth_mix(kinds)
@@ -38,9 +41,16 @@ def _add_synth(commands) -> None:
 
 def _synth_keywords(args) -> int:
     from earmark.data.synth_keywords import KeywordSynthesis, synthesize_keywords
+    from earmark.data.voices import available_voices
+    from earmark.errors import ConfigError
 
+    extra = tuple(available_voices(tuple(args.voices)))
+    missing = sorted(set(args.voices) - {voice.engine for voice in extra})
+    if missing:
+        raise ConfigError(f"--voices {' '.join(missing)}: not installed here; run "
+                          "tools/install-voices (Debian's flite and festival)")
     spec = KeywordSynthesis(words=args.words, takes_per_word=args.takes,
-                            silence_takes=args.silence,
+                            silence_takes=args.silence, extra_voices=extra,
                             noise_dir=args.noise_dir, sample_rate=args.rate, seed=args.seed,
                             **({"unknown_words": args.unknown} if args.unknown is not None
                                else {}))

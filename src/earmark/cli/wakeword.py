@@ -21,6 +21,10 @@ def register(commands) -> None:
     sub.add_argument("--noise-dir", default="",
                      help="background recordings for augmentation (default: made on the fly)")
     sub.add_argument("--language", default="en", help="espeak-ng language (default en)")
+    sub.add_argument("--voices", nargs="*", default=["flite", "festival"],
+                     choices=["flite", "festival"],
+                     help="engines besides espeak-ng whose voices speak half the takes, where "
+                          "installed (tools/install-voices; default both; none: espeak only)")
     sub.add_argument("--takes", type=int, default=600, help="takes of the phrase (default 600)")
     sub.add_argument("--hard-negatives", type=int, default=600,
                      help="takes of its parts and sound-alikes (default 600)")
@@ -43,6 +47,7 @@ def _wakeword(args) -> int:
                                                         10, 100_000),
                         sentences=check_count(args.sentences, "--sentences", 0, 100_000),
                         negative_dirs=list(args.negatives), noise_dir=args.noise_dir,
+                        engines=tuple(args.voices),
                         max_negative_files=check_count(args.max_negatives, "--max-negatives",
                                                        1, 10_000_000),
                         seed=args.seed)

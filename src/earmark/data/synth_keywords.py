@@ -17,12 +17,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from earmark import audio
 from earmark.data.manifest import Manifest, Row
-from earmark.data.tts import speech
+from earmark.data.tts import speech, trim_silence
+from earmark.data.voices import Voice
+from earmark.data.voices import synthesize as synthesize_with
 from earmark.data.keywords import SILENCE, UNKNOWN
 from earmark.errors import ConfigError
 from earmark.progress import ProgressLike, as_progress
@@ -50,6 +53,9 @@ class KeywordSynthesis:
     rate_wpm: tuple[int, int] = (110, 240)
     gain_db: tuple[float, float] = (-18.0, -1.0)
     noise_dir: str = ""             #: cut _silence_ from these recordings instead
+    #: Voices of other engines (:mod:`earmark.data.voices`) that speak a share of the takes.
+    extra_voices: tuple[Voice, ...] = ()
+    extra_share: float = 0.5
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -82,10 +88,8 @@ def synthesize_keywords(spec: KeywordSynthesis, out_dir: str | Path,
     progress = as_progress(progress)
     with progress(len(jobs), "synthesizing", "take") as advance:
         for label, text in jobs:
-            voice = voices[rng.integers(len(voices))]
-            variant = variants[rng.integers(len(variants))]
-            clip = _take(engine, text, voice, variant, spec, rng)
-            group = f"{voice}+{variant}"
+            speak, group = _draw_speaker(spec, engine, voices, variants, rng)
+            clip = _take(speak, text, spec, rng)
             rows.append(_save(out_dir, label, group, clip, spec.sample_rate, counters))
             advance(1)
     silences = spec.takes_per_word if spec.silence_takes is None else spec.silence_takes
@@ -108,7 +112,34 @@ def _label_and_text(word: str) -> tuple[str, str]:
     return (label, text) if text else (word, word)
 
 
-def _take(engine, text: str, voice: str, variant: str, spec: KeywordSynthesis,
+def _draw_speaker(spec: KeywordSynthesis, engine, voices, variants,
+                  rng: np.random.Generator) -> tuple[Callable, str]:
+    """A random speaker, as ``speak(text, rate, pitch, intonation)`` and its group.
+
+    Another engine's voice speaks ``extra_share`` of the takes; with none given
+    the draws are exactly those of an espeak-only dataset (same seed, same files).
+    """
+    if spec.extra_voices and rng.random() < spec.extra_share:
+        other = spec.extra_voices[rng.integers(len(spec.extra_voices))]
+
+        def speak_other(text, rate, pitch, intonation):
+            return trim_silence(synthesize_with(other, text, spec.sample_rate, rate, pitch),
+                                spec.sample_rate)
+        return speak_other, other.group
+    voice = voices[rng.integers(len(voices))]
+    variant = variants[rng.integers(len(variants))]
+    return _espeak_speaker(engine, voice, variant, spec), f"{voice}+{variant}"
+
+
+def _espeak_speaker(engine, voice: str, variant: str, spec: KeywordSynthesis) -> Callable:
+    def speak(text, rate, pitch, intonation):
+        spoken = engine.synthesize(text, voice=voice, variant=variant, rate=rate, pitch=pitch,
+                                   **intonation)
+        return audio.resample(spoken, engine.sample_rate, spec.sample_rate)
+    return speak
+
+
+def _take(speak: Callable, text: str, spec: KeywordSynthesis,
           rng: np.random.Generator) -> np.ndarray:
     """One spoken word, resampled, at a random level and place in the clip."""
     length = int(spec.clip_seconds * spec.sample_rate)
@@ -117,9 +148,7 @@ def _take(engine, text: str, voice: str, variant: str, spec: KeywordSynthesis,
     if spec.pitch_range[0] != spec.pitch_range[1]:   # drawn only when asked: same seeds, same data
         intonation["pitch_range"] = int(rng.integers(*spec.pitch_range))
     while True:
-        spoken = engine.synthesize(text, voice=voice, variant=variant, rate=rate,
-                                   pitch=int(rng.integers(*spec.pitch)), **intonation)
-        spoken = audio.resample(spoken, engine.sample_rate, spec.sample_rate)
+        spoken = speak(text, rate, int(rng.integers(*spec.pitch)), intonation)
         if len(spoken) <= length or rate >= 400:
             break
         rate = int(rate * 1.3)              # too long for the clip: say it faster
@@ -149,9 +178,10 @@ def _silence(spec: KeywordSynthesis, noise: list[np.ndarray], engine, voices, va
         clip = sum(np.sin(2 * np.pi * base * k * t + rng.uniform(0, 6.3)) / k for k in range(1, 6))
         clip = clip + 0.3 * rng.standard_normal(length)
     elif kind == "murmur":
-        words = [_take(engine, DEFAULT_UNKNOWN_WORDS[rng.integers(len(DEFAULT_UNKNOWN_WORDS))],
-                       voices[rng.integers(len(voices))], variants[rng.integers(len(variants))],
-                       spec, rng) for _ in range(3)]
+        words = [_take(_espeak_speaker(engine, voices[rng.integers(len(voices))],
+                                       variants[rng.integers(len(variants))], spec),
+                       DEFAULT_UNKNOWN_WORDS[rng.integers(len(DEFAULT_UNKNOWN_WORDS))], spec, rng)
+                 for _ in range(3)]
         clip = sum(words) * 0.15 + 0.02 * rng.standard_normal(length)
     else:
         clip = coloured_noise(length, exponent=rng.uniform(0.0, 2.0), rng=rng)

@@ -226,7 +226,7 @@ class Speech:
                     (_PARAMETER_RANGE, _check_range("pitch_range", pitch_range, PITCH_LIMITS)))
         with _LOCK:
             samples = self._run_synthesis(encoded, spec, settings)
-        audio = _trim_silence(samples.astype(np.float32) / 32768.0, self.sample_rate)
+        audio = trim_silence(samples.astype(np.float32) / 32768.0, self.sample_rate)
         if audio.size == 0:
             raise SpeechError(f"espeak-ng produced no sound for {text!r} with voice "
                               f"{spec!r}; give text with pronounceable words.")
@@ -529,7 +529,7 @@ def _variant_examples(available: list[str]) -> list[str]:
     return preferred or available[:6]
 
 
-def _trim_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+def trim_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Cut leading and trailing samples below -50 dB re the peak, keeping 10 ms.
 
     espeak-ng often starts a word at its very first sample, so the margins

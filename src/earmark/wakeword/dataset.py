@@ -9,6 +9,7 @@ group-disjoint split keeps voices and speakers on one side.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -21,10 +22,14 @@ from earmark.data.keywords import UNKNOWN
 from earmark.data.manifest import Manifest, Row, group_matcher
 from earmark.data.synth_keywords import KeywordSynthesis, synthesize_keywords
 from earmark.data.tts import speech
+from earmark.data.voices import ENGINES, Voice, available_voices
+from earmark.data.voices import synthesize as synthesize_with
 from earmark.errors import ConfigError, DataError
 from earmark.progress import ProgressLike, as_progress
 from earmark.wakeword.phrases import (Phrase, carrier_sentences, common_words, phrase_parts,
                                       sound_alikes)
+
+logger = logging.getLogger(__name__)
 
 #: The analysis window's bounds, seconds: long enough for the phrase said slowly.
 WINDOW_BOUNDS = (1.0, 2.0)
@@ -41,6 +46,9 @@ class WakeWordData:
     negative_dirs: list[str] = field(default_factory=list)   #: real negative recordings
     max_negative_files: int = 2500   #: a random sample of them when there are more
     noise_dir: str = ""              #: background recordings (also cut into _silence_)
+    #: Engines besides espeak-ng whose installed voices speak half the takes (those not
+    #: installed are left out with a warning: tools/install-voices installs them).
+    engines: tuple[str, ...] = ENGINES
     sample_rate: int = 16000
     seed: int = 0
 
@@ -65,21 +73,35 @@ def build_dataset(phrase: Phrase, spec: WakeWordData, out_dir: str | Path,
     parts = phrase_parts(phrase, vocabulary[:5000])
     alikes = sound_alikes(phrase, vocabulary[:8000], speech().phonemes, spec.sound_alikes)
     window = window_seconds(phrase)
+    extra = extra_voices(spec.engines)
     synthesized = synthesize_keywords(KeywordSynthesis(
         words=[f"{phrase.label}={phrase.text}"], unknown_words=parts + alikes,
         takes_per_word=spec.takes, unknown_takes=spec.hard_negative_takes,
         silence_takes=max(spec.takes // 4, 1), sample_rate=spec.sample_rate,
         clip_seconds=window, rate_wpm=(100, 220), pitch=(20, 90), pitch_range=(20, 90),
-        noise_dir=spec.noise_dir, seed=spec.seed), out_dir / "synthesized", progress=progress)
+        noise_dir=spec.noise_dir, extra_voices=tuple(extra), seed=spec.seed),
+        out_dir / "synthesized", progress=progress)
     rng = np.random.default_rng(spec.seed + 1)
     sentences = _sentences(carrier_sentences(parts + alikes, rng), spec, out_dir / "sentences",
-                           rng, progress)
+                           rng, extra, progress)
     manifest = Manifest(list(synthesized) + sentences + real)
     manifest.to_csv(out_dir / "manifest.csv")
     summary = {"window_seconds": window, "parts": parts, "sound_alikes": alikes,
                "label_counts": dict(manifest.label_counts()), "sentences": len(sentences),
-               "real_negative_files": len(real)}
+               "real_negative_files": len(real),
+               "voices": ["espeak-ng"] + [voice.group for voice in extra]}
     return manifest, summary
+
+
+def extra_voices(engines: tuple[str, ...]) -> list[Voice]:
+    """The installed voices of ``engines``; a warning names each engine that has none."""
+    found = available_voices(tuple(engines))
+    for engine in engines:
+        if not any(voice.engine == engine for voice in found):
+            logger.warning("no %s voices here: run tools/install-voices for voices built from "
+                           "recordings of people (espeak-ng alone hears real speakers worse)",
+                           engine)
+    return found
 
 
 def real_negatives(folders: list[str]) -> list[Row]:
@@ -108,7 +130,7 @@ def real_negatives(folders: list[str]) -> list[Row]:
 
 
 def _sentences(texts: list[str], spec: WakeWordData, folder: Path, rng: np.random.Generator,
-               progress: ProgressLike) -> list[Row]:
+               extra: list[Voice], progress: ProgressLike) -> list[Row]:
     """Sentences spoken whole (longer than a window: the training cuts them into windows)."""
     engine = speech()
     voices = engine.voices("en")
@@ -117,13 +139,19 @@ def _sentences(texts: list[str], spec: WakeWordData, folder: Path, rng: np.rando
     rows = []
     with as_progress(progress)(len(chosen), "sentences", "sentence") as advance:
         for index, text in enumerate(chosen):
-            voice, variant = voices[rng.integers(len(voices))], variants[rng.integers(len(variants))]
-            spoken = engine.synthesize(text, voice=voice, variant=variant,
-                                       rate=int(rng.integers(120, 220)),
-                                       pitch=int(rng.integers(20, 90)))
-            spoken = audio.resample(spoken, engine.sample_rate, spec.sample_rate)
+            rate, pitch = int(rng.integers(120, 220)), int(rng.integers(20, 90))
+            if extra and rng.random() < 0.5:
+                other = extra[rng.integers(len(extra))]
+                spoken, group = synthesize_with(other, text, spec.sample_rate, rate, pitch), \
+                    other.group
+            else:
+                voice = voices[rng.integers(len(voices))]
+                variant = variants[rng.integers(len(variants))]
+                spoken = audio.resample(engine.synthesize(text, voice=voice, variant=variant,
+                                                          rate=rate, pitch=pitch),
+                                        engine.sample_rate, spec.sample_rate)
+                group = f"{voice}+{variant}"
             spoken = spoken / (np.abs(spoken).max() + 1e-9) * 10 ** (rng.uniform(-18, -1) / 20)
-            group = f"{voice}+{variant}"
             safe = re.sub(r"[^\w+-]", "-", group)
             path = folder / f"{safe}_{index}.flac"
             audio.write(path, spoken.astype(np.float32), spec.sample_rate)
