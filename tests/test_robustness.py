@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +215,26 @@ def test_crossval_tests_every_group_once_and_reuses_finished_folds(tmp_path, cap
     assert model.stat().st_mtime_ns == trained                          # reused, not retrained
     assert "pooled" in capsys.readouterr().out
     assert json.loads((tmp_path / "cv" / "crossval.json").read_text())["clips"] == 24
+
+
+def test_crossval_streams_each_fold_and_reuses_what_is_done(trained_run, tmp_path):
+    """Folds already trained (copies of one run) are exported and stream-tested, once."""
+    import shutil
+
+    from conftest import tone_config, write_tone_dataset
+    from earmark.crossval import cross_validate, crossval_table
+
+    config = tone_config(write_tone_dataset(tmp_path / "tones"), tmp_path / "cache")
+    for fold in (0, 1):
+        shutil.copytree(trained_run, tmp_path / "cv" / f"fold{fold}")
+    report = cross_validate(config, tmp_path / "cv", folds=2, stream=True, stream_minutes=1.0)
+    for row in report["folds"]:
+        evidence = json.loads((Path(row["run"]) / "stream" / "report.json").read_text())
+        assert row["stream_correct"] == evidence["score"]["correct_rate"]
+        assert (Path(row["run"]) / "bundle" / "model.onnx").is_file()
+    assert report["mean_stream_correct"] == pytest.approx(
+        sum(row["stream_correct"] for row in report["folds"]) / 2)
+    assert "mean correct/wrong/false positive" in crossval_table(report)
+    stamp = (tmp_path / "cv" / "fold0" / "stream" / "report.json").stat().st_mtime_ns
+    cross_validate(config, tmp_path / "cv", folds=2, stream=True, stream_minutes=1.0)
+    assert (tmp_path / "cv" / "fold0" / "stream" / "report.json").stat().st_mtime_ns == stamp

@@ -8,7 +8,11 @@ on as much as the ratio split did. A config already split by folds (or a
 dataset with official folds, such as ESC-50's) keeps its folds. Each fold is
 a run folder under ``OUT/fold<k>``; a fold already trained is reused, so an
 interrupted cross-validation picks up where it stopped. With ``robustness``,
-every fold's test split also goes through the robustness suite.
+every fold's test split also goes through the robustness suite; with
+``stream``, each fold's model is exported and scored as ``earmark
+stream-test`` does (a 10-minute stream of the fold's validation speakers
+calibrates the threshold for 60 false alarms an hour, one of its test
+speakers is scored). A fold's finished reports are reused too.
 
 The report: per fold accuracy (and mean corrupted accuracy), their mean and
 sample standard deviation, and the pooled accuracy over every test clip with
@@ -61,7 +65,8 @@ def fold_configs(config: ExperimentConfig, folds: int | None = None
 
 
 def cross_validate(config: ExperimentConfig, out: str | Path, folds: int | None = None,
-                   robustness: bool = False, progress: ProgressLike = None) -> dict:
+                   robustness: bool = False, progress: ProgressLike = None,
+                   stream: bool = False, stream_minutes: float = 10.0) -> dict:
     """Train and test every fold (see the module); write ``OUT/crossval.json`` and
     ``.txt``; return the report."""
     from earmark.train import train
@@ -75,7 +80,7 @@ def cross_validate(config: ExperimentConfig, out: str | Path, folds: int | None 
         else:
             logger.info("fold %s: training into %s", fold, run.path)
             train(fold_config, run.path, progress=progress)
-        rows.append(_fold_row(fold, run, robustness))
+        rows.append(_fold_row(fold, run, robustness, stream_minutes if stream else None))
         write_json(out / "crossval.json", summarise(rows))        # kept fold by fold
     report = summarise(rows)
     write_json(out / "crossval.json", report)
@@ -83,16 +88,47 @@ def cross_validate(config: ExperimentConfig, out: str | Path, folds: int | None 
     return report
 
 
-def _fold_row(fold: int, run: RunFolder, robustness: bool) -> dict:
+#: What a fold's streaming test reports, by the name the row gives it.
+STREAM_FIGURES = {"stream_correct": "correct_rate", "stream_wrong": "wrong_rate",
+                  "stream_false_positive": "false_positive_rate"}
+
+
+def _fold_row(fold: int, run: RunFolder, robustness: bool,
+              stream_minutes: float | None = None) -> dict:
     summary = run.read_summary()
     row = {"fold": fold, "run": str(run.path), "accuracy": float(summary["test_accuracy"]),
            "clips": _test_count(run), "best_epoch": summary.get("best_epoch")}
     if robustness:
-        from earmark.robustness.evaluate import evaluate_robustness
-
-        report = evaluate_robustness(run.path)
-        row["mean_corrupted_accuracy"] = report["mean_corrupted_accuracy"]
+        row["mean_corrupted_accuracy"] = _robustness(run)["mean_corrupted_accuracy"]
+    if stream_minutes:
+        score = _stream_test(run, stream_minutes)["score"]
+        row.update({name: score[key] for name, key in STREAM_FIGURES.items()})
     return row
+
+
+def _robustness(run: RunFolder) -> dict:
+    """The fold's robustness report: read back when it is there, made otherwise."""
+    done = run.robustness_report("test").with_suffix(".json")
+    if done.is_file():
+        return json.loads(done.read_text())
+    from earmark.robustness.evaluate import evaluate_robustness
+
+    return evaluate_robustness(run.path)
+
+
+def _stream_test(run: RunFolder, minutes: float) -> dict:
+    """The fold's streaming test (bundle in ``fold/bundle``, evidence in ``fold/stream``)."""
+    done = run.path / "stream" / "report.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    from earmark.export import export_run
+    from earmark.runtime import load_bundle
+    from earmark.stream_eval import evaluate_streaming
+
+    if not (run.path / "bundle" / "earmark.json").is_file():
+        export_run(run.path, run.path / "bundle", progress=False)
+    return evaluate_streaming(load_bundle(run.path / "bundle", threads=1), run.path,
+                              run.path / "stream", minutes=minutes)
 
 
 def _test_count(run: RunFolder) -> int:
@@ -114,17 +150,24 @@ def summarise(rows: list[dict]) -> dict:
         report["mean_corrupted_accuracy"] = statistics.mean(corrupted)
         report["sd_corrupted_accuracy"] = (statistics.stdev(corrupted) if len(corrupted) > 1
                                            else 0.0)
+    for name in STREAM_FIGURES:
+        values = [row[name] for row in rows if name in row]
+        if values:
+            report[f"mean_{name}"] = statistics.mean(values)
     return report
 
 
 def crossval_table(report: dict) -> str:
     """The folds and their summary as text."""
     robust = "mean_corrupted_accuracy" in report
+    streamed = "mean_stream_correct" in report
     lines = [f"{'fold':>6s} {'accuracy':>9s} {'clips':>6s}"
-             + (f" {'corrupted':>10s}" if robust else "")]
+             + (f" {'corrupted':>10s}" if robust else "")
+             + (f" {'stream correct/wrong/FP':>24s}" if streamed else "")]
     for row in report["folds"]:
         lines.append(f"{row['fold']:>6} {row['accuracy']:9.1%} {row['clips']:6d}"
-                     + (f" {row['mean_corrupted_accuracy']:10.1%}" if robust else ""))
+                     + (f" {row['mean_corrupted_accuracy']:10.1%}" if robust else "")
+                     + (f" {_stream_cells(row, '')}" if streamed else ""))
     low, high = report["pooled_interval_95"]
     lines.append(f"mean {report['mean_accuracy']:.1%} +/- {report['sd_accuracy']:.1%} (sd over "
                  f"{len(report['folds'])} folds); pooled {report['pooled_accuracy']:.1%} of "
@@ -132,4 +175,12 @@ def crossval_table(report: dict) -> str:
     if robust:
         lines.append(f"mean corrupted accuracy {report['mean_corrupted_accuracy']:.1%} +/- "
                      f"{report['sd_corrupted_accuracy']:.1%}")
+    if streamed:
+        lines.append(f"streams (threshold for 60 false alarms/h on each fold's validation "
+                     f"speakers), mean correct/wrong/false positive: "
+                     f"{_stream_cells(report, 'mean_')}")
     return "\n".join(lines)
+
+
+def _stream_cells(record: dict, prefix: str) -> str:
+    return " / ".join(f"{record[prefix + name]:.1%}" for name in STREAM_FIGURES)

@@ -92,7 +92,8 @@ def _add_crossval(commands) -> None:
     sub = command(commands, "crossval",
                   "Cross-validate a config over folds of speakers: every group tested once.",
                   "earmark crossval configs/keywords.toml --out runs/keywords-cv\n"
-                  "  earmark crossval configs/gender.toml --out runs/gender-cv --robustness",
+                  "  earmark crossval configs/gender.toml --out runs/gender-cv --robustness\n"
+                  "  earmark crossval configs/keywords.toml --out runs/keywords-cv --stream",
                   _crossval)
     add_config_options(sub)
     sub.add_argument("--out", required=True, help="folder for the fold runs and the report")
@@ -100,6 +101,9 @@ def _add_crossval(commands) -> None:
                                                "or by data.folds")
     sub.add_argument("--robustness", action="store_true",
                      help="also run each fold's test split through the robustness suite")
+    sub.add_argument("--stream", action="store_true",
+                     help="also export each fold and score it on streams of its speakers, "
+                          "as stream-test does (keyword configs)")
 
 
 def _crossval(args) -> int:
@@ -112,7 +116,7 @@ def _crossval(args) -> int:
     if args.folds is not None and args.folds < 2:
         raise ConfigError(f"--folds {args.folds}: cross-validation needs at least 2 folds")
     report = cross_validate(load_config_from_args(args), args.out, args.folds, args.robustness,
-                            progress=progress_bars(args))
+                            progress=progress_bars(args), stream=args.stream)
     print(crossval_table(report))
     print(f"\nwritten: {args.out}/crossval.json/.txt (runs in {args.out}/fold*)")
     return 0
