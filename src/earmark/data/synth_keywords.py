@@ -2,7 +2,9 @@
 
 Every take of every word is spoken by espeak-ng (:mod:`earmark.data.tts`)
 with a random English voice, variant (male, female, whisper, croak, ...),
-pitch, speed and loudness, and placed at a random point of a 1 s clip.
+pitch, speed and loudness, or (``extra_voices``) by a voice of flite or
+festival (:mod:`earmark.data.voices`), and placed at a random point of a 1 s
+clip.
 ``_unknown_`` holds other words, ``_silence_`` noise made on the fly
 (coloured noise, mains hum, a murmur of unknown words) or cut from a noise
 folder. Each take's voice (voice + variant) is its group, so a
