@@ -7,6 +7,12 @@ In one run, on the speaker-disjoint test split of configs/keywords.toml
 and print both next to the real-only reference (trained here too unless --reference RUN).
 
     python benchmarks/synth_transfer.py [--takes 150] [--epochs 40] [--reference runs/keywords]
+    python benchmarks/synth_transfer.py --voices flite festival --recorded-sound --only-synthesized
+
+``--voices`` adds flite's and festival's voices (tools/install-voices) to
+espeak-ng's; ``--recorded-sound`` trains with the augmentation of ``earmark
+wakeword`` (rooms, microphone EQ, band limits, noise at SNR, other talkers,
+clipping, level, speed, vocal tract length) instead of the config's.
 """
 
 from __future__ import annotations
@@ -24,8 +30,17 @@ from earmark.data.synth_keywords import SPEECH_COMMANDS_WORDS, KeywordSynthesis,
 from earmark.evaluate import predict, report_for
 from earmark.network import load_trained
 from earmark.train import train
+from earmark.data.voices import available_voices
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "keywords.toml"
+#: earmark wakeword's augmentation: synthetic speech heard as if recorded.
+RECORDED_SOUND = {"noise_probability": 0.8, "noise_mix": "snr", "noise_snr_db": [0.0, 25.0],
+                  "gain_db": [-20.0, 6.0], "speed": [0.85, 1.15],
+                  "frequency_warp": [0.85, 1.15], "equalizer_db": 6.0,
+                  "band_limit_probability": 0.2, "lowpass_hz": [3400.0, 7600.0],
+                  "highpass_hz": [50.0, 300.0], "reverb_probability": 0.5,
+                  "reverb_rt60": [0.2, 1.0], "babble_probability": 0.2,
+                  "babble_snr_db": [5.0, 20.0], "clipping_probability": 0.1}
 
 
 def real_test_accuracy(run_dir: Path, real_config) -> float:
@@ -46,16 +61,24 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--reference", help="an existing real-only run of configs/keywords.toml")
     parser.add_argument("--work", help="folder for the data and runs (default: temporary)")
+    parser.add_argument("--voices", nargs="*", default=[], choices=["flite", "festival"])
+    parser.add_argument("--recorded-sound", action="store_true",
+                        help="train with earmark wakeword's augmentation")
+    parser.add_argument("--only-synthesized", action="store_true",
+                        help="train only the synthesized-only model")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="earmark-transfer-"))
     real = load_config(CONFIG)
     noise = real.resolve(real.augment.noise_dir)
     synthesize_keywords(KeywordSynthesis(words=SPEECH_COMMANDS_WORDS, takes_per_word=args.takes,
-                                         noise_dir=noise, seed=1), work / "synth",
-                        progress=False)
+                                         noise_dir=noise, seed=1,
+                                         extra_voices=tuple(available_voices(tuple(args.voices)))),
+                        work / "synth", progress=False)
     synth_csv = str(work / "synth" / "manifest.csv")
     base = to_dict(real)
     base["train"]["epochs"] = args.epochs
+    if args.recorded_sound:
+        base["augment"].update(RECORDED_SOUND, noise_dir=real.augment.noise_dir)
     synth_only = json.loads(json.dumps(base))
     synth_only["data"].update(root="", csv=synth_csv, group_pattern="auto",
                               ratios=[0.9, 0.1, 0.0])
@@ -63,7 +86,12 @@ def main() -> None:
     mixed["data"]["extra_train"] = [synth_csv]
     runs = {"synthesized only": (synth_only, work / "synth-only"),
             "real + synthesized": (mixed, work / "mixed")}
-    if args.reference:
+    if args.only_synthesized:
+        runs.pop("real + synthesized")
+        args.reference = args.reference or "-"
+    if args.reference == "-":
+        results = {}
+    elif args.reference:
         results = {"real only (reference)": real_test_accuracy(Path(args.reference), real)}
     else:
         runs = {"real only (reference)": (base, work / "real-only"), **runs}
@@ -74,9 +102,10 @@ def main() -> None:
         results[name] = real_test_accuracy(run_dir, real)
     print(f"\nreal Speech Commands test split (speaker-disjoint), {args.takes} synthesized "
           f"takes per word, {args.epochs} epochs:")
-    reference = results["real only (reference)"]
+    reference = results.get("real only (reference)")
     for name, accuracy in results.items():
-        print(f"  {name:<24} {accuracy:7.1%}   ({accuracy - reference:+.1%} vs real only)")
+        versus = "" if reference is None else f"   ({accuracy - reference:+.1%} vs real only)"
+        print(f"  {name:<24} {accuracy:7.1%}{versus}")
 
 
 if __name__ == "__main__":

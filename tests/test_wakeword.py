@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -207,3 +208,32 @@ def test_the_whole_command_ends_with_a_calibrated_bundle_and_a_card(tmp_path, ca
     detection = read_metadata_file(out / "bundle" / "earmark.json").detection
     assert detection["detection_threshold"] == card["threshold"]
     assert (out / "card.png").stat().st_size > 0 and (out / "card.txt").is_file()
+
+
+def test_joined_negatives_run_short_recordings_together_within_speaker_buckets(tmp_path):
+    from earmark.data.manifest import Row
+    from earmark.wakeword.dataset import JOIN_BUCKETS, joined_negatives
+
+    rows = []
+    for speaker in range(6):
+        for take in range(3):
+            path = tmp_path / "words" / f"{speaker:08x}_nohash_{take}.wav"
+            write_tone(path, 0.4, 16000, 300.0 + 100 * speaker)
+            rows.append(Row(str(path), "_unknown_", f"{speaker:08x}"))
+    write_noise(tmp_path / "long.wav", 5.0, 16000)                   # running already: left out
+    rows.append(Row(str(tmp_path / "long.wav"), "_unknown_", "long"))
+    real, joined = joined_negatives(rows, 12, tmp_path / "joined", 16000,
+                                    np.random.default_rng(0))
+    assert len(joined) == 12 and {row.label for row in joined} == {"_unknown_"}
+    # the parts' speakers and the joined recordings share their bucket's group
+    buckets = {row.group for row in real if row.path != str(tmp_path / "long.wav")}
+    assert {row.group for row in joined} <= buckets and len(buckets) <= JOIN_BUCKETS
+    assert all(g.startswith("negatives:") for g in buckets)
+    assert next(r for r in real if r.path.endswith("long.wav")).group == "long"
+    by_speaker = {}
+    for row in real:
+        by_speaker.setdefault(Path(row.path).stem[:8], set()).add(row.group)
+    assert all(len(groups) == 1 for groups in by_speaker.values())
+    import soundfile
+    lengths = [len(soundfile.read(row.path)[0]) / 16000 for row in joined]
+    assert min(lengths) > 3 * 0.3 and max(lengths) < 6 * 0.4 + 6 * 0.15 + 0.01

@@ -30,6 +30,9 @@ def register(commands) -> None:
                      help="takes of its parts and sound-alikes (default 600)")
     sub.add_argument("--sentences", type=int, default=200,
                      help="synthesized sentences carrying them (default 200)")
+    sub.add_argument("--joined", type=int, default=600,
+                     help="running-speech negatives joined from short negative recordings "
+                          "(default 600)")
     sub.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
     sub.add_argument("--false-alarms-per-hour", type=float, default=1.0,
                      help="the budget the stored threshold is calibrated for (default 1)")
@@ -46,6 +49,7 @@ def _wakeword(args) -> int:
                         hard_negative_takes=check_count(args.hard_negatives, "--hard-negatives",
                                                         10, 100_000),
                         sentences=check_count(args.sentences, "--sentences", 0, 100_000),
+                        joined=check_count(args.joined, "--joined", 0, 100_000),
                         negative_dirs=list(args.negatives), noise_dir=args.noise_dir,
                         engines=tuple(args.voices),
                         max_negative_files=check_count(args.max_negatives, "--max-negatives",

@@ -9,9 +9,11 @@ group-disjoint split keeps voices and speakers on one side.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import numpy as np
 from earmark import audio
 from earmark.data.keywords import UNKNOWN
 from earmark.data.manifest import Manifest, Row, group_matcher
+from earmark.data.streams import speech_extent
 from earmark.data.synth_keywords import KeywordSynthesis, synthesize_keywords
 from earmark.data.tts import speech
 from earmark.data.voices import ENGINES, Voice, available_voices
@@ -30,6 +33,11 @@ from earmark.wakeword.phrases import (Phrase, carrier_sentences, common_words, p
                                       sound_alikes)
 
 logger = logging.getLogger(__name__)
+
+#: Buckets of speakers that joined negatives are made within (see :func:`joined_negatives`).
+JOIN_BUCKETS = 16
+#: Recordings longer than this (seconds) are running sound already: not joined.
+MAX_JOINED_PART_S = 3.0
 
 #: The analysis window's bounds, seconds: long enough for the phrase said slowly.
 WINDOW_BOUNDS = (1.0, 2.0)
@@ -42,6 +50,7 @@ class WakeWordData:
     takes: int = 600                 #: takes of the phrase
     hard_negative_takes: int = 600   #: takes of its parts and sound-alikes
     sentences: int = 200             #: synthesized sentences carrying parts and sound-alikes
+    joined: int = 600                #: running-speech negatives joined from the real ones
     sound_alikes: int = 12
     negative_dirs: list[str] = field(default_factory=list)   #: real negative recordings
     max_negative_files: int = 2500   #: a random sample of them when there are more
@@ -84,11 +93,13 @@ def build_dataset(phrase: Phrase, spec: WakeWordData, out_dir: str | Path,
     rng = np.random.default_rng(spec.seed + 1)
     sentences = _sentences(carrier_sentences(parts + alikes, rng), spec, out_dir / "sentences",
                            rng, extra, progress)
-    manifest = Manifest(list(synthesized) + sentences + real)
+    real, joined = joined_negatives(real, spec.joined, out_dir / "joined", spec.sample_rate,
+                                    np.random.default_rng(spec.seed + 3))
+    manifest = Manifest(list(synthesized) + sentences + real + joined)
     manifest.to_csv(out_dir / "manifest.csv")
     summary = {"window_seconds": window, "parts": parts, "sound_alikes": alikes,
                "label_counts": dict(manifest.label_counts()), "sentences": len(sentences),
-               "real_negative_files": len(real),
+               "real_negative_files": len(real), "joined_negatives": len(joined),
                "voices": ["espeak-ng"] + [voice.group for voice in extra]}
     return manifest, summary
 
@@ -127,6 +138,48 @@ def real_negatives(folders: list[str]) -> list[Row]:
         tag = re.sub(r"\W+", "-", root.resolve().name)
         rows += [Row(os.path.abspath(f), UNKNOWN, f"{tag}:{match_group(f)}") for f in files]
     return rows
+
+
+def joined_negatives(real: list[Row], count: int, folder: Path, sample_rate: int,
+                     rng: np.random.Generator) -> tuple[list[Row], list[Row]]:
+    """Running sound from short real negatives: 3-6 of them end to end, gaps of 0-150 ms.
+
+    Isolated words teach a model little about running speech, which is what
+    it will hear most. Short recordings are dealt into :data:`JOIN_BUCKETS`
+    buckets by their group (speaker or file) and regrouped as their bucket;
+    each joined recording takes its parts from one bucket and shares its
+    group, so a group-disjoint split still never puts one speaker on both
+    sides. Returns the real rows (regrouped) and the joined ones.
+    """
+    if count <= 0:
+        return real, []
+    buckets: dict[int, list[Row]] = {}
+    regrouped = []
+    for row in real:
+        if audio.info(row.path).duration <= MAX_JOINED_PART_S:
+            bucket = zlib.crc32(row.group.encode()) % JOIN_BUCKETS
+            row = dataclasses.replace(row, group=f"negatives:{bucket}")
+            buckets.setdefault(bucket, []).append(row)
+        regrouped.append(row)
+    if not buckets:
+        return real, []
+    names = sorted(buckets)
+    sizes = np.array([len(buckets[b]) for b in names], dtype=float)
+    rows = []
+    for index in range(count):
+        bucket = names[rng.choice(len(names), p=sizes / sizes.sum())]
+        chosen = rng.choice(len(buckets[bucket]), size=int(rng.integers(3, 7)))
+        pieces = []
+        for i in chosen:
+            clip = audio.load(buckets[bucket][i].path, sample_rate)
+            start, end = speech_extent(clip, sample_rate)
+            pieces += [clip[start:end] / (np.abs(clip[start:end]).max() + 1e-9),
+                       np.zeros(int(rng.uniform(0, 0.15) * sample_rate), np.float32)]
+        joined = np.concatenate(pieces) * 10 ** (rng.uniform(-18, -1) / 20)
+        path = folder / f"bucket{bucket}_{index}.flac"
+        audio.write(path, joined.astype(np.float32), sample_rate)
+        rows.append(Row(str(path.resolve()), UNKNOWN, f"negatives:{bucket}"))
+    return regrouped, rows
 
 
 def _sentences(texts: list[str], spec: WakeWordData, folder: Path, rng: np.random.Generator,
