@@ -15,7 +15,7 @@ from earmark.errors import ConfigError, DataError
 from earmark.metrics.streaming import poisson_interval
 from earmark.runtime.metadata import read_metadata_file, write_detection
 from earmark.stream_eval import StreamRun
-from earmark.wakeword.calibration import report_card
+from earmark.wakeword.calibration import format_card, report_card
 from earmark.wakeword.dataset import real_negatives
 from earmark.wakeword.phrases import (carrier_sentences, check_phrase, edit_distance,
                                       phrase_parts, sound_alikes)
@@ -176,6 +176,17 @@ def test_the_card_calibrates_on_validation_and_scores_test():
     assert card["cpu_seconds_per_hour"] == pytest.approx(36.0)
     low, high = row["false_alarms_per_hour_95"]
     assert low < 18.0 < high
+    assert row["met_on_validation"]
+
+
+def test_a_budget_no_threshold_meets_is_reported_not_fatal():
+    positives = [20.0 * k for k in range(1, 26)]
+    noisy = _stream(positives, [100.0 + 10 * k for k in range(30)], false_level=0.9999)
+    card = report_card(noisy, noisy, ["hey", "_unknown_", "_silence_"], cpu_seconds=1.0,
+                       model_bytes=1, budget=1.0)
+    assert not any(row["met_on_validation"] for row in card["rows"])
+    assert card["threshold"] == max(row["threshold"] for row in card["rows"])
+    assert "over budget" in format_card(card, "hey")
 
 
 # --------------------------------------------------------------- the command
