@@ -91,8 +91,10 @@ def build_dataset(phrase: Phrase, spec: WakeWordData, out_dir: str | Path,
         noise_dir=spec.noise_dir, extra_voices=tuple(extra), seed=spec.seed),
         out_dir / "synthesized", progress=progress)
     rng = np.random.default_rng(spec.seed + 1)
-    sentences = _sentences(carrier_sentences(parts + alikes, rng), spec, out_dir / "sentences",
-                           rng, extra, progress)
+    carried = parts + alikes
+    per_text = -(-spec.sentences // max(len(carried), 1))            # enough for spec.sentences
+    sentences = _sentences(carrier_sentences(carried, rng, per_text), spec,
+                           out_dir / "sentences", rng, extra, progress)
     real, joined = joined_negatives(real, spec.joined, out_dir / "joined", spec.sample_rate,
                                     np.random.default_rng(spec.seed + 3))
     manifest = Manifest(list(synthesized) + sentences + real + joined)
