@@ -52,10 +52,10 @@ def _listen(args) -> int:
     if args.rate is not None:
         check_sample_rate(args.rate, "--rate")
     check_channels(args.channels, "--channels")
-    smoother_config(args)
+    smoother_config(args)                  # the options checked before the bundle loads ...
     bundle = load_bundle(args.bundle, threads=1)
     detection = bundle.metadata.detection
-    smoother = smoother_config(args, detection)
+    smoother = smoother_config(args, detection)    # ... then merged with its calibration
     source = _listen_source(args, bundle.sample_rate)
     engine = StreamEngine(bundle, stride_ms=stream_stride_ms(args, detection),
                           input_rate=source.sample_rate, smoother=smoother)
@@ -154,7 +154,7 @@ def _serve(args) -> int:
 
     port = check_count(args.port, "--port", 1, 65535)
     limits = serve_limits(args)
-    smoother_config(args)
+    smoother_config(args)                  # the options checked before the bundle loads
     bundle = load_bundle(args.bundle, threads=1)
     detection = bundle.metadata.detection
     app = create_app(bundle, limits, smoother_config(args, detection),
