@@ -58,7 +58,7 @@ def test_second_build_reopens_without_decoding(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("the store was decoded again")
 
-    monkeypatch.setattr(cache, "_decode_all", no_decoding)
+    monkeypatch.setattr(cache, "decode_into", no_decoding)
     second = build(manifest, tmp_path / "cache")
     assert second.folder == first.folder
     assert os.listdir(tmp_path / "cache") == [first.folder.name]

@@ -141,7 +141,10 @@ class TrainConfig:
     report_every: int = 5          #: classification report + confusion PNG every k epochs
     seed: int = 0
     device: str = "auto"           #: auto | cpu | cuda
-    threads: int = 0               #: torch threads (0 = all cores)
+    threads: int = 0               #: torch threads (0 = all cores; / processes under torchrun)
+    #: with several processes: batch norm over every process's batch. auto = when each
+    #: process's share of the batch is under 32 (its own statistics get noisy)
+    sync_batchnorm: str = "auto"   #: auto | always | never
 
 
 @dataclass
@@ -243,6 +246,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         ("train.schedule", config.train.schedule, {"onecycle", "cosine", "constant"}),
         ("train.balance", config.train.balance, {"weights", "sampler", "none"}),
         ("train.device", config.train.device, {"auto", "cpu", "cuda"}),
+        ("train.sync_batchnorm", config.train.sync_batchnorm, {"auto", "always", "never"}),
     ]
     for key, value, allowed in checks:
         if value not in allowed:

@@ -52,7 +52,7 @@ def predict(classifier: WaveformClassifier, dataset: Dataset, indices: list[int]
     if not outputs:
         return Predictions([], np.zeros((0, len(dataset.labels))), [])
     window_probs, flags = np.concatenate(outputs), np.concatenate(sounding)
-    units = _clips(dataset, indices, config.data.clip_pattern)
+    units = clip_units(dataset, indices, config.data.clip_pattern)
     unit_of = {index: position for position, unit in enumerate(units) for index in unit}
     owner_units = np.array([unit_of[job[0]] for job in jobs])
     order = np.argsort(owner_units, kind="stable")               # each clip's windows together
@@ -63,7 +63,7 @@ def predict(classifier: WaveformClassifier, dataset: Dataset, indices: list[int]
     return Predictions([unit[0] for unit in units], aggregated, [window_probs[c] for c in chosen])
 
 
-def _clips(dataset: Dataset, indices: list[int], pattern: str) -> list[list[int]]:
+def clip_units(dataset: Dataset, indices: list[int], pattern: str) -> list[list[int]]:
     """The recordings judged together, in order of first appearance: those whose names
     ``data.clip_pattern`` gives the same clip, else each recording (each row: a segment
     of a long file is its own clip) alone.

@@ -12,10 +12,19 @@ A training holds the run folder's lock (:meth:`RunFolder.lock`) from start
 to end, so a second training into the same folder is refused at once.
 ``--resume`` first checks the new config against the run
 (:func:`earmark.resume.check_resume`) and writes nothing when it does not fit.
+
+Started by ``torchrun`` on several processes (:mod:`earmark.parallel`), the
+same loop trains data-parallel: ``train.batch_size`` is the global batch,
+each process takes its share of every batch of the same epoch plan, gradients
+are averaged (``DistributedDataParallel``), batch norm is synchronised, the
+loss is normalised over the global batch, validation is split over the
+processes by clip and gathered, and only rank 0 locks and writes the run
+folder. A one-process run is a world of one and talks to nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -40,10 +49,13 @@ from earmark.data.dataset import (Dataset, class_labels, export_windows, load_ma
 from earmark.data.manifest import from_csv
 from earmark.data.splits import check_trainable
 from earmark.errors import ConfigError, DataError
-from earmark.evaluate import predict, report_for, write_report
+from earmark.evaluate import Predictions, clip_units, predict, report_for, write_report
 from earmark.models import count_parameters
 from earmark.network import (WaveformClassifier, build_classifier, read_weights,
                              window_hop_samples, window_samples)
+from earmark.parallel import processes as parallel
+from earmark.parallel.batchnorm import should_synchronize, synchronize_batchnorm
+from earmark.parallel.processes import Processes
 from earmark.progress import Progress, ProgressLike, as_progress
 from earmark.resume import Resumption, check_resume
 from earmark.run_folder import RunFolder
@@ -87,6 +99,13 @@ class EpochContext:
     steps_per_epoch: int
     device: torch.device
     progress: Progress
+    processes: Processes = field(default_factory=Processes)
+    #: what a training step runs: ``classifier.model``, wrapped for data parallelism
+    model: torch.nn.Module | None = None
+
+    @property
+    def trained(self) -> torch.nn.Module:
+        return self.model if self.model is not None else self.classifier.model
 
 
 def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
@@ -116,26 +135,33 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
         damaged run folder.
     """
     run = RunFolder(run_dir)
-    with run.lock():
-        _check_run_dir(run, resume)
-        resumption = check_resume(run, config) if resume else None
-        return _train_in(run, config, resumption, progress)
+    processes = parallel.from_environment()
+    try:
+        device = parallel.start(processes, config.train.device)
+        parallel.local_batch_size(config.train.batch_size, processes)
+        with run.lock() if processes.is_main else contextlib.nullcontext():
+            _check_run_dir(run, resume)
+            resumption = check_resume(run, config) if resume else None
+            return _train_in(run, config, resumption, progress, processes, device)
+    finally:
+        parallel.stop(processes)
 
 
 def _train_in(run: RunFolder, config: ExperimentConfig, resumption: Resumption | None,
-              progress: ProgressLike) -> dict:
+              progress: ProgressLike, processes: Processes, device: torch.device) -> dict:
     """The run itself, once the folder is locked and a resume checked."""
-    device = _device(config.train.device)
-    torch.set_num_threads(config.train.threads or os.cpu_count() or 1)
-    dataset = _prepare_data(config, run, resumption is not None, progress)
-    context = _epoch_context(config, dataset, device, as_progress(progress))
+    torch.set_num_threads(config.train.threads
+                          or max(1, (os.cpu_count() or 1) // processes.local_world_size))
+    progress = progress if processes.is_main else None
+    dataset = _prepare_data(config, run, resumption is not None, progress, processes)
+    context = _epoch_context(config, dataset, device, as_progress(progress), processes)
     state = TrainState()
     if resumption is not None and resumption.checkpoint is not None:
         state = _restore(resumption, context)
         logger.info("resuming after epoch %d (best %.4f at epoch %d)", state.epoch,
                     state.best_score, state.best_epoch)
     _log_start(context)
-    writer = _tensorboard(run)
+    writer = _tensorboard(run) if processes.is_main else None
     started = time.monotonic()
     for epoch in range(state.epoch + 1, config.train.epochs + 1):
         row, report = _run_epoch(context, epoch)
@@ -146,19 +172,28 @@ def _train_in(run: RunFolder, config: ExperimentConfig, resumption: Resumption |
             break
     if writer is not None:
         writer.close()
+    if not processes.is_main:
+        return {}
     return _finish(run, config, dataset, device, state, time.monotonic() - started)
 
 
 def _epoch_context(config: ExperimentConfig, dataset: Dataset, device: torch.device,
-                   progress: Progress) -> EpochContext:
+                   progress: Progress, processes: Processes = Processes()) -> EpochContext:
     """The network (seeded), optimizer, schedule, augmentation and loss weights."""
     train_indices = dataset.indices("train")
     if not train_indices:
         raise DataError("the train split is empty; check data.split and data.ratios")
     torch.manual_seed(config.train.seed)
     classifier = build_classifier(config, len(dataset.labels)).to(device)
+    model = None
+    local_batch = parallel.local_batch_size(config.train.batch_size, processes)
+    if processes.distributed and should_synchronize(config.train.sync_batchnorm, local_batch):
+        classifier.model = synchronize_batchnorm(classifier.model, device)
     # Depthwise convolutions run about 1.5x faster channels-last on CPU.
     classifier.model.to(memory_format=torch.channels_last)
+    if processes.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            classifier.model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=config.train.learning_rate,
                                   weight_decay=config.train.weight_decay)
     steps_per_epoch = math.ceil(_epoch_size(dataset, train_indices, config)
@@ -170,23 +205,33 @@ def _epoch_context(config: ExperimentConfig, dataset: Dataset, device: torch.dev
                                     _noise_bank(config), _room_bank(config)),
         class_weights=_class_weights(dataset, train_indices, config).to(device),
         optimizer=optimizer, scheduler=_scheduler(optimizer, config, steps_per_epoch),
-        steps_per_epoch=steps_per_epoch, device=device, progress=progress)
+        steps_per_epoch=steps_per_epoch, device=device, progress=progress,
+        processes=processes, model=model)
 
 
 def _log_start(context: EpochContext) -> None:
-    dataset, config = context.dataset, context.config
+    dataset, config, processes = context.dataset, context.config, context.processes
     logger.info("%s: %s parameters; %d train / %d validation / %d test recordings; "
                 "%d classes; device %s", config.model.name,
                 f"{count_parameters(context.classifier):,}", len(context.train_indices),
                 len(dataset.indices("validation")), len(dataset.indices("test")),
                 len(dataset.labels), context.device)
+    if processes.distributed:
+        local_batch = parallel.local_batch_size(config.train.batch_size, processes)
+        logger.info("data parallel over %d processes: global batch %d (%d per process), "
+                    "learning rate %g for the global batch, batch norm %s",
+                    processes.world_size, config.train.batch_size, local_batch,
+                    config.train.learning_rate,
+                    "synchronised" if should_synchronize(config.train.sync_batchnorm,
+                                                         local_batch) else "per process")
 
 
 def _run_epoch(context: EpochContext, epoch: int):
     """Train one epoch with its own seeds, then score validation: the metrics row."""
-    seed = context.config.train.seed
-    torch.manual_seed(seed * 100003 + epoch)
-    generator = torch.Generator().manual_seed(seed * 100003 + epoch)
+    seed, rank = context.config.train.seed, context.processes.rank
+    # Augmentation and dropout differ between processes; the epoch plan (rng) does not.
+    torch.manual_seed(seed * 100003 + epoch + 7919 * rank)
+    generator = torch.Generator().manual_seed(seed * 100003 + epoch + 7919 * rank)
     rng = np.random.default_rng([seed, epoch])
     row = {"epoch": epoch, "learning_rate": context.optimizer.param_groups[0]["lr"]}
     row.update(_train_epoch(context, epoch, generator, rng))
@@ -205,6 +250,9 @@ def _record_epoch(run: RunFolder, context: EpochContext, state: TrainState, row:
     if improved:
         state.best_score, state.best_loss, state.best_epoch = (report.accuracy, row["val_loss"],
                                                                epoch)
+    if not context.processes.is_main:
+        return
+    if improved:
         _save_atomic(context.classifier.state_dict(), run.model)
     _log_epoch(row, improved, writer, run, state)
     if epoch % max(config.train.report_every, 1) == 0 or epoch == config.train.epochs:
@@ -218,22 +266,30 @@ def _check_run_dir(run: RunFolder, resume: bool) -> None:
                           "continue it, or choose another --out folder")
 
 
-def _device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device = 'cuda' but no CUDA device is available; use 'auto'")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _prepare_data(config: ExperimentConfig, run: RunFolder, resume: bool,
-                  progress: ProgressLike) -> Dataset:
+                  progress: ProgressLike, processes: Processes = Processes()) -> Dataset:
     """Split, decode, and record the config, manifest and labels in the run folder.
 
     A new run's split must give every class training recordings (checked
     before decoding, and again after unreadable files are skipped); a resumed
-    run keeps the split and labels it was started with.
+    run keeps the split and labels it was started with. With several
+    processes, the first of each machine decodes while the others wait, then
+    they open its cache; only rank 0 writes.
     """
+    if processes.local_rank == 0:
+        dataset = _open_data(config, run, resume, progress)
+    parallel.barrier(processes)
+    if processes.local_rank != 0:
+        dataset = _open_data(config, run, resume, progress)
+    if processes.is_main:
+        write_text(run.config, to_toml(config))
+        dataset.manifest.to_csv(run.manifest)
+        write_json(run.labels, dataset.labels)
+    return dataset
+
+
+def _open_data(config: ExperimentConfig, run: RunFolder, resume: bool,
+               progress: ProgressLike) -> Dataset:
     fresh = not (resume and run.manifest.is_file())
     if fresh:
         manifest = load_manifest(config)
@@ -245,9 +301,6 @@ def _prepare_data(config: ExperimentConfig, run: RunFolder, resume: bool,
         check_trainable(dataset.manifest, dataset.labels)
     if resume and run.labels.is_file():
         dataset.labels = run.read_labels()
-    write_text(run.config, to_toml(config))
-    dataset.manifest.to_csv(run.manifest)
-    write_json(run.labels, dataset.labels)
     return dataset
 
 
@@ -328,21 +381,32 @@ def _scheduler(optimizer, config: ExperimentConfig, steps_per_epoch: int):
 
 def _train_epoch(context: EpochContext, epoch: int, generator: torch.Generator,
                  rng: np.random.Generator) -> dict:
-    """One pass over random training windows; the mean loss and accuracy."""
+    """One pass over random training windows; the mean loss and accuracy.
+
+    Every process draws the same windows (``rng``) and takes its share of
+    each global batch; the figures are summed over the processes.
+    """
     context.classifier.train()
-    config = context.config
+    config, processes = context.config, context.processes
     jobs = _training_windows(context.dataset, context.train_indices, config, rng)
+    # Every process takes part in every step: no batch shorter than the processes.
+    jobs = jobs[:len(jobs) - len(jobs) % config.train.batch_size % processes.world_size]
+    if not jobs:
+        raise DataError(f"fewer training windows than the {processes.world_size} processes")
     total_loss, correct, seen = 0.0, 0, 0
     batches = range(0, len(jobs), config.train.batch_size)
     with context.progress(len(batches), f"epoch {epoch}", "batch") as advance:
         for begin in batches:
-            chunk = jobs[begin:begin + config.train.batch_size]
+            chunk = parallel.share(jobs[begin:begin + config.train.batch_size], processes)
             loss, right = _train_step(context, chunk, generator)
             total_loss += loss * len(chunk)
             correct += right
             seen += len(chunk)
             advance(1)
-    return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
+    total_loss, correct, seen = parallel.sum_over(processes, [total_loss, correct, seen],
+                                                  context.device)
+    return {"train_loss": total_loss / seen, "train_accuracy": correct / seen,
+            "train_windows": int(seen)}
 
 
 def _train_step(context: EpochContext, chunk: list[tuple[int, int]],
@@ -360,8 +424,8 @@ def _train_step(context: EpochContext, chunk: list[tuple[int, int]],
     soft = F.one_hot(targets, n_classes).float()
     soft = soft * (1 - config.train.label_smoothing) + config.train.label_smoothing / n_classes
     features, soft = mixup(features, soft, config.augment.mixup_alpha, generator)
-    logits = classifier.model(features.contiguous(memory_format=torch.channels_last))
-    loss = _weighted_soft_cross_entropy(logits, soft, context.class_weights)
+    logits = context.trained(features.contiguous(memory_format=torch.channels_last))
+    loss = _weighted_soft_cross_entropy(logits, soft, context.class_weights, context.processes)
     context.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     context.optimizer.step()
@@ -382,21 +446,46 @@ def _augmented_features(context: EpochContext, waveform: torch.Tensor,
 
 
 def _weighted_soft_cross_entropy(logits: torch.Tensor, soft_targets: torch.Tensor,
-                                 class_weights: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against soft targets, each example weighted by its classes' weights."""
+                                 class_weights: torch.Tensor,
+                                 processes: Processes = Processes()) -> torch.Tensor:
+    """Cross-entropy against soft targets, each example weighted by its classes' weights.
+
+    With several processes the weights are normalised over the global batch and
+    the loss scaled by the number of processes, so the gradients DDP averages
+    equal those of the whole batch on one process.
+    """
     per_example = -(soft_targets * F.log_softmax(logits, dim=1)).sum(dim=1)
     weights = soft_targets @ class_weights
-    return (per_example * weights).sum() / weights.sum().clamp_min(1e-8)
+    if not processes.distributed:
+        return (per_example * weights).sum() / weights.sum().clamp_min(1e-8)
+    (total,) = parallel.sum_over(processes, [float(weights.sum().detach())], weights.device)
+    return (per_example * weights).sum() * processes.world_size / max(total, 1e-8)
 
 
 def _validate(context: EpochContext):
     """The validation report and mean cross-entropy of the current weights."""
-    dataset, indices = context.dataset, context.validation_indices
-    predictions = predict(context.classifier, dataset, indices, context.config, context.device)
+    dataset = context.dataset
+    predictions = _predict_shared(context, context.validation_indices)
     targets = np.array(dataset.targets(predictions.indices))
     chosen = predictions.probabilities[np.arange(len(targets)), targets]
     loss = float(-np.log(np.clip(chosen, 1e-8, 1.0)).mean())
     return report_for(predictions, dataset), loss
+
+
+def _predict_shared(context: EpochContext, indices: list[int]) -> Predictions:
+    """:func:`predict` over the recordings, their clips shared out over the processes."""
+    processes, config = context.processes, context.config
+    if not processes.distributed:
+        return predict(context.classifier, context.dataset, indices, config, context.device)
+    units = clip_units(context.dataset, indices, config.data.clip_pattern)
+    mine = [index for unit in parallel.share(units, processes) for index in unit]
+    own = predict(context.classifier, context.dataset, mine, config, context.device)
+    parts = parallel.gather(processes, (own.indices, own.probabilities))
+    first = [i for part_indices, _ in parts for i in part_indices]
+    probabilities = np.concatenate([p for _, p in parts])
+    position = {index: place for place, index in enumerate(indices)}
+    order = np.argsort([position[i] for i in first], kind="stable")
+    return Predictions([first[i] for i in order], probabilities[order], [])
 
 
 def _tensorboard(run: RunFolder):
@@ -420,7 +509,8 @@ def _log_epoch(row: dict, improved: bool, writer, run: RunFolder, state: TrainSt
         writer.flush()
     buffer = io.StringIO()
     fields = list(state.history[0])
-    csv_writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    csv_writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n",
+                                extrasaction="ignore")   # a resumed run keeps its columns
     csv_writer.writeheader()
     csv_writer.writerows(state.history)
     write_text(run.metrics, buffer.getvalue())

@@ -8,6 +8,10 @@ from pathlib import Path
 from earmark.cli.common import add_config_options, command, load_config_from_args, progress_bars
 from earmark.errors import ConfigError
 
+#: Recordings per shard of `prepare --engine ray` (earmark.data.shards.SHARD_RECORDINGS;
+#: repeated here so that --help imports no data code).
+SHARD_RECORDINGS_DEFAULT = 1000
+
 
 def register(commands) -> None:
     _add_train(commands)
@@ -19,8 +23,11 @@ def register(commands) -> None:
 
 
 def _add_train(commands) -> None:
-    sub = command(commands, "train", "Train a classifier from an experiment config.",
-                  "earmark train configs/keywords.toml --out runs/keywords", _train)
+    sub = command(commands, "train", "Train a classifier from an experiment config (on several "
+                  "processes or machines when started by torchrun).",
+                  "earmark train configs/keywords.toml --out runs/keywords\n"
+                  "  torchrun --nproc-per-node 2 -m earmark train configs/keywords.toml "
+                  "--out runs/keywords-ddp", _train)
     add_config_options(sub)
     sub.add_argument("--out", required=True, help="run folder for the model, logs and reports")
     sub.add_argument("--resume", action="store_true",
@@ -28,8 +35,14 @@ def _add_train(commands) -> None:
 
 
 def _train(args) -> int:
+    from earmark.parallel.processes import from_environment
     from earmark.train import train
 
+    if not from_environment().is_main:       # one voice for a torchrun job: rank 0's
+        from earmark.cli import configure_logging
+
+        args.quiet = True
+        configure_logging(quiet=True)
     config = load_config_from_args(args)
     train(config, args.out, resume=args.resume, progress=progress_bars(args))
     return 0
@@ -124,10 +137,25 @@ def _crossval(args) -> int:
 
 def _add_prepare(commands) -> None:
     sub = command(commands, "prepare",
-                  "Build the manifest and splits and decode the audio cache of a config.",
-                  "earmark prepare configs/keywords.toml --manifest-out manifest.csv", _prepare)
+                  "Build the manifest and splits and decode the audio cache of a config "
+                  "(here, or in shards on a Ray cluster).",
+                  "earmark prepare configs/keywords.toml --manifest-out manifest.csv\n"
+                  "  earmark prepare configs/keywords.toml --engine ray              # local Ray\n"
+                  "  earmark prepare configs/keywords.toml --engine ray --address auto  "
+                  "# a running cluster", _prepare)
     add_config_options(sub)
     sub.add_argument("--manifest-out", help="also write the split manifest as CSV")
+    sub.add_argument("--engine", choices=["local", "ray"], default="local",
+                     help="local: this machine's threads (default); ray: one task per shard "
+                          "on a Ray cluster (needs earmark[ray]; data.cache_dir on storage "
+                          "every node sees)")
+    sub.add_argument("--address", help="with --engine ray: the cluster to join (auto, "
+                                       "HOST:6379, ray://HOST:10001); default: start Ray here")
+    sub.add_argument("--cpus", type=int, help="with --engine ray and no --address: CPUs of "
+                                              "the local Ray instance (default: all)")
+    sub.add_argument("--shard-recordings", type=int, default=None, metavar="N",
+                     help=f"with --engine ray: recordings per shard (default "
+                          f"{SHARD_RECORDINGS_DEFAULT})")
 
 
 def _prepare(args) -> int:
@@ -135,7 +163,11 @@ def _prepare(args) -> int:
     from earmark.data.splits import check_trainable
 
     config = load_config_from_args(args)
+    if args.engine == "local" and (args.address or args.cpus or args.shard_recordings):
+        raise ConfigError("--address, --cpus and --shard-recordings go with --engine ray")
     manifest = load_manifest(config)
+    if args.engine == "ray":
+        _prepare_on_ray(config, manifest, args)
     dataset = open_dataset(config, manifest, progress=progress_bars(args))
     _print_split_table(dataset)
     if args.manifest_out:
@@ -144,6 +176,20 @@ def _prepare(args) -> int:
     print(f"decoded audio in {dataset.store.folder}")
     check_trainable(dataset.manifest, dataset.labels)     # as training would refuse it
     return 0
+
+
+def _prepare_on_ray(config, manifest, args) -> None:
+    from earmark.data.ray_prepare import prepare_on_ray, require_ray
+
+    require_ray()
+    if args.cpus is not None and args.cpus < 1:
+        raise ConfigError(f"--cpus {args.cpus}: give at least 1")
+    store = prepare_on_ray(manifest, config.data.sample_rate, config.cache_dir(),
+                           config.data.skip_bad_files, args.address, args.cpus,
+                           args.shard_recordings or SHARD_RECORDINGS_DEFAULT,
+                           progress=progress_bars(args))
+    print(f"prepared on ray: {len(store)} recordings in "
+          f"{len(getattr(store, 'shards', [store]))} shard(s)")
 
 
 def _print_split_table(dataset) -> None:

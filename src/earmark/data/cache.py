@@ -13,6 +13,10 @@ Layout of a store folder::
     index.json    per recording: which file, offset and length (in samples);
                   the rows' paths, the rate, the files skipped as unreadable
                   and the positions of the manifest rows that were kept
+
+A store prepared on a cluster (:mod:`earmark.data.ray_prepare`) has the same
+name and holds shards, each a store folder of the layout above for a run of
+consecutive rows; ``open_store`` opens either (:mod:`earmark.data.shards`).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from earmark.progress import ProgressLike, as_progress
 
 logger = logging.getLogger(__name__)
 
-_FORMAT_VERSION = 2
+FORMAT_VERSION = 2
 _INT16_SCALE = np.float32(1.0 / 32768.0)
 
 
@@ -117,7 +121,7 @@ def build_store(manifest: Manifest, sample_rate: int, cache_dir: str | os.PathLi
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir()
     try:
-        _decode_all(manifest, sample_rate, temporary, skip_bad_files, workers, progress)
+        decode_into(temporary, manifest, sample_rate, skip_bad_files, workers, progress)
         os.replace(temporary, folder)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -125,12 +129,15 @@ def build_store(manifest: Manifest, sample_rate: int, cache_dir: str | os.PathLi
     return open_store(folder, manifest)
 
 
-def open_store(folder: str | os.PathLike, manifest: Manifest) -> AudioStore:
-    """Open an existing store built for ``manifest``."""
+def open_store(folder: str | os.PathLike, manifest: Manifest):
+    """Open an existing store built for ``manifest`` (an :class:`AudioStore`, or a
+    :class:`~earmark.data.shards.ShardedStore` that reads the same way)."""
     folder = Path(folder)
-    index = json.loads((folder / "index.json").read_text())
-    if index.get("version") != _FORMAT_VERSION:
-        raise DataError(f"{folder}: cache from another earmark version; delete the folder")
+    index = read_index(folder)
+    if "shards" in index:
+        from earmark.data.shards import open_sharded
+
+        return open_sharded(folder, index, manifest)
     # By position, not path: segments of one file may be kept and skipped.
     rows = [manifest.rows[i] for i in index["kept"]]
     is_pcm16 = np.asarray(index["pcm16"], dtype=bool)
@@ -143,6 +150,14 @@ def open_store(folder: str | os.PathLike, manifest: Manifest) -> AudioStore:
                       is_pcm16)
 
 
+def read_index(folder: Path) -> dict:
+    """A store folder's ``index.json``, checked to be of this version."""
+    index = json.loads((folder / "index.json").read_text())
+    if index.get("version") != FORMAT_VERSION:
+        raise DataError(f"{folder}: cache from another earmark version; delete the folder")
+    return index
+
+
 def _map_file(path: Path, dtype, count: int) -> np.ndarray:
     if count == 0:
         return np.zeros(0, dtype=dtype)
@@ -151,7 +166,7 @@ def _map_file(path: Path, dtype, count: int) -> np.ndarray:
 
 def store_key(manifest: Manifest, sample_rate: int) -> str:
     """A hash of everything that determines the decoded samples."""
-    digest = hashlib.sha1(f"v{_FORMAT_VERSION}:{sample_rate}".encode())
+    digest = hashlib.sha1(f"v{FORMAT_VERSION}:{sample_rate}".encode())
     for row in manifest:
         try:
             stat = os.stat(row.path)
@@ -162,8 +177,14 @@ def store_key(manifest: Manifest, sample_rate: int) -> str:
     return digest.hexdigest()[:20]
 
 
-def _decode_all(manifest: Manifest, sample_rate: int, folder: Path, skip_bad_files: bool,
-                workers: int, progress: ProgressLike) -> None:
+def decode_into(folder: Path, manifest: Manifest, sample_rate: int, skip_bad_files: bool,
+                workers: int = 0, progress: ProgressLike = None, allow_empty: bool = False) -> None:
+    """Decode every row into the store files of the (empty) ``folder``.
+
+    Raises :class:`AudioError` on the first unreadable file unless
+    ``skip_bad_files``; :class:`DataError` when none was readable, unless
+    ``allow_empty`` (one shard of many may hold only unreadable files).
+    """
     workers = workers or os.cpu_count() or 1
     jobs = [(row, sample_rate) for row in manifest]
     offsets, lengths, skipped, kept, is_pcm16 = [], [], [], [], []
@@ -185,14 +206,14 @@ def _decode_all(manifest: Manifest, sample_rate: int, folder: Path, skip_bad_fil
             offsets.append(position[clip.dtype])
             lengths.append(len(clip))
             position[clip.dtype] += len(clip)
-    if not offsets:
+    if not offsets and not allow_empty:
         raise DataError(f"none of the {len(jobs)} files could be read; first error: "
                         f"{skipped[0][1] if skipped else '?'}")
     if skipped:
         logger.warning("skipped %d unreadable file(s):\n%s", len(skipped),
                        "\n".join(f"  {reason}" for _, reason in skipped))
     write_json(folder / "index.json", {
-        "version": _FORMAT_VERSION, "sample_rate": sample_rate, "offsets": offsets,
+        "version": FORMAT_VERSION, "sample_rate": sample_rate, "offsets": offsets,
         "lengths": lengths, "pcm16": is_pcm16, "skipped": skipped, "kept": kept,
         "paths": [manifest.rows[i].path for i in kept],
     })

@@ -12,6 +12,7 @@ from earmark.data import manifest as manifests
 from earmark.data.cache import AudioStore, build_store
 from earmark.data.keywords import keyword_task
 from earmark.data.manifest import Manifest
+from earmark.data.shards import ShardedStore
 from earmark.data.splits import assign_splits, leaked_groups
 from earmark.errors import ConfigError, DataError
 from earmark.progress import ProgressLike
@@ -29,7 +30,7 @@ EXPORT_CALIBRATION_WINDOWS = 300
 class Dataset:
     """A split manifest, its class labels, and the decoded audio."""
 
-    store: AudioStore
+    store: AudioStore | ShardedStore     #: read alike: windows, recordings, lengths
     labels: list[str]
 
     @property
