@@ -120,18 +120,18 @@ def test_download_of_a_layout_on_disk_is_refused_with_advice(capsys):
 def test_clips_are_rows_without_a_pattern_and_never_mix_classes():
     from types import SimpleNamespace
 
-    from earmark.evaluate import _clips
+    from earmark.evaluate import clip_units
 
     segments = [Row("/long.wav", "dog", "g", start=0.0, end=1.0),
                 Row("/long.wav", "rain", "g", start=1.0, end=2.0),
                 Row("/d/1-100-A-0_0.wav", "dog", "h"), Row("/d/1-100-A-0_1.wav", "dog", "h")]
     dataset = SimpleNamespace(manifest=Manifest(segments))
-    assert _clips(dataset, [0, 1, 2, 3], "") == [[0], [1], [2], [3]]   # a segment is a clip
-    assert _clips(dataset, [2, 3], PIECES) == [[2, 3]]
+    assert clip_units(dataset, [0, 1, 2, 3], "") == [[0], [1], [2], [3]]   # a segment is a clip
+    assert clip_units(dataset, [2, 3], PIECES) == [[2, 3]]
     mixed = SimpleNamespace(manifest=Manifest([segments[2], Row("/d/1-100-A-0_1.wav", "rain",
                                                                 "h")]))
     with pytest.raises(DataError, match="different classes"):
-        _clips(mixed, [0, 1], PIECES)
+        clip_units(mixed, [0, 1], PIECES)
 
 
 def test_a_dataset_without_a_root_is_looked_for_where_the_cli_downloads_it(tmp_path,

@@ -18,8 +18,11 @@ def register(commands) -> None:
 
 def _add_export(commands) -> None:
     sub = command(commands, "export",
-                  "Export a run's best model as a bundle (ONNX waveform -> probabilities).",
-                  "earmark export runs/keywords --out bundles/keywords --int8", _export)
+                  "Export a run's best model as a bundle (ONNX waveform -> probabilities), "
+                  "and for the edge as LiteRT .tflite files with C source.",
+                  "earmark export runs/keywords --out bundles/keywords --int8\n"
+                  "  earmark export runs/keywords --out bundles/keywords-edge --target litert "
+                  "--int8", _export)
     sub.add_argument("run", help="a run folder written by `earmark train`")
     sub.add_argument("--out", required=True, help="bundle folder to write (replaced if present)")
     sub.add_argument("--int8", action="store_true",
@@ -27,14 +30,31 @@ def _add_export(commands) -> None:
     sub.add_argument("--calibration", type=int, default=EXPORT_CALIBRATION_WINDOWS,
                      metavar="N", help="training windows used to calibrate int8 (default "
                                        f"{EXPORT_CALIBRATION_WINDOWS}, as many as training kept)")
+    sub.add_argument("--target", choices=["onnx", "litert"], default="onnx",
+                     help="onnx: the bundle (default); litert: the float ONNX bundle plus "
+                          "OUT/litert/ (model.tflite, with --int8 a fully integer network for "
+                          "microcontrollers, C source, parity and arena figures; needs "
+                          "earmark[edge])")
 
 
 def _export(args) -> int:
     from earmark.export import export_run
 
+    if args.target == "litert":
+        return _export_litert(args)
     result = export_run(args.run, args.out, int8=args.int8,
                         calibration_windows=args.calibration, progress=progress_bars(args))
     print(f"bundle written to {result.bundle}")
+    return 0
+
+
+def _export_litert(args) -> int:
+    from earmark.export.litert import export_litert, format_figures
+
+    result = export_litert(args.run, args.out, int8=args.int8,
+                           calibration_windows=args.calibration, progress=progress_bars(args))
+    print(format_figures(result.figures))
+    print(f"bundle written to {result.bundle}, LiteRT files in {result.bundle / 'litert'}")
     return 0
 
 
@@ -87,9 +107,12 @@ def _classify(args) -> int:
 
 def _add_footprint(commands) -> None:
     sub = command(commands, "footprint",
-                  "Parameters, MACs, size, peak memory and latency of a bundle.",
-                  "earmark footprint bundles/keywords --json", _footprint)
-    sub.add_argument("bundle", help="a bundle folder")
+                  "Parameters, MACs, size, peak memory and latency of a bundle; flash, "
+                  "tensor arena and latency of a LiteRT .tflite file.",
+                  "earmark footprint bundles/keywords --json\n"
+                  "  earmark footprint bundles/keywords-edge/litert/network_int8.tflite",
+                  _footprint)
+    sub.add_argument("bundle", help="a bundle folder, or a .tflite file (needs earmark[edge])")
     sub.add_argument("--runs", type=int, default=200, help="timed inferences (default 200)")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
@@ -97,6 +120,12 @@ def _add_footprint(commands) -> None:
 def _footprint(args) -> int:
     from earmark.runtime.footprint import footprint, format_footprint
 
+    if args.bundle.endswith(".tflite"):
+        from earmark.runtime.litert_model import format_litert_footprint, litert_footprint
+
+        figures = litert_footprint(args.bundle, runs=args.runs)
+        print(json.dumps(figures, indent=2) if args.json else format_litert_footprint(figures))
+        return 0
     figures = footprint(args.bundle, runs=args.runs)
     print(json.dumps(figures, indent=2) if args.json else format_footprint(figures))
     return 0

@@ -79,7 +79,7 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
     """
     run = RunFolder(run_dir)
     config, labels, classifier = load_trained(run.path)
-    windows = _real_windows(run, config, progress)
+    windows = real_windows(run, config, progress)
     window = window_samples(config)
     # A fresh front-end for the tables: torch's exporter strips the traced one.
     tables = FrontEnd(config.features, config.data.sample_rate)
@@ -91,7 +91,7 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
         quality = {"float32": graph_quality(graph, windows.validation,
                                             windows.validation_targets)}
         if int8:
-            calibration = _calibration(windows.calibration, calibration_windows)
+            calibration = calibration_sample(windows.calibration, calibration_windows)
             parts.network = quantize_network(parts, calibration, scratch)
             graph = assemble([parts.frames, parts.finish, parts.network], tables)
             quality["int8"] = graph_quality(graph, windows.validation,
@@ -107,7 +107,7 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
     return ExportResult(Path(out), metadata)
 
 
-def _real_windows(run: RunFolder, config: ExperimentConfig,
+def real_windows(run: RunFolder, config: ExperimentConfig,
                   progress: ProgressLike) -> ExportWindows:
     """The windows training kept; for older runs, the same cut from the recordings."""
     kept = run.read_export_windows()
@@ -123,7 +123,7 @@ def _real_windows(run: RunFolder, config: ExperimentConfig,
     return export_windows(dataset, window_samples(config), window_hop_samples(config))
 
 
-def _calibration(kept: np.ndarray, wanted: int) -> np.ndarray:
+def calibration_sample(kept: np.ndarray, wanted: int) -> np.ndarray:
     """``wanted`` of the kept training windows, evenly spread."""
     if wanted > len(kept):
         logger.warning("the run kept %d training windows for calibration; using those, "
