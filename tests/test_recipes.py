@@ -310,6 +310,32 @@ def test_esc_pieces_layout(tmp_path):
         esc50.pieces_manifest(tmp_path)
 
 
+def test_esc_pieces_joined_into_clips_again(tmp_path):
+    import numpy as np
+    import soundfile
+
+    written = {}
+    (tmp_path / "pieces" / "dog").mkdir(parents=True)
+    for piece in (2, 0, 1):                          # written out of order
+        data = np.random.default_rng(piece).integers(-3000, 3000, 1600).astype(np.int16)
+        soundfile.write(tmp_path / "pieces" / "dog" / f"1-100032-A-0_{piece}.flac", data, 16000,
+                        subtype="PCM_16")
+        written[piece] = data
+    write_tone(tmp_path / "pieces" / "rain" / "5-9032-A-10_0.flac", 0.1, 16000, 300.0)
+    manifest = esc50.joined_manifest(tmp_path / "pieces")
+    assert [(r.label, r.group, r.fold, Path(r.path).name) for r in manifest] == [
+        ("dog", "100032", 1, "1-100032-A-0.flac"), ("rain", "9032", 5, "5-9032-A-10.flac")]
+    joined, rate = soundfile.read(manifest.rows[0].path, dtype="int16")
+    assert rate == 16000
+    np.testing.assert_array_equal(joined, np.concatenate([written[0], written[1], written[2]]))
+    stamp = Path(manifest.rows[0].path).stat().st_mtime_ns
+    again = esc50.joined_manifest(tmp_path / "pieces")          # joined once
+    assert again.rows == manifest.rows
+    assert Path(again.rows[0].path).stat().st_mtime_ns == stamp
+    write_tone(tmp_path / "pieces" / "rain" / "5-9032-A-10_0.flac", 0.2, 16000, 300.0)
+    assert esc50.joined_manifest(tmp_path / "pieces").rows[0].path != manifest.rows[0].path
+
+
 @pytest.mark.realdata
 def test_esc10_pieces_on_the_shared_recordings():
     manifest = esc50.pieces_manifest(SHARED_DATA / "esc10_pieces")

@@ -168,6 +168,12 @@ class AnomalyConfig:
     bottleneck: int = 8
 
 
+def default_cache_dir() -> str:
+    """``$EARMARK_CACHE``, else ``~/.cache/earmark``: decoded audio and derived files."""
+    default = os.path.join(os.path.expanduser("~"), ".cache", "earmark")
+    return os.environ.get("EARMARK_CACHE", default)
+
+
 @dataclass
 class ExperimentConfig:
     """A whole experiment; ``base_dir`` is where relative paths start."""
@@ -184,8 +190,7 @@ class ExperimentConfig:
         """Where decoded audio is kept (see ``data.cache_dir``)."""
         if self.data.cache_dir:
             return self.resolve(self.data.cache_dir)
-        default = os.path.join(os.path.expanduser("~"), ".cache", "earmark")
-        return os.environ.get("EARMARK_CACHE", default)
+        return default_cache_dir()
 
     def resolve(self, path: str) -> str:
         """A config path made absolute against the config file's folder."""

@@ -16,8 +16,9 @@ to end, so a second training into the same folder is refused at once.
 Started by ``torchrun`` on several processes (:mod:`earmark.parallel`), the
 same loop trains data-parallel: ``train.batch_size`` is the global batch,
 each process takes its share of every batch of the same epoch plan, gradients
-are averaged (``DistributedDataParallel``), batch norm is synchronised, the
-loss is normalised over the global batch, validation is split over the
+are averaged (``DistributedDataParallel``), batch norm is synchronised when
+each process's share is small (``train.sync_batchnorm``), the loss is
+normalised over the global batch, validation is split over the
 processes by clip and gathered, and only rank 0 locks and writes the run
 folder. A one-process run is a world of one and talks to nothing.
 """

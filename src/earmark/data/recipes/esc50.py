@@ -19,10 +19,16 @@ and the builders take either folder.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import re
 from pathlib import Path
 
+import numpy as np
+import soundfile
+
+from earmark.atomic import write_bytes
 from earmark.audio import is_audio_file
 from earmark.data.manifest import Manifest, Row
 from earmark.data.recipes.recipe import Recipe, RemoteFile, read_listing, unpacked_root
@@ -139,6 +145,51 @@ def pieces_manifest(folder: str | os.PathLike) -> Manifest:
                         "", fold=int(PIECE_NAME.match(p.stem)["fold"])) for p in files)
 
 
+def joined_manifest(folder: str | os.PathLike) -> Manifest:
+    """The clips of a pieces folder whole again: one recording per clip, its pieces joined
+    in order (losslessly, once, under ``$EARMARK_CACHE/esc10_joined/``), so a model can
+    hear more than a second at a time. Label, source group and fold as the pieces'."""
+    pieces = pieces_manifest(folder)
+    clips: dict[tuple[str, str], list[tuple[int, Row]]] = {}
+    for row in pieces:
+        name = PIECE_NAME.match(Path(row.path).stem)
+        clip = f"{name['fold']}-{name['source']}-{name['take']}-{name['target']}"
+        clips.setdefault((row.label, clip), []).append((int(name["piece"]), row))
+    out = _joined_folder(pieces)
+    rows = []
+    for (label, clip), parts in sorted(clips.items()):
+        path = out / label / f"{clip}.flac"
+        if not path.is_file():
+            _join([row.path for _, row in sorted(parts, key=lambda part: part[0])], path)
+        first = parts[0][1]
+        rows.append(Row(str(path), label, first.group, "", fold=first.fold))
+    return Manifest(rows)
+
+
+def _joined_folder(pieces: Manifest) -> Path:
+    """A folder named after the pieces' paths, sizes and times: touched pieces, new joins."""
+    from earmark.config import default_cache_dir
+
+    digest = hashlib.sha1()
+    for row in pieces:
+        status = os.stat(row.path)
+        digest.update(f"{row.path}|{status.st_size}|{status.st_mtime_ns}\n".encode())
+    return Path(default_cache_dir()) / "esc10_joined" / digest.hexdigest()[:16]
+
+
+def _join(paths: list[str], out: Path) -> None:
+    """The pieces back to back, 16-bit as they are stored, written atomically."""
+    parts = [soundfile.read(path, dtype="int16") for path in paths]
+    rates = {rate for _, rate in parts}
+    if len(rates) != 1:
+        raise DataError(f"{paths[0]}: the pieces of one clip have different rates {rates}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.concatenate([data for data, _ in parts]), rates.pop(),
+                    subtype="PCM_16", format="FLAC")
+    write_bytes(out, buffer.getvalue())
+
+
 #: No checksum: GitHub generates branch archives on the fly, so their bytes (and any
 #: checksum of them) change; the copy is checked by its content instead (every clip
 #: opens, and as many as the dataset documents: :mod:`earmark.data.recipes.verify`).
@@ -163,4 +214,9 @@ RECIPES: tuple[Recipe, ...] = (
                    "a layout already on disk, nothing to download",
            licence="CC BY-NC 3.0 (non-commercial)", size_text="~32 MB", folder="esc10_pieces",
            files=(), build_manifest=pieces_manifest, split="kfold"),
+    Recipe(name="esc10_joined", title="ESC-10 pieces joined into 5 s clips again",
+           purpose="the clips of esc10_pieces whole (joined once into the cache), for "
+                   "models that hear more than 1 s",
+           licence="CC BY-NC 3.0 (non-commercial)", size_text="~32 MB", folder="esc10_pieces",
+           files=(), build_manifest=joined_manifest, split="kfold"),
 )
