@@ -85,6 +85,25 @@ def test_a_float_export_reproduces_the_bundle(trained_run: Path, tmp_path: Path)
     assert figures["model.tflite"]["max_abs_difference"] < 1e-3
 
 
+def test_the_image_front_end_and_its_cnn_export_too(tmp_path: Path):
+    """spectrogram128 + spectrogram_cnn: the quantizer writes its larger weights after the
+    flatbuffer, which the stripped file must carry inline."""
+    from conftest import tone_config, write_tone_dataset
+    from earmark.config import from_dict, to_dict
+    from earmark.train import train
+
+    settings = to_dict(tone_config(write_tone_dataset(tmp_path / "tones", speakers=4, takes=2),
+                                   tmp_path / "cache", epochs=1))
+    settings["features"] = {"kind": "spectrogram128"}
+    settings["model"] = {"name": "spectrogram_cnn"}
+    train(from_dict(settings), tmp_path / "run", progress=False)
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "edge"), "--target",
+                 "litert", "--int8", "-q"]) == 0
+    figures = json.loads((tmp_path / "edge" / "litert" / "litert.json").read_text())
+    assert figures["network_int8.tflite"]["input"]["shape"] == [1, 1, 128, 128]
+    assert figures["network_int8.tflite"]["agreement_with_onnx"] >= 0.8
+
+
 def test_footprint_of_a_tflite_file(int8_export: Path, capsys):
     path = int8_export / "litert" / "network_int8.tflite"
     assert main(["footprint", str(path), "--json", "--runs", "5"]) == 0

@@ -147,7 +147,7 @@ def _convert_all(classifier: WaveformClassifier, windows, calibration: np.ndarra
         _quantize(float_network, features, candidate, ".*", granularity)
         scores = LiteRTModel.load(candidate).predict(validation)
         tried[granularity] = float((scores.argmax(1) == windows.validation_targets).mean())
-    chosen = max(reversed(WEIGHT_GRANULARITIES), key=tried.__getitem__)
+    chosen = max(WEIGHT_GRANULARITIES, key=tried.__getitem__)     # the first on a tie
     logger.info("int8 weights per %s (validation accuracy per tensor %.4f, per channel %.4f)",
                 "tensor" if chosen == "TENSORWISE" else "channel", tried["TENSORWISE"],
                 tried["CHANNELWISE"])
@@ -201,6 +201,10 @@ def _compact(source: Path, out: Path) -> Path:
 
     data = source.read_bytes()
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    for buffer in model.buffers:            # data the writer appended after the flatbuffer
+        if buffer.offset > 1:
+            buffer.data = np.frombuffer(data, np.uint8, buffer.size, buffer.offset).copy()
+            buffer.offset = buffer.size = 0
     for graph in model.subgraphs:
         for number, tensor in enumerate(graph.tensors):
             tensor.name = f"t{number}".encode()
