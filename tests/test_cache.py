@@ -236,3 +236,15 @@ def test_16_bit_sources_are_kept_exact_as_int16_and_others_as_float(tmp_path):
     np.testing.assert_array_equal(store.recording(0), audio.load(rows[0].path, 16000))
     assert len(store.recording(2)) == 2 * len(clip)
     np.testing.assert_array_equal(store.window(0, -10, 50)[10:], store.recording(0)[:40])
+
+
+def test_a_damaged_store_is_named_with_what_to_do(tmp_path):
+    manifest = tone_manifest(tmp_path / "audio")
+    store = build(manifest, tmp_path / "cache")
+    samples = store.folder / "samples.f32"                       # resampled: float32
+    samples.write_bytes(samples.read_bytes()[:100])             # truncated
+    with pytest.raises(DataError, match="damaged.*delete the folder"):
+        build(manifest, tmp_path / "cache")
+    (store.folder / "index.json").write_text("{not json")
+    with pytest.raises(DataError, match="damaged"):
+        build(manifest, tmp_path / "cache")

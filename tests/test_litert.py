@@ -112,9 +112,21 @@ def test_footprint_of_a_tflite_file(int8_export: Path, capsys):
     assert figures["input"]["dtype"] == "int8"
     assert main(["footprint", str(int8_export / "missing.tflite")]) == 2
     assert "no such file" in capsys.readouterr().err
+    (int8_export.parent / "folder.tflite").mkdir()
+    assert main(["footprint", str(int8_export.parent / "folder.tflite")]) == 2
+    assert "a folder" in capsys.readouterr().err
+    assert main(["footprint", str(path), "--runs", "0"]) == 2
+    assert "--runs 0" in capsys.readouterr().err
     (int8_export.parent / "junk.tflite").write_bytes(b"not a model")
     assert main(["footprint", str(int8_export.parent / "junk.tflite")]) == 2
     assert "not a LiteRT model" in capsys.readouterr().err
+
+
+def test_too_few_calibration_windows_are_refused(trained_run: Path, tmp_path: Path, capsys):
+    assert main(["export", str(trained_run), "--out", str(tmp_path / "x"), "--target",
+                 "litert", "--int8", "--calibration", "0"]) == 2
+    assert "--calibration 0" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_quantized_inputs_and_outputs_round_trip():

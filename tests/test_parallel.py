@@ -161,3 +161,12 @@ def test_an_uneven_global_batch_is_refused_before_anything_is_written(tones: Pat
     assert job.returncode != 0
     assert "does not split evenly over 2 processes" in errors
     assert not (tmp_path / "odd").exists()
+
+
+def test_a_world_without_torchrun_rendezvous_is_refused(monkeypatch):
+    from earmark.parallel.processes import start
+
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    with pytest.raises(ConfigError, match="MASTER_ADDR and MASTER_PORT not set.*torchrun"):
+        start(Processes(rank=0, world_size=2, local_world_size=2), "cpu")

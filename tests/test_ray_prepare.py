@@ -160,3 +160,25 @@ def test_prepare_command_on_ray_then_training_reads_the_shards(tmp_path: Path, c
     assert isinstance(dataset.store, ShardedStore) and len(dataset.store) == 12
     assert main(["prepare", str(config), "--address", "auto"]) == 2
     assert "go with --engine ray" in capsys.readouterr().err
+
+
+def test_ray_options_out_of_range_and_unreachable_clusters_are_refused(tmp_path: Path, capsys):
+    from earmark.cli import main
+    from earmark.data.ray_prepare import check_reachable
+    from earmark.errors import ConfigError
+
+    write_tone(tmp_path / "tones" / "low" / "00000000_nohash_0.wav", 0.2, 8000, 300.0)
+    config = tmp_path / "tones.toml"
+    config.write_text(f'[data]\nroot = "{tmp_path / "tones"}"\nsample_rate = 8000\n'
+                      f'cache_dir = "{tmp_path / "cache"}"\n')
+    for options, message in ((["--shard-recordings", "0"], "--shard-recordings 0"),
+                             (["--cpus", "0"], "--cpus 0"),
+                             (["--cpus", "2", "--address", "auto"], "only without --address"),
+                             (["--address", " "], "--address is empty")):
+        assert main(["prepare", str(config), "--engine", "ray", *options]) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
+        check_reachable("127.0.0.1:1")                    # refused at once, not retried
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        check_reachable("garbage")
+    assert not (tmp_path / "cache").exists()

@@ -197,7 +197,8 @@ def _epoch_context(config: ExperimentConfig, dataset: Dataset, device: torch.dev
             classifier.model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=config.train.learning_rate,
                                   weight_decay=config.train.weight_decay)
-    steps_per_epoch = math.ceil(_epoch_size(dataset, train_indices, config)
+    steps_per_epoch = math.ceil(_shared_size(_epoch_size(dataset, train_indices, config),
+                                             config.train.batch_size, processes)
                                 / config.train.batch_size)
     return EpochContext(
         classifier=classifier, dataset=dataset, train_indices=train_indices,
@@ -325,6 +326,12 @@ def _epoch_size(dataset: Dataset, indices: list[int], config: ExperimentConfig) 
     return len(_training_windows(dataset, indices, config, np.random.default_rng(0)))
 
 
+def _shared_size(windows: int, batch_size: int, processes: Processes) -> int:
+    """The windows an epoch trains on: every process takes part in every step, so a last
+    batch shorter than the processes is dropped (and the schedule counts without it)."""
+    return windows - windows % batch_size % processes.world_size
+
+
 def _training_windows(dataset: Dataset, indices: list[int], config: ExperimentConfig,
                       rng: np.random.Generator) -> list[tuple[int, int]]:
     """Random windows for one epoch: about one per window-length of each recording.
@@ -390,8 +397,7 @@ def _train_epoch(context: EpochContext, epoch: int, generator: torch.Generator,
     context.classifier.train()
     config, processes = context.config, context.processes
     jobs = _training_windows(context.dataset, context.train_indices, config, rng)
-    # Every process takes part in every step: no batch shorter than the processes.
-    jobs = jobs[:len(jobs) - len(jobs) % config.train.batch_size % processes.world_size]
+    jobs = jobs[:_shared_size(len(jobs), config.train.batch_size, processes)]
     if not jobs:
         raise DataError(f"fewer training windows than the {processes.world_size} processes")
     total_loss, correct, seen = 0.0, 0, 0

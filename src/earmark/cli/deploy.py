@@ -7,7 +7,11 @@ import sys
 
 from earmark.cli.common import command, progress_bars
 from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
-from earmark.errors import EarmarkError
+from earmark.errors import ConfigError, EarmarkError
+
+#: The fewest training windows ``export --calibration`` accepts: fewer set int8 ranges
+#: from too little sound (one window gave a LiteRT model at chance).
+MIN_CALIBRATION = 32
 
 
 def register(commands) -> None:
@@ -40,6 +44,10 @@ def _add_export(commands) -> None:
 def _export(args) -> int:
     from earmark.export import export_run
 
+    if args.calibration < MIN_CALIBRATION:
+        raise ConfigError(f"--calibration {args.calibration}: int8 needs at least "
+                          f"{MIN_CALIBRATION} training windows to set its ranges (default "
+                          f"{EXPORT_CALIBRATION_WINDOWS})")
     if args.target == "litert":
         return _export_litert(args)
     result = export_run(args.run, args.out, int8=args.int8,
@@ -120,7 +128,9 @@ def _add_footprint(commands) -> None:
 def _footprint(args) -> int:
     from earmark.runtime.footprint import footprint, format_footprint
 
-    if args.bundle.endswith(".tflite"):
+    if args.runs < 1:
+        raise ConfigError(f"--runs {args.runs}: give at least 1 timed inference")
+    if args.bundle.lower().endswith(".tflite"):
         from earmark.runtime.litert_model import format_litert_footprint, litert_footprint
 
         figures = litert_footprint(args.bundle, runs=args.runs)

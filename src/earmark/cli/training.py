@@ -163,7 +163,8 @@ def _prepare(args) -> int:
     from earmark.data.splits import check_trainable
 
     config = load_config_from_args(args)
-    if args.engine == "local" and (args.address or args.cpus or args.shard_recordings):
+    ray_options = (args.address, args.cpus, args.shard_recordings)
+    if args.engine == "local" and any(option is not None for option in ray_options):
         raise ConfigError("--address, --cpus and --shard-recordings go with --engine ray")
     manifest = load_manifest(config)
     if args.engine == "ray":
@@ -182,8 +183,13 @@ def _prepare_on_ray(config, manifest, args) -> None:
     from earmark.data.ray_prepare import prepare_on_ray, require_ray
 
     require_ray()
-    if args.cpus is not None and args.cpus < 1:
-        raise ConfigError(f"--cpus {args.cpus}: give at least 1")
+    if args.cpus is not None and (args.cpus < 1 or args.address is not None):
+        raise ConfigError(f"--cpus {args.cpus}: give at least 1, and only without --address "
+                          "(a cluster has its own CPUs)")
+    if args.shard_recordings is not None and args.shard_recordings < 1:
+        raise ConfigError(f"--shard-recordings {args.shard_recordings}: give at least 1")
+    if args.address is not None and not args.address.strip():
+        raise ConfigError("--address is empty: give auto, HOST:PORT or ray://HOST:PORT")
     store = prepare_on_ray(manifest, config.data.sample_rate, config.cache_dir(),
                            config.data.skip_bad_files, args.address, args.cpus,
                            args.shard_recordings or SHARD_RECORDINGS_DEFAULT,

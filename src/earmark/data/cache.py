@@ -152,8 +152,12 @@ def open_store(folder: str | os.PathLike, manifest: Manifest):
 
 def read_index(folder: Path) -> dict:
     """A store folder's ``index.json``, checked to be of this version."""
-    index = json.loads((folder / "index.json").read_text())
-    if index.get("version") != FORMAT_VERSION:
+    try:
+        index = json.loads((folder / "index.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{folder}: the decoded-audio cache is damaged ({error}); delete the "
+                        "folder and run again (the audio is decoded anew)") from error
+    if not isinstance(index, dict) or index.get("version") != FORMAT_VERSION:
         raise DataError(f"{folder}: cache from another earmark version; delete the folder")
     return index
 
@@ -161,7 +165,11 @@ def read_index(folder: Path) -> dict:
 def _map_file(path: Path, dtype, count: int) -> np.ndarray:
     if count == 0:
         return np.zeros(0, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=(int(count),))
+    try:
+        return np.memmap(path, dtype=dtype, mode="r", shape=(int(count),))
+    except (OSError, ValueError) as error:       # missing, or shorter than its index says
+        raise DataError(f"{path.parent}: the decoded-audio cache is damaged ({error}); delete "
+                        "the folder and run again (the audio is decoded anew)") from error
 
 
 def store_key(manifest: Manifest, sample_rate: int) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,7 +85,12 @@ def prepare_on_ray(manifest: Manifest, sample_rate: int, cache_dir: str | os.Pat
         for stale in temporary.glob(".shard-*.partial"):  # left by workers that died
             shutil.rmtree(stale, ignore_errors=True)
         write_json(temporary / "index.json", sharded_index(sample_rate, ranges))
-        os.replace(temporary, folder)
+        try:
+            os.replace(temporary, folder)
+        except OSError:
+            if not (folder / "index.json").is_file():
+                raise
+            shutil.rmtree(temporary, ignore_errors=True)   # another preparation finished first
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
@@ -103,15 +109,38 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
     started = not ray.is_initialized()
     if started:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if address:
+            check_reachable(address)
         options = ({"address": address} if address else
                    {"num_cpus": cpus, "include_dashboard": False,
                     "_node_ip_address": "127.0.0.1"})
-        ray.init(configure_logging=False, log_to_driver=False, **options)
+        try:
+            ray.init(configure_logging=False, log_to_driver=False, **options)
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            raise ConfigError(f"cannot reach the Ray cluster at {address!r} ({error}); start "
+                              "one with `ray start --head`, or leave out --address to run "
+                              "Ray on this machine") from error
     try:
         yield ray
     finally:
         if started:
             ray.shutdown()
+
+
+def check_reachable(address: str, seconds: float = 5.0) -> None:
+    """A ``HOST:PORT`` or ``ray://HOST:PORT`` address answers within ``seconds``
+    (Ray itself retries an unreachable one for minutes)."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r}: give auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except OSError as error:
+        raise ConfigError(f"cannot reach the Ray cluster at {address} ({error}); start one "
+                          "with `ray start --head`, or leave out --address to run Ray on "
+                          "this machine") from error
 
 
 def _run_shards(ray, manifest: Manifest, ranges: list[tuple[int, int]], sample_rate: int,

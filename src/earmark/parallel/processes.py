@@ -96,10 +96,17 @@ def start(processes: Processes, device_name: str) -> torch.device:
         raise ConfigError(f"{processes.local_world_size} processes per machine but "
                           f"{torch.cuda.device_count()} GPU(s); start at most one per GPU "
                           "(--nproc-per-node)")
+    missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+    if missing and not dist.is_initialized():
+        raise ConfigError(f"WORLD_SIZE={processes.world_size} but {' and '.join(missing)} "
+                          "not set: start the processes with torchrun (torchrun "
+                          "--nproc-per-node N -m earmark train ...), which sets them")
     device = torch.device(f"cuda:{processes.local_rank}" if cuda else "cpu")
     if cuda:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
+        logger.info("process %d of %d: waiting for the others at %s:%s", processes.rank,
+                    processes.world_size, os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"])
         dist.init_process_group("nccl" if cuda else "gloo", timeout=COLLECTIVE_TIMEOUT,
                                 **({"device_id": device} if cuda else {}))
     logger.info("process %d of %d (%s, %s)", processes.rank, processes.world_size,

@@ -94,11 +94,12 @@ def litert_footprint(path: str | os.PathLike, runs: int = 200) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: no such file; give a .tflite file written by "
+        what = "a folder" if path.is_dir() else "no such file"
+        raise ConfigError(f"{path}: {what}; give a .tflite file written by "
                           "`earmark export --target litert`")
     try:
         model = LiteRTModel.load(path)
-    except ValueError as error:
+    except (ValueError, RuntimeError) as error:   # not a flatbuffer; a graph that cannot run
         raise ConfigError(f"{path}: not a LiteRT model LiteRT can load ({error})") from error
     example = np.zeros([int(n) for n in model.input["shape"][1:]], dtype=np.float32)
     return {"model": str(path), "flash_bytes": path.stat().st_size,
