@@ -268,6 +268,15 @@ def test_a_foreign_model_is_a_clear_error_for_evaluate_and_export(two_epoch_run,
     assert not marker.exists()
 
 
+def test_a_diverged_model_with_nan_weights_is_refused(two_epoch_run):
+    weights = torch.load(two_epoch_run / "model.pt", weights_only=True)
+    name = next(key for key, value in weights.items() if value.is_floating_point())
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    torch.save(weights, two_epoch_run / "model.pt")
+    with pytest.raises(DataError, match=f"NaN or infinite weights \\({name}\\).*diverged"):
+        load_trained(two_epoch_run)
+
+
 def test_a_checkpoint_of_plain_values_but_no_weights_is_refused(two_epoch_run, tones,
                                                                 tmp_path):
     torch.save({"epoch": 2}, two_epoch_run / "checkpoint.pt")

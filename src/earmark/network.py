@@ -108,6 +108,12 @@ def load_trained(run_dir: str | Path) -> tuple[ExperimentConfig, list[str], Wave
     if not is_state_dict(weights):
         raise DataError(f"{run.model}: not an earmark model (expected a state dict of "
                         "tensors); train the run again")
+    broken = [name for name, value in weights.items()
+              if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if broken:
+        raise DataError(f"{run.model} holds NaN or infinite weights ({', '.join(broken[:3])}): "
+                        "the training diverged; train again with a lower "
+                        "train.learning_rate")
     try:
         classifier = build_classifier(config, len(labels))
         classifier.load_state_dict(weights)

@@ -72,6 +72,8 @@ def check_resume(run: RunFolder, config: ExperimentConfig) -> Resumption:
         if run.checkpoint.is_file():
             raise DataError(f"{run.path} holds a checkpoint but no config.toml, so it cannot "
                             "be checked; train a new run into another --out folder")
+        logger.warning("--resume: %s holds no run to resume; starting a new one there "
+                       "(check the --out path if you meant another run)", run.path)
         return Resumption()
     changed = setting_changes(load_config(run.config), config)
     fixed = {key: values for key, values in changed.items() if not key.startswith(FREE_SETTINGS)}

@@ -116,8 +116,11 @@ def real_windows(run: RunFolder, config: ExperimentConfig,
     from earmark.data.dataset import export_windows, open_dataset
     from earmark.data.manifest import from_csv
 
-    logger.info("%s keeps no export windows (trained by an older earmark): reading them "
-                "from the recordings", run.path)
+    if not run.summary.is_file():
+        logger.warning("%s is unfinished (no summary.json): exporting its best weights so "
+                       "far; `earmark train ... --resume` finishes it", run.path)
+    logger.info("%s keeps no export windows (%s): reading them from the recordings", run.path,
+                "trained by an older earmark" if run.summary.is_file() else "unfinished")
     dataset = open_dataset(config, from_csv(run.manifest), progress=progress)
     dataset.labels = run.read_labels()
     return export_windows(dataset, window_samples(config), window_hop_samples(config))

@@ -110,7 +110,8 @@ def export_litert(run_dir: str | Path, out: str | Path, int8: bool = False,
         export_run(run.path, scratch / "bundle", calibration_windows=calibration_windows)
         staging = scratch / "litert"
         staging.mkdir()
-        calibration = calibration_sample(windows.calibration, calibration_windows)
+        calibration = (calibration_sample(windows.calibration, calibration_windows) if int8
+                       else windows.calibration[:0])
         files = _convert_all(classifier, windows, calibration, staging, int8)
         figures = _figures(scratch / "bundle", files, classifier, windows)
         micro = files.get("network_int8.tflite", files["model.tflite"])
