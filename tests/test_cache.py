@@ -248,3 +248,10 @@ def test_a_damaged_store_is_named_with_what_to_do(tmp_path):
     (store.folder / "index.json").write_text("{not json")
     with pytest.raises(DataError, match="damaged"):
         build(manifest, tmp_path / "cache")
+
+
+def test_an_unusable_cache_folder_names_the_setting(tmp_path):
+    manifest = tone_manifest(tmp_path / "audio")
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(DataError, match="data.cache_dir .or EARMARK_CACHE."):
+        build(manifest, tmp_path / "a-file" / "cache")

@@ -308,6 +308,16 @@ def write_rare_class(root: Path, speaker: int = 0) -> None:
                     (0.4 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32), TONE_RATE)
 
 
+def test_a_wrong_model_option_is_refused_before_anything_is_written(tones, tmp_path):
+    from earmark.config import from_dict, to_dict
+
+    settings = to_dict(tone_config(tones, tmp_path / "cache", epochs=1))
+    settings["model"]["bogus"] = 3
+    with pytest.raises(ConfigError, match="no option.*bogus"):
+        train(from_dict(settings), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
 def test_group_split_keeps_a_single_group_class_in_train(caplog):
     rows = [Row(f"{g}_{label}.wav", label, f"spk{g}") for g in range(12)
             for label in ("a", "b")]

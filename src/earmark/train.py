@@ -136,6 +136,7 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
         damaged run folder.
     """
     run = RunFolder(run_dir)
+    build_classifier(config, 2)        # a wrong [model] option: refused before any work
     processes = parallel.from_environment()
     try:
         device = parallel.start(processes, config.train.device)

@@ -116,7 +116,7 @@ def build_store(manifest: Manifest, sample_rate: int, cache_dir: str | os.PathLi
                              f"{store.skipped[0][1]}\n(set data.skip_bad_files = true, or pass "
                              "--skip-bad-files, to leave them out)")
         return store
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    make_cache_dir(cache_dir)
     temporary = Path(cache_dir) / f".{key}.{os.getpid()}.partial"
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir()
@@ -127,6 +127,15 @@ def build_store(manifest: Manifest, sample_rate: int, cache_dir: str | os.PathLi
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return open_store(folder, manifest)
+
+
+def make_cache_dir(cache_dir: str | os.PathLike) -> None:
+    """Create the cache folder, or say which setting to change."""
+    try:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"cannot use {cache_dir} as the decoded-audio cache ({error}); set "
+                        "data.cache_dir (or EARMARK_CACHE) to a writable folder") from error
 
 
 def open_store(folder: str | os.PathLike, manifest: Manifest):

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from earmark.atomic import write_json
-from earmark.data.cache import build_store, open_store, store_key
+from earmark.data.cache import build_store, make_cache_dir, open_store, store_key
 from earmark.data.manifest import Manifest
 from earmark.data.shards import (SHARD_RECORDINGS, ShardResult, decode_shard, shard_ranges,
                                  sharded_index)
@@ -74,9 +74,10 @@ def prepare_on_ray(manifest: Manifest, sample_rate: int, cache_dir: str | os.Pat
     if (folder / "index.json").is_file():
         return build_store(manifest, sample_rate, cache_dir, skip_bad_files)
     ranges = shard_ranges(len(manifest), per_shard)
+    make_cache_dir(cache_dir)
     temporary = Path(cache_dir) / f".{folder.name}.{os.getpid()}.partial"
     shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir(parents=True)
+    temporary.mkdir()
     try:
         with ray_session(address, cpus) as ray:
             results = _run_shards(ray, manifest, ranges, sample_rate, temporary, skip_bad_files,
