@@ -67,7 +67,7 @@ def main() -> None:
         windows, targets, _ = test_windows(Path(args.run), bundle.sample_rate,
                                            bundle.window_samples)
         reference = bundle.predict_proba(windows)
-        config, _, classifier = load_trained(args.run)
+        _, _, classifier = load_trained(args.run)
         import torch
 
         with torch.no_grad():

@@ -420,7 +420,7 @@ def _train_epoch(context: EpochContext, epoch: int, generator: torch.Generator,
 def _train_step(context: EpochContext, chunk: list[tuple[int, int]],
                 generator: torch.Generator) -> tuple[float, int]:
     """One optimizer step on a batch of windows: its loss and how many it got right."""
-    config, dataset, classifier = context.config, context.dataset, context.classifier
+    config, dataset = context.config, context.dataset
     window = window_samples(config)
     waveform = torch.from_numpy(np.stack([dataset.store.window(i, s, window)
                                           for i, s in chunk]))

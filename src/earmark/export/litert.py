@@ -86,7 +86,7 @@ def require_converter():
     """``litert_torch``, or a ConfigError that says how to install the edge extra."""
     try:
         with _converter_output():                # their import-time notices
-            import ai_edge_quantizer  # noqa: F401
+            import ai_edge_quantizer  # noqa: F401  (checked here, used later)
             import litert_torch
     except ImportError as error:
         raise ConfigError("--target litert needs the edge extra: pip install 'earmark[edge]'") \
