@@ -27,20 +27,13 @@ import torch
 from earmark.config import from_dict, load_config, to_dict
 from earmark.data.dataset import load_manifest, open_dataset
 from earmark.data.synth_keywords import SPEECH_COMMANDS_WORDS, KeywordSynthesis, synthesize_keywords
+from earmark.data.voices import available_voices
 from earmark.evaluate import predict, report_for
 from earmark.network import load_trained
 from earmark.train import train
-from earmark.data.voices import available_voices
+from earmark.wakeword.pipeline import RECORDED_SOUND
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "keywords.toml"
-#: earmark wakeword's augmentation: synthetic speech heard as if recorded.
-RECORDED_SOUND = {"noise_probability": 0.8, "noise_mix": "snr", "noise_snr_db": [0.0, 25.0],
-                  "gain_db": [-20.0, 6.0], "speed": [0.85, 1.15],
-                  "frequency_warp": [0.85, 1.15], "equalizer_db": 6.0,
-                  "band_limit_probability": 0.2, "lowpass_hz": [3400.0, 7600.0],
-                  "highpass_hz": [50.0, 300.0], "reverb_probability": 0.5,
-                  "reverb_rt60": [0.2, 1.0], "babble_probability": 0.2,
-                  "babble_snr_db": [5.0, 20.0], "clipping_probability": 0.1}
 
 
 def real_test_accuracy(run_dir: Path, real_config) -> float:
@@ -88,14 +81,11 @@ def main() -> None:
             "real + synthesized": (mixed, work / "mixed")}
     if args.only_synthesized:
         runs.pop("real + synthesized")
-        args.reference = args.reference or "-"
-    if args.reference == "-":
-        results = {}
-    elif args.reference:
-        results = {"real only (reference)": real_test_accuracy(Path(args.reference), real)}
-    else:
+    results = {}
+    if args.reference:
+        results["real only (reference)"] = real_test_accuracy(Path(args.reference), real)
+    elif not args.only_synthesized:
         runs = {"real only (reference)": (base, work / "real-only"), **runs}
-        results = {}
     for name, (raw, run_dir) in runs.items():
         config = from_dict(raw, base_dir=real.base_dir)
         train(config, run_dir, progress=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 
 from earmark.cli import main
 from earmark.errors import ConfigError, DataError
@@ -245,6 +246,5 @@ def test_joined_negatives_run_short_recordings_together_within_speaker_buckets(t
     for row in real:
         by_speaker.setdefault(Path(row.path).stem[:8], set()).add(row.group)
     assert all(len(groups) == 1 for groups in by_speaker.values())
-    import soundfile
     lengths = [len(soundfile.read(row.path)[0]) / 16000 for row in joined]
     assert min(lengths) > 3 * 0.3 and max(lengths) < 6 * 0.4 + 6 * 0.15 + 0.01

@@ -231,10 +231,11 @@ def _log_start(context: EpochContext) -> None:
 
 def _run_epoch(context: EpochContext, epoch: int):
     """Train one epoch with its own seeds, then score validation: the metrics row."""
-    seed, rank = context.config.train.seed, context.processes.rank
+    seed = context.config.train.seed
     # Augmentation and dropout differ between processes; the epoch plan (rng) does not.
-    torch.manual_seed(seed * 100003 + epoch + 7919 * rank)
-    generator = torch.Generator().manual_seed(seed * 100003 + epoch + 7919 * rank)
+    draws = seed * 100003 + epoch + 7919 * context.processes.rank
+    torch.manual_seed(draws)
+    generator = torch.Generator().manual_seed(draws)
     rng = np.random.default_rng([seed, epoch])
     row = {"epoch": epoch, "learning_rate": context.optimizer.param_groups[0]["lr"]}
     row.update(_train_epoch(context, epoch, generator, rng))

@@ -6,11 +6,8 @@ import json
 from pathlib import Path
 
 from earmark.cli.common import add_config_options, command, load_config_from_args, progress_bars
+from earmark.data.shards import SHARD_RECORDINGS
 from earmark.errors import ConfigError
-
-#: Recordings per shard of `prepare --engine ray` (earmark.data.shards.SHARD_RECORDINGS;
-#: repeated here so that --help imports no data code).
-SHARD_RECORDINGS_DEFAULT = 1000
 
 
 def register(commands) -> None:
@@ -155,7 +152,7 @@ def _add_prepare(commands) -> None:
                                               "the local Ray instance (default: all)")
     sub.add_argument("--shard-recordings", type=int, default=None, metavar="N",
                      help=f"with --engine ray: recordings per shard (default "
-                          f"{SHARD_RECORDINGS_DEFAULT})")
+                          f"{SHARD_RECORDINGS})")
 
 
 def _prepare(args) -> int:
@@ -192,7 +189,7 @@ def _prepare_on_ray(config, manifest, args) -> None:
         raise ConfigError("--address is empty: give auto, HOST:PORT or ray://HOST:PORT")
     store = prepare_on_ray(manifest, config.data.sample_rate, config.cache_dir(),
                            config.data.skip_bad_files, args.address, args.cpus,
-                           args.shard_recordings or SHARD_RECORDINGS_DEFAULT,
+                           args.shard_recordings or SHARD_RECORDINGS,
                            progress=progress_bars(args))
     print(f"prepared on ray: {len(store)} recordings in "
           f"{len(getattr(store, 'shards', [store]))} shard(s)")

@@ -164,8 +164,7 @@ def read_index(folder: Path) -> dict:
     try:
         index = json.loads((folder / "index.json").read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{folder}: the decoded-audio cache is damaged ({error}); delete the "
-                        "folder and run again (the audio is decoded anew)") from error
+        raise _damaged(folder, error) from error
     if not isinstance(index, dict) or index.get("version") != FORMAT_VERSION:
         raise DataError(f"{folder}: cache from another earmark version; delete the folder")
     return index
@@ -177,8 +176,12 @@ def _map_file(path: Path, dtype, count: int) -> np.ndarray:
     try:
         return np.memmap(path, dtype=dtype, mode="r", shape=(int(count),))
     except (OSError, ValueError) as error:       # missing, or shorter than its index says
-        raise DataError(f"{path.parent}: the decoded-audio cache is damaged ({error}); delete "
-                        "the folder and run again (the audio is decoded anew)") from error
+        raise _damaged(path.parent, error) from error
+
+
+def _damaged(folder: Path, error: Exception) -> DataError:
+    return DataError(f"{folder}: the decoded-audio cache is damaged ({error}); delete the "
+                     "folder and run again (the audio is decoded anew)")
 
 
 def store_key(manifest: Manifest, sample_rate: int) -> str:
@@ -226,14 +229,19 @@ def decode_into(folder: Path, manifest: Manifest, sample_rate: int, skip_bad_fil
     if not offsets and not allow_empty:
         raise DataError(f"none of the {len(jobs)} files could be read; first error: "
                         f"{skipped[0][1] if skipped else '?'}")
-    if skipped:
-        logger.warning("skipped %d unreadable file(s):\n%s", len(skipped),
-                       "\n".join(f"  {reason}" for _, reason in skipped))
+    log_skipped(skipped)
     write_json(folder / "index.json", {
         "version": FORMAT_VERSION, "sample_rate": sample_rate, "offsets": offsets,
         "lengths": lengths, "pcm16": is_pcm16, "skipped": skipped, "kept": kept,
         "paths": [manifest.rows[i].path for i in kept],
     })
+
+
+def log_skipped(skipped: list[tuple[str, str]]) -> None:
+    """Warn of the unreadable files left out, each with its reason."""
+    if skipped:
+        logger.warning("skipped %d unreadable file(s):\n%s", len(skipped),
+                       "\n".join(f"  {reason}" for _, reason in skipped))
 
 
 def _map(jobs: list, workers: int):

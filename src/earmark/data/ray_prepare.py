@@ -24,7 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from earmark.atomic import write_json
-from earmark.data.cache import build_store, make_cache_dir, open_store, store_key
+from earmark.data.cache import (build_store, log_skipped, make_cache_dir, open_store,
+                                store_key)
 from earmark.data.manifest import Manifest
 from earmark.data.shards import (SHARD_RECORDINGS, ShardResult, decode_shard, shard_ranges,
                                  sharded_index)
@@ -98,7 +99,7 @@ def prepare_on_ray(manifest: Manifest, sample_rate: int, cache_dir: str | os.Pat
     store = open_store(folder, manifest)
     if len(store) == 0:
         raise DataError(f"none of the {len(manifest)} files could be read")
-    _log_skipped(store.skipped)
+    log_skipped(store.skipped)
     return store
 
 
@@ -118,9 +119,7 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
         try:
             ray.init(configure_logging=False, log_to_driver=False, **options)
         except (ConnectionError, ValueError, RuntimeError) as error:
-            raise ConfigError(f"cannot reach the Ray cluster at {address!r} ({error}); start "
-                              "one with `ray start --head`, or leave out --address to run "
-                              "Ray on this machine") from error
+            raise _unreachable(address, error) from error
     try:
         yield ray
     finally:
@@ -139,9 +138,12 @@ def check_reachable(address: str, seconds: float = 5.0) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=seconds).close()
     except OSError as error:
-        raise ConfigError(f"cannot reach the Ray cluster at {address} ({error}); start one "
-                          "with `ray start --head`, or leave out --address to run Ray on "
-                          "this machine") from error
+        raise _unreachable(address, error) from error
+
+
+def _unreachable(address: str | None, error: Exception) -> ConfigError:
+    return ConfigError(f"cannot reach the Ray cluster at {address} ({error}); start one with "
+                       "`ray start --head`, or leave out --address to run Ray on this machine")
 
 
 def _run_shards(ray, manifest: Manifest, ranges: list[tuple[int, int]], sample_rate: int,
@@ -166,16 +168,9 @@ def _check_results(results: list[ShardResult], folder: Path) -> None:
     """Every shard decoded and visible here (the cache must be on shared storage)."""
     failed = [result for result in results if result.error]
     if failed:
-        raise AudioError(f"{failed[0].error}\n(set data.skip_bad_files = true, or pass "
-                         "--skip-bad-files, to leave unreadable files out)")
+        raise AudioError(failed[0].error)      # the message already says how to skip
     for result in results:
         if not (Path(result.folder) / "index.json").is_file():
             raise DataError(f"{result.folder}: a worker wrote this shard but it is not "
                             f"visible here; data.cache_dir ({folder.parent}) must be on "
                             "storage every node of the cluster sees")
-
-
-def _log_skipped(skipped: list[tuple[str, str]]) -> None:
-    if skipped:
-        logger.warning("skipped %d unreadable file(s):\n%s", len(skipped),
-                       "\n".join(f"  {reason}" for _, reason in skipped))

@@ -50,6 +50,7 @@ from earmark.network import WaveformClassifier, load_trained, window_samples
 from earmark.progress import ProgressLike
 from earmark.run_folder import RunFolder
 from earmark.runtime import load_bundle
+from earmark.runtime.footprint import call_milliseconds
 from earmark.runtime.litert_model import (LiteRTModel, quiet_stderr, require_litert,
                                           tensor_arena_bytes)
 from earmark.runtime.smoother import SmootherConfig
@@ -252,7 +253,8 @@ def _figures(bundle_dir: Path, files: dict[str, Path], classifier: WaveformClass
     reference = bundle.predict_proba(validation)
     figures = {"validation_windows": len(validation), "onnx": {
         "accuracy": float((reference.argmax(1) == targets).mean()),
-        "latency_ms": _onnx_latency(bundle, validation[0]),
+        "latency_ms": float(np.median(call_milliseconds(
+            lambda: bundle.predict_proba(validation[:1]), 100))),
         "size_bytes": bundle.model_path.stat().st_size}}
     with torch.no_grad():
         features = classifier.frontend(torch.from_numpy(validation)).numpy()
@@ -277,18 +279,6 @@ def _check_float(figures: dict) -> None:
         raise ExportError(f"the float LiteRT model agrees with the ONNX bundle on only "
                           f"{model['agreement_with_onnx']:.1%} of the validation windows "
                           f"(max difference {model['max_abs_difference']:.3g})")
-
-
-def _onnx_latency(bundle, window: np.ndarray, runs: int = 100) -> float:
-    import time
-
-    bundle.predict_proba(window[None])
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        bundle.predict_proba(window[None])
-        timings.append((time.perf_counter() - started) * 1000)
-    return float(np.median(timings))
 
 
 def _description(config, labels: list[str], int8: bool, micro: str) -> dict:

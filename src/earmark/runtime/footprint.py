@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +46,7 @@ def footprint(path: str | os.PathLike, runs: int = 200) -> dict:
     model_path = bundle.model_path
     window = np.random.default_rng(0).standard_normal((1, bundle.window_samples)) \
         .astype(np.float32) * 0.1
-    bundle.predict_proba(window)                     # warm-up
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        bundle.predict_proba(window)
-        timings.append((time.perf_counter() - started) * 1000)
+    timings = call_milliseconds(lambda: bundle.predict_proba(window), runs)
     memory = _peak_memory(model_path)
     return {
         "bundle": str(bundle.path),
@@ -64,6 +60,17 @@ def footprint(path: str | os.PathLike, runs: int = 200) -> dict:
         "latency_ms_p95": float(np.percentile(timings, 95)),
         "window_seconds": bundle.window_samples / bundle.sample_rate,
     }
+
+
+def call_milliseconds(call: Callable[[], object], runs: int) -> np.ndarray:
+    """Milliseconds each of ``runs`` calls took, after one untimed warm-up call."""
+    call()
+    timings = np.empty(runs)
+    for run in range(runs):
+        started = time.perf_counter()
+        call()
+        timings[run] = (time.perf_counter() - started) * 1000
+    return timings
 
 
 def count_constants(model_path: Path) -> int | None:

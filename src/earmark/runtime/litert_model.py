@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from earmark.errors import ConfigError
+from earmark.runtime.footprint import call_milliseconds
 
 #: The largest tensor arena searched for (bytes).
 MAX_ARENA = 1 << 25
@@ -66,13 +66,7 @@ class LiteRTModel:
 
     def latency_ms(self, example: np.ndarray, runs: int = 100) -> float:
         """Median milliseconds per call on ``example``."""
-        self(example)
-        timings = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            self(example)
-            timings.append((time.perf_counter() - started) * 1000)
-        return float(np.median(timings))
+        return float(np.median(call_milliseconds(lambda: self(example), runs)))
 
     def io_description(self) -> dict:
         """Shapes, types and quantization of the input and the output."""

@@ -82,6 +82,17 @@ def run_wakeword(options: WakeWordOptions, out_dir: str | Path,
     return card
 
 
+#: ``[augment]`` settings that make synthetic speech sound recorded: rooms, microphone EQ,
+#: band limits, noise at an SNR, other talkers, clipping, level, speed, vocal tract length.
+RECORDED_SOUND = {"noise_probability": 0.8, "noise_mix": "snr", "noise_snr_db": [0.0, 25.0],
+                  "gain_db": [-20.0, 6.0], "speed": [0.85, 1.15],
+                  "frequency_warp": [0.85, 1.15], "equalizer_db": 6.0,
+                  "band_limit_probability": 0.2, "lowpass_hz": [3400.0, 7600.0],
+                  "highpass_hz": [50.0, 300.0], "reverb_probability": 0.5,
+                  "reverb_rt60": [0.2, 1.0], "babble_probability": 0.2,
+                  "babble_snr_db": [5.0, 20.0], "clipping_probability": 0.1}
+
+
 def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_seconds: float,
                     options: WakeWordOptions) -> ExperimentConfig:
     """The training config: a DS-CNN on 40 log-mel bands, recorded-sound augmentation."""
@@ -93,15 +104,9 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
         "features": {"kind": "logmel", "window_ms": 30.0, "hop_ms": 20.0, "n_mels": 40,
                      "fmin": 20.0, "fmax": 7600.0},
         "model": {"name": "dscnn", "channels": 64, "blocks": 4},
-        "augment": {"shift_ms": 150.0, "noise_dir": data.noise_dir, "noise_probability": 0.8,
-                    "noise_mix": "snr", "noise_snr_db": [0.0, 25.0], "gain_db": [-20.0, 6.0],
-                    "speed": [0.85, 1.15], "frequency_warp": [0.85, 1.15],
-                    "equalizer_db": 6.0, "band_limit_probability": 0.2,
-                    "lowpass_hz": [3400.0, 7600.0], "highpass_hz": [50.0, 300.0],
-                    "reverb_probability": 0.5, "reverb_rt60": [0.2, 1.0],
-                    "babble_probability": 0.2, "babble_snr_db": [5.0, 20.0],
-                    "clipping_probability": 0.1, "time_masks": 2, "time_mask_frames": 5,
-                    "freq_masks": 2, "freq_mask_bands": 5},
+        "augment": {**RECORDED_SOUND, "shift_ms": 150.0, "noise_dir": data.noise_dir,
+                    "time_masks": 2, "time_mask_frames": 5, "freq_masks": 2,
+                    "freq_mask_bands": 5},
         # No label smoothing: it caps the phrase's probability below the high thresholds a
         # low false-alarm rate needs. (Without class weights the rare phrase collapsed into
         # _unknown_ within three epochs.)
