@@ -13,9 +13,9 @@ import pytest
 
 from conftest import write_tone
 from earmark.data import cache
-from earmark.data.cache import build_store
+from earmark.data.cache import ShardedStore, build_store
 from earmark.data.manifest import Manifest, Row
-from earmark.data.shards import ShardedStore, decode_shard, shard_folder, shard_ranges
+from earmark.data.shards import decode_shard, shard_folder, shard_ranges
 from earmark.errors import AudioError, DataError
 
 ray = pytest.importorskip("ray")

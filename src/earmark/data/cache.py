@@ -16,7 +16,8 @@ Layout of a store folder::
 
 A store prepared on a cluster (:mod:`earmark.data.ray_prepare`) has the same
 name and holds shards, each a store folder of the layout above for a run of
-consecutive rows; ``open_store`` opens either (:mod:`earmark.data.shards`).
+consecutive rows (written by :mod:`earmark.data.shards`); ``open_store`` opens
+either, the sharded one as a :class:`ShardedStore` that reads the same way.
 """
 
 from __future__ import annotations
@@ -86,6 +87,32 @@ class AudioStore:
         return out
 
 
+@dataclass
+class ShardedStore:
+    """The recordings of several shards (:mod:`earmark.data.shards`), read as one
+    :class:`AudioStore`."""
+
+    folder: Path
+    shards: list[AudioStore]
+    manifest: Manifest
+    sample_rate: int
+    lengths: np.ndarray
+    skipped: list[tuple[str, str]]
+    owner: np.ndarray              #: per recording: its shard
+    local: np.ndarray              #: per recording: its index in the shard
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def recording(self, index: int) -> np.ndarray:
+        """The whole recording ``index`` as float32."""
+        return self.shards[self.owner[index]].recording(int(self.local[index]))
+
+    def window(self, index: int, start: int, length: int) -> np.ndarray:
+        """``length`` float32 samples of recording ``index`` from ``start``, zero-padded."""
+        return self.shards[self.owner[index]].window(int(self.local[index]), start, length)
+
+
 def _as_float(samples: np.ndarray) -> np.ndarray:
     if samples.dtype == np.int16:
         return samples.astype(np.float32) * _INT16_SCALE
@@ -140,12 +167,10 @@ def make_cache_dir(cache_dir: str | os.PathLike) -> None:
 
 def open_store(folder: str | os.PathLike, manifest: Manifest):
     """Open an existing store built for ``manifest`` (an :class:`AudioStore`, or a
-    :class:`~earmark.data.shards.ShardedStore` that reads the same way)."""
+    :class:`ShardedStore` that reads the same way)."""
     folder = Path(folder)
     index = read_index(folder)
     if "shards" in index:
-        from earmark.data.shards import open_sharded
-
         return open_sharded(folder, index, manifest)
     # By position, not path: segments of one file may be kept and skipped.
     rows = [manifest.rows[i] for i in index["kept"]]
@@ -157,6 +182,25 @@ def open_store(folder: str | os.PathLike, manifest: Manifest):
                       _map_file(folder / "samples.f32", np.float32, lengths[~is_pcm16].sum()),
                       _map_file(folder / "samples.i16", np.int16, lengths[is_pcm16].sum()),
                       is_pcm16)
+
+
+def open_sharded(folder: Path, index: dict, manifest: Manifest) -> ShardedStore:
+    """Open the shards a sharded ``index.json`` lists, for ``manifest``."""
+    shards, owner, local = [], [], []
+    for number, entry in enumerate(index["shards"]):
+        first, stop = entry["rows"]
+        shard_path = folder / entry["folder"]
+        if not (shard_path / "index.json").is_file():
+            raise DataError(f"{shard_path}: shard missing; delete {folder} and prepare again")
+        shard = open_store(shard_path, Manifest(manifest.rows[first:stop]))
+        shards.append(shard)
+        owner.extend([number] * len(shard))
+        local.extend(range(len(shard)))
+    return ShardedStore(
+        folder, shards, Manifest([row for shard in shards for row in shard.manifest]),
+        int(index["sample_rate"]), np.concatenate([s.lengths for s in shards]),
+        [item for shard in shards for item in shard.skipped],
+        np.asarray(owner, dtype=np.int32), np.asarray(local, dtype=np.int64))
 
 
 def read_index(folder: Path) -> dict:

@@ -9,10 +9,9 @@ import numpy as np
 
 from earmark.config import ExperimentConfig
 from earmark.data import manifest as manifests
-from earmark.data.cache import AudioStore, build_store
+from earmark.data.cache import AudioStore, ShardedStore, build_store
 from earmark.data.keywords import keyword_task
 from earmark.data.manifest import Manifest
-from earmark.data.shards import ShardedStore
 from earmark.data.splits import assign_splits, leaked_groups
 from earmark.errors import ConfigError, DataError
 from earmark.progress import ProgressLike

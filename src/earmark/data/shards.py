@@ -12,7 +12,8 @@ Each shard is written by one worker into a temporary folder and renamed into
 place when complete, so a worker killed mid-way leaves only a temporary
 folder, which the retry ignores and the end of preparation removes. Training
 reads a sharded store through :class:`ShardedStore`, memory-mapped like a
-single store: no decoding, random windows from any shard.
+single store (:class:`earmark.data.cache.ShardedStore`): no decoding, random
+windows from any shard.
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from earmark.data.cache import FORMAT_VERSION, AudioStore, decode_into, open_store
+from earmark.data.cache import FORMAT_VERSION, decode_into
 from earmark.data.manifest import Manifest, Row
 from earmark.errors import AudioError, DataError
 
@@ -39,31 +38,6 @@ class ShardResult:
     number: int
     folder: str = ""
     error: str = ""               #: the first unreadable file (when not skipping)
-
-
-@dataclass
-class ShardedStore:
-    """The recordings of several shards, read as one :class:`AudioStore`."""
-
-    folder: Path
-    shards: list[AudioStore]
-    manifest: Manifest
-    sample_rate: int
-    lengths: np.ndarray
-    skipped: list[tuple[str, str]]
-    owner: np.ndarray              #: per recording: its shard
-    local: np.ndarray              #: per recording: its index in the shard
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def recording(self, index: int) -> np.ndarray:
-        """The whole recording ``index`` as float32."""
-        return self.shards[self.owner[index]].recording(int(self.local[index]))
-
-    def window(self, index: int, start: int, length: int) -> np.ndarray:
-        """``length`` float32 samples of recording ``index`` from ``start``, zero-padded."""
-        return self.shards[self.owner[index]].window(int(self.local[index]), start, length)
 
 
 def shard_ranges(rows: int, per_shard: int = SHARD_RECORDINGS) -> list[tuple[int, int]]:
@@ -98,25 +72,6 @@ def decode_shard(number: int, rows: list[Row], sample_rate: int, store_folder: s
         return ShardResult(number, error=str(error))
     partial.rename(final)
     return ShardResult(number, str(final))
-
-
-def open_sharded(folder: Path, index: dict, manifest: Manifest) -> ShardedStore:
-    """Open the shards a sharded ``index.json`` lists, for ``manifest``."""
-    shards, owner, local = [], [], []
-    for number, entry in enumerate(index["shards"]):
-        first, stop = entry["rows"]
-        shard_path = folder / entry["folder"]
-        if not (shard_path / "index.json").is_file():
-            raise DataError(f"{shard_path}: shard missing; delete {folder} and prepare again")
-        shard = open_store(shard_path, Manifest(manifest.rows[first:stop]))
-        shards.append(shard)
-        owner.extend([number] * len(shard))
-        local.extend(range(len(shard)))
-    return ShardedStore(
-        folder, shards, Manifest([row for shard in shards for row in shard.manifest]),
-        int(index["sample_rate"]), np.concatenate([s.lengths for s in shards]),
-        [item for shard in shards for item in shard.skipped],
-        np.asarray(owner, dtype=np.int32), np.asarray(local, dtype=np.int64))
 
 
 def sharded_index(sample_rate: int, ranges: list[tuple[int, int]]) -> dict:
