@@ -64,7 +64,7 @@ class DataConfig:
 class FeatureConfig:
     """The front-end: waveform -> spectrogram, log-mel or MFCC (+ deltas)."""
 
-    kind: str = "logmel"           #: spectrogram | logmel | mfcc | spectrogram128
+    kind: str = "logmel"           #: spectrogram | logmel | mfcc | spectrogram128 | micro
     window_ms: float = 30.0
     hop_ms: float = 10.0
     n_fft: int = 0                 #: 0 = next power of two >= window
@@ -246,7 +246,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         ("data.aggregate", config.data.aggregate, {"mean", "vote"}),
         ("data.kfold_validation", config.data.kfold_validation, {"fold", "random", "groups"}),
         ("features.kind", config.features.kind,
-         {"spectrogram", "logmel", "mfcc", "spectrogram128"}),
+         {"spectrogram", "logmel", "mfcc", "spectrogram128", "micro"}),
         ("augment.noise_mix", config.augment.noise_mix, {"snr", "volume"}),
         ("train.schedule", config.train.schedule, {"onecycle", "cosine", "constant"}),
         ("train.balance", config.train.balance, {"weights", "sampler", "none"}),

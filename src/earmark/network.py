@@ -15,7 +15,9 @@ import torch
 from torch import nn
 
 from earmark.config import ExperimentConfig, load_config
-from earmark.errors import DataError
+from earmark.errors import ConfigError, DataError
+from earmark.frontend.micro_module import KIND as MICRO_KIND
+from earmark.frontend.micro_module import MicroFrontEnd
 from earmark.frontend.module import FrontEnd
 from earmark.models import build_model
 from earmark.run_folder import RunFolder
@@ -44,9 +46,19 @@ def window_hop_samples(config: ExperimentConfig) -> int:
     return int(round(config.data.hop_seconds * config.data.sample_rate))
 
 
+def build_frontend(config: ExperimentConfig) -> FrontEnd | MicroFrontEnd:
+    """The config's front-end: the torch one, or the device's micro front-end."""
+    if config.features.kind != MICRO_KIND:
+        return FrontEnd(config.features, config.data.sample_rate)
+    if tuple(config.augment.frequency_warp) != (1.0, 1.0):
+        raise ConfigError("augment.frequency_warp needs a front-end inside the network; with "
+                          "features.kind = \"micro\" (the device's C code) leave it out")
+    return MicroFrontEnd(config.features, config.data.sample_rate)
+
+
 def build_classifier(config: ExperimentConfig, n_classes: int) -> WaveformClassifier:
     """A fresh network for ``config`` with ``n_classes`` outputs."""
-    frontend = FrontEnd(config.features, config.data.sample_rate)
+    frontend = build_frontend(config)
     input_shape = frontend.output_shape(window_samples(config))
     model = build_model(config.model.name, input_shape, n_classes, **config.model.options)
     return WaveformClassifier(frontend, model)

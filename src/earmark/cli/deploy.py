@@ -26,7 +26,9 @@ def _add_export(commands) -> None:
                   "and for the edge as LiteRT .tflite files with C source.",
                   "earmark export runs/keywords --out bundles/keywords --int8\n"
                   "  earmark export runs/keywords --out bundles/keywords-edge --target litert "
-                  "--int8", _export)
+                  "--int8\n"
+                  "  earmark export runs/view-glass-micro/run --out bundles/view-glass-micro "
+                  "--target micro --cutoff 0.9", _export)
     sub.add_argument("run", help="a run folder written by `earmark train`")
     sub.add_argument("--out", required=True, help="bundle folder to write (replaced if present)")
     sub.add_argument("--int8", action="store_true",
@@ -34,11 +36,22 @@ def _add_export(commands) -> None:
     sub.add_argument("--calibration", type=int, default=EXPORT_CALIBRATION_WINDOWS,
                      metavar="N", help="training windows used to calibrate int8 (default "
                                        f"{EXPORT_CALIBRATION_WINDOWS}, as many as training kept)")
-    sub.add_argument("--target", choices=["onnx", "litert"], default="onnx",
+    sub.add_argument("--target", choices=["onnx", "litert", "micro"], default="onnx",
                      help="onnx: the bundle (default); litert: the float ONNX bundle plus "
                           "OUT/litert/ (model.tflite, with --int8 a fully integer network for "
-                          "microcontrollers, C source, parity and arena figures; needs "
-                          "earmark[edge])")
+                          "microcontrollers, C source, parity and arena figures); micro: a "
+                          "microWakeWord / ESPHome wake word (streaming int8 .tflite + its "
+                          "JSON manifest) from a run on the micro front-end. litert and "
+                          "micro need earmark[edge]")
+    sub.add_argument("--wake-word", metavar="LABEL",
+                     help="--target micro: the class to wake on (default: the run's only "
+                          "class other than _unknown_ and _silence_)")
+    sub.add_argument("--cutoff", type=float, default=0.9,
+                     help="--target micro: the manifest's probability cutoff (default 0.9; "
+                          "`earmark wakeword --target micro` calibrates it)")
+    sub.add_argument("--sliding-window", type=int, default=5, metavar="CALLS",
+                     help="--target micro: calls (30 ms each) whose probabilities are "
+                          "averaged before the cutoff (default 5)")
 
 
 def _export(args) -> int:
@@ -50,6 +63,8 @@ def _export(args) -> int:
                           f"{EXPORT_CALIBRATION_WINDOWS})")
     if args.target == "litert":
         return _export_litert(args)
+    if args.target == "micro":
+        return _export_micro(args)
     result = export_run(args.run, args.out, int8=args.int8,
                         calibration_windows=args.calibration, progress=progress_bars(args))
     print(f"bundle written to {result.bundle}")
@@ -63,6 +78,20 @@ def _export_litert(args) -> int:
                            calibration_windows=args.calibration, progress=progress_bars(args))
     print(format_figures(result.figures))
     print(f"bundle written to {result.bundle}, LiteRT files in {result.bundle / 'litert'}")
+    return 0
+
+
+def _export_micro(args) -> int:
+    from earmark.export.micro_wakeword import export_micro, format_micro
+    from earmark.input_limits import check_count, check_probability
+
+    check_probability(args.cutoff, "--cutoff")
+    check_count(args.sliding_window, "--sliding-window", 1, 100)
+    result = export_micro(args.run, args.out, wake_word=args.wake_word,
+                          probability_cutoff=args.cutoff, sliding_window=args.sliding_window,
+                          progress=progress_bars(args))
+    print(format_micro(result.figures))
+    print(f"microWakeWord files written to {result.folder}")
     return 0
 
 

@@ -190,11 +190,13 @@ def _metadata(config: ExperimentConfig, labels: list[str], run: RunFolder, windo
     }
 
 
-def replace_folder(staging: Path, out: Path) -> None:
-    """Move the finished bundle into place; an old bundle there is replaced whole."""
+def replace_folder(staging: Path, out: Path, marker: str = BUNDLE_JSON) -> None:
+    """Move the finished bundle into place; an old bundle there (a folder holding
+    ``marker``) is replaced whole."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists() and not (out / BUNDLE_JSON).is_file():
-        raise EarmarkError(f"{out} exists and is not an earmark bundle; choose another --out")
+    if out.exists() and not (out / marker).is_file():
+        raise EarmarkError(f"{out} exists and is not an earmark export ({marker}); choose "
+                           "another --out")
     temporary = out.with_name(f".{out.name}.partial")
     shutil.rmtree(temporary, ignore_errors=True)
     shutil.copytree(staging, temporary)

@@ -35,6 +35,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -86,7 +87,7 @@ class Scores(torch.nn.Module):
 def require_converter():
     """``litert_torch``, or a ConfigError that says how to install the edge extra."""
     try:
-        with _converter_output():                # their import-time notices
+        with converter_output():                # their import-time notices
             import ai_edge_quantizer  # noqa: F401  (checked here, used later)
             import litert_torch
     except ImportError as error:
@@ -135,38 +136,42 @@ def _convert_all(classifier: WaveformClassifier, windows, calibration: np.ndarra
     """
     sample = torch.from_numpy(windows.validation[:1])
     float_model = folder.parent / "float.tflite"
-    _convert(Scores(classifier), sample, float_model)
+    convert_to_tflite(Scores(classifier), sample, float_model)
     if not int8:
-        return {"model.tflite": _compact(float_model, folder / "model.tflite")}
+        return {"model.tflite": compact_tflite(float_model, folder / "model.tflite")}
     with torch.no_grad():
         features = classifier.frontend(torch.from_numpy(calibration)).numpy()
         validation = classifier.frontend(torch.from_numpy(windows.validation)).numpy()
     float_network = folder.parent / "network_float.tflite"
-    _convert(Scores(classifier.model), torch.from_numpy(features[:1]), float_network)
+    convert_to_tflite(Scores(classifier.model), torch.from_numpy(features[:1]), float_network)
     tried = {}
     for granularity in WEIGHT_GRANULARITIES:
         candidate = folder.parent / f"network_{granularity}.tflite"
-        _quantize(float_network, features, candidate, ".*", granularity)
+        quantize_int8(float_network, features, candidate, ".*", granularity)
         scores = LiteRTModel.load(candidate).predict(validation)
         tried[granularity] = float((scores.argmax(1) == windows.validation_targets).mean())
     chosen = max(WEIGHT_GRANULARITIES, key=tried.__getitem__)     # the first on a tie
     logger.info("int8 weights per %s (validation accuracy per tensor %.4f, per channel %.4f)",
                 "tensor" if chosen == "TENSORWISE" else "channel", tried["TENSORWISE"],
                 tried["CHANNELWISE"])
-    _compact(folder.parent / f"network_{chosen}.tflite", folder / "network_int8.tflite")
-    _quantize(float_model, calibration, folder.parent / "model_int8.tflite", NETWORK_TENSORS,
-              chosen)
-    return {"model.tflite": _compact(folder.parent / "model_int8.tflite", folder / "model.tflite"),
+    compact_tflite(folder.parent / f"network_{chosen}.tflite", folder / "network_int8.tflite")
+    quantize_int8(float_model, calibration, folder.parent / "model_int8.tflite",
+                  NETWORK_TENSORS, chosen)
+    return {"model.tflite": compact_tflite(folder.parent / "model_int8.tflite",
+                                           folder / "model.tflite"),
             "network_int8.tflite": folder / "network_int8.tflite"}
 
 
-def _convert(network: torch.nn.Module, sample: torch.Tensor, path: Path) -> None:
-    """litert-torch: the network (batch 1) as a float .tflite file."""
+def convert_to_tflite(network: torch.nn.Module, sample: torch.Tensor | tuple[torch.Tensor, ...],
+                      path: Path) -> None:
+    """litert-torch: the network (batch 1) as a float .tflite file; ``sample``: its input,
+    or a tuple of its inputs."""
     import litert_torch
 
+    samples = sample if isinstance(sample, tuple) else (sample,)
     try:
-        with _converter_output():
-            litert_torch.convert(network.eval(), (sample,)).export(str(path))
+        with converter_output():
+            litert_torch.convert(network.eval(), samples).export(str(path))
     except Exception as error:  # the converter raises many kinds; all mean the same here
         raise ExportError(f"LiteRT cannot express this network ({type(error).__name__}: "
                           f"{str(error)[:300]}); supported: the front-ends logmel, mfcc, "
@@ -174,13 +179,19 @@ def _convert(network: torch.nn.Module, sample: torch.Tensor, path: Path) -> None
                           ) from error
 
 
-def _quantize(float_model: Path, calibration: np.ndarray, out: Path, tensors: str,
-              granularity: str) -> None:
+def quantize_int8(float_model: Path, calibration: np.ndarray | list[dict[str, np.ndarray]],
+                  out: Path, tensors: str, granularity: str,
+                  ranges: Callable[[dict], dict] | None = None) -> None:
     """ai-edge-quantizer's static int8 recipe on the ops whose tensors match ``tensors``,
-    calibrated one example at a time (the graph has batch 1)."""
+    calibrated one example at a time (the graph has batch 1). ``calibration``: examples of
+    the one input (without the batch axis), or, for several inputs, one dict per example
+    from input name to array (with it). ``ranges``, if given, may change the calibrated
+    ranges (tensor name -> {"min", "max"}) before they are used."""
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
 
     signature, input_name = _signature(float_model)
+    if isinstance(calibration, np.ndarray):
+        calibration = [{input_name: example[None].astype(np.float32)} for example in calibration]
     recipes = recipe_manager.RecipeManager()
     recipes.add_static_config(regex=tensors,
                               operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
@@ -189,13 +200,14 @@ def _quantize(float_model: Path, calibration: np.ndarray, out: Path, tensors: st
                               algorithm_key=recipe_manager.AlgorithmName.MIN_MAX_UNIFORM_QUANT)
     job = quantizer.Quantizer(str(float_model))
     job.load_quantization_recipe(recipes.get_quantization_recipe())
-    with _converter_output():
-        statistics = job.calibrate({signature: [{input_name: example[None].astype(np.float32)}
-                                                for example in calibration]})
+    with converter_output():
+        statistics = job.calibrate({signature: calibration})
+        if ranges is not None:
+            statistics = ranges(statistics)
         job.quantize(statistics).export_model(str(out), overwrite=True)
 
 
-def _compact(source: Path, out: Path) -> Path:
+def compact_tflite(source: Path, out: Path) -> Path:
     """``source`` without its tensors' long debug names (a third of a small model's
     bytes; no runtime reads them), written to ``out``."""
     import flatbuffers
@@ -217,7 +229,7 @@ def _compact(source: Path, out: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _converter_output():
+def converter_output():
     """The converters' progress (prints, bars, C++ logs) kept off the terminal; what
     Python printed goes to the debug log. Their errors still arrive as exceptions."""
     captured = io.StringIO()

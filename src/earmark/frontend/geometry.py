@@ -81,7 +81,8 @@ def validate(config: FeatureConfig, sample_rate: int) -> None:
         :func:`~earmark.frontend.filters.mel_filterbank`.
     """
     if config.kind not in KINDS:
-        raise ConfigError(f"features.kind = {config.kind!r} is not one of {list(KINDS)}")
+        raise ConfigError(f"features.kind = {config.kind!r} is not one of "
+                          f"{list(KINDS) + ['micro']}")
     if sample_rate <= 0:
         raise ConfigError(f"sample_rate must be > 0 Hz, got {sample_rate}")
     if config.deltas not in (0, 1, 2):

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +140,10 @@ def tensor_arena_bytes(model: bytes) -> int | None:
     """The smallest tensor arena (to 16 bytes) in which TFLite-Micro allocates and runs
     ``model``; None without ``tflite-micro``.
 
+    The search runs in a child process: TFLite-Micro's Python runtime can crash
+    (not fail) at some arena sizes a model with resource variables does not fit
+    in; a crash counts as "does not fit" and the search goes on in a new child.
+
     Raises
     ------
     ConfigError
@@ -144,17 +151,72 @@ def tensor_arena_bytes(model: bytes) -> int | None:
         operator it lacks, say), with its message.
     """
     try:
-        from tflite_micro.python.tflite_micro import runtime
+        import tflite_micro  # noqa: F401  (the child imports it)
     except ImportError:
         return None
-    runs, problem = _runs_in(runtime, model, MAX_ARENA)
-    if not runs:
-        raise ConfigError(f"TFLite-Micro cannot run this model: {problem}")
-    low, high = 0, MAX_ARENA
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.tflite"
+        path.write_bytes(model)
+        low, high = 0, MAX_ARENA
+        for _ in range(_MAX_CHILDREN):
+            low, high, problem = _search_in_child(path, low, high)
+            if problem is None:
+                return high
+            if problem:
+                raise ConfigError(f"TFLite-Micro cannot run this model: {problem}")
+    raise ConfigError("TFLite-Micro crashed on every arena size tried for this model")
+
+
+#: Children started for one arena search before giving up (each crash starts one).
+_MAX_CHILDREN = 8
+
+
+def _search_in_child(path: Path, low: int, high: int) -> tuple[int, int, str | None]:
+    """Go on with the binary search in a child; (low, high, problem): problem is None when
+    the search ended, "" when the child crashed mid-way, else why the largest arena
+    failed."""
+    child = subprocess.run(
+        [sys.executable, "-c", "from earmark.runtime.litert_model import arena_search_child;"
+         " arena_search_child()", str(path), str(low), str(high)],
+        capture_output=True, text=True, timeout=600)
+    trying = None
+    for line in child.stdout.splitlines():
+        word, _, value = line.partition(" ")
+        if word == "try":
+            trying = int(value)
+        elif word == "fits":
+            high, trying = int(value), None
+        elif word == "fails":
+            low, trying = int(value), None
+        elif word == "unusable":
+            return low, high, value
+    if child.returncode == 0:
+        return low, high, None
+    if trying is not None:          # it crashed on this size: too small for it
+        low = max(low, trying)
+    return low, high, ""
+
+
+def arena_search_child() -> None:
+    """In the child: the binary search over arena sizes, each step printed before and after
+    it (``try N``, ``fits N`` / ``fails N``), so a crash tells the parent where."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    path, low, high = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    model = Path(path).read_bytes()
+    if high == MAX_ARENA and low == 0:
+        print(f"try {high}", flush=True)
+        runs, problem = _runs_in(runtime, model, high)
+        if not runs:
+            print(f"unusable {problem}", flush=True)
+            return
+        print(f"fits {high}", flush=True)
     while high - low > 16:
         middle = (low + high) // 2
-        low, high = (low, middle) if _runs_in(runtime, model, middle)[0] else (middle, high)
-    return high
+        print(f"try {middle}", flush=True)
+        runs = _runs_in(runtime, model, middle)[0]
+        print(f"{'fits' if runs else 'fails'} {middle}", flush=True)
+        low, high = (low, middle) if runs else (middle, high)
 
 
 def _runs_in(runtime, model: bytes, arena: int) -> tuple[bool, str]:

@@ -43,6 +43,9 @@ class WakeWordOptions:
     false_alarms_per_hour: float = 1.0
     config_overrides: dict = field(default_factory=dict)   #: ``{"augment": {...}, ...}``
     seed: int = 0
+    #: ``onnx``: a DS-CNN bundle for earmark's runtime; ``micro``: a causal TCN on the
+    #: TFLite-Micro front-end, exported for microWakeWord / ESPHome as well.
+    target: str = "onnx"
 
 
 def run_wakeword(options: WakeWordOptions, out_dir: str | Path,
@@ -95,7 +98,8 @@ RECORDED_SOUND = {"noise_probability": 0.8, "noise_mix": "snr", "noise_snr_db": 
 
 def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_seconds: float,
                     options: WakeWordOptions) -> ExperimentConfig:
-    """The training config: a DS-CNN on 40 log-mel bands, recorded-sound augmentation."""
+    """The training config: a DS-CNN on 40 log-mel bands (``target = "micro"``: a causal
+    TCN on the TFLite-Micro front-end's 40 channels), recorded-sound augmentation."""
     raw = {
         "data": {"csv": str(manifest), "split": "group", "ratios": [0.8, 0.1, 0.1],
                  "sample_rate": data.sample_rate, "clip_seconds": window_seconds,
@@ -113,6 +117,10 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
         "train": {"epochs": options.epochs, "batch_size": 64, "learning_rate": 0.005,
                   "label_smoothing": 0.0, "report_every": 10, "seed": options.seed},
     }
+    if options.target == "micro":
+        raw["features"] = {"kind": "micro"}
+        raw["model"] = {"name": "tcn", "channels": 48}
+        del raw["augment"]["frequency_warp"]     # the front-end is the device's C code
     for section, values in options.config_overrides.items():
         raw.setdefault(section, {}).update(values)
     return from_dict(raw, source="earmark wakeword")
