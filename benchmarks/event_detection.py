@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     bundle = load_bundle(args.bundle)
     classifier = Classifier(bundle, window_hop_seconds=HOP)
-    clips = held_out_clips(args.run, bundle)
+    clips = held_out_clips(args.run, bundle.sample_rate)
     noise = background_noise(args.run, None, bundle.sample_rate)
     streams = {}
     with tempfile.TemporaryDirectory() as folder:

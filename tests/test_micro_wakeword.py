@@ -285,3 +285,31 @@ def test_the_wake_word_class_is_found_or_asked_for():
         wake_word_class(["yes", "no", "_unknown_"], None)
     with pytest.raises(ConfigError, match="not a class"):
         wake_word_class(["yes", "no"], "maybe")
+
+
+@pytest.mark.slow
+def test_wakeword_target_micro_calibrates_the_manifests_cutoff(tmp_path: Path, monkeypatch,
+                                                               capsys):
+    pytest.importorskip("litert_torch")
+    from conftest import write_noise
+
+    from earmark.cli import main
+    from earmark.export import micro_wakeword as export
+
+    monkeypatch.setattr(export, "CALIBRATION_CALLS", 100)
+    for index in range(8):
+        write_noise(tmp_path / "negatives" / f"room{index}.wav", 3.0, RATE, seed=index)
+    out = tmp_path / "run"
+    assert main(["wakeword", "hello there", "--out", str(out), "--negatives",
+                 str(tmp_path / "negatives"), "--takes", "30", "--hard-negatives", "30",
+                 "--sentences", "6", "--epochs", "2", "--target", "micro", "-q"]) == 0
+    assert "microWakeWord files" in capsys.readouterr().out
+    card = json.loads((out / "card.json").read_text())
+    manifest = json.loads((out / "micro" / "hello_there.json").read_text())
+    assert manifest["micro"]["probability_cutoff"] == round(card["threshold"], 4)
+    assert json.loads((out / "micro" / "earmark_micro.json").read_text())[
+        "probability_cutoff"] == card["threshold"]
+    assert f"EARMARK_PROBABILITY_CUTOFF {card['threshold']!r}f" in \
+        (out / "micro" / "micro" / "earmark_model.h").read_text()
+    assert card["model_bytes"] == (out / "micro" / "hello_there.tflite").stat().st_size
+    assert not (out / "bundle").exists()

@@ -75,7 +75,7 @@ def evaluate_streaming(bundle: Bundle, run_dir: str | Path, out_dir: str | Path,
     if minutes * 60 * bundle.sample_rate < 4 * bundle.window_samples:
         raise DataError(f"a {minutes:g}-minute stream is too short to test; give at least "
                         f"{4 * bundle.window_samples / bundle.sample_rate / 60:.2f} minutes")
-    clips = held_out_clips(run_dir, bundle)
+    clips = held_out_clips(run_dir, bundle.sample_rate)
     noise = background_noise(run_dir, noise_dir, bundle.sample_rate)
     spec = StreamSpec(duration_s=minutes * 60, noise_volume=noise_volume, seed=seed)
     runs = {}
@@ -107,16 +107,16 @@ def _heard(time_ms: float, truth: list[TruthWord], tolerance_ms: float = 750) ->
 
 
 def held_out_clips(run_dir: str | Path,
-                   bundle: Bundle) -> dict[str, list[tuple[np.ndarray, str]]]:
-    """The clips of a training run's validation and test splits, at the bundle's rate.
+                   sample_rate: int) -> dict[str, list[tuple[np.ndarray, str]]]:
+    """The clips of a training run's validation and test splits, at ``sample_rate``.
 
     Parameters
     ----------
     run_dir : str or Path
         A run folder written by ``earmark train`` (its ``config.toml`` and
         ``manifest.csv``, whose splits keep speakers apart).
-    bundle : Bundle
-        Gives the sample rate (Hz).
+    sample_rate : int
+        The rate to read them at (Hz): the bundle's.
 
     Returns
     -------
@@ -131,7 +131,7 @@ def held_out_clips(run_dir: str | Path,
     run = RunFolder(run_dir)
     config = load_config(run.config)
     manifest = from_csv(run.manifest)
-    store = build_store(manifest, bundle.sample_rate, config.cache_dir(),
+    store = build_store(manifest, sample_rate, config.cache_dir(),
                         skip_bad_files=True, progress=False)
     clips = {"validation": [], "test": []}
     for index, row in enumerate(store.manifest):

@@ -10,7 +10,9 @@ def register(commands) -> None:
                   "Train a wake-word detector from the phrase alone: synthesized voices, hard "
                   "negatives, your negative recordings; a calibrated bundle and a report card.",
                   'earmark wakeword "view glass" --out runs/view-glass --negatives '
-                  "../shared/data/speech_commands_v2_test ../shared/data/esc10_pieces",
+                  "../shared/data/speech_commands_v2_test ../shared/data/esc10_pieces\n"
+                  '  earmark wakeword "view glass" --out runs/view-glass-micro --target micro '
+                  "--negatives ../shared/data/speech_commands_v2_test",
                   _wakeword)
     sub.add_argument("phrase", help="the words to wake on, e.g. \"view glass\"")
     sub.add_argument("--out", required=True, help="output folder (data, run, bundle, card)")
@@ -36,6 +38,11 @@ def register(commands) -> None:
     sub.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
     sub.add_argument("--false-alarms-per-hour", type=float, default=1.0,
                      help="the budget the stored threshold is calibrated for (default 1)")
+    sub.add_argument("--target", choices=["onnx", "micro"], default="onnx",
+                     help="onnx: a DS-CNN bundle for earmark listen/serve (default); micro: a "
+                          "causal TCN on the TFLite-Micro front-end, written as a "
+                          "microWakeWord / ESPHome model (OUT/micro: streaming int8 .tflite + "
+                          "manifest with the calibrated cutoff; needs earmark[edge])")
     sub.add_argument("--seed", type=int, default=0)
 
 
@@ -60,8 +67,12 @@ def _wakeword(args) -> int:
                               false_alarms_per_hour=check_positive(
                                   args.false_alarms_per_hour, "--false-alarms-per-hour",
                                   maximum=3600.0),
-                              seed=args.seed)
+                              seed=args.seed, target=args.target)
     card = run_wakeword(options, args.out, progress=progress_bars(args))
     print(format_card(card, card["phrase"]))
-    print(f"bundle: {card['bundle']} (earmark listen {card['bundle']} uses its threshold)")
+    if args.target == "micro":
+        print(f"microWakeWord files: {card['bundle']} (the .json manifest holds the cutoff; "
+              "ESPHome's micro_wake_word and pymicro-wakeword load it)")
+    else:
+        print(f"bundle: {card['bundle']} (earmark listen {card['bundle']} uses its threshold)")
     return 0

@@ -26,6 +26,7 @@ interpreter and compared with the float window model.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import tempfile
@@ -274,3 +275,23 @@ def format_micro(figures: dict) -> str:
         f"at 0.5; agrees: the same side of the cutoff); max difference "
         f"{stream['max_abs_difference']:.3f}; TFLite-Micro tensor arena: "
         + (f"{arena:,} bytes" if arena else "not measured (pip install tflite-micro)")])
+
+
+def set_cutoff(folder: str | Path, cutoff: float) -> None:
+    """Write a calibrated probability cutoff into an export's manifest, its description
+    and its C header (each file rewritten atomically)."""
+    from earmark.atomic import write_text
+    from earmark.runtime.micro_wakeword import read_description
+
+    folder = Path(folder)
+    description = read_description(folder)
+    manifest_path = folder / Path(description["model"]).with_suffix(".json").name
+    manifest = json.loads(manifest_path.read_text())
+    manifest["micro"]["probability_cutoff"] = round(float(cutoff), 4)
+    write_json(manifest_path, manifest)
+    write_json(folder / MICRO_JSON, {**description, "probability_cutoff": float(cutoff)})
+    header = folder / "micro" / "earmark_model.h"
+    if header.is_file():
+        write_text(header, re.sub(r"(#define EARMARK_PROBABILITY_CUTOFF )\S+",
+                                  lambda m: f"{m.group(1)}{float(cutoff)!r}f",
+                                  header.read_text()))

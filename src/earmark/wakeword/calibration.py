@@ -11,7 +11,6 @@ the same way, is scored once at each budget's threshold: the report card.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,8 @@ from earmark.data.streams import StreamSpec, build_stream, speech_extent
 from earmark.metrics.classification import wilson_interval
 from earmark.metrics.streaming import (ThresholdError, pick_threshold, poisson_interval,
                                        sweep_thresholds)
-from earmark.runtime.bundle import Bundle
 from earmark.runtime.smoother import SmootherConfig
-from earmark.stream_eval import StreamRun, run_stream
+from earmark.stream_eval import StreamRun
 
 #: Thresholds swept: coarse at the bottom, fine near 1 where low false-alarm rates live.
 THRESHOLDS = tuple(np.unique(np.round(np.concatenate(
@@ -34,30 +32,27 @@ WAKE_SMOOTHER = SmootherConfig(average_window_ms=300, suppression_ms=2000, minim
 STRIDE_MS = 20.0
 
 
-def held_out_stream(bundle: Bundle, clips: list[tuple[np.ndarray, str]], noise: list[np.ndarray],
-                    seed: int, smoother: SmootherConfig = WAKE_SMOOTHER,
-                    stride_ms: float = STRIDE_MS) -> tuple[StreamRun, float]:
-    """Each clip placed once over noise, run through the bundle; also the CPU seconds it took."""
+def held_out_audio(clips: list[tuple[np.ndarray, str]], noise: list[np.ndarray], rate: int,
+                   seed: int) -> tuple[np.ndarray, list]:
+    """Each clip placed once over noise, 0.5-2 s apart: the samples and their truth."""
     spec = StreamSpec(gap_s=(0.5, 2.0), noise_volume=0.1, seed=seed)
-    rate = bundle.sample_rate
     spoken = sum(np.subtract(*speech_extent(c, rate)[::-1]) for c, _ in clips) / rate
     spec = dataclasses.replace(spec, duration_s=spoken + len(clips) * np.mean(spec.gap_s) + 5)
-    samples, truth = build_stream(clips, noise, rate, spec)
-    started = time.process_time()
-    run = run_stream(bundle, samples, truth, stride_ms, smoother)
-    return run, time.process_time() - started
+    return build_stream(clips, noise, rate, spec)
 
 
-def sweep(run: StreamRun, labels: list[str], smoother: SmootherConfig = WAKE_SMOOTHER):
+def sweep(run: StreamRun, labels: list[str], smoother: SmootherConfig | None = None):
     """``(threshold, StreamScore)`` over :data:`THRESHOLDS`."""
-    return sweep_thresholds(run.times_ms, run.scores, labels, smoother, run.truth_pairs(),
-                            run.seconds, THRESHOLDS)
+    return sweep_thresholds(run.times_ms, run.scores, labels, smoother or WAKE_SMOOTHER,
+                            run.truth_pairs(), run.seconds, THRESHOLDS)
 
 
 def report_card(validation: StreamRun, test: StreamRun, labels: list[str], cpu_seconds: float,
-                model_bytes: int, budget: float) -> dict:
-    """Miss rates at :data:`CARD_BUDGETS` (thresholds from validation, scored on test)."""
-    calibration, tested = sweep(validation, labels), dict(sweep(test, labels))
+                model_bytes: int, budget: float, smoother: SmootherConfig | None = None) -> dict:
+    """Miss rates at :data:`CARD_BUDGETS` (thresholds from validation, scored on test), the
+    scores smoothed by ``smoother`` (:data:`WAKE_SMOOTHER` by default)."""
+    calibration = sweep(validation, labels, smoother)
+    tested = dict(sweep(test, labels, smoother))
     rows = []
     for per_hour in sorted({*CARD_BUDGETS, budget}):
         try:
@@ -112,11 +107,11 @@ def format_card(card: dict, phrase: str) -> str:
 
 
 def plot_card(validation: StreamRun, test: StreamRun, labels: list[str], card: dict,
-              path: str | Path) -> Path:
+              path: str | Path, smoother: SmootherConfig | None = None) -> Path:
     """Miss rate against false alarms per hour on the test stream, the chosen point marked."""
     from earmark.plots import plot_tradeoff
 
-    points = sweep(test, labels)
+    points = sweep(test, labels, smoother)
     return plot_tradeoff([t for t, _ in points], [s.correct_rate for _, s in points],
                          [s.false_alarms_per_hour for _, s in points], path,
                          chosen=card["threshold"], title="Wake phrase: detected vs false alarms "

@@ -51,9 +51,6 @@ class WakeWordOptions:
 def run_wakeword(options: WakeWordOptions, out_dir: str | Path,
                  progress: ProgressLike = None) -> dict:
     """Every step; returns the report card (also ``OUT/card.json``, ``card.txt``, ``card.png``)."""
-    from earmark.export import export_run
-    from earmark.runtime import load_bundle
-    from earmark.runtime.metadata import write_detection
     from earmark.train import train
     from earmark.wakeword.calibration import format_card
 
@@ -72,17 +69,60 @@ def run_wakeword(options: WakeWordOptions, out_dir: str | Path,
     run = RunFolder(out_dir / "run")
     trained = train(config, run.path, resume=run.checkpoint.is_file(), progress=progress)
     logger.info("3/4 exporting ...")
-    export_run(run.path, out_dir / "bundle", progress=False)
-    logger.info("4/4 calibrating and scoring on held-out streams ...")
-    card = _calibrate(load_bundle(out_dir / "bundle", threads=1), run.path, data.noise_dir,
-                      options, out_dir)
-    write_detection(out_dir / "bundle", _detection(card))
+    deployed = (_deploy_micro if options.target == "micro" else _deploy_bundle)(
+        run.path, data.noise_dir, options, out_dir)
+    card = deployed["card"]
     card.update(phrase=phrase.text, data=summary, seconds=round(time.monotonic() - started, 1),
                 validation_accuracy=trained.get("validation_accuracy"),
-                bundle=str(out_dir / "bundle"))
+                bundle=str(deployed["folder"]))
     write_json(out_dir / "card.json", card)
     write_text(out_dir / "card.txt", format_card(card, phrase.text) + "\n")
     return card
+
+
+def _deploy_bundle(run_dir: Path, noise_dir: str, options: WakeWordOptions,
+                   out_dir: Path) -> dict:
+    """The ONNX bundle, its threshold calibrated and stored in it."""
+    from earmark.export import export_run
+    from earmark.runtime import load_bundle
+    from earmark.runtime.metadata import write_detection
+    from earmark.stream_eval import run_stream
+    from earmark.wakeword.calibration import STRIDE_MS, WAKE_SMOOTHER
+
+    folder = out_dir / "bundle"
+    export_run(run_dir, folder, progress=False)
+    logger.info("4/4 calibrating and scoring on held-out streams ...")
+    bundle = load_bundle(folder, threads=1)
+    card = _calibrate(lambda samples, truth: run_stream(bundle, samples, truth, STRIDE_MS,
+                                                        WAKE_SMOOTHER),
+                      bundle.sample_rate, list(bundle.labels), bundle.model_path.stat().st_size,
+                      WAKE_SMOOTHER, run_dir, noise_dir, options, out_dir)
+    write_detection(folder, _detection(card))
+    return {"card": card, "folder": folder}
+
+
+def _deploy_micro(run_dir: Path, noise_dir: str, options: WakeWordOptions,
+                  out_dir: Path) -> dict:
+    """The microWakeWord files; the manifest's cutoff calibrated on the float window model
+    with the manifest's own rule, then written into the manifest."""
+    from earmark.export.micro_wakeword import export_micro, set_cutoff
+    from earmark.runtime.micro_wakeword import MicroWindowModel
+    from earmark.stream_eval import StreamRun
+
+    folder = out_dir / "micro"
+    export_micro(run_dir, folder)
+    logger.info("4/4 calibrating the cutoff and scoring on held-out streams ...")
+    model = MicroWindowModel.load(folder)
+
+    def scored(samples, truth) -> StreamRun:
+        times, scores = model.stream_scores(samples)
+        return StreamRun(samples, truth, times, scores, len(samples) / 16000)
+
+    card = _calibrate(scored, 16000, list(model.description["labels"]),
+                      (folder / model.description["model"]).stat().st_size, model.smoother(),
+                      run_dir, noise_dir, options, out_dir)
+    set_cutoff(folder, card["threshold"])
+    return {"card": card, "folder": folder}
 
 
 #: ``[augment]`` settings that make synthetic speech sound recorded: rooms, microphone EQ,
@@ -126,20 +166,23 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
     return from_dict(raw, source="earmark wakeword")
 
 
-def _calibrate(bundle, run_dir: Path, noise_dir: str, options: WakeWordOptions,
-               out_dir: Path) -> dict:
+def _calibrate(scored, rate: int, labels: list[str], model_bytes: int, smoother,
+               run_dir: Path, noise_dir: str, options: WakeWordOptions, out_dir: Path) -> dict:
+    """The report card: ``scored(samples, truth)`` (a StreamRun) on the validation stream
+    picks the threshold, on the test stream scores it."""
     from earmark.stream_eval import background_noise, held_out_clips
-    from earmark.wakeword.calibration import held_out_stream, plot_card, report_card
+    from earmark.wakeword.calibration import held_out_audio, plot_card, report_card
 
-    clips = held_out_clips(run_dir, bundle)
-    noise = background_noise(run_dir, noise_dir, bundle.sample_rate)
-    validation, _ = held_out_stream(bundle, clips["validation"], noise, options.seed)
-    test, cpu_seconds = held_out_stream(bundle, clips["test"], noise, options.seed + 1)
-    labels = list(bundle.labels)
-    model_bytes = (Path(bundle.path) / "model.onnx").stat().st_size
+    clips = held_out_clips(run_dir, rate)
+    noise = background_noise(run_dir, noise_dir, rate)
+    validation = scored(*held_out_audio(clips["validation"], noise, rate, options.seed))
+    test_audio = held_out_audio(clips["test"], noise, rate, options.seed + 1)
+    started = time.process_time()
+    test = scored(*test_audio)
+    cpu_seconds = time.process_time() - started
     card = report_card(validation, test, labels, cpu_seconds, model_bytes,
-                       options.false_alarms_per_hour)
-    plot_card(validation, test, labels, card, out_dir / "card.png")
+                       options.false_alarms_per_hour, smoother)
+    plot_card(validation, test, labels, card, out_dir / "card.png", smoother)
     return card
 
 
