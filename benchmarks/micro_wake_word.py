@@ -16,7 +16,7 @@ recordings of a phrase between LibriSpeech background speech, noise at
 - microWakeWord's four shipped models in the same client (CPU only: they
   listen for other phrases).
 
-Prints, at the manifest's cutoff, the phrases each engine found, the ones
+Prints, at the manifest's cutoff and at 0.5 and 0.9, the phrases each engine found, the ones
 only one of them found, false alarms, detection-time differences, and each
 engine's miss rate at <= 1 false alarm an hour over a sweep of cutoffs; CPU
 seconds per hour of audio on one thread, and the ratios.
@@ -41,6 +41,8 @@ from earmark.runtime.micro_wakeword import (STRIDE, SUPPRESSION_MS, MicroWindowM
                                             StreamingTFLite)
 from earmark.runtime.smoother import detect
 
+#: Cutoffs the two engines' detections are compared at, besides the manifest's.
+COMPARED_AT = (0.5, 0.9)
 CUTOFFS = tuple(np.round(np.concatenate([np.arange(0.5, 0.9, 0.05),
                                          1 - np.geomspace(0.1, 0.002, 12)]), 4))
 
@@ -85,9 +87,26 @@ def client_detections(times, averaged, cutoff: float) -> list[float]:
 
 
 def found_phrases(truth, detections: list[float]) -> set[int]:
-    """Indices of the phrases a detection followed within the tolerance."""
+    """Indices of the phrases a detection lies within the tolerance of (as scored)."""
     return {i for i, word in enumerate(truth)
-            if any(0 <= t - word.end_ms <= TOLERANCE_MS for t in detections)}
+            if any(abs(t - word.end_ms) <= TOLERANCE_MS for t in detections)}
+
+
+def call_agreement(model: MicroWindowModel, times, scores, their_times, averaged,
+                   cutoff: float) -> str:
+    """Call by call, where both engines answer: the averaged probabilities' difference and
+    how often they fall on the same side of the cutoff."""
+    calls = int(model.description["sliding_window_size"])
+    ours = np.convolve(scores[:, int(model.description["target"])], np.ones(calls) / calls,
+                       mode="valid")
+    ours_times = times[calls - 1:]
+    common, mine, theirs = np.intersect1d(np.round(ours_times), np.round(their_times),
+                                          return_indices=True)
+    difference = np.abs(ours[mine] - averaged[theirs])
+    same_side = np.mean((ours[mine] > cutoff) == (averaged[theirs] > cutoff))
+    return (f"{len(common)} calls both answered: |difference| mean {difference.mean():.4f}, "
+            f"99th percentile {np.percentile(difference, 99):.3f}, max {difference.max():.3f}; "
+            f"same side of {cutoff}: {same_side:.4%}")
 
 
 def score(truth, detections: list[float], seconds: float, label: str):
@@ -146,14 +165,17 @@ def main() -> None:
           f"{manifest['micro']['sliding_window_size']} calls")
     model, times, scores, our_cpu = earmark_scores(folder, samples)
     their_times, averaged, their_cpu = client_probabilities(manifest_path, samples)
-    ours = earmark_detections(model, times, scores, cutoff)
-    theirs = client_detections(their_times, averaged, cutoff)
-    print(f"at cutoff {cutoff}: " + compare(truth, ours, theirs))
-    for name, found in (("earmark runtime (float window)", ours),
-                        ("pymicro-wakeword (int8 stream)", theirs)):
-        result = score(truth, found, seconds, label)
-        print(f"  {name:<32} miss {result.missed_rate:6.1%}, "
-              f"{result.false_alarms_per_hour:7.2f} false alarms/h")
+    for at in sorted({cutoff, *COMPARED_AT}):
+        ours = earmark_detections(model, times, scores, at)
+        theirs = client_detections(their_times, averaged, at)
+        print(f"at cutoff {at}{' (the manifest)' if at == cutoff else ''}: "
+              + compare(truth, ours, theirs))
+        print("  " + call_agreement(model, times, scores, their_times, averaged, at))
+        for name, found in (("earmark runtime (float window)", ours),
+                            ("pymicro-wakeword (int8 stream)", theirs)):
+            result = score(truth, found, seconds, label)
+            print(f"  {name:<32} miss {result.missed_rate:6.1%}, "
+                  f"{result.false_alarms_per_hour:7.2f} false alarms/h")
     for name, detections_at in (
             ("earmark runtime", lambda c: earmark_detections(model, times, scores, c)),
             ("pymicro-wakeword", lambda c: client_detections(their_times, averaged, c))):

@@ -5,6 +5,8 @@ TFLite-Micro and pymicro-wakeword (a client nobody here wrote)."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -251,6 +253,10 @@ def test_export_micro_writes_what_esphome_and_pymicro_wakeword_read(micro_run: P
         assert manifest["micro"]["tensor_arena_size"] == figures["tensor_arena_bytes"]
     header = (out / "micro" / "earmark_model.h").read_text()
     assert "#define EARMARK_FRAMES_PER_CALL 3" in header
+    compiler = shutil.which("c++")
+    if compiler:                                     # ready for a TFLite-Micro project
+        subprocess.run([compiler, "-std=c++17", "-c", str(out / "micro" / "earmark_model.cc"),
+                        "-o", str(tmp_path / "model.o")], check=True)
     # pymicro-wakeword and earmark's runtime wake on a stream of the pattern, not on noise.
     window = MicroWindowModel.load(out)
     detector = wakeword.MicroWakeWord.from_config(out / "wake.json")
@@ -313,3 +319,20 @@ def test_wakeword_target_micro_calibrates_the_manifests_cutoff(tmp_path: Path, m
         (out / "micro" / "micro" / "earmark_model.h").read_text()
     assert card["model_bytes"] == (out / "micro" / "hello_there.tflite").stat().st_size
     assert not (out / "bundle").exists()
+
+
+@pytest.mark.slow
+def test_a_micro_run_is_refused_by_the_graph_targets_and_footprint_reads_its_file(
+        micro_run: Path, streaming_file, tmp_path: Path, capsys):
+    from earmark.cli import main
+
+    for target in ("onnx", "litert"):
+        assert main(["export", str(micro_run), "--out", str(tmp_path / target), "--target",
+                     target]) == 2
+        assert "--target micro" in capsys.readouterr().err
+        assert not (tmp_path / target).exists()
+    path, _, _ = streaming_file
+    assert main(["footprint", str(path), "--json", "--runs", "5"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["input"]["shape"] == [1, 3, 40] and figures["flash_bytes"] == \
+        path.stat().st_size

@@ -32,7 +32,7 @@ from earmark.atomic import write_json
 from earmark.config import ExperimentConfig, to_dict
 from earmark.errors import EarmarkError
 from earmark.export.graph import Parts, assemble, export_parts
-from earmark.export.parity import check_parity, graph_quality
+from earmark.export.parity import ExportError, check_parity, graph_quality
 from earmark.export.quantize import INT8_DESCRIPTION, quantize_network
 from earmark.export.stream import export_step, stream_description
 from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
@@ -79,6 +79,7 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
     """
     run = RunFolder(run_dir)
     config, labels, classifier = load_trained(run.path)
+    refuse_micro_front_end(config)
     windows = real_windows(run, config, progress)
     window = window_samples(config)
     # A fresh front-end for the tables: torch's exporter strips the traced one.
@@ -105,6 +106,17 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
         metadata = _stage(staging, graph, parts, tables, classifier, record, int8)
         replace_folder(staging, Path(out))
     return ExportResult(Path(out), metadata)
+
+
+def refuse_micro_front_end(config: ExperimentConfig) -> None:
+    """A bundle holds its front-end in the graph; the micro front-end (the device's C code,
+    with state across frames) is none that ONNX or LiteRT graphs can hold."""
+    if config.features.kind == "micro":
+        raise ExportError("this run's front-end is the TFLite-Micro one (features.kind = "
+                          "\"micro\"), computed beside the model on a device, never inside a "
+                          "graph: export it with --target micro (microWakeWord / ESPHome "
+                          "files); --target onnx and litert take the logmel, mfcc, "
+                          "spectrogram and spectrogram128 front-ends")
 
 
 def real_windows(run: RunFolder, config: ExperimentConfig,

@@ -44,7 +44,8 @@ from earmark.atomic import write_json
 from earmark.config import to_dict
 from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
 from earmark.errors import ConfigError
-from earmark.export.bundle import calibration_sample, export_run, real_windows, replace_folder
+from earmark.export.bundle import (calibration_sample, export_run, real_windows,
+                                   refuse_micro_front_end, replace_folder)
 from earmark.export.micro_source import write_c_source
 from earmark.export.parity import ExportError
 from earmark.network import WaveformClassifier, load_trained, window_samples
@@ -105,6 +106,7 @@ def export_litert(run_dir: str | Path, out: str | Path, int8: bool = False,
     require_converter()
     run = RunFolder(run_dir)
     config, labels, classifier = load_trained(run.path)
+    refuse_micro_front_end(config)
     classifier.eval()
     windows = real_windows(run, config, progress)
     with tempfile.TemporaryDirectory() as scratch:
