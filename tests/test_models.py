@@ -17,8 +17,12 @@ def _one_thread():
     torch.set_num_threads(previous)
 
 
-#: (channels, bands, frames) that every architecture accepts.
+#: (channels, bands, frames) that every architecture accepts, but for those below.
 SHAPES = [(1, 40, 98), (2, 32, 64), (1, 16, 16)]
+#: The causal TCN reads the micro front-end: one channel, at least its receptive field.
+OWN_SHAPES = {"tcn": [(1, 40, 98), (1, 40, 150)]}
+CASES = [(name, shape) for name in available_models()
+         for shape in OWN_SHAPES.get(name, SHAPES)]
 
 
 def test_the_registry_lists_the_models():
@@ -27,8 +31,8 @@ def test_the_registry_lists_the_models():
     assert {"dscnn", "clip_cnn", "spectrogram_cnn"} <= set(names)
 
 
-@pytest.mark.parametrize("name", available_models())
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("name,shape", CASES,
+                         ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in CASES])
 def test_every_model_returns_one_logit_per_class(name, shape):
     torch.manual_seed(0)
     model = build_model(name, shape, 5).eval()
@@ -60,6 +64,7 @@ def test_dscnn_options_change_the_model():
 
 
 def test_dscnn_flattened_head_weighs_columns_by_position():
+    torch.manual_seed(0)
     mean = build_model("dscnn", (1, 40, 49), 12, time_padding="valid")
     flat = build_model("dscnn", (1, 40, 49), 12, time_padding="valid", time_pooling="flatten")
     assert flat.columns == mean.columns == 12
@@ -74,7 +79,9 @@ def test_dscnn_flattened_head_weighs_columns_by_position():
         flat.eval(), mean.eval()
         assert flat(features).shape == (2, 12)
         torch.testing.assert_close(flat(late_change), flat(features))
-        # ...which an averaging head cannot.
+        # ...which an averaging head cannot (weights of one: the change is not lost in
+        # the small random weights of an untrained head).
+        mean.classifier.weight.fill_(1.0)
         assert not torch.allclose(mean(late_change), mean(features), atol=1e-4)
     with pytest.raises(ConfigError, match="time_pooling"):
         build_model("dscnn", (1, 40, 49), 12, time_pooling="max")
@@ -123,7 +130,8 @@ def test_an_unknown_model_is_a_config_error_listing_the_choices():
 
 
 #: a cheap input shape per model for the overfitting check
-OVERFIT_SHAPES = {"dscnn": (1, 10, 49), "clip_cnn": (1, 16, 24), "spectrogram_cnn": (1, 16, 16)}
+OVERFIT_SHAPES = {"dscnn": (1, 10, 49), "clip_cnn": (1, 16, 24), "spectrogram_cnn": (1, 16, 16),
+                  "tcn": (1, 40, 98)}
 
 
 @pytest.mark.parametrize("name", available_models())

@@ -207,8 +207,8 @@ def replace_folder(staging: Path, out: Path, marker: str = BUNDLE_JSON) -> None:
     ``marker``) is replaced whole."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists() and not (out / marker).is_file():
-        raise EarmarkError(f"{out} exists and is not an earmark export ({marker}); choose "
-                           "another --out")
+        raise EarmarkError(f"{out} exists and is not an earmark bundle or export (it holds no "
+                           f"{marker}); choose another --out")
     temporary = out.with_name(f".{out.name}.partial")
     shutil.rmtree(temporary, ignore_errors=True)
     shutil.copytree(staging, temporary)
