@@ -38,7 +38,7 @@ from wake_words import BUDGET, RATE, TOLERANCE_MS, build_stream, micro_wake_word
 from earmark.frontend import micro
 from earmark.metrics.streaming import score_stream
 from earmark.runtime.micro_wakeword import (STRIDE, SUPPRESSION_MS, MicroWindowModel,
-                                            StreamingTFLite)
+                                            StreamingTFLite, manifest_path, read_description)
 from earmark.runtime.smoother import detect
 
 #: Cutoffs the two engines' detections are compared at, besides the manifest's.
@@ -153,9 +153,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     folder = Path(args.export)
-    described = json.loads((folder / "earmark_micro.json").read_text())
-    manifest_path = folder / Path(described["model"]).with_suffix(".json").name
-    manifest = json.loads(manifest_path.read_text())
+    described = read_description(folder)
+    manifest_file = manifest_path(folder, described)
+    manifest = json.loads(manifest_file.read_text())
     cutoff, label = manifest["micro"]["probability_cutoff"], described["wake_word"]
     samples, truth = build_stream(args.phrase, args.seed)
     seconds = len(samples) / RATE
@@ -164,7 +164,7 @@ def main() -> None:
           f"{seconds / 60:.1f} min; manifest cutoff {cutoff}, sliding window "
           f"{manifest['micro']['sliding_window_size']} calls")
     model, times, scores, our_cpu = earmark_scores(folder, samples)
-    their_times, averaged, their_cpu = client_probabilities(manifest_path, samples)
+    their_times, averaged, their_cpu = client_probabilities(manifest_file, samples)
     for at in sorted({cutoff, *COMPARED_AT}):
         ours = earmark_detections(model, times, scores, at)
         theirs = client_detections(their_times, averaged, at)

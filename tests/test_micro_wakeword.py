@@ -38,9 +38,9 @@ def speechlike(seconds: float, seed: int) -> np.ndarray:
 
 
 def random_tcn(frames: int, channels: int = 12, seed: int = 0) -> CausalTCN:
-    """A small TCN with random weights and batch-norm statistics (eval mode)."""
+    """A small two-class TCN with random weights and batch-norm statistics (eval mode)."""
     torch.manual_seed(seed)
-    model = CausalTCN((1, micro.CHANNELS, frames), 3, channels=channels, dilations=(1, 2, 4))
+    model = CausalTCN((1, micro.CHANNELS, frames), 2, channels=channels, dilations=(1, 2, 4))
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm1d):
             module.running_mean.uniform_(-1, 1)
@@ -185,24 +185,28 @@ def test_pymicro_wakeword_and_tflite_micro_run_the_file(streaming_file, tmp_path
 
 def write_pattern_dataset(root: Path, speakers: int = 8, takes: int = 4) -> Path:
     """"wake": a low tone then a high one; "_unknown_": the same tones the other way
-    round; "_silence_": the noise alone. 1 s clips at 16 kHz, Speech Commands names."""
+    round, and the noise alone. 1 s clips at 16 kHz, Speech Commands names."""
     rng = np.random.default_rng(0)
-    orders = {"wake": (500.0, 1500.0), "_unknown_": (1500.0, 500.0), "_silence_": None}
-    for label, order in orders.items():
+    clips = {"wake": [(500.0, 1500.0)] * takes,
+             "_unknown_": [(1500.0, 500.0)] * takes + [None] * (takes // 2)}
+    for label, orders in clips.items():
         (root / label).mkdir(parents=True)
         for speaker in range(speakers):
-            for take in range(takes):
-                clip = 0.03 * rng.standard_normal(RATE)
-                if order:
-                    start = int(rng.uniform(0.3, 0.45) * RATE)
-                    t = np.arange(int(0.25 * RATE)) / RATE
-                    for k, pitch in enumerate(order):
-                        at = start + k * len(t)
-                        clip[at:at + len(t)] += 0.4 * np.sin(2 * np.pi * pitch
-                                                             * rng.uniform(0.95, 1.05) * t)
+            for take, order in enumerate(orders):
                 soundfile.write(root / label / f"{speaker:08x}_nohash_{take}.wav",
-                                clip.astype(np.float32), RATE)
+                                _pattern_clip(order, rng), RATE)
     return root
+
+
+def _pattern_clip(order, rng) -> np.ndarray:
+    clip = 0.03 * rng.standard_normal(RATE)
+    if order:
+        start = int(rng.uniform(0.3, 0.45) * RATE)
+        t = np.arange(int(0.25 * RATE)) / RATE
+        for k, pitch in enumerate(order):
+            at = start + k * len(t)
+            clip[at:at + len(t)] += 0.4 * np.sin(2 * np.pi * pitch * rng.uniform(0.95, 1.05) * t)
+    return clip.astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -247,6 +251,18 @@ def test_export_micro_writes_what_esphome_and_pymicro_wakeword_read(micro_run: P
     described = json.loads((out / "earmark_micro.json").read_text())
     figures = described["figures"]
     assert figures["window_float"]["accuracy"] >= 0.8            # it learned the order
+    # What ESPHome's micro_wake_word loads: its operators only, a uint8 probability.
+    from earmark.export.esphome_ops import ESPHOME_OPERATORS, ESPHOME_VARIABLES
+    from earmark.export.flatbuffer import operator_names, read_model
+
+    tree, schema = read_model((out / "wake.tflite").read_bytes())
+    assert operator_names(tree, schema) <= ESPHOME_OPERATORS
+    assert {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"} <= \
+        operator_names(tree, schema)
+    assert sum(op.builtinOptionsType == schema.BuiltinOptions.VarHandleOptions
+               for op in tree.subgraphs[0].operators) <= ESPHOME_VARIABLES
+    assert StreamingTFLite.load(out / "wake.tflite").model.io_description()["output"][
+        "dtype"] == "uint8"
     assert figures["stream_int8"]["agreement_at_cutoff"] >= 0.9
     assert abs(figures["stream_int8"]["accuracy"] - figures["window_float"]["accuracy"]) <= 0.1
     if figures.get("tensor_arena_bytes"):
@@ -260,15 +276,16 @@ def test_export_micro_writes_what_esphome_and_pymicro_wakeword_read(micro_run: P
     # pymicro-wakeword and earmark's runtime wake on a stream of the pattern, not on noise.
     window = MicroWindowModel.load(out)
     detector = wakeword.MicroWakeWord.from_config(out / "wake.json")
-    for label, expected in (("wake", True), ("_silence_", False)):
-        files = sorted((micro_run.parent / "patterns" / label).glob("*.wav"))[:6]
-        stream = np.concatenate([soundfile.read(f, dtype="float32")[0] for f in files])
+    rng = np.random.default_rng(5)
+    for pattern, expected in (((500.0, 1500.0), True), (None, False)):
+        stream = np.concatenate([_pattern_clip(pattern, rng) for _ in range(6)])
         detector.reset()
         features = wakeword.MicroWakeWordFeatures()
-        woke = any(detector.process_streaming(frame)
-                   for frame in features.process_streaming(micro.to_pcm(stream)))
+        answers = [detector.process_streaming(frame)
+                   for frame in features.process_streaming(micro.to_pcm(stream))]
+        woke = any(answers[100:])         # ESPHome, too, ignores the first 100 frames (1 s)
         ours = window.detections(stream, cutoff=0.7)
-        assert (woke, bool(ours)) == (expected, expected), label
+        assert (woke, bool(ours)) == (expected, expected), pattern
     assert StreamingTFLite.load(out / "wake.tflite").latency_ms(runs=20) < 50
 
 
@@ -289,8 +306,9 @@ def test_the_wake_word_class_is_found_or_asked_for():
     assert wake_word_class(["yes", "no", "_unknown_"], "no") == 1
     with pytest.raises(ConfigError, match="--wake-word"):
         wake_word_class(["yes", "no", "_unknown_"], None)
-    with pytest.raises(ConfigError, match="not a class"):
-        wake_word_class(["yes", "no"], "maybe")
+    for label in ("maybe", "_unknown_"):
+        with pytest.raises(ConfigError, match="not a word class"):
+            wake_word_class(["yes", "no", "_unknown_"], label)
 
 
 @pytest.mark.slow
@@ -336,3 +354,39 @@ def test_a_micro_run_is_refused_by_the_graph_targets_and_footprint_reads_its_fil
     figures = json.loads(capsys.readouterr().out)
     assert figures["input"]["shape"] == [1, 3, 40] and figures["flash_bytes"] == \
         path.stat().st_size
+
+
+def test_decoded_16_bit_audio_goes_back_to_its_own_samples():
+    pcm = np.random.default_rng(0).integers(-32768, 32768, 16000).astype("<i2")
+    assert micro.to_pcm(pcm.astype(np.float32) / 32768.0) == pcm.tobytes()
+    assert micro.to_pcm(np.array([2.0, -2.0, np.nan], np.float32)) == \
+        np.array([32767, -32768, 0], "<i2").tobytes()
+
+
+def test_only_two_class_tcns_on_the_micro_front_end_export(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from earmark.export.micro_wakeword import streamable_model
+    from earmark.export.parity import ExportError
+
+    config = SimpleNamespace(features=FeatureConfig(kind="micro"),
+                             model=SimpleNamespace(name="tcn"))
+    three = CausalTCN((1, 40, 98), 3, channels=8, dilations=(1, 2))
+    with pytest.raises(ExportError, match="two classes"):
+        streamable_model(config, SimpleNamespace(model=three))
+    two = CausalTCN((1, 40, 98), 2, channels=8, dilations=(1, 2))
+    assert streamable_model(config, SimpleNamespace(model=two)) is two
+
+
+def test_a_damaged_export_description_is_named(tmp_path: Path):
+    from earmark.runtime.micro_wakeword import MicroWindowModel, read_description
+
+    with pytest.raises(ConfigError, match="no earmark_micro.json"):
+        read_description(tmp_path)
+    for text in ("{", json.dumps({"labels": ["wake", "_unknown_"], "target": 5,
+                                  "window_frames": 98, "sliding_window_size": 5,
+                                  "probability_cutoff": 0.9, "model": "wake.tflite"}),
+                 json.dumps({"labels": ["wake"]})):
+        (tmp_path / "earmark_micro.json").write_text(text)
+        with pytest.raises(ConfigError, match="earmark_micro.json"):
+            MicroWindowModel.load(tmp_path)

@@ -46,10 +46,10 @@ def _add_export(commands) -> None:
     sub.add_argument("--wake-word", metavar="LABEL",
                      help="--target micro: the class to wake on (default: the run's only "
                           "class other than _unknown_ and _silence_)")
-    sub.add_argument("--cutoff", type=float, default=0.9,
+    sub.add_argument("--cutoff", type=float,
                      help="--target micro: the manifest's probability cutoff (default 0.9; "
                           "`earmark wakeword --target micro` calibrates it)")
-    sub.add_argument("--sliding-window", type=int, default=5, metavar="CALLS",
+    sub.add_argument("--sliding-window", type=int, metavar="CALLS",
                      help="--target micro: calls (30 ms each) whose probabilities are "
                           "averaged before the cutoff (default 5)")
 
@@ -61,6 +61,12 @@ def _export(args) -> int:
         raise ConfigError(f"--calibration {args.calibration}: int8 needs at least "
                           f"{MIN_CALIBRATION} training windows to set its ranges (default "
                           f"{EXPORT_CALIBRATION_WINDOWS})")
+    micro_only = [name for name, value in (("--wake-word", args.wake_word),
+                                           ("--cutoff", args.cutoff),
+                                           ("--sliding-window", args.sliding_window))
+                  if value is not None]
+    if args.target != "micro" and micro_only:
+        raise ConfigError(f"{', '.join(micro_only)}: only --target micro takes them")
     if args.target == "litert":
         return _export_litert(args)
     if args.target == "micro":
@@ -83,12 +89,19 @@ def _export_litert(args) -> int:
 
 def _export_micro(args) -> int:
     from earmark.export.micro_wakeword import export_micro, format_micro
-    from earmark.input_limits import check_count, check_probability
+    from earmark.input_limits import check_count, check_fraction
 
-    check_probability(args.cutoff, "--cutoff")
-    check_count(args.sliding_window, "--sliding-window", 1, 100)
+    if args.int8:
+        raise ConfigError("--int8: --target micro is always int8 (its calibration: the "
+                          "run's training windows streamed through the model)")
+    cutoff = 0.9 if args.cutoff is None else check_fraction(args.cutoff, "--cutoff")
+    if not 0.0 < cutoff < 1.0:
+        raise ConfigError(f"--cutoff {cutoff}: give a probability strictly between 0 and 1 "
+                          "(the device fires when the average is above it)")
+    calls = 5 if args.sliding_window is None else args.sliding_window
     result = export_micro(args.run, args.out, wake_word=args.wake_word,
-                          probability_cutoff=args.cutoff, sliding_window=args.sliding_window,
+                          probability_cutoff=cutoff,
+                          sliding_window=check_count(calls, "--sliding-window", 1, 100),
                           progress=progress_bars(args))
     print(format_micro(result.figures))
     print(f"microWakeWord files written to {result.folder}")

@@ -183,12 +183,15 @@ def convert_to_tflite(network: torch.nn.Module, sample: torch.Tensor | tuple[tor
 
 def quantize_int8(float_model: Path, calibration: np.ndarray | list[dict[str, np.ndarray]],
                   out: Path, tensors: str, granularity: str,
-                  ranges: Callable[[dict], dict] | None = None) -> None:
+                  ranges: Callable[[dict], dict] | None = None,
+                  per_tensor_ops: tuple[str, ...] = ()) -> None:
     """ai-edge-quantizer's static int8 recipe on the ops whose tensors match ``tensors``,
     calibrated one example at a time (the graph has batch 1). ``calibration``: examples of
     the one input (without the batch axis), or, for several inputs, one dict per example
     from input name to array (with it). ``ranges``, if given, may change the calibrated
-    ranges (tensor name -> {"min", "max"}) before they are used."""
+    ranges (tensor name -> {"min", "max"}) before they are used. ``per_tensor_ops``
+    (``"MUL"``, say) take one weight scale per tensor whatever ``granularity`` says:
+    their int8 kernels read one scale only."""
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
 
     signature, input_name = _signature(float_model)
@@ -200,6 +203,12 @@ def quantize_int8(float_model: Path, calibration: np.ndarray | list[dict[str, np
                               activation_num_bits=8, weight_num_bits=8,
                               weight_granularity=qtyping.QuantGranularity(granularity),
                               algorithm_key=recipe_manager.AlgorithmName.MIN_MAX_UNIFORM_QUANT)
+    for operation in per_tensor_ops:
+        recipes.add_static_config(
+            regex=tensors, operation_name=getattr(qtyping.TFLOperationName, operation),
+            activation_num_bits=8, weight_num_bits=8,
+            weight_granularity=qtyping.QuantGranularity.TENSORWISE,
+            algorithm_key=recipe_manager.AlgorithmName.MIN_MAX_UNIFORM_QUANT)
     job = quantizer.Quantizer(str(float_model))
     job.load_quantization_recipe(recipes.get_quantization_recipe())
     with converter_output():

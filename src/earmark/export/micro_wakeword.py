@@ -42,7 +42,8 @@ from earmark.export.bundle import calibration_sample, real_windows, replace_fold
 from earmark.export.graph import export_module
 from earmark.export.litert import (compact_tflite, convert_to_tflite, quantize_int8,
                                    require_converter)
-from earmark.export.micro_source import write_c_source
+from earmark.export.micro_source import c_identifier, write_c_source
+from earmark.export.esphome_ops import ESPHOME_VARIABLES, for_esphome
 from earmark.export.parity import ExportError
 from earmark.export.tflite_variables import shared_ranges, states_to_variables
 from earmark.frontend import micro
@@ -105,6 +106,9 @@ def export_micro(run_dir: str | Path, out: str | Path, wake_word: str | None = N
         figures = parity(staging, validation, windows.validation_targets == target,
                          probability_cutoff)
         figures["tensor_arena_bytes"] = tensor_arena_bytes(tflite)
+        if figures["tensor_arena_bytes"] is None:
+            raise ConfigError("--target micro measures the tensor arena ESPHome allocates "
+                              "with tflite-micro: pip install 'earmark[edge]'")
         write_json(staging / MICRO_JSON, {**description, "figures": figures})
         write_json(staging / f"{name}.json",
                    manifest(labels[target], name, probability_cutoff, sliding_window,
@@ -129,6 +133,11 @@ def streamable_model(config, classifier) -> CausalTCN:
             "every 10 ms with its own noise reduction and gain control, which no other "
             "front-end reproduces; train with `earmark train configs/wakeword_micro.toml` or "
             "export this run with --target litert")
+    if model.head.out_features != 2:
+        raise ExportError(f"--target micro: a microWakeWord model answers one probability; "
+                          f"this run has {model.head.out_features} classes. Train the wake "
+                          "word against everything else as two classes (data.classes = "
+                          "[word, \"_unknown_\"]; `earmark wakeword --target micro` does)")
     if model.stem_kernel <= model.stride or model.head_columns < 2:
         raise ExportError("--target micro needs model.stem_kernel > model.stride and "
                           "head_columns >= 2 (every state holds at least one column)")
@@ -142,9 +151,10 @@ def wake_word_class(labels: list[str], wake_word: str | None) -> int:
     """The index of the class the model wakes on: ``wake_word``, or the run's only class
     that is not ``_unknown_`` / ``_silence_``."""
     if wake_word is not None:
-        if wake_word not in labels:
-            raise ConfigError(f"--wake-word {wake_word!r} is not a class of this run; its "
-                              f"classes: {labels}")
+        if wake_word not in labels or wake_word in NOT_WAKE_WORDS:
+            raise ConfigError(f"--wake-word {wake_word!r} is not a word class of this run; "
+                              f"its classes: {labels} ({', '.join(NOT_WAKE_WORDS)} never "
+                              "are)")
         return labels.index(wake_word)
     words = [label for label in labels if label not in NOT_WAKE_WORDS]
     if len(words) != 1:
@@ -154,7 +164,9 @@ def wake_word_class(labels: list[str], wake_word: str | None) -> int:
 
 
 def file_stem(label: str) -> str:
-    return re.sub(r"[^0-9A-Za-z]+", "_", label).strip("_").lower() or "wake_word"
+    """The export's file names for ``label`` (never one of the folder's other files)."""
+    stem = c_identifier(label).lower()
+    return f"{stem}_wake_word" if stem in ("earmark_micro", "window", "class") else stem
 
 
 class WindowScores(torch.nn.Module):
@@ -183,13 +195,28 @@ def streaming_tflite(step: TCNStream, calibration: np.ndarray, scratch: Path) ->
     float_path = scratch / "step_float.tflite"
     convert_to_tflite(step, (frames, *states), float_path)
     inputs, outputs = _signature_names(float_path)
-    examples = calibration_calls(step, calibration, inputs)
-    ranges = shared_ranges(float_path.read_bytes(), inputs[1:], outputs[1:],
+    examples, logits = calibration_calls(step, calibration, inputs)
+    shared = shared_ranges(float_path.read_bytes(), inputs[1:], outputs[1:],
                            {inputs[0]: (0.0, micro.FEATURE_MAX)})
+    logit = logit_tensor(float_path.read_bytes())
+
+    def ranges(statistics: dict) -> dict:
+        # One number per call: a moving average of per-call extremes is their mean, not
+        # their range; the logit takes the range the calls reach.
+        statistics = shared(statistics)
+        if logit in statistics:
+            statistics[logit] = {**statistics[logit],
+                                 "min": np.full_like(statistics[logit]["min"], logits.min()),
+                                 "max": np.full_like(statistics[logit]["max"], logits.max())}
+        return statistics
+
     quantize_int8(float_path, examples, scratch / "step_int8.tflite", ".*", "CHANNELWISE",
-                  ranges)
+                  ranges, per_tensor_ops=("MUL",))
     compact = compact_tflite(scratch / "step_int8.tflite", scratch / "step_compact.tflite")
-    return states_to_variables(compact.read_bytes(), inputs[1:], outputs[1:])
+    if len(inputs) - 1 > ESPHOME_VARIABLES:
+        raise ExportError(f"the stream keeps {len(inputs) - 1} states; ESPHome makes room "
+                          f"for {ESPHOME_VARIABLES}: use fewer dilations")
+    return for_esphome(states_to_variables(compact.read_bytes(), inputs[1:], outputs[1:]))
 
 
 def _signature_names(path: Path) -> tuple[list[str], list[str]]:
@@ -202,33 +229,48 @@ def _signature_names(path: Path) -> tuple[list[str], list[str]]:
     return sorted(signature["inputs"], key=number), sorted(signature["outputs"], key=number)
 
 
-def calibration_calls(step: TCNStream, windows: np.ndarray, names: list[str]) -> list[dict]:
+def calibration_calls(step: TCNStream, windows: np.ndarray,
+                      names: list[str]) -> tuple[list[dict], np.ndarray]:
     """The step's inputs (frames and states) at calls sampled from streaming ``windows``
-    through the float step, plus silence and the loudest frames the front-end gives (the
-    input's range is then microWakeWord's, 0-26)."""
-    calls = []
+    through the float step, in a random order (the calibrator averages extremes as it
+    goes), plus silence and the loudest frames the front-end gives; and the logit of
+    every call streamed."""
+    calls, logits = [], []
     with torch.no_grad():
         for features in windows:
             states = step.zero_states()
             for start in range(0, len(features) - STRIDE + 1, STRIDE):
                 frames = torch.from_numpy(features[None, start:start + STRIDE])
                 calls.append([frames, *states])
-                states = list(step(frames, *states)[1:])
-    keep = np.linspace(0, len(calls) - 1, min(CALIBRATION_CALLS, len(calls))).round()
-    chosen = [calls[int(i)] for i in keep]
+                probability, *states = step(frames, *states)
+                logits.append(float(torch.logit(probability.double(), eps=1e-7)))
+    order = np.random.default_rng(0).permutation(len(calls))[:CALIBRATION_CALLS]
+    chosen = [calls[int(i)] for i in order]
     for level in (0.0, micro.FEATURE_MAX):
         chosen.append([torch.full((1, STRIDE, micro.CHANNELS), level), *chosen[-1][1:]])
-    return [{name: tensor.numpy().astype(np.float32) for name, tensor in zip(names, call)}
-            for call in chosen]
+    return ([{name: tensor.numpy().astype(np.float32) for name, tensor in zip(names, call)}
+             for call in chosen], np.asarray(logits))
+
+
+def logit_tensor(model: bytes) -> str:
+    """The name of the tensor the graph's LOGISTIC reads: the wake word's logit."""
+    from earmark.export.flatbuffer import operator_name, read_model
+
+    tree, schema = read_model(model)
+    graph = tree.subgraphs[0]
+    for op in graph.operators:
+        if operator_name(tree, schema, op) == "LOGISTIC":
+            return graph.tensors[op.inputs[0]].name.decode()
+    raise ExportError("the stream step has no LOGISTIC output")
 
 
 def parity(folder: Path, validation: np.ndarray, is_wake_word: np.ndarray,
            cutoff: float) -> dict:
     """The int8 stream against the float window on every validation window."""
-    description_model = next(folder.glob("*.tflite"))
     window = MicroWindowModel.load(folder)
+    model_path = folder / window.description["model"]
     reference = window.probability(validation)
-    stream = StreamingTFLite.load(description_model)
+    stream = StreamingTFLite.load(model_path)
     streamed = np.array([stream.last_probability(features) for features in validation])
     figures = {"validation_windows": int(len(validation))}
     for name, scores in (("window_float", reference), ("stream_int8", streamed)):
@@ -238,7 +280,7 @@ def parity(folder: Path, validation: np.ndarray, is_wake_word: np.ndarray,
         agreement_at_cutoff=float(((streamed > cutoff) == (reference > cutoff)).mean()),
         max_abs_difference=float(np.abs(streamed - reference).max()),
         mean_abs_difference=float(np.abs(streamed - reference).mean()),
-        latency_ms=stream.latency_ms(), size_bytes=description_model.stat().st_size)
+        latency_ms=stream.latency_ms(), size_bytes=model_path.stat().st_size, cutoff=cutoff)
     return figures
 
 
@@ -277,21 +319,27 @@ def format_micro(figures: dict) -> str:
         + (f"{arena:,} bytes" if arena else "not measured (pip install tflite-micro)")])
 
 
-def set_cutoff(folder: str | Path, cutoff: float) -> None:
-    """Write a calibrated probability cutoff into an export's manifest, its description
-    and its C header (each file rewritten atomically)."""
+def set_cutoff(folder: str | Path, cutoff: float) -> float:
+    """Write a calibrated probability cutoff (rounded to 4 places, as the manifest keeps
+    it) into an export's manifest, its description and its C header, each rewritten
+    atomically; the cutoff written. The parity figures keep the cutoff they were
+    measured at (``figures.stream_int8.cutoff``)."""
     from earmark.atomic import write_text
-    from earmark.runtime.micro_wakeword import read_description
+    from earmark.runtime.micro_wakeword import manifest_path, read_description
 
-    folder = Path(folder)
+    folder, cutoff = Path(folder), round(float(cutoff), 4)
     description = read_description(folder)
-    manifest_path = folder / Path(description["model"]).with_suffix(".json").name
-    manifest = json.loads(manifest_path.read_text())
-    manifest["micro"]["probability_cutoff"] = round(float(cutoff), 4)
-    write_json(manifest_path, manifest)
-    write_json(folder / MICRO_JSON, {**description, "probability_cutoff": float(cutoff)})
+    path = manifest_path(folder, description)
+    try:
+        manifest = json.loads(path.read_text())
+        manifest["micro"]["probability_cutoff"] = cutoff
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"{path} is missing or damaged ({error}); export the run again") \
+            from error
+    write_json(path, manifest)
+    write_json(folder / MICRO_JSON, {**description, "probability_cutoff": cutoff})
     header = folder / "micro" / "earmark_model.h"
     if header.is_file():
         write_text(header, re.sub(r"(#define EARMARK_PROBABILITY_CUTOFF )\S+",
-                                  lambda m: f"{m.group(1)}{float(cutoff)!r}f",
-                                  header.read_text()))
+                                  lambda m: f"{m.group(1)}{cutoff!r}f", header.read_text()))
+    return cutoff

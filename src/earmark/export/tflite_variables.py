@@ -29,25 +29,22 @@ import copy
 
 import numpy as np
 
-#: TensorFlow's opcode for builtins numbered above 127 in the deprecated byte.
-_PLACEHOLDER_FOR_GREATER_OP_CODES = 127
+from earmark.export.flatbuffer import (Opcodes, add_tensor, read_model, signature_tensor,
+                                       write_model)
 
 
 def states_to_variables(model: bytes, state_inputs: list[str],
                         state_outputs: list[str]) -> bytes:
     """``model`` with the named signature inputs and outputs (pairwise: input ``i`` is
     read from, output ``i`` written to, variable ``i``) turned into variables."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
     if len(state_inputs) != len(state_outputs):
         raise ValueError("every state input needs the output that replaces it")
-    tree = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    tree, schema = read_model(model)
     signature = tree.signatureDefs[0]
     graph = tree.subgraphs[signature.subgraphIndex]
-    reads = [_signature_tensor(signature.inputs, name) for name in state_inputs]
-    writes = [_signature_tensor(signature.outputs, name) for name in state_outputs]
-    codes = _Opcodes(tree, schema)
+    reads = [signature_tensor(signature.inputs, name) for name in state_inputs]
+    writes = [signature_tensor(signature.outputs, name) for name in state_outputs]
+    codes = Opcodes(tree, schema)
     init = schema.SubGraphT()
     init.name, init.tensors, init.operators = b"init_states", [], []
     init.inputs, init.outputs = [], []
@@ -57,7 +54,7 @@ def states_to_variables(model: bytes, state_inputs: list[str],
     for number, (read, write) in enumerate(zip(reads, writes)):
         name = f"earmark/state_{number}".encode()
         graph.tensors[read].quantization = copy.deepcopy(graph.tensors[write].quantization)
-        handle = _add_tensor(graph, tree, schema, name, schema.TensorType.RESOURCE, [])
+        handle = add_tensor(graph, tree, schema, name, schema.TensorType.RESOURCE, [])
         handles.append(codes.op("VAR_HANDLE", [], [handle], "VarHandleOptions",
                                 container=b"", sharedName=name))
         head.append(codes.op("READ_VARIABLE", [handle], [read]))
@@ -69,64 +66,10 @@ def states_to_variables(model: bytes, state_inputs: list[str],
     signature.inputs = [s for s in signature.inputs if s.tensorIndex not in reads]
     signature.outputs = [s for s in signature.outputs if s.tensorIndex not in writes]
     tree.subgraphs.append(init)
-    builder = flatbuffers.Builder(len(model) + 4096)
-    builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return write_model(tree)
 
 
-def _signature_tensor(entries, name: str) -> int:
-    for entry in entries:
-        if entry.name.decode() == name:
-            return entry.tensorIndex
-    raise ValueError(f"the graph's signature has no tensor {name!r}; it has "
-                     f"{[entry.name.decode() for entry in entries]}")
-
-
-class _Opcodes:
-    """Operators of the model, their opcode entries added once."""
-
-    def __init__(self, tree, schema):
-        self.tree, self.schema = tree, schema
-
-    def index(self, name: str) -> int:
-        code = getattr(self.schema.BuiltinOperator, name)
-        for index, entry in enumerate(self.tree.operatorCodes):
-            if max(entry.builtinCode, entry.deprecatedBuiltinCode) == code:
-                return index
-        entry = self.schema.OperatorCodeT()
-        entry.builtinCode, entry.version = code, 1
-        entry.deprecatedBuiltinCode = min(code, _PLACEHOLDER_FOR_GREATER_OP_CODES)
-        self.tree.operatorCodes.append(entry)
-        return len(self.tree.operatorCodes) - 1
-
-    def op(self, name: str, inputs: list[int], outputs: list[int], options: str = "",
-           **fields):
-        op = self.schema.OperatorT()
-        op.opcodeIndex, op.inputs, op.outputs = self.index(name), inputs, outputs
-        if options:
-            value = getattr(self.schema, f"{options}T")()
-            for key, field_value in fields.items():
-                setattr(value, key, field_value)
-            op.builtinOptionsType = getattr(self.schema.BuiltinOptions, options)
-            op.builtinOptions = value
-        return op
-
-
-def _add_tensor(graph, tree, schema, name: bytes, dtype: int, shape: list[int],
-                buffer: int | None = None, quantization=None) -> int:
-    """A new tensor in ``graph``; without ``buffer``, with an empty buffer of its own (as
-    TensorFlow's converter writes them; TFLite-Micro expects no sharing)."""
-    if buffer is None:
-        tree.buffers.append(schema.BufferT())
-        buffer = len(tree.buffers) - 1
-    tensor = schema.TensorT()
-    tensor.name, tensor.type, tensor.shape, tensor.buffer = name, dtype, shape, buffer
-    tensor.quantization = quantization
-    graph.tensors.append(tensor)
-    return len(graph.tensors) - 1
-
-
-def _initialize(init, tree, schema, codes: _Opcodes, name: bytes, like) -> None:
+def _initialize(init, tree, schema, codes: Opcodes, name: bytes, like) -> None:
     """In the init graph: assign variable ``name`` a constant of zeros shaped like ``like``."""
     zero_point = 0
     if like.quantization is not None and like.quantization.zeroPoint is not None \
@@ -138,9 +81,9 @@ def _initialize(init, tree, schema, codes: _Opcodes, name: bytes, like) -> None:
     buffer.data = np.full(list(like.shape), zero_point, dtype).view(np.uint8).ravel()
     tree.buffers.append(buffer)
     zeros = len(tree.buffers) - 1
-    handle = _add_tensor(init, tree, schema, name, schema.TensorType.RESOURCE, [])
-    value = _add_tensor(init, tree, schema, name + b"/zeros", like.type, list(like.shape),
-                        zeros, copy.deepcopy(like.quantization))
+    handle = add_tensor(init, tree, schema, name, schema.TensorType.RESOURCE, [])
+    value = add_tensor(init, tree, schema, name + b"/zeros", like.type, list(like.shape),
+                       zeros, copy.deepcopy(like.quantization))
     init.operators += [codes.op("VAR_HANDLE", [], [handle], "VarHandleOptions",
                                 container=b"", sharedName=name),
                        codes.op("ASSIGN_VARIABLE", [handle, value], [])]
@@ -159,9 +102,7 @@ def shared_ranges(model: bytes, state_inputs: list[str], state_outputs: list[str
     variable's raw int8 values require (TFLite-Micro's int8 concatenation also wants its
     inputs in its output's). ``input_ranges`` widens the named inputs' groups to at
     least that range (the frames to the front-end's whole range, say)."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    tree = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    tree, schema = read_model(model)
     signature = tree.signatureDefs[0]
     graph = tree.subgraphs[signature.subgraphIndex]
     groups = _Groups(len(graph.tensors))
@@ -176,9 +117,9 @@ def shared_ranges(model: bytes, state_inputs: list[str], state_outputs: list[str
             if tensor >= 0 and tree.buffers[graph.tensors[tensor].buffer].data is None:
                 groups.join(tensor, op.outputs[0])
     for read, write in zip(state_inputs, state_outputs):
-        groups.join(_signature_tensor(signature.inputs, read),
-                    _signature_tensor(signature.outputs, write))
-    widen = {groups.find(_signature_tensor(signature.inputs, name)): limits
+        groups.join(signature_tensor(signature.inputs, read),
+                    signature_tensor(signature.outputs, write))
+    widen = {groups.find(signature_tensor(signature.inputs, name)): limits
              for name, limits in input_ranges.items()}
     members: dict[int, list[str]] = {}
     for index, tensor in enumerate(graph.tensors):

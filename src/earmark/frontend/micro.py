@@ -45,9 +45,11 @@ def frame_count(samples: int) -> int:
 
 
 def to_pcm(samples: np.ndarray) -> bytes:
-    """float samples in [-1, 1] as 16-bit PCM bytes (what the front-end reads)."""
-    clipped = np.clip(np.nan_to_num(np.asarray(samples, np.float32)), -1.0, 1.0)
-    return (clipped * 32767.0).astype("<i2").tobytes()
+    """float samples in [-1, 1] as 16-bit PCM bytes (what the front-end reads): the
+    inverse of decoding, ``x * 32768`` rounded, so a decoded 16-bit file gives back its
+    own samples (and the device's features)."""
+    scaled = np.round(np.nan_to_num(np.asarray(samples, np.float64)) * 32768.0)
+    return np.clip(scaled, -32768, 32767).astype("<i2").tobytes()
 
 
 class MicroFeatures:

@@ -167,18 +167,21 @@ def tensor_arena_bytes(model: bytes) -> int | None:
     raise ConfigError("TFLite-Micro crashed on every arena size tried for this model")
 
 
-#: Children started for one arena search before giving up (each crash starts one).
-_MAX_CHILDREN = 8
+#: Children started for one arena search before giving up (each crash starts one),
+#: and the seconds one may take.
+_MAX_CHILDREN, _CHILD_SECONDS = 8, 300
 
 
 def _search_in_child(path: Path, low: int, high: int) -> tuple[int, int, str | None]:
     """Go on with the binary search in a child; (low, high, problem): problem is None when
-    the search ended, "" when the child crashed mid-way, else why the largest arena
-    failed."""
-    child = subprocess.run(
-        [sys.executable, "-c", "from earmark.runtime.litert_model import arena_search_child;"
-         " arena_search_child()", str(path), str(low), str(high)],
-        capture_output=True, text=True, timeout=600)
+    the search ended, "" when the child crashed mid-way, else why the model cannot run."""
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", "from earmark.runtime.litert_model import "
+             "arena_search_child; arena_search_child()", str(path), str(low), str(high)],
+            capture_output=True, text=True, timeout=_CHILD_SECONDS)
+    except subprocess.TimeoutExpired:
+        return low, high, f"one arena search took over {_CHILD_SECONDS} s"
     trying = None
     for line in child.stdout.splitlines():
         word, _, value = line.partition(" ")
@@ -192,9 +195,10 @@ def _search_in_child(path: Path, low: int, high: int) -> tuple[int, int, str | N
             return low, high, value
     if child.returncode == 0:
         return low, high, None
-    if trying is not None:          # it crashed on this size: too small for it
-        low = max(low, trying)
-    return low, high, ""
+    if trying is None or trying >= MAX_ARENA:     # not a size: the model itself
+        return low, high, (f"it crashed (exit {child.returncode}): "
+                           f"{child.stderr.strip()[-300:] or 'no message'}")
+    return max(low, trying), high, ""             # it crashed on this size: too small
 
 
 def arena_search_child() -> None:

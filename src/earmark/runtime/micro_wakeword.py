@@ -23,31 +23,46 @@ import numpy as np
 
 from earmark.errors import ConfigError
 from earmark.frontend import micro
-from earmark.runtime.footprint import call_milliseconds
 from earmark.runtime.litert_model import LiteRTModel
 from earmark.runtime.smoother import Detection, SmootherConfig, detect
 
 MICRO_JSON = "earmark_micro.json"
 STRIDE = 3                #: frames a call: microWakeWord's stride (30 ms)
-#: A detection is not repeated within this long (ESPHome waits for the averaged
-#: probability to fall again; earmark's smoother says it in time).
+#: A detection is not repeated within this long (ESPHome clears its window after a
+#: detection and ignores the calls that follow; earmark's smoother says it in time).
 SUPPRESSION_MS = 1000
 #: Calls scored in one batch of the window model.
 _BATCH = 512
 
 
 def read_description(folder: str | Path) -> dict:
-    """``earmark_micro.json`` of an export folder, or a ConfigError naming what is wrong."""
+    """``earmark_micro.json`` of an export folder, every field checked, or a ConfigError
+    naming what is wrong."""
     path = Path(folder) / MICRO_JSON
     if not path.is_file():
         raise ConfigError(f"{folder}: no {MICRO_JSON}; give a folder written by "
                           "`earmark export --target micro`")
     try:
         description = json.loads(path.read_text())
-        int(description["window_frames"]), int(description["target"]), description["labels"]
+        labels, target = description["labels"], int(description["target"])
+        checks = [isinstance(labels, list) and all(isinstance(x, str) for x in labels),
+                  0 <= target < len(labels), int(description["window_frames"]) >= STRIDE,
+                  1 <= int(description["sliding_window_size"]) <= 100,
+                  0.0 <= float(description["probability_cutoff"]) <= 1.0,
+                  isinstance(description["model"], str)
+                  and Path(description["model"]).name == description["model"]]
     except (ValueError, KeyError, TypeError) as error:
-        raise ConfigError(f"{path} is damaged ({error}); export the run again") from error
+        raise ConfigError(f"{path} is damaged ({type(error).__name__}: {error}); export the "
+                          "run again") from error
+    if not all(checks):
+        raise ConfigError(f"{path} holds impossible values (labels, target, window, sliding "
+                          "window, cutoff or model name); export the run again")
     return description
+
+
+def manifest_path(folder: str | Path, description: dict) -> Path:
+    """The export's manifest (``<word>.json``, beside ``<word>.tflite``)."""
+    return Path(folder) / Path(description["model"]).with_suffix(".json").name
 
 
 @dataclass
@@ -62,6 +77,8 @@ class MicroWindowModel:
         import onnxruntime
 
         description = read_description(folder)
+        if not (Path(folder) / "window.onnx").is_file():
+            raise ConfigError(f"{folder}: no window.onnx; export the run again")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = threads
         session = onnxruntime.InferenceSession(str(Path(folder) / "window.onnx"), options,
@@ -137,5 +154,4 @@ class StreamingTFLite:
 
     def latency_ms(self, runs: int = 200) -> float:
         """Median milliseconds per call on one thread."""
-        frames = np.zeros((STRIDE, micro.CHANNELS), np.float32)
-        return float(np.median(call_milliseconds(lambda: self(frames), runs)))
+        return self.model.latency_ms(np.zeros((STRIDE, micro.CHANNELS), np.float32), runs)

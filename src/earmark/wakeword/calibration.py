@@ -25,6 +25,9 @@ from earmark.stream_eval import StreamRun
 #: Thresholds swept: coarse at the bottom, fine near 1 where low false-alarm rates live.
 THRESHOLDS = tuple(np.unique(np.round(np.concatenate(
     [np.arange(0.30, 0.90, 0.05), 1.0 - np.geomspace(0.1, 0.0005, 24)]), 5)))
+#: A micro model's cutoffs: its rule (the wake word's mean above the cutoff) is
+#: earmark's (the top class's mean) from 0.5 on, and its uint8 output tops out at 255/256.
+MICRO_THRESHOLDS = tuple(t for t in THRESHOLDS if 0.5 <= t < 255 / 256)
 #: False alarms per hour the card reports a miss rate at.
 CARD_BUDGETS = (0.5, 1.0, 2.0)
 #: Wake words: one detection per utterance, then quiet for 2 s.
@@ -41,24 +44,26 @@ def held_out_audio(clips: list[tuple[np.ndarray, str]], noise: list[np.ndarray],
     return build_stream(clips, noise, rate, spec)
 
 
-def sweep(run: StreamRun, labels: list[str], smoother: SmootherConfig | None = None):
-    """``(threshold, StreamScore)`` over :data:`THRESHOLDS`."""
+def sweep(run: StreamRun, labels: list[str], smoother: SmootherConfig | None = None,
+          thresholds: tuple[float, ...] = THRESHOLDS):
+    """``(threshold, StreamScore)`` over ``thresholds``."""
     return sweep_thresholds(run.times_ms, run.scores, labels, smoother or WAKE_SMOOTHER,
-                            run.truth_pairs(), run.seconds, THRESHOLDS)
+                            run.truth_pairs(), run.seconds, thresholds)
 
 
 def report_card(validation: StreamRun, test: StreamRun, labels: list[str], cpu_seconds: float,
-                model_bytes: int, budget: float, smoother: SmootherConfig | None = None) -> dict:
+                model_bytes: int, budget: float, smoother: SmootherConfig | None = None,
+                thresholds: tuple[float, ...] = THRESHOLDS) -> dict:
     """Miss rates at :data:`CARD_BUDGETS` (thresholds from validation, scored on test), the
     scores smoothed by ``smoother`` (:data:`WAKE_SMOOTHER` by default)."""
-    calibration = sweep(validation, labels, smoother)
-    tested = dict(sweep(test, labels, smoother))
+    calibration = sweep(validation, labels, smoother, thresholds)
+    tested = dict(sweep(test, labels, smoother, thresholds))
     rows = []
     for per_hour in sorted({*CARD_BUDGETS, budget}):
         try:
             threshold, met = pick_threshold(calibration, per_hour), True
         except ThresholdError:              # even the highest threshold fires too often
-            threshold, met = THRESHOLDS[-1], False
+            threshold, met = thresholds[-1], False
         score = tested[threshold]
         positives = score.truth_words
         low, high = wilson_interval(score.missed, positives) if positives else (None, None)
@@ -107,11 +112,12 @@ def format_card(card: dict, phrase: str) -> str:
 
 
 def plot_card(validation: StreamRun, test: StreamRun, labels: list[str], card: dict,
-              path: str | Path, smoother: SmootherConfig | None = None) -> Path:
+              path: str | Path, smoother: SmootherConfig | None = None,
+              thresholds: tuple[float, ...] = THRESHOLDS) -> Path:
     """Miss rate against false alarms per hour on the test stream, the chosen point marked."""
     from earmark.plots import plot_tradeoff
 
-    points = sweep(test, labels, smoother)
+    points = sweep(test, labels, smoother, thresholds)
     return plot_tradeoff([t for t, _ in points], [s.correct_rate for _, s in points],
                          [s.false_alarms_per_hour for _, s in points], path,
                          chosen=card["threshold"], title="Wake phrase: detected vs false alarms "

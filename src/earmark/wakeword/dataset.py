@@ -117,6 +117,18 @@ def extra_voices(engines: tuple[str, ...]) -> list[Voice]:
     return found
 
 
+def two_class_manifest(manifest: Path, label: str) -> Path:
+    """Beside ``manifest``: the same rows as ``label`` against ``_unknown_`` (silence and
+    every negative alike), for models that answer one probability (microWakeWord's)."""
+    from earmark.data.manifest import from_csv
+
+    rows = [dataclasses.replace(row, label=row.label if row.label == label else UNKNOWN)
+            for row in from_csv(manifest)]
+    out = manifest.with_name("manifest_two_classes.csv")
+    Manifest(rows).to_csv(out)
+    return out
+
+
 def real_negatives(folders: list[str]) -> list[Row]:
     """Every audio file under each folder as ``_unknown_``, grouped by speaker or file.
 

@@ -26,7 +26,8 @@ from earmark.config import ExperimentConfig, from_dict
 from earmark.data.synth_keywords import write_noise_folder
 from earmark.progress import ProgressLike
 from earmark.run_folder import RunFolder
-from earmark.wakeword.dataset import WakeWordData, build_dataset, real_negatives
+from earmark.wakeword.dataset import (WakeWordData, build_dataset, real_negatives,
+                                      two_class_manifest)
 from earmark.wakeword.phrases import check_phrase
 
 logger = logging.getLogger(__name__)
@@ -104,10 +105,13 @@ def _deploy_bundle(run_dir: Path, noise_dir: str, options: WakeWordOptions,
 def _deploy_micro(run_dir: Path, noise_dir: str, options: WakeWordOptions,
                   out_dir: Path) -> dict:
     """The microWakeWord files; the manifest's cutoff calibrated on the float window model
-    with the manifest's own rule, then written into the manifest."""
+    through earmark's smoother set to the manifest's rule (the mean of the last calls above
+    the cutoff), then written into the manifest."""
     from earmark.export.micro_wakeword import export_micro, set_cutoff
+    from earmark.frontend import micro
     from earmark.runtime.micro_wakeword import MicroWindowModel
     from earmark.stream_eval import StreamRun
+    from earmark.wakeword.calibration import MICRO_THRESHOLDS
 
     folder = out_dir / "micro"
     export_micro(run_dir, folder)
@@ -116,12 +120,17 @@ def _deploy_micro(run_dir: Path, noise_dir: str, options: WakeWordOptions,
 
     def scored(samples, truth) -> StreamRun:
         times, scores = model.stream_scores(samples)
-        return StreamRun(samples, truth, times, scores, len(samples) / 16000)
+        return StreamRun(samples, truth, times, scores, len(samples) / micro.SAMPLE_RATE)
 
-    card = _calibrate(scored, 16000, list(model.description["labels"]),
+    card = _calibrate(scored, micro.SAMPLE_RATE, list(model.description["labels"]),
                       (folder / model.description["model"]).stat().st_size, model.smoother(),
-                      run_dir, noise_dir, options, out_dir)
-    set_cutoff(folder, card["threshold"])
+                      run_dir, noise_dir, options, out_dir, MICRO_THRESHOLDS)
+    card["threshold"] = set_cutoff(folder, card["threshold"])
+    if not next(row["met_on_validation"] for row in card["rows"]
+                if row["budget_per_hour"] == options.false_alarms_per_hour):
+        logger.warning("even the highest cutoff (%s) fires more than %g times an hour on the "
+                       "validation stream: the manifest holds it anyway", card["threshold"],
+                       options.false_alarms_per_hour)
     return {"card": card, "folder": folder}
 
 
@@ -157,7 +166,9 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
         "train": {"epochs": options.epochs, "batch_size": 64, "learning_rate": 0.005,
                   "label_smoothing": 0.0, "report_every": 10, "seed": options.seed},
     }
-    if options.target == "micro":
+    if options.target == "micro":      # one probability: the phrase against everything else
+        raw["data"].update(csv=str(two_class_manifest(manifest, label)),
+                           classes=[label, "_unknown_"])
         raw["features"] = {"kind": "micro"}
         raw["model"] = {"name": "tcn", "channels": 48}
         del raw["augment"]["frequency_warp"]     # the front-end is the device's C code
@@ -167,7 +178,8 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
 
 
 def _calibrate(scored, rate: int, labels: list[str], model_bytes: int, smoother,
-               run_dir: Path, noise_dir: str, options: WakeWordOptions, out_dir: Path) -> dict:
+               run_dir: Path, noise_dir: str, options: WakeWordOptions, out_dir: Path,
+               thresholds: tuple[float, ...] | None = None) -> dict:
     """The report card: ``scored(samples, truth)`` (a StreamRun) on the validation stream
     picks the threshold, on the test stream scores it."""
     from earmark.stream_eval import background_noise, held_out_clips
@@ -180,9 +192,10 @@ def _calibrate(scored, rate: int, labels: list[str], model_bytes: int, smoother,
     started = time.process_time()
     test = scored(*test_audio)
     cpu_seconds = time.process_time() - started
+    chosen = {"thresholds": thresholds} if thresholds else {}
     card = report_card(validation, test, labels, cpu_seconds, model_bytes,
-                       options.false_alarms_per_hour, smoother)
-    plot_card(validation, test, labels, card, out_dir / "card.png", smoother)
+                       options.false_alarms_per_hour, smoother, **chosen)
+    plot_card(validation, test, labels, card, out_dir / "card.png", smoother, **chosen)
     return card
 
 
