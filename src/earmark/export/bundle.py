@@ -211,7 +211,11 @@ def replace_folder(staging: Path, out: Path, marker: str = BUNDLE_JSON) -> None:
                            f"{marker}); choose another --out")
     temporary = out.with_name(f".{out.name}.partial")
     shutil.rmtree(temporary, ignore_errors=True)
-    shutil.copytree(staging, temporary)
+    try:
+        shutil.copytree(staging, temporary)
+    except OSError:
+        shutil.rmtree(temporary, ignore_errors=True)     # a full disk leaves no half copy
+        raise
     if out.exists():
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)

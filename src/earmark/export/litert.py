@@ -184,14 +184,16 @@ def convert_to_tflite(network: torch.nn.Module, sample: torch.Tensor | tuple[tor
 def quantize_int8(float_model: Path, calibration: np.ndarray | list[dict[str, np.ndarray]],
                   out: Path, tensors: str, granularity: str,
                   ranges: Callable[[dict], dict] | None = None,
-                  per_tensor_ops: tuple[str, ...] = ()) -> None:
+                  per_tensor_ops: tuple[str, ...] = (), whole_range: bool = False) -> None:
     """ai-edge-quantizer's static int8 recipe on the ops whose tensors match ``tensors``,
     calibrated one example at a time (the graph has batch 1). ``calibration``: examples of
     the one input (without the batch axis), or, for several inputs, one dict per example
     from input name to array (with it). ``ranges``, if given, may change the calibrated
     ranges (tensor name -> {"min", "max"}) before they are used. ``per_tensor_ops``
     (``"MUL"``, say) take one weight scale per tensor whatever ``granularity`` says:
-    their int8 kernels read one scale only."""
+    their int8 kernels read one scale only. ``whole_range``: each tensor's range is the
+    extremes over all examples (the calibrator otherwise keeps a moving average of each
+    example's extremes, which loses rare large values: a stream's few wake-word calls)."""
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
 
     signature, input_name = _signature(float_model)
@@ -212,7 +214,16 @@ def quantize_int8(float_model: Path, calibration: np.ndarray | list[dict[str, np
     job = quantizer.Quantizer(str(float_model))
     job.load_quantization_recipe(recipes.get_quantization_recipe())
     with converter_output():
-        statistics = job.calibrate({signature: calibration})
+        if whole_range:
+            from ai_edge_quantizer import calibrator
+            from ai_edge_quantizer.utils import qsv_utils
+
+            calibrating = calibrator.Calibrator(float_model.read_bytes(),
+                                                qsv_update_func=qsv_utils.min_max_update)
+            calibrating.calibrate({signature: calibration}, recipes)
+            statistics = calibrating.get_model_qsvs()
+        else:
+            statistics = job.calibrate({signature: calibration})
         if ranges is not None:
             statistics = ranges(statistics)
         job.quantize(statistics).export_model(str(out), overwrite=True)

@@ -195,23 +195,12 @@ def streaming_tflite(step: TCNStream, calibration: np.ndarray, scratch: Path) ->
     float_path = scratch / "step_float.tflite"
     convert_to_tflite(step, (frames, *states), float_path)
     inputs, outputs = _signature_names(float_path)
-    examples, logits = calibration_calls(step, calibration, inputs)
-    shared = shared_ranges(float_path.read_bytes(), inputs[1:], outputs[1:],
+    examples = calibration_calls(step, calibration, inputs)
+    ranges = shared_ranges(float_path.read_bytes(), inputs[1:], outputs[1:],
                            {inputs[0]: (0.0, micro.FEATURE_MAX)})
-    logit = logit_tensor(float_path.read_bytes())
-
-    def ranges(statistics: dict) -> dict:
-        # One number per call: a moving average of per-call extremes is their mean, not
-        # their range; the logit takes the range the calls reach.
-        statistics = shared(statistics)
-        if logit in statistics:
-            statistics[logit] = {**statistics[logit],
-                                 "min": np.full_like(statistics[logit]["min"], logits.min()),
-                                 "max": np.full_like(statistics[logit]["max"], logits.max())}
-        return statistics
-
+    # Each tensor's whole range over the calls: the rare wake-word calls reach far.
     quantize_int8(float_path, examples, scratch / "step_int8.tflite", ".*", "CHANNELWISE",
-                  ranges, per_tensor_ops=("MUL",))
+                  ranges, per_tensor_ops=("MUL",), whole_range=True)
     compact = compact_tflite(scratch / "step_int8.tflite", scratch / "step_compact.tflite")
     if len(inputs) - 1 > ESPHOME_VARIABLES:
         raise ExportError(f"the stream keeps {len(inputs) - 1} states; ESPHome makes room "
@@ -229,39 +218,24 @@ def _signature_names(path: Path) -> tuple[list[str], list[str]]:
     return sorted(signature["inputs"], key=number), sorted(signature["outputs"], key=number)
 
 
-def calibration_calls(step: TCNStream, windows: np.ndarray,
-                      names: list[str]) -> tuple[list[dict], np.ndarray]:
-    """The step's inputs (frames and states) at calls sampled from streaming ``windows``
-    through the float step, in a random order (the calibrator averages extremes as it
-    goes), plus silence and the loudest frames the front-end gives; and the logit of
-    every call streamed."""
-    calls, logits = [], []
+def calibration_calls(step: TCNStream, windows: np.ndarray, names: list[str]) -> list[dict]:
+    """The step's inputs (frames and states) at calls sampled at random from streaming
+    ``windows`` through the float step, plus silence and the loudest frames the front-end
+    gives (the input's range is then microWakeWord's, 0-26)."""
+    calls = []
     with torch.no_grad():
         for features in windows:
             states = step.zero_states()
             for start in range(0, len(features) - STRIDE + 1, STRIDE):
                 frames = torch.from_numpy(features[None, start:start + STRIDE])
                 calls.append([frames, *states])
-                probability, *states = step(frames, *states)
-                logits.append(float(torch.logit(probability.double(), eps=1e-7)))
+                states = list(step(frames, *states)[1:])
     order = np.random.default_rng(0).permutation(len(calls))[:CALIBRATION_CALLS]
     chosen = [calls[int(i)] for i in order]
     for level in (0.0, micro.FEATURE_MAX):
         chosen.append([torch.full((1, STRIDE, micro.CHANNELS), level), *chosen[-1][1:]])
-    return ([{name: tensor.numpy().astype(np.float32) for name, tensor in zip(names, call)}
-             for call in chosen], np.asarray(logits))
-
-
-def logit_tensor(model: bytes) -> str:
-    """The name of the tensor the graph's LOGISTIC reads: the wake word's logit."""
-    from earmark.export.flatbuffer import operator_name, read_model
-
-    tree, schema = read_model(model)
-    graph = tree.subgraphs[0]
-    for op in graph.operators:
-        if operator_name(tree, schema, op) == "LOGISTIC":
-            return graph.tensors[op.inputs[0]].name.decode()
-    raise ExportError("the stream step has no LOGISTIC output")
+    return [{name: tensor.numpy().astype(np.float32) for name, tensor in zip(names, call)}
+            for call in chosen]
 
 
 def parity(folder: Path, validation: np.ndarray, is_wake_word: np.ndarray,
