@@ -131,8 +131,8 @@ def streamable_model(config, classifier) -> CausalTCN:
             f"\"micro\" and [model] name = \"tcn\" (this run: features.kind = {kind!r}, "
             f"model {config.model.name!r}). The TFLite-Micro front-end computes 40 channels "
             "every 10 ms with its own noise reduction and gain control, which no other "
-            "front-end reproduces; train with `earmark train configs/wakeword_micro.toml` or "
-            "export this run with --target litert")
+            "front-end reproduces; train with `earmark wakeword PHRASE --target micro` (or "
+            "a config with those two settings), or export this run with --target litert")
     if model.head.out_features != 2:
         raise ExportError(f"--target micro: a microWakeWord model answers one probability; "
                           f"this run has {model.head.out_features} classes. Train the wake "
