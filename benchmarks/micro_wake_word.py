@@ -33,7 +33,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from wake_words import BUDGET, RATE, TOLERANCE_MS, build_stream, micro_wake_word_cpu
+from wake_words import (BUDGET, PHRASES, RATE, TOLERANCE_MS, best_miss_rate, build_stream,
+                        micro_wake_word_cpu)
 
 from earmark.frontend import micro
 from earmark.metrics.streaming import score_stream
@@ -116,12 +117,8 @@ def score(truth, detections: list[float], seconds: float, label: str):
 
 def best_miss(truth, seconds: float, label: str, detections_at) -> tuple[float, float, float]:
     """(miss rate, false alarms/h, cutoff) at the best cutoff within the budget."""
-    allowed = []
-    for cutoff in CUTOFFS:
-        result = score(truth, detections_at(cutoff), seconds, label)
-        if result.false_alarms_per_hour <= BUDGET:
-            allowed.append((result.missed_rate, result.false_alarms_per_hour, float(cutoff)))
-    return min(allowed) if allowed else (1.0, float("nan"), float("nan"))
+    return best_miss_rate([(float(cutoff), score(truth, detections_at(cutoff), seconds, label))
+                           for cutoff in CUTOFFS])
 
 
 def int8_cpu(folder: Path, manifest: dict, samples: np.ndarray) -> float:
@@ -149,8 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export", required=True, help="a folder from export --target micro")
-    parser.add_argument("--phrase", default="view_glass",
-                        choices=["view_glass", "smart_mirror", "snowboy"])
+    parser.add_argument("--phrase", default=PHRASES[0], choices=PHRASES)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     folder = Path(args.export)

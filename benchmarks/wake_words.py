@@ -48,6 +48,8 @@ BUDGET = 1.0
 #: A detection counts for a phrase ending at most this long before it (the engines
 #: report at or after the phrase's end).
 TOLERANCE_MS = 1000.0
+#: The phrases of ../shared/data/wake_words/ (the first is the default).
+PHRASES = ("view_glass", "smart_mirror", "snowboy")
 SENSITIVITIES = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 
 
@@ -150,8 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", required=True, help="a bundle from earmark wakeword")
-    parser.add_argument("--phrase", default="view_glass",
-                        choices=["view_glass", "smart_mirror", "snowboy"])
+    parser.add_argument("--phrase", default=PHRASES[0], choices=PHRASES)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     samples, truth = build_stream(args.phrase, args.seed)

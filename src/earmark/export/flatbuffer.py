@@ -101,16 +101,27 @@ def add_tensor(graph, tree, schema, name: bytes, dtype: int, shape: list[int],
     return len(graph.tensors) - 1
 
 
-def add_constant(graph, tree, schema, name: bytes, values) -> int:
-    """A constant tensor holding ``values`` (a numpy array; int32 or the like)."""
+def add_constant(graph, tree, schema, name: bytes, values, quantization=None) -> int:
+    """A constant tensor holding ``values`` (a numpy array of int8, uint8, int16, int32
+    or float32), in a buffer of its own."""
     import numpy as np
 
+    values = np.ascontiguousarray(values)
     buffer = schema.BufferT()
-    buffer.data = np.ascontiguousarray(values).view(np.uint8).ravel()
+    buffer.data = values.view(np.uint8).ravel()
     tree.buffers.append(buffer)
-    dtype = {np.dtype(np.int32): schema.TensorType.INT32}[np.asarray(values).dtype]
-    return add_tensor(graph, tree, schema, name, dtype, list(np.shape(values)),
-                      len(tree.buffers) - 1)
+    dtype = getattr(schema.TensorType, values.dtype.name.upper())     # INT8, FLOAT32 ...
+    return add_tensor(graph, tree, schema, name, dtype, list(values.shape),
+                      len(tree.buffers) - 1, quantization)
+
+
+def numpy_dtype(schema, tensor_type: int):
+    """The numpy type of a tensor type (INT8 -> int8 ...)."""
+    import numpy as np
+
+    names = {value: key for key, value in vars(schema.TensorType).items()
+             if not key.startswith("_")}
+    return np.dtype(names[tensor_type].lower())
 
 
 def constant_values(tree, graph, index: int, dtype):

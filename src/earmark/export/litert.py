@@ -46,6 +46,7 @@ from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
 from earmark.errors import ConfigError
 from earmark.export.bundle import (calibration_sample, export_run, real_windows,
                                    refuse_micro_front_end, replace_folder)
+from earmark.export.flatbuffer import read_model, write_model
 from earmark.export.micro_source import write_c_source
 from earmark.export.parity import ExportError
 from earmark.network import WaveformClassifier, load_trained, window_samples
@@ -196,9 +197,9 @@ def quantize_int8(float_model: Path, calibration: np.ndarray | list[dict[str, np
     example's extremes, which loses rare large values: a stream's few wake-word calls)."""
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
 
-    signature, input_name = _signature(float_model)
+    key, inputs, _ = signature(float_model)
     if isinstance(calibration, np.ndarray):
-        calibration = [{input_name: example[None].astype(np.float32)} for example in calibration]
+        calibration = [{inputs[0]: example[None].astype(np.float32)} for example in calibration]
     recipes = recipe_manager.RecipeManager()
     recipes.add_static_config(regex=tensors,
                               operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
@@ -220,10 +221,10 @@ def quantize_int8(float_model: Path, calibration: np.ndarray | list[dict[str, np
 
             calibrating = calibrator.Calibrator(float_model.read_bytes(),
                                                 qsv_update_func=qsv_utils.min_max_update)
-            calibrating.calibrate({signature: calibration}, recipes)
+            calibrating.calibrate({key: calibration}, recipes)
             statistics = calibrating.get_model_qsvs()
         else:
-            statistics = job.calibrate({signature: calibration})
+            statistics = job.calibrate({key: calibration})
         if ranges is not None:
             statistics = ranges(statistics)
         job.quantize(statistics).export_model(str(out), overwrite=True)
@@ -232,11 +233,8 @@ def quantize_int8(float_model: Path, calibration: np.ndarray | list[dict[str, np
 def compact_tflite(source: Path, out: Path) -> Path:
     """``source`` without its tensors' long debug names (a third of a small model's
     bytes; no runtime reads them), written to ``out``."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
     data = source.read_bytes()
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    model, _ = read_model(data)
     for buffer in model.buffers:            # data the writer appended after the flatbuffer
         if buffer.offset > 1:
             buffer.data = np.frombuffer(data, np.uint8, buffer.size, buffer.offset).copy()
@@ -244,9 +242,7 @@ def compact_tflite(source: Path, out: Path) -> Path:
     for graph in model.subgraphs:
         for number, tensor in enumerate(graph.tensors):
             tensor.name = f"t{number}".encode()
-    builder = flatbuffers.Builder(len(data))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    out.write_bytes(bytes(builder.Output()))
+    out.write_bytes(write_model(model))
     return out
 
 
@@ -271,11 +267,14 @@ def converter_output():
             logger.debug("%s", captured.getvalue().strip())
 
 
-def _signature(model: Path) -> tuple[str, str]:
-    interpreter = require_litert()(model_path=str(model))
-    signatures = interpreter.get_signature_list()
-    name = next(iter(signatures))
-    return name, signatures[name]["inputs"][0]
+def signature(model: Path) -> tuple[str, list[str], list[str]]:
+    """A converted model's signature: its key, its input and output names in the torch
+    module's order (``args_10`` after ``args_9``)."""
+    signatures = require_litert()(model_path=str(model)).get_signature_list()
+    key = next(iter(signatures))
+    number = lambda name: int(re.sub(r"\D", "", name) or 0)   # noqa: E731
+    return (key, sorted(signatures[key]["inputs"], key=number),
+            sorted(signatures[key]["outputs"], key=number))
 
 
 def _figures(bundle_dir: Path, files: dict[str, Path], classifier: WaveformClassifier,

@@ -41,7 +41,7 @@ from earmark.errors import ConfigError
 from earmark.export.bundle import calibration_sample, real_windows, replace_folder
 from earmark.export.graph import export_module
 from earmark.export.litert import (compact_tflite, convert_to_tflite, quantize_int8,
-                                   require_converter)
+                                   require_converter, signature)
 from earmark.export.micro_source import c_identifier, write_c_source
 from earmark.export.esphome_ops import ESPHOME_VARIABLES, for_esphome
 from earmark.export.parity import ExportError
@@ -102,9 +102,9 @@ def export_micro(run_dir: str | Path, out: str | Path, wake_word: str | None = N
                        "window_frames": model.receptive_frames, "stride": STRIDE,
                        "probability_cutoff": probability_cutoff,
                        "sliding_window_size": sliding_window, "model": f"{name}.tflite"}
-        write_json(staging / MICRO_JSON, description)
-        figures = parity(staging, validation, windows.validation_targets == target,
-                         probability_cutoff)
+        figures = parity(MicroWindowModel.open(description, staging / "window.onnx"),
+                         staging / f"{name}.tflite", validation,
+                         windows.validation_targets == target, probability_cutoff)
         figures["tensor_arena_bytes"] = tensor_arena_bytes(tflite)
         if figures["tensor_arena_bytes"] is None:
             raise ConfigError("--target micro measures the tensor arena ESPHome allocates "
@@ -194,7 +194,7 @@ def streaming_tflite(step: TCNStream, calibration: np.ndarray, scratch: Path) ->
     frames = torch.zeros(1, STRIDE, micro.CHANNELS)
     float_path = scratch / "step_float.tflite"
     convert_to_tflite(step, (frames, *states), float_path)
-    inputs, outputs = _signature_names(float_path)
+    _, inputs, outputs = signature(float_path)
     examples = calibration_calls(step, calibration, inputs)
     ranges = shared_ranges(float_path.read_bytes(), inputs[1:], outputs[1:],
                            {inputs[0]: (0.0, micro.FEATURE_MAX)})
@@ -206,16 +206,6 @@ def streaming_tflite(step: TCNStream, calibration: np.ndarray, scratch: Path) ->
         raise ExportError(f"the stream keeps {len(inputs) - 1} states; ESPHome makes room "
                           f"for {ESPHOME_VARIABLES}: use fewer dilations")
     return for_esphome(states_to_variables(compact.read_bytes(), inputs[1:], outputs[1:]))
-
-
-def _signature_names(path: Path) -> tuple[list[str], list[str]]:
-    """The converted step's input and output names in the torch module's order."""
-    from earmark.runtime.litert_model import require_litert
-
-    signatures = require_litert()(model_path=str(path)).get_signature_list()
-    signature = signatures[next(iter(signatures))]
-    number = lambda name: int(re.sub(r"\D", "", name) or 0)   # noqa: E731  args_10 after args_9
-    return sorted(signature["inputs"], key=number), sorted(signature["outputs"], key=number)
 
 
 def calibration_calls(step: TCNStream, windows: np.ndarray, names: list[str]) -> list[dict]:
@@ -238,11 +228,10 @@ def calibration_calls(step: TCNStream, windows: np.ndarray, names: list[str]) ->
             for call in chosen]
 
 
-def parity(folder: Path, validation: np.ndarray, is_wake_word: np.ndarray,
-           cutoff: float) -> dict:
-    """The int8 stream against the float window on every validation window."""
-    window = MicroWindowModel.load(folder)
-    model_path = folder / window.description["model"]
+def parity(window: MicroWindowModel, model_path: Path, validation: np.ndarray,
+           is_wake_word: np.ndarray, cutoff: float) -> dict:
+    """The int8 stream (``model_path``) against the float window on every validation
+    window."""
     reference = window.probability(validation)
     stream = StreamingTFLite.load(model_path)
     streamed = np.array([stream.last_probability(features) for features in validation])

@@ -29,8 +29,8 @@ import copy
 
 import numpy as np
 
-from earmark.export.flatbuffer import (Opcodes, add_tensor, read_model, signature_tensor,
-                                       write_model)
+from earmark.export.flatbuffer import (Opcodes, add_constant, add_tensor, numpy_dtype,
+                                       read_model, signature_tensor, write_model)
 
 
 def states_to_variables(model: bytes, state_inputs: list[str],
@@ -70,20 +70,16 @@ def states_to_variables(model: bytes, state_inputs: list[str],
 
 
 def _initialize(init, tree, schema, codes: Opcodes, name: bytes, like) -> None:
-    """In the init graph: assign variable ``name`` a constant of zeros shaped like ``like``."""
+    """In the init graph: assign variable ``name`` a constant of zeros shaped like ``like``
+    (the quantized zero: its zero point)."""
     zero_point = 0
     if like.quantization is not None and like.quantization.zeroPoint is not None \
             and len(like.quantization.zeroPoint):
         zero_point = int(like.quantization.zeroPoint[0])
-    dtype = {schema.TensorType.INT8: np.int8, schema.TensorType.UINT8: np.uint8,
-             schema.TensorType.FLOAT32: np.float32, schema.TensorType.INT16: np.int16}[like.type]
-    buffer = schema.BufferT()
-    buffer.data = np.full(list(like.shape), zero_point, dtype).view(np.uint8).ravel()
-    tree.buffers.append(buffer)
-    zeros = len(tree.buffers) - 1
     handle = add_tensor(init, tree, schema, name, schema.TensorType.RESOURCE, [])
-    value = add_tensor(init, tree, schema, name + b"/zeros", like.type, list(like.shape),
-                       zeros, copy.deepcopy(like.quantization))
+    value = add_constant(init, tree, schema, name + b"/zeros",
+                         np.full(list(like.shape), zero_point, numpy_dtype(schema, like.type)),
+                         copy.deepcopy(like.quantization))
     init.operators += [codes.op("VAR_HANDLE", [], [handle], "VarHandleOptions",
                                 container=b"", sharedName=name),
                        codes.op("ASSIGN_VARIABLE", [handle, value], [])]

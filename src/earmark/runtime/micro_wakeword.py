@@ -74,14 +74,18 @@ class MicroWindowModel:
 
     @classmethod
     def load(cls, folder: str | Path, threads: int = 1) -> MicroWindowModel:
+        return cls.open(read_description(folder), Path(folder) / "window.onnx", threads)
+
+    @classmethod
+    def open(cls, description: dict, window: Path, threads: int = 1) -> MicroWindowModel:
+        """The window model ``window`` (ONNX) described by ``description``."""
         import onnxruntime
 
-        description = read_description(folder)
-        if not (Path(folder) / "window.onnx").is_file():
-            raise ConfigError(f"{folder}: no window.onnx; export the run again")
+        if not window.is_file():
+            raise ConfigError(f"{window.parent}: no {window.name}; export the run again")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = threads
-        session = onnxruntime.InferenceSession(str(Path(folder) / "window.onnx"), options,
+        session = onnxruntime.InferenceSession(str(window), options,
                                                providers=["CPUExecutionProvider"])
         return cls(description, session)
 
