@@ -8,6 +8,7 @@ and print both next to the real-only reference (trained here too unless --refere
 
     python benchmarks/synth_transfer.py [--takes 150] [--epochs 40] [--reference runs/keywords]
     python benchmarks/synth_transfer.py --voices flite festival --recorded-sound --only-synthesized
+    python benchmarks/synth_transfer.py --features embedding --recorded-sound --only-synthesized
 
 ``--voices`` adds flite's and festival's voices (tools/install-voices) to
 espeak-ng's; ``--recorded-sound`` trains with the augmentation of ``earmark
@@ -57,6 +58,10 @@ def main() -> None:
     parser.add_argument("--voices", nargs="*", default=[], choices=["flite", "festival"])
     parser.add_argument("--recorded-sound", action="store_true",
                         help="train with earmark wakeword's augmentation")
+    parser.add_argument("--features", choices=["config", "embedding"], default="config",
+                        help="embedding: the pretrained speech embedding with a small model "
+                             "on top (pip install -e '.[wakeword]') instead of the config's "
+                             "log-mel DS-CNN")
     parser.add_argument("--only-synthesized", action="store_true",
                         help="train only the synthesized-only model")
     args = parser.parse_args()
@@ -72,6 +77,9 @@ def main() -> None:
     base["train"]["epochs"] = args.epochs
     if args.recorded_sound:
         base["augment"].update(RECORDED_SOUND, noise_dir=real.augment.noise_dir)
+    if args.features == "embedding":
+        base.update(features={"kind": "embedding"}, model={"name": "embedding_mlp"})
+        base["augment"].update(frequency_warp=[1.0, 1.0], time_masks=0, freq_masks=0)
     synth_only = json.loads(json.dumps(base))
     synth_only["data"].update(root="", csv=synth_csv, group_pattern="auto",
                               ratios=[0.9, 0.1, 0.0])

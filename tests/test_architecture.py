@@ -29,6 +29,7 @@ MAX_FUNCTION_LINES = 60
 TORCH_FREE_PACKAGES = ("earmark.runtime", "earmark.metrics")
 TORCH_FREE_MODULES = ("earmark.frontend.reference", "earmark.frontend.spectrogram",
                       "earmark.frontend.filters", "earmark.frontend.inversion",
+                      "earmark.frontend.micro", "earmark.frontend.speech_embedding",
                       "earmark.windowing", "earmark.events", "earmark.levels")
 
 

@@ -83,3 +83,24 @@ def test_balanced_sampler_and_cosine_schedule_run(tone_dataset, tmp_path):
                           schedule="cosine")
     summary = train(config, tmp_path / "run", progress=False)
     assert summary["epochs"] == 2
+
+
+@pytest.mark.parametrize("select, rows, best", [
+    # (accuracy, loss) per epoch; the epoch kept
+    ("accuracy", [(0.8, 0.5), (0.9, 0.6), (0.9, 0.4), (0.7, 0.2)], 3),
+    ("loss", [(0.8, 0.5), (0.9, 0.6), (0.9, 0.4), (0.7, 0.2)], 4),
+    ("last", [(0.8, 0.5), (0.9, 0.6), (0.9, 0.4), (0.7, 0.9)], 4),
+])
+def test_the_epoch_kept_follows_select_epoch(select, rows, best):
+    from earmark.train import TrainState
+
+    state = TrainState()
+    for epoch, (accuracy, loss) in enumerate(rows, start=1):
+        if state.improves(accuracy, loss, select):
+            state.best_score, state.best_loss, state.best_epoch = accuracy, loss, epoch
+    assert state.best_epoch == best
+
+
+def test_select_epoch_is_checked(tone_dataset, tmp_path):
+    with pytest.raises(ConfigError, match="select_epoch"):
+        small_config(tone_dataset, tmp_path, select_epoch="best")

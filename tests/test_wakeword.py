@@ -201,24 +201,36 @@ def test_the_command_refuses_bad_input_before_any_work(tmp_path, capsys):
     assert "no audio files" in capsys.readouterr().err
     assert main(["wakeword", "你好", "--out", str(tmp_path / "c")]) == 2
     assert "cannot speak" in capsys.readouterr().err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert main(["wakeword", "view glass", "--out", str(tmp_path / "d"), "--target", "micro",
+                 "--model", "dscnn"]) == 2
+    assert "leave --model out" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "abcd")
 
 
 @pytest.mark.slow
-def test_the_whole_command_ends_with_a_calibrated_bundle_and_a_card(tmp_path, capsys):
+@pytest.mark.parametrize("model, stride_ms", [("embedding", 80.0), ("dscnn", 20.0)])
+def test_the_whole_command_ends_with_a_calibrated_bundle_and_a_card(tmp_path, capsys, model,
+                                                                      stride_ms):
+    if model == "embedding":
+        pytest.importorskip("openwakeword")
     for index in range(8):
         write_noise(tmp_path / "negatives" / f"room{index}.wav", 3.0, 16000, seed=index)
     out = tmp_path / "run"
     assert main(["wakeword", "hello there", "--out", str(out), "--negatives",
                  str(tmp_path / "negatives"), "--takes", "30", "--hard-negatives", "30",
-                 "--sentences", "6", "--epochs", "2", "-q"]) == 0
+                 "--sentences", "6", "--epochs", "2", "--model", model, "-q"]) == 0
     printed = capsys.readouterr().out
     assert "miss rate" in printed and "KiB" in printed
     card = json.loads((out / "card.json").read_text())
     assert [r["budget_per_hour"] for r in card["rows"]] == [0.5, 1.0, 2.0]
     assert card["data"]["parts"] == ["hello", "there"] and card["data"]["sound_alikes"]
-    detection = read_metadata_file(out / "bundle" / "earmark.json").detection
+    metadata = read_metadata_file(out / "bundle" / "earmark.json")
+    detection = metadata.detection
     assert detection["detection_threshold"] == card["threshold"]
+    assert detection["stride_ms"] == stride_ms
+    kinds = {"embedding": ("embedding", ["hello_there", "_unknown_"]),
+             "dscnn": ("logmel", ["hello_there", "_unknown_", "_silence_"])}
+    assert (metadata.features["kind"], list(metadata.labels)) == kinds[model]
     assert (out / "card.png").stat().st_size > 0 and (out / "card.txt").is_file()
 
 
@@ -248,3 +260,15 @@ def test_joined_negatives_run_short_recordings_together_within_speaker_buckets(t
     assert all(len(groups) == 1 for groups in by_speaker.values())
     lengths = [len(soundfile.read(row.path)[0]) / 16000 for row in joined]
     assert min(lengths) > 3 * 0.3 and max(lengths) < 6 * 0.4 + 6 * 0.15 + 0.01
+
+
+def test_negatives_made_from_the_phrase_are_told_from_everyday_ones(tmp_path):
+    from earmark.wakeword.dataset import made_negative
+
+    data = tmp_path / "data"
+    assert made_negative(data / "synthesized" / "_unknown_" / "en+m3_1.flac", data)
+    assert made_negative(data / "sentences" / "kal16_3.flac", data)
+    assert not made_negative(data / "synthesized" / "view_glass" / "en+m3_1.flac", data)
+    assert not made_negative(data / "synthesized" / "_silence_" / "noise_1.flac", data)
+    assert not made_negative(data / "joined" / "bucket3_1.flac", data)
+    assert not made_negative(tmp_path / "negatives" / "sentences" / "a.wav", data)

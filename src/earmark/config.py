@@ -64,7 +64,7 @@ class DataConfig:
 class FeatureConfig:
     """The front-end: waveform -> spectrogram, log-mel or MFCC (+ deltas)."""
 
-    kind: str = "logmel"           #: spectrogram | logmel | mfcc | spectrogram128 | micro
+    kind: str = "logmel"           #: spectrogram | logmel | mfcc | spectrogram128 | micro | embedding
     window_ms: float = 30.0
     hop_ms: float = 10.0
     n_fft: int = 0                 #: 0 = next power of two >= window
@@ -137,6 +137,9 @@ class TrainConfig:
     schedule: str = "onecycle"     #: onecycle | cosine | constant
     label_smoothing: float = 0.0
     patience: int = 0              #: early stopping after this many epochs without gain (0 = off)
+    #: the epoch whose weights are kept: best validation accuracy (ties: lower loss), lowest
+    #: validation loss, or the last (when validation is too small or unlike the real use)
+    select_epoch: str = "accuracy"  #: accuracy | loss | last
     balance: str = "weights"       #: weights | sampler | none
     report_every: int = 5          #: classification report + confusion PNG every k epochs
     seed: int = 0
@@ -246,10 +249,11 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         ("data.aggregate", config.data.aggregate, {"mean", "vote"}),
         ("data.kfold_validation", config.data.kfold_validation, {"fold", "random", "groups"}),
         ("features.kind", config.features.kind,
-         {"spectrogram", "logmel", "mfcc", "spectrogram128", "micro"}),
+         {"spectrogram", "logmel", "mfcc", "spectrogram128", "micro", "embedding"}),
         ("augment.noise_mix", config.augment.noise_mix, {"snr", "volume"}),
         ("train.schedule", config.train.schedule, {"onecycle", "cosine", "constant"}),
         ("train.balance", config.train.balance, {"weights", "sampler", "none"}),
+        ("train.select_epoch", config.train.select_epoch, {"accuracy", "loss", "last"}),
         ("train.device", config.train.device, {"auto", "cpu", "cuda"}),
         ("train.sync_batchnorm", config.train.sync_batchnorm, {"auto", "always", "never"}),
     ]

@@ -16,6 +16,8 @@ from torch import nn
 
 from earmark.config import ExperimentConfig, load_config
 from earmark.errors import ConfigError, DataError
+from earmark.frontend.embedding_module import KIND as EMBEDDING_KIND
+from earmark.frontend.embedding_module import EmbeddingFrontEnd
 from earmark.frontend.micro_module import KIND as MICRO_KIND
 from earmark.frontend.micro_module import MicroFrontEnd
 from earmark.frontend.module import FrontEnd
@@ -46,14 +48,21 @@ def window_hop_samples(config: ExperimentConfig) -> int:
     return int(round(config.data.hop_seconds * config.data.sample_rate))
 
 
-def build_frontend(config: ExperimentConfig) -> FrontEnd | MicroFrontEnd:
-    """The config's front-end: the torch one, or the device's micro front-end."""
-    if config.features.kind != MICRO_KIND:
+#: Front-ends computed outside the network's graph, by what they are.
+OUTSIDE_FRONTENDS = {MICRO_KIND: (MicroFrontEnd, "the device's C code"),
+                     EMBEDDING_KIND: (EmbeddingFrontEnd, "a fixed pretrained graph")}
+
+
+def build_frontend(config: ExperimentConfig) -> FrontEnd | MicroFrontEnd | EmbeddingFrontEnd:
+    """The config's front-end: the torch one, the device's micro front-end or the
+    pretrained speech embedding."""
+    if config.features.kind not in OUTSIDE_FRONTENDS:
         return FrontEnd(config.features, config.data.sample_rate)
+    frontend, what = OUTSIDE_FRONTENDS[config.features.kind]
     if tuple(config.augment.frequency_warp) != (1.0, 1.0):
-        raise ConfigError("augment.frequency_warp needs a front-end inside the network; with "
-                          "features.kind = \"micro\" (the device's C code) leave it out")
-    return MicroFrontEnd(config.features, config.data.sample_rate)
+        raise ConfigError(f"augment.frequency_warp needs a front-end inside the network; with "
+                          f"features.kind = \"{config.features.kind}\" ({what}) leave it out")
+    return frontend(config.features, config.data.sample_rate)
 
 
 def build_classifier(config: ExperimentConfig, n_classes: int) -> WaveformClassifier:

@@ -15,6 +15,7 @@ import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -106,8 +107,9 @@ def _heard(time_ms: float, truth: list[TruthWord], tolerance_ms: float = 750) ->
     return "-"
 
 
-def held_out_clips(run_dir: str | Path,
-                   sample_rate: int) -> dict[str, list[tuple[np.ndarray, str]]]:
+def held_out_clips(run_dir: str | Path, sample_rate: int,
+                   keep: Callable[[str], bool] | None = None
+                   ) -> dict[str, list[tuple[np.ndarray, str]]]:
     """The clips of a training run's validation and test splits, at ``sample_rate``.
 
     Parameters
@@ -117,6 +119,8 @@ def held_out_clips(run_dir: str | Path,
         ``manifest.csv``, whose splits keep speakers apart).
     sample_rate : int
         The rate to read them at (Hz): the bundle's.
+    keep : callable, optional
+        Given a recording's path, whether to take it (all when omitted).
 
     Returns
     -------
@@ -135,7 +139,7 @@ def held_out_clips(run_dir: str | Path,
                         skip_bad_files=True, progress=False)
     clips = {"validation": [], "test": []}
     for index, row in enumerate(store.manifest):
-        if row.split in clips:
+        if row.split in clips and (keep is None or keep(row.path)):
             clips[row.split].append((np.asarray(store.recording(index)), row.label))
     for split, items in clips.items():
         if not items:

@@ -78,8 +78,13 @@ class TrainState:
     best_loss: float = math.inf          #: breaks ties: small validation sets tie often
     history: list[dict] = field(default_factory=list)
 
-    def improves(self, accuracy: float, loss: float) -> bool:
-        """Better validation accuracy, or the same accuracy at a lower loss."""
+    def improves(self, accuracy: float, loss: float, select: str = "accuracy") -> bool:
+        """By ``select`` (``train.select_epoch``): better validation accuracy, or the same
+        at a lower loss; a lower validation loss; or any later epoch."""
+        if select == "last":
+            return True
+        if select == "loss":
+            return loss < self.best_loss
         return accuracy > self.best_score or (accuracy == self.best_score
                                               and loss < self.best_loss)
 
@@ -250,7 +255,7 @@ def _record_epoch(run: RunFolder, context: EpochContext, state: TrainState, row:
     epoch, config = row["epoch"], context.config
     state.history.append(row)
     state.epoch = epoch
-    improved = state.improves(report.accuracy, row["val_loss"])
+    improved = state.improves(report.accuracy, row["val_loss"], config.train.select_epoch)
     if improved:
         state.best_score, state.best_loss, state.best_epoch = (report.accuracy, row["val_loss"],
                                                                epoch)

@@ -39,19 +39,29 @@ def register(commands) -> None:
     sub.add_argument("--false-alarms-per-hour", type=float, default=1.0,
                      help="the budget the stored threshold is calibrated for (default 1)")
     sub.add_argument("--target", choices=["onnx", "micro"], default="onnx",
-                     help="onnx: a DS-CNN bundle for earmark listen/serve (default); micro: a "
+                     help="onnx: a bundle for earmark listen/serve (default); micro: a "
                           "causal TCN on the TFLite-Micro front-end, written as a "
                           "microWakeWord / ESPHome model (OUT/micro: streaming int8 .tflite + "
                           "manifest with the calibrated cutoff; needs earmark[edge])")
+    sub.add_argument("--model", choices=["embedding", "dscnn"], default=None,
+                     help="the bundle's model (--target onnx): embedding, a small network on "
+                          "the pretrained speech embedding (default; hears real people "
+                          "far better); dscnn, a DS-CNN on log-mel (cheaper, but fires on "
+                          "real conversation); --target micro is always a TCN")
     sub.add_argument("--seed", type=int, default=0)
 
 
 def _wakeword(args) -> int:
+    from earmark.errors import ConfigError
     from earmark.input_limits import check_count, check_positive
     from earmark.wakeword.calibration import format_card
     from earmark.wakeword.dataset import WakeWordData
     from earmark.wakeword.pipeline import WakeWordOptions, run_wakeword
 
+    if args.target == "micro" and args.model:
+        raise ConfigError(f"--model {args.model} is for --target onnx; a micro wake word is "
+                          "always the causal TCN on the TFLite-Micro front-end: leave --model "
+                          "out")
     data = WakeWordData(takes=check_count(args.takes, "--takes", 10, 100_000),
                         hard_negative_takes=check_count(args.hard_negatives, "--hard-negatives",
                                                         10, 100_000),
@@ -67,7 +77,8 @@ def _wakeword(args) -> int:
                               false_alarms_per_hour=check_positive(
                                   args.false_alarms_per_hour, "--false-alarms-per-hour",
                                   maximum=3600.0),
-                              seed=args.seed, target=args.target)
+                              seed=args.seed, target=args.target,
+                              model=args.model or "embedding")
     card = run_wakeword(options, args.out, progress=progress_bars(args))
     print(format_card(card, card["phrase"]))
     if args.target == "micro":

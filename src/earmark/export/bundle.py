@@ -31,11 +31,14 @@ from earmark import __version__
 from earmark.atomic import write_json
 from earmark.config import ExperimentConfig, to_dict
 from earmark.errors import EarmarkError
-from earmark.export.graph import Parts, assemble, export_parts
+from earmark.export.embedding_graph import export_head, features_graph, head_opset, join
+from earmark.export.graph import assemble, export_parts
 from earmark.export.parity import ExportError, check_parity, graph_quality
 from earmark.export.quantize import INT8_DESCRIPTION, quantize_network
 from earmark.export.stream import export_step, stream_description
 from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
+from earmark.frontend import speech_embedding as embedding
+from earmark.frontend.embedding_module import KIND as EMBEDDING_KIND
 from earmark.frontend.module import FrontEnd
 from earmark.models import count_parameters
 from earmark.models.dscnn_stream import supports_streaming
@@ -79,38 +82,91 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
     """
     run = RunFolder(run_dir)
     config, labels, classifier = load_trained(run.path)
-    refuse_micro_front_end(config)
+    check_front_end_target(config, "onnx")
     windows = real_windows(run, config, progress)
     window = window_samples(config)
-    # A fresh front-end for the tables: torch's exporter strips the traced one.
-    tables = FrontEnd(config.features, config.data.sample_rate)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        parts = export_parts(classifier, torch.from_numpy(windows.validation[:2]), scratch)
-        graph = assemble([parts.frames, parts.finish, parts.network], tables)
-        parity = check_parity(graph, classifier, windows.validation)
-        quality = {"float32": graph_quality(graph, windows.validation,
-                                            windows.validation_targets)}
-        if int8:
-            calibration = calibration_sample(windows.calibration, calibration_windows)
-            parts.network = quantize_network(parts, calibration, scratch)
-            graph = assemble([parts.frames, parts.finish, parts.network], tables)
-            quality["int8"] = graph_quality(graph, windows.validation,
-                                            windows.validation_targets)
-        _log_quality(quality)
-        record = _metadata(config, labels, run, window, parity, quality, int8)
+        if config.features.kind == EMBEDDING_KIND:
+            graphs = _embedding_graphs(classifier, windows, window, scratch, int8)
+        else:
+            graphs = _frontend_graphs(config, classifier, windows, calibration_windows,
+                                      scratch, int8)
+        _log_quality(graphs.quality)
+        record = _metadata(config, labels, run, window, graphs.parity, graphs.quality, int8)
         record.update(parameters=count_parameters(classifier),
                       macs_per_window=_macs(classifier, window),
-                      stream=stream_description(tables, window))
+                      stream=graphs.stream)
         staging = scratch / "bundle"
-        metadata = _stage(staging, graph, parts, tables, classifier, record, int8)
+        metadata = _stage(staging, graphs, classifier, record, int8)
         replace_folder(staging, Path(out))
     return ExportResult(Path(out), metadata)
 
 
-def refuse_micro_front_end(config: ExperimentConfig) -> None:
+@dataclass
+class BundleGraphs:
+    """What a bundle is made of: the whole graph, the pieces a stream runs, and the checks
+    that the graph computes what torch does."""
+
+    model: onnx.ModelProto
+    frames: onnx.ModelProto
+    window: onnx.ModelProto
+    stream: dict
+    parity: dict
+    quality: dict
+    #: The torch front-end the stream step is exported with (None: no step).
+    steppable: FrontEnd | None = None
+
+
+def _frontend_graphs(config: ExperimentConfig, classifier, windows: ExportWindows,
+                     calibration_windows: int, scratch: Path, int8: bool) -> BundleGraphs:
+    """earmark's own front-ends: torch pieces exported, joined, the network optionally
+    int8."""
+    # A fresh front-end for the tables: torch's exporter strips the traced one.
+    tables = FrontEnd(config.features, config.data.sample_rate)
+    parts = export_parts(classifier, torch.from_numpy(windows.validation[:2]), scratch)
+    graph = assemble([parts.frames, parts.finish, parts.network], tables)
+    parity = check_parity(graph, classifier, windows.validation)
+    quality = {"float32": graph_quality(graph, windows.validation, windows.validation_targets)}
+    if int8:
+        calibration = calibration_sample(windows.calibration, calibration_windows)
+        parts.network = quantize_network(parts, calibration, scratch)
+        graph = assemble([parts.frames, parts.finish, parts.network], tables)
+        quality["int8"] = graph_quality(graph, windows.validation, windows.validation_targets)
+    return BundleGraphs(graph, assemble([parts.frames], tables),
+                        assemble([parts.finish, parts.network], tables),
+                        stream_description(tables, window_samples(config)), parity, quality,
+                        steppable=None if int8 else tables)
+
+
+def _embedding_graphs(classifier, windows: ExportWindows, window: int, scratch: Path,
+                      int8: bool) -> BundleGraphs:
+    """The pretrained speech embedding's graphs and the model on its columns."""
+    if int8:
+        raise ExportError("--int8 quantizes earmark's own networks; this run stands on the "
+                          "pretrained speech embedding (features.kind = \"embedding\"), "
+                          "exported in float only: leave out --int8")
+    columns = classifier.frontend.frames_for(window)
+    export_head(classifier.model, columns, scratch / "head.onnx")
+    features = features_graph(head_opset(scratch / "head.onnx"))
+    window_graph = onnx.load(str(scratch / "head.onnx"))
+    graph = join(features, scratch / "head.onnx")
+    parity = check_parity(graph, classifier, windows.validation)
+    quality = {"float32": graph_quality(graph, windows.validation, windows.validation_targets)}
+    stream = {"frames_per_window": columns, "frame_hop_samples": embedding.HOP_SAMPLES,
+              "frame_samples": embedding.WINDOW_SAMPLES, "incremental": True}
+    return BundleGraphs(graph, features, window_graph, stream, parity, quality)
+
+
+def check_front_end_target(config: ExperimentConfig, target: str = "onnx") -> None:
     """A bundle holds its front-end in the graph; the micro front-end (the device's C code,
-    with state across frames) is none that ONNX or LiteRT graphs can hold."""
+    with state across frames) is none that ONNX or LiteRT graphs can hold, and the
+    pretrained speech embedding comes as ONNX graphs only."""
+    if config.features.kind == EMBEDDING_KIND and target != "onnx":
+        raise ExportError(f"--target {target} converts earmark's own front-ends; this run "
+                          "stands on the pretrained speech embedding (features.kind = "
+                          "\"embedding\"), whose graphs exist as ONNX only: export it with "
+                          "--target onnx")
     if config.features.kind == "micro":
         raise ExportError("this run's front-end is the TFLite-Micro one (features.kind = "
                           "\"micro\"), computed beside the model on a device, never inside a "
@@ -153,20 +209,22 @@ def _log_quality(quality: dict) -> None:
                     f"{figures['size_bytes'] / 1024:.0f} KiB")
 
 
-def _stage(staging: Path, graph: onnx.ModelProto, parts: Parts, tables: FrontEnd,
-           classifier, record: dict, int8: bool) -> BundleMetadata:
+def _stage(staging: Path, graphs: BundleGraphs, classifier, record: dict,
+           int8: bool) -> BundleMetadata:
     """Write every file of the bundle into ``staging``; the metadata, checked as a
     loader checks it, last, with the hash of the graph's bytes."""
     (staging / "stream").mkdir(parents=True)
-    if not int8 and supports_streaming(classifier.model, classifier.frontend):
+    if graphs.steppable is not None and supports_streaming(classifier.model,
+                                                           classifier.frontend):
         record["stream"]["network"] = export_step(classifier, staging / STREAM_STEP,
                                                   record["stream"]["frames_per_window"])
     metadata = BundleMetadata.from_json(record, staging / BUNDLE_JSON)
+    graph = graphs.model
     onnx.helper.set_model_props(graph, {GRAPH_HEADER_KEY: json.dumps(
         metadata.header_json(), separators=(",", ":"))})
     onnx.save(graph, str(staging / BUNDLE_MODEL))
-    onnx.save(assemble([parts.frames], tables), str(staging / STREAM_FRAMES))
-    onnx.save(assemble([parts.finish, parts.network], tables), str(staging / STREAM_WINDOW))
+    onnx.save(graphs.frames, str(staging / STREAM_FRAMES))
+    onnx.save(graphs.window, str(staging / STREAM_WINDOW))
     metadata = replace(metadata, model_sha256=file_sha256(staging / BUNDLE_MODEL))
     write_json(staging / BUNDLE_JSON, metadata.to_json())
     return metadata

@@ -44,8 +44,8 @@ from earmark.atomic import write_json
 from earmark.config import to_dict
 from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
 from earmark.errors import ConfigError
-from earmark.export.bundle import (calibration_sample, export_run, real_windows,
-                                   refuse_micro_front_end, replace_folder)
+from earmark.export.bundle import (calibration_sample, check_front_end_target, export_run,
+                                   real_windows, replace_folder)
 from earmark.export.flatbuffer import read_model, write_model
 from earmark.export.micro_source import write_c_source
 from earmark.export.parity import ExportError
@@ -107,7 +107,7 @@ def export_litert(run_dir: str | Path, out: str | Path, int8: bool = False,
     require_converter()
     run = RunFolder(run_dir)
     config, labels, classifier = load_trained(run.path)
-    refuse_micro_front_end(config)
+    check_front_end_target(config, "litert")
     classifier.eval()
     windows = real_windows(run, config, progress)
     with tempfile.TemporaryDirectory() as scratch:

@@ -61,4 +61,4 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 # Importing the modules registers their models.
-from earmark.models import clip_cnn, dscnn, spectrogram_cnn, tcn  # noqa: E402,F401
+from earmark.models import clip_cnn, dscnn, embedding_head, spectrogram_cnn, tcn  # noqa: E402,F401

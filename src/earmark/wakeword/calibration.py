@@ -22,9 +22,9 @@ from earmark.metrics.streaming import (ThresholdError, pick_threshold, poisson_i
 from earmark.runtime.smoother import SmootherConfig
 from earmark.stream_eval import StreamRun
 
-#: Thresholds swept: coarse at the bottom, fine near 1 where low false-alarm rates live.
+#: Thresholds swept: every 0.01 up to 0.9, finer near 1 where low false-alarm rates live.
 THRESHOLDS = tuple(np.unique(np.round(np.concatenate(
-    [np.arange(0.30, 0.90, 0.05), 1.0 - np.geomspace(0.1, 0.0005, 24)]), 5)))
+    [np.arange(0.30, 0.90, 0.01), 1.0 - np.geomspace(0.1, 0.0005, 24)]), 5)))
 #: A micro model's cutoffs: its rule (the wake word's mean above the cutoff) is
 #: earmark's (the top class's mean) from 0.5 on, and its uint8 output tops out at 255/256.
 MICRO_THRESHOLDS = tuple(t for t in THRESHOLDS if 0.5 <= t < 255 / 256)
@@ -87,7 +87,7 @@ def report_card(validation: StreamRun, test: StreamRun, labels: list[str], cpu_s
 
 def format_card(card: dict, phrase: str) -> str:
     """The card for people."""
-    lines = [f"wake phrase {phrase!r}: held-out voices and negative audio "
+    lines = [f"wake phrase {phrase!r}: held-out voices among everyday negative audio "
              f"({card['test_hours'] * 60:.1f} min test, {card['validation_hours'] * 60:.1f} min "
              "calibration)",
              f"{'budget/h':>9} {'threshold':>9} {'miss rate':>10} {'95% interval':>15} "
@@ -106,6 +106,11 @@ def format_card(card: dict, phrase: str) -> str:
                  f"model {card['model_bytes'] / 1024:.0f} KiB; threshold stored in the "
                  f"bundle: {card['threshold']:.4f} (for {card['budget_per_hour']:g} false "
                  "alarms/h)")
+    made = card.get("made_negatives")
+    if made:
+        lines.append(f"negatives made from the phrase (its parts, sound-alikes, sentences "
+                     f"carrying them; {made['takes']} held-out takes, not in the streams "
+                     f"above): {made['detections']} detections at the stored threshold")
     lines.append("a development figure: held-out synthesized voices and the negative "
                  "recordings you gave; measure real speakers with benchmarks/wake_words.py")
     return "\n".join(lines)

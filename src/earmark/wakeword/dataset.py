@@ -106,6 +106,16 @@ def build_dataset(phrase: Phrase, spec: WakeWordData, out_dir: str | Path,
     return manifest, summary
 
 
+def made_negative(path: str | Path, data_dir: str | Path) -> bool:
+    """Whether a recording of the dataset in ``data_dir`` is a negative made from the
+    phrase (its parts and sound-alikes, the sentences carrying them): negatives chosen to
+    be hard, as dense as no everyday audio is, so false alarms per hour are not counted
+    on them."""
+    made = (Path(data_dir) / "synthesized" / UNKNOWN, Path(data_dir) / "sentences")
+    resolved = Path(path).resolve()
+    return any(resolved.is_relative_to(folder.resolve()) for folder in made)
+
+
 def extra_voices(engines: tuple[str, ...]) -> list[Voice]:
     """The installed voices of ``engines``; a warning names each engine that has none."""
     found = available_voices(tuple(engines))

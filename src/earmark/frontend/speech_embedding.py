@@ -1,0 +1,155 @@
+"""A pretrained speech embedding: 96 numbers every 80 ms that already know speech (numpy + ONNX).
+
+Google's speech embedding (Lin et al., "Training keyword spotters with
+limited and synthesized speech data", ICASSP 2020) was trained on a large
+corpus of real speech to make keyword spotting work from few or synthesized
+examples; openWakeWord ships it as two ONNX graphs (Apache-2.0, in the
+``openwakeword`` 0.5.1 wheel, which ``pip install 'earmark[wakeword]'`` brings):
+
+- ``melspectrogram.onnx``: 16-bit-scaled samples -> 32 log-mel bands every
+  10 ms (512-sample window, no centring), here scaled ``x / 10 + 2`` as the
+  embedding expects;
+- ``embedding_model.onnx``: 76 mel frames (0.76 s) -> 96 numbers, taken
+  every 8 frames (80 ms).
+
+The mel graph floors its output 80 dB below the loudest value of the whole
+input; earmark floors it at a fixed level instead (:func:`frame_local_mel_graph`),
+so each frame depends on its own samples: a clip in a batch, alone or in a
+stream gives the same numbers.
+The embedding stays frozen: a model on top learns the phrase. No torch here:
+bundles run these graphs in onnxruntime.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from earmark.errors import ConfigError
+
+SAMPLE_RATE = 16000
+MEL_WINDOW = 512          #: samples per mel frame
+MEL_HOP = 160             #: 10 ms
+MEL_BANDS = 32
+EMBEDDING_FRAMES = 76     #: mel frames per embedding (0.76 s)
+EMBEDDING_STEP = 8        #: mel frames between embeddings (80 ms)
+DIMENSIONS = 96
+HOP_SAMPLES = MEL_HOP * EMBEDDING_STEP                      #: 1280: 80 ms
+#: The samples the first embedding needs (0.915 s).
+WINDOW_SAMPLES = MEL_WINDOW + (EMBEDDING_FRAMES - 1) * MEL_HOP
+#: The mel graph's floor, dB of mel power in 16-bit units (0 dB: one step squared).
+FLOOR_DB = 0.0
+#: The mel stage as earmark's log-mel settings describe it (what a person hears of an
+#: embedding bundle: 32 bands from 60 to 3,800 Hz, a 512-sample Hann window every 10 ms).
+MEL_SETTINGS = {"kind": "logmel", "window_ms": 32.0, "hop_ms": 10.0, "n_fft": 512,
+                "n_mels": MEL_BANDS, "fmin": 60.0, "fmax": 3800.0}
+#: The files inside the openwakeword wheel.
+FILES = {"mel": "melspectrogram.onnx", "embedding": "embedding_model.onnx"}
+
+
+def model_files() -> dict[str, Path]:
+    """The two ONNX files, or a ConfigError saying how to install them."""
+    try:
+        folder = resources.files("openwakeword") / "resources" / "models"
+    except ModuleNotFoundError as error:
+        raise ConfigError("the speech embedding (features.kind = \"embedding\") needs the "
+                          "openwakeword 0.5.1 wheel: pip install 'earmark[wakeword]'") from error
+    paths = {name: Path(str(folder / file)) for name, file in FILES.items()}
+    missing = [str(path) for path in paths.values() if not path.is_file()]
+    if missing:
+        raise ConfigError(f"the speech embedding's files are missing ({', '.join(missing)}): "
+                          "only openwakeword 0.5.1 ships them; pip install "
+                          "'openwakeword==0.5.1'")
+    return paths
+
+
+def mel_frame_count(samples: int) -> int:
+    """Mel frames for ``samples`` samples (0 under one 512-sample window)."""
+    return 0 if samples < MEL_WINDOW else 1 + (samples - MEL_WINDOW) // MEL_HOP
+
+
+def embedding_count(samples: int) -> int:
+    """Embeddings for ``samples`` samples (0 under :data:`WINDOW_SAMPLES`)."""
+    frames = mel_frame_count(samples)
+    return 0 if frames < EMBEDDING_FRAMES else 1 + (frames - EMBEDDING_FRAMES) // EMBEDDING_STEP
+
+
+def frame_local_mel_graph(path: str | Path):
+    """``melspectrogram.onnx`` with a fixed floor instead of one relative to the input's
+    loudest value, so every mel frame depends on its own 512 samples only.
+
+    The original floors its dB values 80 dB below the maximum of the whole
+    call (``ReduceMax`` over everything, the batch included), so a clip's
+    features would depend on its batch and a stream's on how it is cut. The
+    rewrite floors at :data:`FLOOR_DB` (a mel power of one 16-bit step
+    squared): only digital silence and sub-LSB sound reach it, and clips,
+    batches and streams give the same frames.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    nodes = list(model.graph.node)
+    reduce = next((n for n in nodes if n.op_type == "ReduceMax"), None)
+    clip = nodes[-1]
+    if reduce is None or clip.op_type != "Clip" or clip.input[0] != reduce.input[0]:
+        raise ConfigError(f"{path} is not the mel graph earmark knows (openwakeword 0.5.1)")
+    floor_name = "earmark_floor_db"
+    model.graph.initializer.append(
+        numpy_helper.from_array(np.array(FLOOR_DB, np.float32), floor_name))
+    floor = helper.make_node("Max", [clip.input[0], floor_name], [clip.output[0]],
+                             name="fixed_floor")
+    dropped = {id(n) for n in nodes[nodes.index(reduce):]}
+    kept = [n for n in nodes if id(n) not in dropped] + [floor]
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    used = {name for n in kept for name in n.input}
+    for tensor in [t for t in model.graph.initializer if t.name not in used]:
+        model.graph.initializer.remove(tensor)
+    onnx.checker.check_model(model)
+    return model
+
+
+class SpeechEmbedding:
+    """The frozen embedding in onnxruntime: waveforms in, ``(batch, n, 96)`` out."""
+
+    def __init__(self, threads: int = 1):
+        import onnxruntime as ort
+
+        files = model_files()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = max(1, int(threads))
+        providers = ["CPUExecutionProvider"]
+        mel = frame_local_mel_graph(files["mel"]).SerializeToString()
+        self._mel = ort.InferenceSession(mel, options, providers=providers)
+        self._embedding = ort.InferenceSession(str(files["embedding"]), options,
+                                               providers=providers)
+        self._embedding_input = self._embedding.get_inputs()[0].name
+
+    def mel(self, waveforms: np.ndarray) -> np.ndarray:
+        """``(batch, samples)`` in [-1, 1] -> ``(batch, frames, 32)``, scaled for the
+        embedding."""
+        pcm = np.clip(np.nan_to_num(np.asarray(waveforms, np.float32)), -1, 1) * 32767.0
+        if pcm.ndim != 2 or pcm.shape[1] < MEL_WINDOW:
+            raise ValueError(f"the speech embedding needs (batch, >= {MEL_WINDOW} samples), "
+                             f"got shape {pcm.shape}")
+        out = self._mel.run(None, {"input": pcm.astype(np.float32)})[0]
+        return out[:, 0] / 10.0 + 2.0
+
+    def embed(self, mel: np.ndarray) -> np.ndarray:
+        """``(batch, frames, 32)`` -> ``(batch, n, 96)``: one embedding every 8 frames."""
+        batch, frames, _ = mel.shape
+        count = 0 if frames < EMBEDDING_FRAMES else 1 + (frames - EMBEDDING_FRAMES) // EMBEDDING_STEP
+        if count < 1:
+            raise ValueError(f"the speech embedding needs {EMBEDDING_FRAMES} mel frames "
+                             f"({WINDOW_SAMPLES} samples), got {frames}")
+        starts = np.arange(count) * EMBEDDING_STEP
+        windows = np.stack([mel[:, s:s + EMBEDDING_FRAMES] for s in starts], axis=1)
+        flat = windows.reshape(batch * count, EMBEDDING_FRAMES, MEL_BANDS, 1)
+        out = self._embedding.run(None, {self._embedding_input: flat.astype(np.float32)})[0]
+        return out.reshape(batch, count, DIMENSIONS)
+
+    def __call__(self, waveforms: np.ndarray) -> np.ndarray:
+        return self.embed(self.mel(waveforms))

@@ -1,0 +1,157 @@
+"""The pretrained speech embedding (features.kind = "embedding"): the graphs as openWakeWord
+computes them, each frame from its own samples, a model on top trained, exported, streamed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+pytest.importorskip("openwakeword")
+
+from earmark.config import FeatureConfig  # noqa: E402  (after the skip)
+from earmark.errors import ConfigError  # noqa: E402
+from earmark.export.embedding_graph import features_graph  # noqa: E402
+from earmark.frontend import speech_embedding as embedding  # noqa: E402
+from earmark.frontend.embedding_module import EmbeddingFrontEnd  # noqa: E402
+
+RATE = 16000
+
+
+def voiced(seconds: float, seed: int, level: float = 0.1) -> np.ndarray:
+    """Noise with harmonic bursts: a spectrum that moves, as speech does."""
+    rng = np.random.default_rng(seed)
+    samples = 0.01 * rng.standard_normal(int(seconds * RATE))
+    t = np.arange(3000) / RATE
+    for _ in range(int(seconds * 5)):
+        start = int(rng.integers(0, len(samples) - 3000))
+        pitch = rng.uniform(90, 250)
+        samples[start:start + 3000] += sum(np.sin(2 * np.pi * k * pitch * t) / k
+                                           for k in range(1, 8)) * 0.2
+    return (level * samples / np.abs(samples).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def speech_embedding() -> embedding.SpeechEmbedding:
+    return embedding.SpeechEmbedding(threads=1)
+
+
+def test_the_geometry_counts_frames_and_columns():
+    assert embedding.mel_frame_count(511) == 0 and embedding.mel_frame_count(512) == 1
+    assert embedding.embedding_count(embedding.WINDOW_SAMPLES - 1) == 0
+    assert embedding.embedding_count(embedding.WINDOW_SAMPLES) == 1
+    assert embedding.embedding_count(embedding.WINDOW_SAMPLES + 3 * 1280) == 4
+    assert embedding.embedding_count(RATE * 2) == 16        # openWakeWord's 16 columns
+
+
+def test_the_embedding_is_openwakewords(speech_embedding):
+    from openwakeword.utils import AudioFeatures
+
+    clip = voiced(2.0, seed=1)
+    ours = speech_embedding(clip[None])[0]
+    theirs = AudioFeatures(inference_framework="onnx").embed_clips(
+        (clip * 32767).astype(np.int16)[None], batch_size=1)[0]
+    assert ours.shape == theirs.shape == (16, 96)
+    # 16-bit rounding of their input is the only difference where no floor binds.
+    assert np.abs(ours - theirs).max() < 0.02 * np.abs(theirs).max()
+
+
+def test_each_frame_depends_on_its_own_samples_only(speech_embedding):
+    quiet, loud = voiced(1.5, seed=2, level=0.001), voiced(1.5, seed=3, level=0.9)
+    quiet[:4000] = 0.0                                       # digital silence: at the floor
+    alone = speech_embedding.mel(quiet[None])
+    batched = speech_embedding.mel(np.stack([loud, quiet]))
+    np.testing.assert_array_equal(batched[1], alone[0])
+    assert alone.min() == pytest.approx(embedding.FLOOR_DB / 10 + 2)
+    part = speech_embedding.mel(quiet[None, 1600:1600 + embedding.WINDOW_SAMPLES])
+    np.testing.assert_allclose(part[0], alone[0, 10:10 + 76], atol=1e-5)
+
+
+def test_the_bundle_graph_computes_the_same_columns(speech_embedding):
+    session = onnxruntime.InferenceSession(features_graph().SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+    clips = np.stack([voiced(2.0, seed=4), voiced(2.0, seed=5, level=0.01)])
+    exported = session.run(None, {"waveform": clips})[0]
+    assert exported.shape == (2, 96, 16)
+    np.testing.assert_allclose(exported, speech_embedding(clips).transpose(0, 2, 1), atol=1e-4)
+    # A stream's frames: one column per 1,280 samples after the first window.
+    long = voiced(4.0, seed=6)[None, :embedding.WINDOW_SAMPLES + 20 * 1280]
+    assert session.run(None, {"waveform": long})[0].shape == (1, 96, 21)
+
+
+def test_the_front_end_module_and_what_it_refuses():
+    frontend = EmbeddingFrontEnd(FeatureConfig(kind="embedding"), RATE)
+    assert frontend.output_shape(RATE * 2) == (1, 96, 16)
+    features = frontend(torch.from_numpy(np.stack([voiced(1.2, 7), voiced(1.2, 8)])))
+    assert features.shape == (2, 1, 96, embedding.embedding_count(int(1.2 * RATE)))
+    with pytest.raises(ConfigError, match="sample_rate = 16000"):
+        EmbeddingFrontEnd(FeatureConfig(kind="embedding"), 8000)
+    with pytest.raises(ConfigError, match="deltas"):
+        EmbeddingFrontEnd(FeatureConfig(kind="embedding", deltas=1), RATE)
+    with pytest.raises(ConfigError, match="clip_seconds"):
+        frontend.output_shape(RATE // 2)
+    with pytest.raises(ConfigError, match="frequency_warp"):
+        frontend(torch.zeros(1, RATE * 2), frequency_scale=torch.ones(1))
+
+
+@pytest.fixture(scope="module")
+def embedding_run(tmp_path_factory) -> Path:
+    from earmark.config import from_dict
+    from earmark.train import train
+    from test_micro_wakeword import write_pattern_dataset
+
+    base = tmp_path_factory.mktemp("embedding")
+    root = write_pattern_dataset(base / "patterns", speakers=6, takes=3)
+    config = from_dict({
+        "data": {"root": str(root), "sample_rate": RATE, "clip_seconds": 1.0,
+                 "hop_seconds": 0.5, "cache_dir": str(base / "cache"),
+                 "ratios": [0.5, 0.25, 0.25]},
+        "features": {"kind": "embedding"},
+        "model": {"name": "embedding_mlp", "hidden": 16, "column_width": 8},
+        "augment": {"gain_db": [-3.0, 3.0]},
+        "train": {"epochs": 4, "batch_size": 8, "learning_rate": 0.01, "threads": 1}})
+    train(config, base / "run", progress=False)
+    return base / "run"
+
+
+@pytest.mark.slow
+def test_a_run_exports_to_a_bundle_that_streams_as_it_judges_windows(embedding_run: Path,
+                                                                     tmp_path: Path):
+    from earmark.export import export_run
+    from earmark.runtime import load_bundle
+    from earmark.runtime.stream import StreamEngine
+
+    export_run(embedding_run, tmp_path / "bundle")
+    record = json.loads((tmp_path / "bundle" / "earmark.json").read_text())
+    assert record["features"]["kind"] == "embedding"
+    assert record["parity"]["max_abs_diff"] < 1e-4
+    assert record["stream"] == {"frames_per_window": 3, "frame_hop_samples": 1280,
+                                "frame_samples": embedding.WINDOW_SAMPLES, "incremental": True}
+    bundle = load_bundle(tmp_path / "bundle", threads=1)
+    audio = voiced(4.0, seed=9)
+    engine = StreamEngine(bundle, stride_ms=80)
+    assert engine.incremental
+    results = [r for block in np.array_split(audio, 13) for r in engine.process(block)]
+    ends = [round(r.time_ms * RATE / 1000) for r in results]
+    whole = bundle.predict_proba(np.stack([audio[end - RATE:end] for end in ends]))
+    np.testing.assert_allclose(np.stack([r.scores for r in results]), whole, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_int8_and_litert_are_refused_for_the_pretrained_embedding(embedding_run: Path,
+                                                                  tmp_path: Path):
+    from earmark.export import export_run
+    from earmark.export.parity import ExportError
+
+    with pytest.raises(ExportError, match="leave out --int8"):
+        export_run(embedding_run, tmp_path / "bundle", int8=True)
+    pytest.importorskip("litert_torch")
+    from earmark.export.litert import export_litert
+
+    with pytest.raises(ExportError, match="--target onnx"):
+        export_litert(embedding_run, tmp_path / "bundle")
+    assert not (tmp_path / "bundle").exists()
