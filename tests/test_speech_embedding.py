@@ -129,8 +129,16 @@ def test_a_run_exports_to_a_bundle_that_streams_as_it_judges_windows(embedding_r
     record = json.loads((tmp_path / "bundle" / "earmark.json").read_text())
     assert record["features"]["kind"] == "embedding"
     assert record["parity"]["max_abs_diff"] < 1e-4
+    # the embedding's convolutions count: about 42 million a column, 3 columns a second
+    assert record["macs_per_window"] == pytest.approx(embedding.macs(RATE), rel=0.05)
+    assert embedding.macs(RATE) > 3 * 40e6
     assert record["stream"] == {"frames_per_window": 3, "frame_hop_samples": 1280,
                                 "frame_samples": embedding.WINDOW_SAMPLES, "incremental": True}
+    # what a person hears of it: the embedding's mel stage (32 bands, 60-3,800 Hz)
+    from earmark.runtime.hear import bundle_front_end
+
+    heard, rate = bundle_front_end(tmp_path / "bundle")
+    assert (heard.kind, heard.n_mels, heard.fmax, rate) == ("logmel", 32, 3800.0, RATE)
     bundle = load_bundle(tmp_path / "bundle", threads=1)
     audio = voiced(4.0, seed=9)
     engine = StreamEngine(bundle, stride_ms=80)

@@ -98,7 +98,7 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
                       macs_per_window=_macs(classifier, window),
                       stream=graphs.stream)
         staging = scratch / "bundle"
-        metadata = _stage(staging, graphs, classifier, record, int8)
+        metadata = _stage(staging, graphs, classifier, record)
         replace_folder(staging, Path(out))
     return ExportResult(Path(out), metadata)
 
@@ -114,8 +114,9 @@ class BundleGraphs:
     stream: dict
     parity: dict
     quality: dict
-    #: The torch front-end the stream step is exported with (None: no step).
-    steppable: FrontEnd | None = None
+    #: Whether a valid-padded DS-CNN gets its one-frame stream step (a float network on
+    #: earmark's front-end).
+    steppable: bool = False
 
 
 def _frontend_graphs(config: ExperimentConfig, classifier, windows: ExportWindows,
@@ -136,7 +137,7 @@ def _frontend_graphs(config: ExperimentConfig, classifier, windows: ExportWindow
     return BundleGraphs(graph, assemble([parts.frames], tables),
                         assemble([parts.finish, parts.network], tables),
                         stream_description(tables, window_samples(config)), parity, quality,
-                        steppable=None if int8 else tables)
+                        steppable=not int8)
 
 
 def _embedding_graphs(classifier, windows: ExportWindows, window: int, scratch: Path,
@@ -209,13 +210,11 @@ def _log_quality(quality: dict) -> None:
                     f"{figures['size_bytes'] / 1024:.0f} KiB")
 
 
-def _stage(staging: Path, graphs: BundleGraphs, classifier, record: dict,
-           int8: bool) -> BundleMetadata:
+def _stage(staging: Path, graphs: BundleGraphs, classifier, record: dict) -> BundleMetadata:
     """Write every file of the bundle into ``staging``; the metadata, checked as a
     loader checks it, last, with the hash of the graph's bytes."""
     (staging / "stream").mkdir(parents=True)
-    if graphs.steppable is not None and supports_streaming(classifier.model,
-                                                           classifier.frontend):
+    if graphs.steppable and supports_streaming(classifier.model, classifier.frontend):
         record["stream"]["network"] = export_step(classifier, staging / STREAM_STEP,
                                                   record["stream"]["frames_per_window"])
     metadata = BundleMetadata.from_json(record, staging / BUNDLE_JSON)
@@ -231,12 +230,14 @@ def _stage(staging: Path, graphs: BundleGraphs, classifier, record: dict,
 
 
 def _macs(classifier: torch.nn.Module, window: int) -> int:
-    """Multiply-accumulates of one window, front-end included (torch's FLOP counter / 2)."""
+    """Multiply-accumulates of one window, front-end included (torch's FLOP counter / 2;
+    the pretrained embedding, outside torch, counted from its graph)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         classifier(torch.zeros(1, window))
-    return int(counter.get_total_flops() // 2)
+    outside = embedding.macs(window) if classifier.frontend.kind == EMBEDDING_KIND else 0
+    return int(counter.get_total_flops() // 2) + outside
 
 
 def _metadata(config: ExperimentConfig, labels: list[str], run: RunFolder, window: int,

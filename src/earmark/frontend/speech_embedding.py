@@ -22,6 +22,7 @@ bundles run these graphs in onnxruntime.
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from pathlib import Path
 
@@ -70,10 +71,16 @@ def mel_frame_count(samples: int) -> int:
     return 0 if samples < MEL_WINDOW else 1 + (samples - MEL_WINDOW) // MEL_HOP
 
 
+def column_count(mel_frames: int) -> int:
+    """Embeddings for ``mel_frames`` mel frames (0 under 76)."""
+    if mel_frames < EMBEDDING_FRAMES:
+        return 0
+    return 1 + (mel_frames - EMBEDDING_FRAMES) // EMBEDDING_STEP
+
+
 def embedding_count(samples: int) -> int:
     """Embeddings for ``samples`` samples (0 under :data:`WINDOW_SAMPLES`)."""
-    frames = mel_frame_count(samples)
-    return 0 if frames < EMBEDDING_FRAMES else 1 + (frames - EMBEDDING_FRAMES) // EMBEDDING_STEP
+    return column_count(mel_frame_count(samples))
 
 
 def frame_local_mel_graph(path: str | Path):
@@ -112,6 +119,31 @@ def frame_local_mel_graph(path: str | Path):
     return model
 
 
+def macs(samples: int) -> int:
+    """Multiply-accumulates of the mel and the embedding over ``samples`` samples (each
+    column computed once): the convolutions' outputs times their kernels, from the graph's
+    own shapes."""
+    frames = mel_frame_count(samples)
+    mel = frames * (2 * (MEL_WINDOW // 2 + 1) * MEL_WINDOW + (MEL_WINDOW // 2 + 1) * MEL_BANDS)
+    return int(mel + column_count(frames) * _column_macs())
+
+
+@functools.lru_cache(maxsize=1)
+def _column_macs() -> int:
+    import onnx
+    from onnx import shape_inference
+
+    model = onnx.load(str(model_files()["embedding"]))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    model = shape_inference.infer_shapes(model)
+    graph = model.graph
+    shapes = {value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
+              for value in [*graph.value_info, *graph.output]}
+    kernels = {tensor.name: tensor.dims for tensor in graph.initializer}
+    return sum(int(np.prod(shapes[node.output[0]])) * int(np.prod(kernels[node.input[1]][1:]))
+               for node in graph.node if node.op_type == "Conv")
+
+
 class SpeechEmbedding:
     """The frozen embedding in onnxruntime: waveforms in, ``(batch, n, 96)`` out."""
 
@@ -141,7 +173,7 @@ class SpeechEmbedding:
     def embed(self, mel: np.ndarray) -> np.ndarray:
         """``(batch, frames, 32)`` -> ``(batch, n, 96)``: one embedding every 8 frames."""
         batch, frames, _ = mel.shape
-        count = 0 if frames < EMBEDDING_FRAMES else 1 + (frames - EMBEDDING_FRAMES) // EMBEDDING_STEP
+        count = column_count(frames)
         if count < 1:
             raise ValueError(f"the speech embedding needs {EMBEDDING_FRAMES} mel frames "
                              f"({WINDOW_SAMPLES} samples), got {frames}")
