@@ -11,13 +11,11 @@ import onnxruntime
 import pytest
 import torch
 
-pytest.importorskip("openwakeword")
-
-from earmark.config import FeatureConfig  # noqa: E402  (after the skip)
-from earmark.errors import ConfigError  # noqa: E402
-from earmark.export.embedding_graph import features_graph  # noqa: E402
-from earmark.frontend import speech_embedding as embedding  # noqa: E402
-from earmark.frontend.embedding_module import EmbeddingFrontEnd  # noqa: E402
+from earmark.config import FeatureConfig
+from earmark.errors import AudioError, ConfigError
+from earmark.export.embedding_graph import features_graph
+from earmark.frontend import speech_embedding as embedding
+from earmark.frontend.embedding_module import EmbeddingFrontEnd
 
 RATE = 16000
 
@@ -40,6 +38,21 @@ def speech_embedding() -> embedding.SpeechEmbedding:
     return embedding.SpeechEmbedding(threads=1)
 
 
+def test_the_shipped_graphs_are_checked(tmp_path, monkeypatch):
+    assert set(embedding.model_files()) == {"mel", "embedding"}
+    damaged = tmp_path / "pretrained"
+    damaged.mkdir()
+    for file, _ in embedding.FILES.values():
+        (damaged / file).write_bytes(b"not onnx")
+    monkeypatch.setattr(embedding.resources, "files", lambda package: tmp_path)
+    embedding.model_files.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="damaged.*reinstall earmark"):
+            embedding.model_files()
+    finally:
+        embedding.model_files.cache_clear()
+
+
 def test_the_geometry_counts_frames_and_columns():
     assert embedding.mel_frame_count(511) == 0 and embedding.mel_frame_count(512) == 1
     assert embedding.embedding_count(embedding.WINDOW_SAMPLES - 1) == 0
@@ -49,6 +62,7 @@ def test_the_geometry_counts_frames_and_columns():
 
 
 def test_the_embedding_is_openwakewords(speech_embedding):
+    pytest.importorskip("openwakeword")
     from openwakeword.utils import AudioFeatures
 
     clip = voiced(2.0, seed=1)
@@ -92,6 +106,10 @@ def test_the_front_end_module_and_what_it_refuses():
         EmbeddingFrontEnd(FeatureConfig(kind="embedding"), 8000)
     with pytest.raises(ConfigError, match="deltas"):
         EmbeddingFrontEnd(FeatureConfig(kind="embedding", deltas=1), RATE)
+    with pytest.raises(ConfigError, match="takes no n_mels, fmax"):
+        EmbeddingFrontEnd(FeatureConfig(kind="embedding", n_mels=32, fmax=3800.0), RATE)
+    with pytest.raises(AudioError, match="NaN"):
+        frontend(torch.full((1, RATE), float("nan")))
     with pytest.raises(ConfigError, match="clip_seconds"):
         frontend.output_shape(RATE // 2)
     with pytest.raises(ConfigError, match="frequency_warp"):

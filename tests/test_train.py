@@ -104,3 +104,11 @@ def test_the_epoch_kept_follows_select_epoch(select, rows, best):
 def test_select_epoch_is_checked(tone_dataset, tmp_path):
     with pytest.raises(ConfigError, match="select_epoch"):
         small_config(tone_dataset, tmp_path, select_epoch="best")
+    with pytest.raises(ConfigError, match="patience"):
+        small_config(tone_dataset, tmp_path, select_epoch="last", patience=3)
+
+
+def test_a_first_epoch_without_a_finite_loss_is_still_kept():
+    from earmark.train import TrainState
+
+    assert TrainState().improves(0.5, float("nan"), "loss")

@@ -260,6 +260,10 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     for key, value, allowed in checks:
         if value not in allowed:
             raise ConfigError(f"{source}: {key} = {value!r} is not one of {sorted(allowed)}")
+    if config.train.select_epoch == "last" and config.train.patience:
+        raise ConfigError(f"{source}: train.patience stops when validation stops improving, "
+                          "but train.select_epoch = \"last\" keeps every epoch: leave one "
+                          "of them out")
     if len(config.data.ratios) != 3 or any(r < 0 for r in config.data.ratios) \
             or sum(config.data.ratios) <= 0:
         raise ConfigError(f"{source}: data.ratios must be three non-negative numbers "

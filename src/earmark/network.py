@@ -21,6 +21,7 @@ from earmark.frontend.embedding_module import EmbeddingFrontEnd
 from earmark.frontend.micro_module import KIND as MICRO_KIND
 from earmark.frontend.micro_module import MicroFrontEnd
 from earmark.frontend.module import FrontEnd
+from earmark.frontend.outside import OutsideFrontEnd
 from earmark.models import build_model
 from earmark.run_folder import RunFolder
 
@@ -48,20 +49,20 @@ def window_hop_samples(config: ExperimentConfig) -> int:
     return int(round(config.data.hop_seconds * config.data.sample_rate))
 
 
-#: Front-ends computed outside the network's graph, by what they are.
-OUTSIDE_FRONTENDS = {MICRO_KIND: (MicroFrontEnd, "the device's C code"),
-                     EMBEDDING_KIND: (EmbeddingFrontEnd, "a fixed pretrained graph")}
+#: Front-ends computed outside the network's graph, by kind.
+OUTSIDE_FRONTENDS: dict[str, type[OutsideFrontEnd]] = {MICRO_KIND: MicroFrontEnd,
+                                                       EMBEDDING_KIND: EmbeddingFrontEnd}
 
 
-def build_frontend(config: ExperimentConfig) -> FrontEnd | MicroFrontEnd | EmbeddingFrontEnd:
+def build_frontend(config: ExperimentConfig) -> FrontEnd | OutsideFrontEnd:
     """The config's front-end: the torch one, the device's micro front-end or the
     pretrained speech embedding."""
     if config.features.kind not in OUTSIDE_FRONTENDS:
         return FrontEnd(config.features, config.data.sample_rate)
-    frontend, what = OUTSIDE_FRONTENDS[config.features.kind]
+    frontend = OUTSIDE_FRONTENDS[config.features.kind]
     if tuple(config.augment.frequency_warp) != (1.0, 1.0):
         raise ConfigError(f"augment.frequency_warp needs a front-end inside the network; with "
-                          f"features.kind = \"{config.features.kind}\" ({what}) leave it out")
+                          f"features.kind = \"{frontend.kind}\" ({frontend.what}) leave it out")
     return frontend(config.features, config.data.sample_rate)
 
 

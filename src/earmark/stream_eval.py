@@ -108,7 +108,8 @@ def _heard(time_ms: float, truth: list[TruthWord], tolerance_ms: float = 750) ->
 
 
 def held_out_clips(run_dir: str | Path, sample_rate: int,
-                   keep: Callable[[str], bool] | None = None
+                   keep: Callable[[str], bool] | None = None,
+                   splits: tuple[str, ...] = ("validation", "test"),
                    ) -> dict[str, list[tuple[np.ndarray, str]]]:
     """The clips of a training run's validation and test splits, at ``sample_rate``.
 
@@ -121,23 +122,26 @@ def held_out_clips(run_dir: str | Path, sample_rate: int,
         The rate to read them at (Hz): the bundle's.
     keep : callable, optional
         Given a recording's path, whether to take it (all when omitted).
+    splits : tuple of str
+        The splits to read.
 
     Returns
     -------
     dict
-        ``"validation"`` and ``"test"``: lists of ``(samples, label)``.
+        Each of ``splits`` (``"validation"`` and ``"test"``): lists of
+        ``(samples, label)``.
 
     Raises
     ------
     DataError
-        Either split is empty.
+        One of them is empty.
     """
     run = RunFolder(run_dir)
     config = load_config(run.config)
     manifest = from_csv(run.manifest)
     store = build_store(manifest, sample_rate, config.cache_dir(),
                         skip_bad_files=True, progress=False)
-    clips = {"validation": [], "test": []}
+    clips = {split: [] for split in splits}
     for index, row in enumerate(store.manifest):
         if row.split in clips and (keep is None or keep(row.path)):
             clips[row.split].append((np.asarray(store.recording(index)), row.label))

@@ -81,7 +81,7 @@ class TrainState:
     def improves(self, accuracy: float, loss: float, select: str = "accuracy") -> bool:
         """By ``select`` (``train.select_epoch``): better validation accuracy, or the same
         at a lower loss; a lower validation loss; or any later epoch."""
-        if select == "last":
+        if select == "last" or self.best_epoch == 0:    # the first epoch is kept whatever
             return True
         if select == "loss":
             return loss < self.best_loss

@@ -31,7 +31,7 @@ from earmark import __version__
 from earmark.atomic import write_json
 from earmark.config import ExperimentConfig, to_dict
 from earmark.errors import EarmarkError
-from earmark.export.embedding_graph import export_head, features_graph, head_opset, join
+from earmark.export.embedding_graph import export_head, features_graph
 from earmark.export.graph import assemble, export_parts
 from earmark.export.parity import ExportError, check_parity, graph_quality
 from earmark.export.quantize import INT8_DESCRIPTION, quantize_network
@@ -82,13 +82,13 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
     """
     run = RunFolder(run_dir)
     config, labels, classifier = load_trained(run.path)
-    check_front_end_target(config, "onnx")
+    check_front_end_target(config, "onnx", int8)
     windows = real_windows(run, config, progress)
     window = window_samples(config)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         if config.features.kind == EMBEDDING_KIND:
-            graphs = _embedding_graphs(classifier, windows, window, scratch, int8)
+            graphs = _embedding_graphs(classifier, windows, window, scratch)
         else:
             graphs = _frontend_graphs(config, classifier, windows, calibration_windows,
                                       scratch, int8)
@@ -140,18 +140,14 @@ def _frontend_graphs(config: ExperimentConfig, classifier, windows: ExportWindow
                         steppable=not int8)
 
 
-def _embedding_graphs(classifier, windows: ExportWindows, window: int, scratch: Path,
-                      int8: bool) -> BundleGraphs:
+def _embedding_graphs(classifier, windows: ExportWindows, window: int,
+                      scratch: Path) -> BundleGraphs:
     """The pretrained speech embedding's graphs and the model on its columns."""
-    if int8:
-        raise ExportError("--int8 quantizes earmark's own networks; this run stands on the "
-                          "pretrained speech embedding (features.kind = \"embedding\"), "
-                          "exported in float only: leave out --int8")
     columns = classifier.frontend.frames_for(window)
     export_head(classifier.model, columns, scratch / "head.onnx")
-    features = features_graph(head_opset(scratch / "head.onnx"))
+    features = features_graph()
     window_graph = onnx.load(str(scratch / "head.onnx"))
-    graph = join(features, scratch / "head.onnx")
+    graph = assemble([features, window_graph], None)
     parity = check_parity(graph, classifier, windows.validation)
     quality = {"float32": graph_quality(graph, windows.validation, windows.validation_targets)}
     stream = {"frames_per_window": columns, "frame_hop_samples": embedding.HOP_SAMPLES,
@@ -159,10 +155,15 @@ def _embedding_graphs(classifier, windows: ExportWindows, window: int, scratch: 
     return BundleGraphs(graph, features, window_graph, stream, parity, quality)
 
 
-def check_front_end_target(config: ExperimentConfig, target: str = "onnx") -> None:
+def check_front_end_target(config: ExperimentConfig, target: str = "onnx",
+                           int8: bool = False) -> None:
     """A bundle holds its front-end in the graph; the micro front-end (the device's C code,
     with state across frames) is none that ONNX or LiteRT graphs can hold, and the
-    pretrained speech embedding comes as ONNX graphs only."""
+    pretrained speech embedding comes as float ONNX graphs only."""
+    if config.features.kind == EMBEDDING_KIND and int8:
+        raise ExportError("--int8 quantizes earmark's own networks; this run stands on the "
+                          "pretrained speech embedding (features.kind = \"embedding\"), "
+                          "exported in float only: leave out --int8")
     if config.features.kind == EMBEDDING_KIND and target != "onnx":
         raise ExportError(f"--target {target} converts earmark's own front-ends; this run "
                           "stands on the pretrained speech embedding (features.kind = "

@@ -23,11 +23,11 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from earmark.export.graph import export_module
+from earmark.export.graph import at_opset, export_module
 from earmark.frontend import speech_embedding as embedding
 
-#: The least opset the pieces are brought to before they are joined (the head's, when
-#: torch exports it at a later one).
+#: The opset the pretrained graphs are brought to (joined with the head at the later of
+#: this and the head's).
 OPSET = 18
 
 
@@ -74,34 +74,10 @@ def features_graph(opset: int = OPSET) -> onnx.ModelProto:
     return model
 
 
-def head_opset(head_path: Path) -> int:
-    """The opset the pieces are joined at: the head's, or :data:`OPSET` when lower."""
-    return max(OPSET, _opset(onnx.load(str(head_path))))
-
-
-def join(features: onnx.ModelProto, head_path: Path) -> onnx.ModelProto:
-    """``waveform`` -> ``probabilities``: the features graph, then the head (both at the
-    same opset: :func:`head_opset`)."""
-    head = _at_opset(onnx.compose.add_prefix(onnx.load(str(head_path)), "head/"),
-                     _opset(features))
-    joined = onnx.compose.merge_models(features, head,
-                                       io_map=[("frames", head.graph.input[0].name)])
-    joined.graph.output[0].name = "probabilities"
-    renamed = head.graph.output[0].name
-    for node in joined.graph.node:
-        node.output[:] = ["probabilities" if name == renamed else name for name in node.output]
-    onnx.checker.check_model(joined)
-    return joined
-
-
-def _opset(model: onnx.ModelProto) -> int:
-    return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-
-
 def _at_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
-    if _opset(model) != opset:
-        model = onnx.version_converter.convert_version(model, opset)
-    # The embedding declares ai.onnx.ml without using it; one opset import keeps joins simple.
+    """The graph at ``opset``, without the operator sets it declares and never uses (the
+    embedding declares ai.onnx.ml)."""
+    model = at_opset(model, opset)
     used = {node.domain for node in model.graph.node}
     kept = [o for o in model.opset_import if o.domain in ("", "ai.onnx") or o.domain in used]
     del model.opset_import[:]

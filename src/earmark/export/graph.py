@@ -120,15 +120,18 @@ def quiet_export():
 _PREFIXES = {"waveform": "frontend/", "frames": "finish/", "features": "network/"}
 
 
-def assemble(paths: list[Path], frontend: FrontEnd | None) -> onnx.ModelProto:
-    """Join consecutive pieces (each one's output is the next one's input) into one graph.
+def assemble(pieces: list[Path | onnx.ModelProto],
+             frontend: FrontEnd | None) -> onnx.ModelProto:
+    """Join consecutive pieces (files or graphs; each one's output is the next one's input)
+    into one graph, at the highest opset among them.
 
     The graph keeps its outer input and output names; with ``frontend`` the
     front-end tables become formulas and internal names are shortened.
     """
-    models = [onnx.load(str(path)) for path in paths]
-    opset = max(_opset(model) for model in models)
-    prefixed = [onnx.compose.add_prefix(_with_opset(model, opset),
+    models = [piece if isinstance(piece, onnx.ModelProto) else onnx.load(str(piece))
+              for piece in pieces]
+    opset = max(opset_of(model) for model in models)
+    prefixed = [onnx.compose.add_prefix(at_opset(model, opset),
                                         _PREFIXES[model.graph.input[0].name])
                 for model in models]
     joined = prefixed[0]
@@ -153,12 +156,14 @@ def _restore_outer_names(joined: onnx.ModelProto, input_name: str, output_name: 
         node.output[:] = [outer.get(name, name) for name in node.output]
 
 
-def _opset(model: onnx.ModelProto) -> int:
+def opset_of(model: onnx.ModelProto) -> int:
+    """The graph's version of the default ONNX operator set."""
     return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def _with_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
-    if _opset(model) == opset:
+def at_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """The graph converted to ``opset`` (itself when it is at it already)."""
+    if opset_of(model) == opset:
         return model
     return onnx.version_converter.convert_version(model, opset)
 

@@ -1,10 +1,9 @@
 """The pretrained speech embedding as a training network's first stage (torch outside).
 
-:class:`EmbeddingFrontEnd` stands where :class:`~earmark.frontend.module.FrontEnd`
-stands in a :class:`~earmark.network.WaveformClassifier`: ``(batch, samples)``
-at 16 kHz in, ``(batch, 1, 96, n)`` out, one column every 80 ms. The
-embedding is frozen (computed in onnxruntime, no gradients), so a model on
-top learns the phrase from few or synthesized takes while the embedding
+:class:`EmbeddingFrontEnd` (an :class:`~earmark.frontend.outside.OutsideFrontEnd`):
+``(batch, samples)`` at 16 kHz in, ``(batch, 1, 96, n)`` out, one column
+every 80 ms. The embedding is frozen (computed in onnxruntime), so a model
+on top learns the phrase from few or synthesized takes while the embedding
 brings what it learned from real speech.
 """
 
@@ -12,13 +11,18 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 
 from earmark.config import FeatureConfig
 from earmark.errors import ConfigError
 from earmark.frontend import speech_embedding as embedding
+from earmark.frontend.outside import OutsideFrontEnd
 
-KIND = "embedding"
+KIND = embedding.KIND
+#: The settings of earmark's own front-ends, which the fixed embedding has no use for.
+_UNUSED = ("window_ms", "hop_ms", "n_fft", "n_mels", "n_mfcc", "fmin", "fmax", "deltas",
+           "delta_width", "center", "log_floor", "top_db", "mean_normalize")
 
 
 def check_embedding(config: FeatureConfig, sample_rate: int) -> None:
@@ -28,9 +32,11 @@ def check_embedding(config: FeatureConfig, sample_rate: int) -> None:
     if sample_rate != embedding.SAMPLE_RATE:
         raise ConfigError(f"features.kind = \"embedding\" needs data.sample_rate = 16000 "
                           f"(got {sample_rate}): {fixed}")
-    if config.deltas or config.center or config.top_db > 0 or config.mean_normalize:
-        raise ConfigError(f"features.kind = \"embedding\" takes no deltas, center, top_db or "
-                          f"mean_normalize: {fixed}")
+    defaults = FeatureConfig()
+    given = [key for key in _UNUSED if getattr(config, key) != getattr(defaults, key)]
+    if given:
+        raise ConfigError(f"features.kind = \"embedding\" takes no {', '.join(given)}: "
+                          f"{fixed}; leave them out")
 
 
 @functools.lru_cache(maxsize=2)
@@ -39,47 +45,22 @@ def shared_embedding(threads: int) -> embedding.SpeechEmbedding:
     return embedding.SpeechEmbedding(threads)
 
 
-class EmbeddingFrontEnd(torch.nn.Module):
+class EmbeddingFrontEnd(OutsideFrontEnd):
     """``(batch, samples)`` at 16 kHz -> ``(batch, 1, 96, n)`` speech embeddings."""
 
     kind = KIND
-    channels = 1
+    what = "a fixed pretrained graph"
     bands = embedding.DIMENSIONS
     window_length = embedding.WINDOW_SAMPLES
     hop_length = embedding.HOP_SAMPLES
     min_samples = embedding.WINDOW_SAMPLES
 
-    def __init__(self, config: FeatureConfig, sample_rate: int):
-        super().__init__()
+    def check(self, config: FeatureConfig, sample_rate: int) -> None:
         check_embedding(config, sample_rate)
-        embedding.model_files()                  # installed? (says how, before training)
-        self.config = config
-        self.sample_rate = int(sample_rate)
+        embedding.model_files()                  # shipped intact? (before training)
 
-    def frames_for(self, samples: int) -> int:
-        count = embedding.embedding_count(int(samples))
-        if count < 1:
-            raise ConfigError(f"{samples} samples are shorter than the speech embedding's "
-                              f"{embedding.WINDOW_SAMPLES}-sample window (0.92 s): use "
-                              "a longer data.clip_seconds")
-        return count
+    def count(self, samples: int) -> int:
+        return embedding.embedding_count(samples)
 
-    def output_shape(self, samples: int) -> tuple[int, int, int]:
-        return (1, embedding.DIMENSIONS, self.frames_for(samples))
-
-    def extra_repr(self) -> str:
-        return "kind='embedding', sample_rate=16000, hop_length=1280, dimensions=96"
-
-    def forward(self, waveform: torch.Tensor,
-                frequency_scale: torch.Tensor | None = None) -> torch.Tensor:
-        if waveform.dim() != 2:
-            raise ValueError(f"EmbeddingFrontEnd expects (batch, samples), got shape "
-                             f"{tuple(waveform.shape)}")
-        if frequency_scale is not None:
-            raise ConfigError("augment.frequency_warp needs a front-end inside the network; "
-                              "the speech embedding is a fixed pretrained graph: leave it out")
-        self.frames_for(waveform.shape[-1])
-        threads = max(1, torch.get_num_threads())
-        features = shared_embedding(threads)(waveform.detach().float().cpu().numpy())
-        return (torch.from_numpy(features).transpose(1, 2).unsqueeze(1)
-                .to(device=waveform.device, dtype=waveform.dtype))
+    def compute(self, waveforms: np.ndarray) -> np.ndarray:
+        return shared_embedding(max(1, torch.get_num_threads()))(waveforms)

@@ -3,8 +3,9 @@
 Google's speech embedding (Lin et al., "Training keyword spotters with
 limited and synthesized speech data", ICASSP 2020) was trained on a large
 corpus of real speech to make keyword spotting work from few or synthesized
-examples; openWakeWord ships it as two ONNX graphs (Apache-2.0, in the
-``openwakeword`` 0.5.1 wheel, which ``pip install 'earmark[wakeword]'`` brings):
+examples. earmark ships it as openWakeWord published it, two ONNX graphs
+under the Apache License 2.0 (``pretrained/``, with the licence and the
+files' hashes):
 
 - ``melspectrogram.onnx``: 16-bit-scaled samples -> 32 log-mel bands every
   10 ms (512-sample window, no centring), here scaled ``x / 10 + 2`` as the
@@ -15,21 +16,23 @@ examples; openWakeWord ships it as two ONNX graphs (Apache-2.0, in the
 The mel graph floors its output 80 dB below the loudest value of the whole
 input; earmark floors it at a fixed level instead (:func:`frame_local_mel_graph`),
 so each frame depends on its own samples: a clip in a batch, alone or in a
-stream gives the same numbers.
-The embedding stays frozen: a model on top learns the phrase. No torch here:
-bundles run these graphs in onnxruntime.
+stream gives the same numbers. The embedding stays frozen: a model on top
+learns the phrase. No torch here: bundles run these graphs in onnxruntime.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from earmark.audio import check_finite
 from earmark.errors import ConfigError
 
+KIND = "embedding"        #: ``features.kind`` of this front-end
 SAMPLE_RATE = 16000
 MEL_WINDOW = 512          #: samples per mel frame
 MEL_HOP = 160             #: 10 ms
@@ -38,7 +41,7 @@ EMBEDDING_FRAMES = 76     #: mel frames per embedding (0.76 s)
 EMBEDDING_STEP = 8        #: mel frames between embeddings (80 ms)
 DIMENSIONS = 96
 HOP_SAMPLES = MEL_HOP * EMBEDDING_STEP                      #: 1280: 80 ms
-#: The samples the first embedding needs (0.915 s).
+#: The samples the first embedding needs (0.78 s).
 WINDOW_SAMPLES = MEL_WINDOW + (EMBEDDING_FRAMES - 1) * MEL_HOP
 #: The mel graph's floor, dB of mel power in 16-bit units (0 dB: one step squared).
 FLOOR_DB = 0.0
@@ -46,23 +49,24 @@ FLOOR_DB = 0.0
 #: embedding bundle: 32 bands from 60 to 3,800 Hz, a 512-sample Hann window every 10 ms).
 MEL_SETTINGS = {"kind": "logmel", "window_ms": 32.0, "hop_ms": 10.0, "n_fft": 512,
                 "n_mels": MEL_BANDS, "fmin": 60.0, "fmax": 3800.0}
-#: The files inside the openwakeword wheel.
-FILES = {"mel": "melspectrogram.onnx", "embedding": "embedding_model.onnx"}
+#: The shipped graphs (``pretrained/``) and their SHA-256.
+FILES = {"mel": ("melspectrogram.onnx",
+                 "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895cced9f479fa65eb176f"),
+         "embedding": ("embedding_model.onnx",
+                       "70d164290c1d095d1d4ee149bc5e00543250a7316b59f31d056cff7bd3075c1f")}
 
 
+@functools.lru_cache(maxsize=1)
 def model_files() -> dict[str, Path]:
-    """The two ONNX files, or a ConfigError saying how to install them."""
-    try:
-        folder = resources.files("openwakeword") / "resources" / "models"
-    except ModuleNotFoundError as error:
-        raise ConfigError("the speech embedding (features.kind = \"embedding\") needs the "
-                          "openwakeword 0.5.1 wheel: pip install 'earmark[wakeword]'") from error
-    paths = {name: Path(str(folder / file)) for name, file in FILES.items()}
-    missing = [str(path) for path in paths.values() if not path.is_file()]
-    if missing:
-        raise ConfigError(f"the speech embedding's files are missing ({', '.join(missing)}): "
-                          "only openwakeword 0.5.1 ships them; pip install "
-                          "'openwakeword==0.5.1'")
+    """The two ONNX files shipped with earmark, checked against their hashes."""
+    folder = Path(str(resources.files("earmark.frontend") / "pretrained"))
+    paths = {}
+    for name, (file, digest) in FILES.items():
+        path = folder / file
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise ConfigError(f"{path}: missing or damaged (not the file earmark shipped); "
+                              "reinstall earmark")
+        paths[name] = path
     return paths
 
 
@@ -102,7 +106,7 @@ def frame_local_mel_graph(path: str | Path):
     reduce = next((n for n in nodes if n.op_type == "ReduceMax"), None)
     clip = nodes[-1]
     if reduce is None or clip.op_type != "Clip" or clip.input[0] != reduce.input[0]:
-        raise ConfigError(f"{path} is not the mel graph earmark knows (openwakeword 0.5.1)")
+        raise ConfigError(f"{path} is not the mel graph earmark ships; reinstall earmark")
     floor_name = "earmark_floor_db"
     model.graph.initializer.append(
         numpy_helper.from_array(np.array(FLOOR_DB, np.float32), floor_name))
@@ -153,6 +157,8 @@ class SpeechEmbedding:
         files = model_files()
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = max(1, int(threads))
+        # Idle onnxruntime threads would spin against torch's while training.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         mel = frame_local_mel_graph(files["mel"]).SerializeToString()
         self._mel = ort.InferenceSession(mel, options, providers=providers)
@@ -163,10 +169,12 @@ class SpeechEmbedding:
     def mel(self, waveforms: np.ndarray) -> np.ndarray:
         """``(batch, samples)`` in [-1, 1] -> ``(batch, frames, 32)``, scaled for the
         embedding."""
-        pcm = np.clip(np.nan_to_num(np.asarray(waveforms, np.float32)), -1, 1) * 32767.0
-        if pcm.ndim != 2 or pcm.shape[1] < MEL_WINDOW:
+        waveforms = np.asarray(waveforms, np.float32)
+        if waveforms.ndim != 2 or waveforms.shape[1] < MEL_WINDOW:
             raise ValueError(f"the speech embedding needs (batch, >= {MEL_WINDOW} samples), "
-                             f"got shape {pcm.shape}")
+                             f"got shape {waveforms.shape}")
+        check_finite(waveforms, "audio for the speech embedding")
+        pcm = np.clip(waveforms, -1, 1) * 32767.0
         out = self._mel.run(None, {"input": pcm.astype(np.float32)})[0]
         return out[:, 0] / 10.0 + 2.0
 

@@ -19,6 +19,7 @@ import numpy as np
 from earmark import audio
 from earmark.config import DataConfig, FeatureConfig
 from earmark.errors import ConfigError
+from earmark.frontend.speech_embedding import KIND as EMBEDDING_KIND
 from earmark.frontend.speech_embedding import MEL_SETTINGS
 from earmark.frontend.inversion import Hearing, hear
 from earmark.input_limits import check_positive
@@ -48,7 +49,7 @@ def bundle_front_end(bundle: str | os.PathLike) -> tuple[FeatureConfig, int]:
 def front_end_of(metadata: BundleMetadata) -> FeatureConfig:
     """A bundle's front-end config (keys a newer earmark added are left out); for the
     pretrained speech embedding, its mel stage (the embedding itself cannot be heard)."""
-    if metadata.features.get("kind") == "embedding":
+    if metadata.features.get("kind") == EMBEDDING_KIND:
         return FeatureConfig(**MEL_SETTINGS)
     return FeatureConfig.from_record(metadata.features)
 

@@ -231,8 +231,9 @@ def _calibrate(scored, rate: int, labels: list[str], model_bytes: int, smoother,
                        options.false_alarms_per_hour, smoother, **chosen)
     plot_card(validation, test, labels, card, out_dir / "card.png", smoother, **chosen)
     try:
-        made = held_out_clips(run_dir, rate, keep=lambda path: made_negative(path, data_dir))
-    except DataError:           # no made negatives in a held-out split: nothing to report
+        made = held_out_clips(run_dir, rate, keep=lambda path: made_negative(path, data_dir),
+                              splits=("test",))
+    except DataError:           # no made negatives among the test voices: nothing to report
         return card
     hard = scored(*held_out_audio(made["test"], noise, rate, options.seed + 2))
     (_, score), = sweep(hard, labels, smoother, (card["threshold"],))
