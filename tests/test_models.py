@@ -19,8 +19,9 @@ def _one_thread():
 
 #: (channels, bands, frames) that every architecture accepts, but for those below.
 SHAPES = [(1, 40, 98), (2, 32, 64), (1, 16, 16)]
-#: The causal TCN reads the micro front-end: one channel, at least its receptive field.
-OWN_SHAPES = {"tcn": [(1, 40, 98), (1, 40, 150)]}
+#: The causal TCN reads the micro front-end: one channel, at least its receptive field;
+#: the embedding head the speech embedding's 96 numbers a column.
+OWN_SHAPES = {"tcn": [(1, 40, 98), (1, 40, 150)], "embedding_mlp": [(1, 96, 16), (1, 96, 3)]}
 CASES = [(name, shape) for name in available_models()
          for shape in OWN_SHAPES.get(name, SHAPES)]
 
