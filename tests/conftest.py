@@ -175,3 +175,50 @@ def bundle(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundle") / "tones"
     export_run(trained_run, out, progress=False)
     return out
+
+
+# ------------------------------------------------ a wake word as a pattern of tones
+
+PATTERN_RATE = 16000
+
+
+def write_pattern_dataset(root: Path, speakers: int = 8, takes: int = 4) -> Path:
+    """"wake": a low tone then a high one; "_unknown_": the same tones the other way
+    round, and the noise alone. 1 s clips at 16 kHz, Speech Commands names."""
+    rng = np.random.default_rng(0)
+    clips = {"wake": [(500.0, 1500.0)] * takes,
+             "_unknown_": [(1500.0, 500.0)] * takes + [None] * (takes // 2)}
+    for label, orders in clips.items():
+        (root / label).mkdir(parents=True)
+        for speaker in range(speakers):
+            for take, order in enumerate(orders):
+                soundfile.write(root / label / f"{speaker:08x}_nohash_{take}.wav",
+                                pattern_clip(order, rng), PATTERN_RATE)
+    return root
+
+
+def pattern_clip(order, rng) -> np.ndarray:
+    clip = 0.03 * rng.standard_normal(PATTERN_RATE)
+    if order:
+        start = int(rng.uniform(0.3, 0.45) * PATTERN_RATE)
+        t = np.arange(int(0.25 * PATTERN_RATE)) / PATTERN_RATE
+        for k, pitch in enumerate(order):
+            at = start + k * len(t)
+            clip[at:at + len(t)] += 0.4 * np.sin(2 * np.pi * pitch * rng.uniform(0.95, 1.05) * t)
+    return clip.astype(np.float32)
+
+
+def train_pattern_run(base: Path, features: dict, model: dict, epochs: int,
+                      ratios: list[float], speakers: int = 8, takes: int = 4) -> Path:
+    """A run trained on :func:`write_pattern_dataset` with ``features`` and ``model``."""
+    from earmark.config import from_dict
+    from earmark.train import train
+
+    root = write_pattern_dataset(base / "patterns", speakers, takes)
+    config = from_dict({
+        "data": {"root": str(root), "sample_rate": PATTERN_RATE, "clip_seconds": 1.0,
+                 "hop_seconds": 0.5, "cache_dir": str(base / "cache"), "ratios": ratios},
+        "features": features, "model": model, "augment": {"gain_db": [-3.0, 3.0]},
+        "train": {"epochs": epochs, "batch_size": 8, "learning_rate": 0.01, "threads": 1}})
+    train(config, base / "run", progress=False)
+    return base / "run"

@@ -23,6 +23,8 @@ from earmark.frontend.micro_module import MicroFrontEnd  # noqa: E402
 from earmark.models.tcn import CausalTCN  # noqa: E402
 from earmark.models.tcn_stream import TCNStream  # noqa: E402
 
+from conftest import pattern_clip, train_pattern_run  # noqa: E402
+
 RATE = 16000
 
 
@@ -185,49 +187,11 @@ def test_pymicro_wakeword_and_tflite_micro_run_the_file(streaming_file, tmp_path
     assert np.std(expected) > 0.002          # the state moves the probability
 
 
-def write_pattern_dataset(root: Path, speakers: int = 8, takes: int = 4) -> Path:
-    """"wake": a low tone then a high one; "_unknown_": the same tones the other way
-    round, and the noise alone. 1 s clips at 16 kHz, Speech Commands names."""
-    rng = np.random.default_rng(0)
-    clips = {"wake": [(500.0, 1500.0)] * takes,
-             "_unknown_": [(1500.0, 500.0)] * takes + [None] * (takes // 2)}
-    for label, orders in clips.items():
-        (root / label).mkdir(parents=True)
-        for speaker in range(speakers):
-            for take, order in enumerate(orders):
-                soundfile.write(root / label / f"{speaker:08x}_nohash_{take}.wav",
-                                _pattern_clip(order, rng), RATE)
-    return root
-
-
-def _pattern_clip(order, rng) -> np.ndarray:
-    clip = 0.03 * rng.standard_normal(RATE)
-    if order:
-        start = int(rng.uniform(0.3, 0.45) * RATE)
-        t = np.arange(int(0.25 * RATE)) / RATE
-        for k, pitch in enumerate(order):
-            at = start + k * len(t)
-            clip[at:at + len(t)] += 0.4 * np.sin(2 * np.pi * pitch * rng.uniform(0.95, 1.05) * t)
-    return clip.astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def micro_run(tmp_path_factory) -> Path:
-    from earmark.config import from_dict
-    from earmark.train import train
-
-    base = tmp_path_factory.mktemp("micro")
-    root = write_pattern_dataset(base / "patterns")
-    config = from_dict({
-        "data": {"root": str(root), "sample_rate": RATE, "clip_seconds": 1.0,
-                 "hop_seconds": 0.5, "cache_dir": str(base / "cache"),
-                 "ratios": [0.6, 0.2, 0.2]},
-        "features": {"kind": "micro"},
-        "model": {"name": "tcn", "channels": 12, "dilations": [1, 2, 4]},
-        "augment": {"gain_db": [-3.0, 3.0]},
-        "train": {"epochs": 10, "batch_size": 8, "learning_rate": 0.01, "threads": 1}})
-    train(config, base / "run", progress=False)
-    return base / "run"
+    return train_pattern_run(tmp_path_factory.mktemp("micro"), {"kind": "micro"},
+                             {"name": "tcn", "channels": 12, "dilations": [1, 2, 4]},
+                             epochs=10, ratios=[0.6, 0.2, 0.2])
 
 
 @pytest.mark.slow
@@ -280,7 +244,7 @@ def test_export_micro_writes_what_esphome_and_pymicro_wakeword_read(micro_run: P
     detector = wakeword.MicroWakeWord.from_config(out / "wake.json")
     rng = np.random.default_rng(5)
     for pattern, expected in (((500.0, 1500.0), True), (None, False)):
-        stream = np.concatenate([_pattern_clip(pattern, rng) for _ in range(6)])
+        stream = np.concatenate([pattern_clip(pattern, rng) for _ in range(6)])
         detector.reset()
         features = wakeword.MicroWakeWordFeatures()
         answers = [detector.process_streaming(frame)

@@ -17,6 +17,8 @@ from earmark.export.embedding_graph import features_graph
 from earmark.frontend import speech_embedding as embedding
 from earmark.frontend.embedding_module import EmbeddingFrontEnd
 
+from conftest import train_pattern_run
+
 RATE = 16000
 
 
@@ -118,22 +120,9 @@ def test_the_front_end_module_and_what_it_refuses():
 
 @pytest.fixture(scope="module")
 def embedding_run(tmp_path_factory) -> Path:
-    from earmark.config import from_dict
-    from earmark.train import train
-    from test_micro_wakeword import write_pattern_dataset
-
-    base = tmp_path_factory.mktemp("embedding")
-    root = write_pattern_dataset(base / "patterns", speakers=6, takes=3)
-    config = from_dict({
-        "data": {"root": str(root), "sample_rate": RATE, "clip_seconds": 1.0,
-                 "hop_seconds": 0.5, "cache_dir": str(base / "cache"),
-                 "ratios": [0.5, 0.25, 0.25]},
-        "features": {"kind": "embedding"},
-        "model": {"name": "embedding_mlp", "hidden": 16, "column_width": 8},
-        "augment": {"gain_db": [-3.0, 3.0]},
-        "train": {"epochs": 4, "batch_size": 8, "learning_rate": 0.01, "threads": 1}})
-    train(config, base / "run", progress=False)
-    return base / "run"
+    return train_pattern_run(tmp_path_factory.mktemp("embedding"), {"kind": "embedding"},
+                             {"name": "embedding_mlp", "hidden": 16, "column_width": 8},
+                             epochs=4, ratios=[0.5, 0.25, 0.25], speakers=6, takes=3)
 
 
 @pytest.mark.slow

@@ -263,12 +263,13 @@ def test_joined_negatives_run_short_recordings_together_within_speaker_buckets(t
 
 
 def test_negatives_made_from_the_phrase_are_told_from_everyday_ones(tmp_path):
-    from earmark.wakeword.dataset import made_negative
+    from earmark.wakeword.dataset import made_negatives
 
     data = tmp_path / "data"
-    assert made_negative(data / "synthesized" / "_unknown_" / "en+m3_1.flac", data)
-    assert made_negative(data / "sentences" / "kal16_3.flac", data)
-    assert not made_negative(data / "synthesized" / "view_glass" / "en+m3_1.flac", data)
-    assert not made_negative(data / "synthesized" / "_silence_" / "noise_1.flac", data)
-    assert not made_negative(data / "joined" / "bucket3_1.flac", data)
-    assert not made_negative(tmp_path / "negatives" / "sentences" / "a.wav", data)
+    made = made_negatives(data)
+    assert made(data / "synthesized" / "_unknown_" / "en+m3_1.flac")
+    assert made(data / "sentences" / "kal16_3.flac")
+    assert not made(data / "synthesized" / "view_glass" / "en+m3_1.flac")
+    assert not made(data / "synthesized" / "_silence_" / "noise_1.flac")
+    assert not made(data / "joined" / "bucket3_1.flac")
+    assert not made(tmp_path / "negatives" / "sentences" / "a.wav")

@@ -175,7 +175,7 @@ class SpeechEmbedding:
                              f"got shape {waveforms.shape}")
         check_finite(waveforms, "audio for the speech embedding")
         pcm = np.clip(waveforms, -1, 1) * 32767.0
-        out = self._mel.run(None, {"input": pcm.astype(np.float32)})[0]
+        out = self._mel.run(None, {"input": pcm})[0]
         return out[:, 0] / 10.0 + 2.0
 
     def embed(self, mel: np.ndarray) -> np.ndarray:

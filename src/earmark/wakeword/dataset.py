@@ -16,6 +16,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -106,14 +107,18 @@ def build_dataset(phrase: Phrase, spec: WakeWordData, out_dir: str | Path,
     return manifest, summary
 
 
-def made_negative(path: str | Path, data_dir: str | Path) -> bool:
+def made_negatives(data_dir: str | Path) -> Callable[[str | Path], bool]:
     """Whether a recording of the dataset in ``data_dir`` is a negative made from the
     phrase (its parts and sound-alikes, the sentences carrying them): negatives chosen to
     be hard, as dense as no everyday audio is, so false alarms per hour are not counted
-    on them."""
-    made = (Path(data_dir) / "synthesized" / UNKNOWN, Path(data_dir) / "sentences")
-    resolved = Path(path).resolve()
-    return any(resolved.is_relative_to(folder.resolve()) for folder in made)
+    on them. (The folders are resolved once; manifest paths are absolute already.)"""
+    folders = tuple((Path(data_dir) / name).resolve()
+                    for name in (f"synthesized/{UNKNOWN}", "sentences"))
+
+    def made(path: str | Path) -> bool:
+        absolute = Path(os.path.abspath(path))
+        return any(absolute.is_relative_to(folder) for folder in folders)
+    return made
 
 
 def extra_voices(engines: tuple[str, ...]) -> list[Voice]:

@@ -214,12 +214,11 @@ def _calibrate(scored, rate: int, labels: list[str], model_bytes: int, smoother,
     phrase takes among everyday negatives (the user's recordings, joined running sound);
     the negatives made from the phrase are scored on their own, at the chosen threshold."""
     from earmark.stream_eval import background_noise, held_out_clips
-    from earmark.wakeword.calibration import (held_out_audio, plot_card, report_card,
-                                              sweep)
-    from earmark.wakeword.dataset import made_negative
+    from earmark.wakeword.calibration import held_out_audio, plot_card, report_card
+    from earmark.wakeword.dataset import made_negatives
 
-    data_dir = out_dir / "data"
-    clips = held_out_clips(run_dir, rate, keep=lambda path: not made_negative(path, data_dir))
+    made = made_negatives(out_dir / "data")
+    clips = held_out_clips(run_dir, rate, keep=lambda path: not made(path))
     noise = background_noise(run_dir, noise_dir, rate)
     validation = scored(*held_out_audio(clips["validation"], noise, rate, options.seed))
     test_audio = held_out_audio(clips["test"], noise, rate, options.seed + 1)
@@ -231,14 +230,23 @@ def _calibrate(scored, rate: int, labels: list[str], model_bytes: int, smoother,
                        options.false_alarms_per_hour, smoother, **chosen)
     plot_card(validation, test, labels, card, out_dir / "card.png", smoother, **chosen)
     try:
-        made = held_out_clips(run_dir, rate, keep=lambda path: made_negative(path, data_dir),
-                              splits=("test",))
+        hard = held_out_clips(run_dir, rate, keep=made, splits=("test",))["test"]
     except DataError:           # no made negatives among the test voices: nothing to report
         return card
-    hard = scored(*held_out_audio(made["test"], noise, rate, options.seed + 2))
-    (_, score), = sweep(hard, labels, smoother, (card["threshold"],))
-    card["made_negatives"] = {"takes": len(made["test"]), "detections": score.false_alarms}
+    card["made_negatives"] = _made_negative_detections(scored, hard, noise, rate, labels,
+                                                       smoother, card["threshold"],
+                                                       options.seed + 2)
     return card
+
+
+def _made_negative_detections(scored, clips: list, noise: list, rate: int, labels: list[str],
+                              smoother, threshold: float, seed: int) -> dict:
+    """How often the held-out negatives made from the phrase fire at ``threshold``."""
+    from earmark.wakeword.calibration import held_out_audio, sweep
+
+    run = scored(*held_out_audio(clips, noise, rate, seed))
+    (_, score), = sweep(run, labels, smoother, (threshold,))
+    return {"takes": len(clips), "detections": score.false_alarms}
 
 
 def _detection(card: dict, frame_hop_ms: float) -> dict:
