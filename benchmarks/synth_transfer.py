@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from earmark.augment import RECORDED_SOUND
 from earmark.config import from_dict, load_config, to_dict
 from earmark.data.dataset import load_manifest, open_dataset
 from earmark.data.synth_keywords import SPEECH_COMMANDS_WORDS, KeywordSynthesis, synthesize_keywords
@@ -32,7 +33,6 @@ from earmark.data.voices import available_voices
 from earmark.evaluate import predict, report_for
 from earmark.network import load_trained
 from earmark.train import train
-from earmark.wakeword.pipeline import RECORDED_SOUND
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "keywords.toml"
 

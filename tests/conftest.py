@@ -124,10 +124,10 @@ TONE_RATE = 8000
 TONE_FREQUENCIES = {"high": 2000.0, "low": 300.0, "mid": 900.0}
 
 
-def write_tone_dataset(root: Path, speakers: int = 10, takes: int = 3) -> Path:
+def write_tone_dataset(root: Path, speakers: int = 10, takes: int = 3, seed: int = 0) -> Path:
     """Three classes of noisy tones (0.4-0.6 s, 8 kHz) and ``_silence_`` (the noise alone),
     with Speech Commands-style names."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for label, frequency in {**TONE_FREQUENCIES, "_silence_": 0.0}.items():
         (root / label).mkdir(parents=True)
         for speaker in range(speakers):

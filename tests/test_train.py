@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 import torch
 
-from earmark.errors import ConfigError
-from earmark.evaluate import evaluate_run
+from earmark.errors import ConfigError, DataError
+from earmark.evaluate import evaluate_folder, evaluate_run
 from earmark.train import train
 
 from conftest import TONE_FREQUENCIES, tone_config, write_tone_dataset
@@ -46,6 +47,26 @@ def test_evaluate_run_reproduces_the_training_report(trained_run):
     assert report.accuracy == pytest.approx(summary["test_accuracy"])
     saved = json.loads((trained_run / "eval_test.json").read_text())
     assert saved["confusion"] == report.confusion
+
+
+def test_a_run_scores_a_folder_it_has_never_seen(trained_run, tmp_path, capsys):
+    from earmark.cli import main
+
+    run = shutil.copytree(trained_run, tmp_path / "run")     # the shared run stays unwritten
+    other = write_tone_dataset(tmp_path / "other", speakers=4, takes=2, seed=7)
+    shutil.rmtree(other / "mid")                             # a class it lacks is no matter
+    report = evaluate_folder(run, other, "on_other", progress=False)
+    assert report.count == 3 * 4 * 2
+    assert report.labels == json.loads((run / "labels.json").read_text())
+    assert report.accuracy >= 0.8
+    assert (run / "eval_on_other_confusion.png").is_file()
+    assert main(["evaluate", str(run), "--on", str(other), "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == report.count
+    (other / "low").rename(other / "beep")
+    with pytest.raises(DataError, match="beep"):
+        evaluate_folder(run, other, progress=False)
+    with pytest.raises(DataError, match="no such folder"):
+        evaluate_folder(run, tmp_path / "absent", progress=False)
 
 
 def test_resume_after_a_kill_continues_exactly(tone_dataset, tmp_path, monkeypatch):

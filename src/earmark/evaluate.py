@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from earmark.atomic import write_json, write_text
-from earmark.config import ExperimentConfig
+from earmark.config import ExperimentConfig, from_dict, to_dict
 from earmark.data.dataset import Dataset, load_manifest, open_dataset
 from earmark.data.manifest import clip_matcher, from_csv
 from earmark.errors import DataError
@@ -115,6 +115,44 @@ def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "cpu",
     classifier.to(torch_device)
     report = report_for(predict(classifier, dataset, indices, config, torch_device), dataset)
     write_report(report, run.report(split), f"{run.path.name}: {split} split")
+    return report
+
+
+def evaluate_folder(run_dir: str | Path, folder: str | Path, name: str = "folder",
+                    device: str = "cpu", progress: ProgressLike = None) -> ClassificationReport:
+    """Score a finished run on every recording of another folder of class folders
+    (e.g. real speakers for a model trained on synthesized ones), judged like its test
+    split; write ``RUN/eval_<name>.json``, ``.txt`` and ``_confusion.png``.
+
+    Raises
+    ------
+    DataError
+        When ``folder`` is missing, holds no audio, or has a class the run does not know.
+    """
+    run = RunFolder(run_dir)
+    config, labels, classifier = load_trained(run.path)
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder; give a folder with one sub-folder of "
+                        "recordings per class")
+    raw = to_dict(config)
+    raw["data"].update(root=str(folder.resolve()), csv="", dataset="", extra_train=[],
+                       keywords=[], label_pattern="", group_pattern="auto", split="group",
+                       ratios=[0.0, 0.0, 1.0], classes=[])
+    folder_config = from_dict(raw, base_dir=config.base_dir)
+    manifest = load_manifest(folder_config)
+    unknown = sorted(set(manifest.labels()) - set(labels))
+    if unknown:
+        raise DataError(f"{folder}: classes {unknown} are not among the run's {labels}; "
+                        "name the folders like the classes the model was trained on")
+    dataset = open_dataset(folder_config, manifest, progress=progress)
+    dataset.labels = labels
+    torch_device = torch.device(device)
+    classifier.to(torch_device)
+    predictions = predict(classifier, dataset, dataset.indices("test"), folder_config,
+                          torch_device)
+    report = report_for(predictions, dataset)
+    write_report(report, run.report(name), f"{run.path.name}: {folder.name}")
     return report
 
 

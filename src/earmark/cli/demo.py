@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from earmark.cli.common import command, progress_bars
+from earmark.errors import DataError
 
 
 def register(commands) -> None:
@@ -16,13 +19,29 @@ def _add_demo(commands) -> None:
     sub.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     sub.add_argument("--takes", type=int, default=160, help="takes per keyword (default 160)")
     sub.add_argument("--epochs", type=int, default=24, help="training epochs (default 24)")
+    sub.add_argument("--model", choices=["embedding", "dscnn"], default="embedding",
+                     help="embedding (default): a small network on the pretrained speech "
+                          "embedding, hears real people best; dscnn: a DS-CNN on log-mel, "
+                          "about a tenth of the CPU")
     sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--real", metavar="FOLDER",
+                     help="real recordings of the words, a folder per class, to score the "
+                          "model on (default: ../shared/data/speech_commands_v2_test when "
+                          "it is there; 'none' to skip)")
 
 
 def _demo(args) -> int:
-    from earmark.demo import DemoSize, format_report, run_demo
+    from earmark.demo import REAL_SPEAKERS, DemoSize, format_report, run_demo
 
-    report = run_demo(args.out, DemoSize(takes_per_word=args.takes, epochs=args.epochs),
-                      seed=args.seed, progress=progress_bars(args))
+    if args.real is None:
+        real = REAL_SPEAKERS if REAL_SPEAKERS.is_dir() else None
+    else:
+        real = None if args.real == "none" else Path(args.real)
+    if real is not None and not real.is_dir():
+        raise DataError(f"--real {real}: no such folder; give a folder with one sub-folder "
+                        "of recordings per word, or --real none")
+    report = run_demo(args.out, DemoSize(takes_per_word=args.takes, epochs=args.epochs,
+                                            model=args.model),
+                      seed=args.seed, progress=progress_bars(args), real_speakers=real)
     print(format_report(report))
     return 0

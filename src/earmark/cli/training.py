@@ -48,6 +48,7 @@ def _train(args) -> int:
 def _add_evaluate(commands) -> None:
     sub = command(commands, "evaluate", "Evaluate a trained run on a split.",
                   "earmark evaluate runs/keywords --split test --json\n"
+                  "  earmark evaluate runs/demo/run --on ../shared/data/speech_commands_v2_test\n"
                   "  earmark evaluate runs/keywords --robustness        # clean and corrupted\n"
                   "  earmark evaluate runs/keywords --robustness --bundle bundles/keywords-int8",
                   _evaluate)
@@ -63,22 +64,36 @@ def _add_evaluate(commands) -> None:
     sub.add_argument("--bundle", help="with --robustness: score this exported bundle of the "
                                       "run instead of its torch model")
     sub.add_argument("--seed", type=int, default=0, help="the corruptions' seed (0)")
+    sub.add_argument("--on", metavar="FOLDER",
+                     help="score every recording of this folder of class folders instead of "
+                          "a split (e.g. real speakers for a model trained on synthesized "
+                          "speech); written as RUN/eval_on_FOLDERNAME.*")
 
 
 def _evaluate(args) -> int:
+    if args.on and args.robustness:
+        raise ConfigError("--on scores a folder as it is; --robustness corrupts a split of "
+                          "the run: choose one")
     if args.robustness:
         return _robustness(args)
     if args.bundle:
         raise ConfigError("--bundle goes with --robustness; to score a bundle on files, "
                           "use `earmark classify`")
-    from earmark.evaluate import evaluate_run
+    from earmark.evaluate import evaluate_folder, evaluate_run
 
-    report = evaluate_run(args.run, args.split, device=args.device, progress=progress_bars(args))
+    if args.on:
+        name = "on_" + Path(args.on).resolve().name
+        report = evaluate_folder(args.run, args.on, name, device=args.device,
+                                 progress=progress_bars(args))
+    else:
+        name = args.split
+        report = evaluate_run(args.run, args.split, device=args.device,
+                              progress=progress_bars(args))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(report.to_text())
-        print(f"\nwritten: {Path(args.run) / ('eval_' + args.split)}.json/.txt/_confusion.png")
+        print(f"\nwritten: {Path(args.run) / ('eval_' + name)}.json/.txt/_confusion.png")
     return 0
 
 

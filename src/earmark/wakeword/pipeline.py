@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from earmark.atomic import write_json, write_text
+from earmark.augment import RECORDED_SOUND
 from earmark.config import ExperimentConfig, from_dict
 from earmark.data.synth_keywords import write_noise_folder
 from earmark.errors import DataError
@@ -143,17 +144,6 @@ def _deploy_micro(run_dir: Path, noise_dir: str, options: WakeWordOptions,
                        "validation stream: the manifest holds it anyway", card["threshold"],
                        options.false_alarms_per_hour)
     return {"card": card, "folder": folder}
-
-
-#: ``[augment]`` settings that make synthetic speech sound recorded: rooms, microphone EQ,
-#: band limits, noise at an SNR, other talkers, clipping, level, speed, vocal tract length.
-RECORDED_SOUND = {"noise_probability": 0.8, "noise_mix": "snr", "noise_snr_db": [0.0, 25.0],
-                  "gain_db": [-20.0, 6.0], "speed": [0.85, 1.15],
-                  "frequency_warp": [0.85, 1.15], "equalizer_db": 6.0,
-                  "band_limit_probability": 0.2, "lowpass_hz": [3400.0, 7600.0],
-                  "highpass_hz": [50.0, 300.0], "reverb_probability": 0.5,
-                  "reverb_rt60": [0.2, 1.0], "babble_probability": 0.2,
-                  "babble_snr_db": [5.0, 20.0], "clipping_probability": 0.1}
 
 
 #: The embedding model's window: 16 columns of 80 ms, as openWakeWord's heads read.
