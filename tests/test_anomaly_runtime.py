@@ -219,9 +219,10 @@ def test_a_loud_middle_scores_higher_there(bundle_dir, tmp_path):
 def test_a_file_shorter_than_a_window_is_padded_to_one(bundle_dir, tmp_path):
     samples = noise(0.1, 0.3, 0)
     scores = score_file(load_anomaly_bundle(bundle_dir), write(tmp_path / "s.wav", samples))
-    assert scores.window_starts.tolist() == [0.0]
+    before = (WINDOW - len(samples)) // 2                  # the recording in the middle
+    assert scores.window_starts.tolist() == [-before / RATE]
     padded = np.zeros(WINDOW, np.float32)
-    padded[:len(samples)] = samples
+    padded[before:before + len(samples)] = samples
     assert scores.window_scores[0] == pytest.approx(level_db(padded), abs=1e-3)
 
 

@@ -16,7 +16,7 @@ from earmark.cli import main
 from earmark.errors import AudioError, ConfigError
 from earmark.runtime import Classifier
 from earmark.runtime.results import expand_inputs, table, write_results
-from earmark.windowing import window_starts
+from earmark.windowing import cut_window, window_starts
 
 #: A small 8 kHz, 4-class bundle that loads in milliseconds (no training needed).
 FIXTURE_BUNDLE = Path(__file__).parent / "fixtures" / "bundle_v1"
@@ -48,6 +48,34 @@ def test_long_recording_is_cut_into_the_training_windows(bundle):
     assert labels[0] == "low" and labels[-1] == "high"
     np.testing.assert_allclose(result.probabilities, result.window_probabilities.mean(0),
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("block_seconds", [0.01, 0.07, 3.0])
+def test_a_recording_shorter_than_a_window_is_judged_in_its_middle(bundle, tmp_path,
+                                                                    block_seconds):
+    classifier = Classifier.from_bundle(bundle)
+    clip = tone(300, 0.2)                     # 0.2 s; the window is 0.5 s
+    path = tmp_path / "short.wav"
+    soundfile.write(path, clip, TONE_RATE, subtype="FLOAT")
+    result = classifier.classify_file(path, block_seconds=block_seconds)
+    before = (classifier.window - len(clip)) // 2
+    assert result.window_starts.tolist() == [-before / TONE_RATE]
+    centred = np.zeros((1, classifier.window), np.float32)
+    centred[0, before:before + len(clip)] = clip
+    np.testing.assert_allclose(result.probabilities, classifier.bundle.predict_proba(centred)[0],
+                               rtol=1e-5)
+    assert result.label == "low"
+
+
+def test_windows_are_cut_alike_wherever_they_start():
+    samples = np.arange(1, 11, dtype=np.float32)
+    assert window_starts(10, 16, 4).tolist() == [-3]            # 3 zeros, 10 samples, 3 zeros
+    np.testing.assert_array_equal(cut_window(samples, -3, 16),
+                                  np.concatenate([np.zeros(3), samples, np.zeros(3)]))
+    np.testing.assert_array_equal(cut_window(samples, 8, 4), [9, 10, 0, 0])
+    np.testing.assert_array_equal(cut_window(samples, -20, 4), np.zeros(4))
+    assert window_starts(16, 16, 4).tolist() == [0]
+    assert window_starts(17, 16, 4).tolist() == [0, 4]
 
 
 @pytest.mark.parametrize("block_seconds", [0.07, 0.5, 3.0])

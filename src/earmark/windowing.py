@@ -4,9 +4,14 @@ its windows' probabilities (numpy only; shared by training, evaluation and the r
 A recording of ``length`` samples is judged from windows of ``window``
 samples every ``hop`` samples. The first starts at 0; the last one covers the
 end (zero-padded past it); a recording shorter than one window gives one
-window, zero-padded at the end. Training, evaluation and the deployed
-runtime all call :func:`window_starts`, so they cut the same way, and
-:func:`aggregate_windows` (mean or vote), so they judge the same way.
+window with the recording in its middle (zero-padded on both sides, the start
+negative): training places such a recording anywhere in its window, so the
+middle is where a model has heard it most on average, and a model that hears
+where a sound lies in its window (the speech embedding reads 0.78 s columns in
+order) misjudges a short word pressed against the window's start. Training,
+evaluation and the deployed runtime all call :func:`window_starts` and
+:func:`cut_window`, so they cut the same way, and :func:`aggregate_windows`
+(mean or vote), so they judge the same way.
 
 Windows of digital silence (:func:`sounding_windows`: RMS below
 :data:`SILENT_WINDOW_DBFS`, such as the zeros a dataset padded its short
@@ -36,13 +41,24 @@ _TIE_NUDGE = 1e-6
 
 
 def window_starts(length: int, window: int, hop: int) -> np.ndarray:
-    """Start samples of the windows covering ``length`` samples."""
+    """Start samples of the windows covering ``length`` samples (one start at or below
+    0, centring the recording, when it is no longer than a window)."""
     if window <= 0 or hop <= 0:
         raise ValueError(f"window and hop must be positive, got {window} and {hop}")
     if length <= window:
-        return np.zeros(1, dtype=np.int64)
+        return np.array([-((window - length) // 2)], dtype=np.int64)
     count = 1 + math.ceil((length - window) / hop)
     return np.arange(count, dtype=np.int64) * hop
+
+
+def cut_window(samples: np.ndarray, start: int, window: int) -> np.ndarray:
+    """``window`` float32 samples of ``samples`` from ``start`` (which may be negative),
+    zeros where the recording has none."""
+    out = np.zeros(window, dtype=np.float32)
+    begin = max(start, 0)
+    piece = samples[begin:max(start + window, 0)]
+    out[begin - start:begin - start + len(piece)] = piece
+    return out
 
 
 def sounding_windows(windows: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from earmark import audio
-from earmark.windowing import aggregate_windows, sounding_windows, window_starts
+from earmark.windowing import aggregate_windows, cut_window, sounding_windows, window_starts
 
 #: (samples, rate) -> class probabilities of the recording.
 Judge = Callable[[np.ndarray, int], np.ndarray]
@@ -50,8 +50,7 @@ def run_model(run_dir: str | os.PathLike) -> Model:
 
     def judge(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         samples = audio.resample(np.asarray(samples, np.float32), sample_rate, rate)
-        windows = np.stack([np.pad(samples[start:start + window],
-                                   (0, max(0, start + window - len(samples))))[:window]
+        windows = np.stack([cut_window(samples, start, window)
                             for start in window_starts(len(samples), window, hop)])
         with torch.no_grad():
             probabilities = torch.softmax(classifier(torch.from_numpy(windows)), -1).numpy()

@@ -26,7 +26,7 @@ from earmark.errors import AudioError, ConfigError, DataError
 from earmark.input_limits import check_count, check_positive, check_sample_rate
 from earmark.runtime.bundle import Bundle, load_bundle
 from earmark.runtime.metadata import AGGREGATES
-from earmark.windowing import aggregate_windows, sounding_windows, window_starts
+from earmark.windowing import aggregate_windows, cut_window, sounding_windows, window_starts
 
 
 @dataclass
@@ -182,12 +182,10 @@ class WindowStream:
                 next_start += self.window_hop
             drop = min(next_start, self.total) - buffer_start
             buffer, buffer_start = buffer[drop:], buffer_start + drop
+        short = self.total < self.window         # one window, the recording in its middle
         for start in window_starts(self.total, self.window, self.window_hop):   # padded tail
-            if start >= next_start:
-                window = np.zeros(self.window, dtype=np.float32)
-                piece = buffer[start - buffer_start:start - buffer_start + self.window]
-                window[:len(piece)] = piece
-                yield int(start), window
+            if start >= next_start or short:
+                yield int(start), cut_window(buffer, int(start) - buffer_start, self.window)
 
 
 def window_batches(windows: Iterator[tuple[int, np.ndarray]], size: int):
