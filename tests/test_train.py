@@ -6,14 +6,16 @@ import csv
 import json
 import shutil
 
+import numpy as np
 import pytest
+import soundfile
 import torch
 
 from earmark.errors import ConfigError, DataError
 from earmark.evaluate import evaluate_folder, evaluate_run
 from earmark.train import train
 
-from conftest import TONE_FREQUENCIES, tone_config, write_tone_dataset
+from conftest import TONE_FREQUENCIES, TONE_RATE, tone_config, write_tone_dataset
 
 
 @pytest.fixture
@@ -67,6 +69,29 @@ def test_a_run_scores_a_folder_it_has_never_seen(trained_run, tmp_path, capsys):
         evaluate_folder(run, other, progress=False)
     with pytest.raises(DataError, match="no such folder"):
         evaluate_folder(run, tmp_path / "absent", progress=False)
+
+
+def test_training_crops_are_not_digital_silence(tmp_path):
+    from earmark.data.dataset import load_manifest, open_dataset
+    from earmark.train import _training_windows
+    from earmark.windowing import sounding_windows
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):                   # 3 s clips padded with zeros after 0.4 s
+        (tmp_path / "clips" / label).mkdir(parents=True)
+        for take in range(6):
+            clip = np.zeros(3 * TONE_RATE, np.float32)
+            clip[:int(0.4 * TONE_RATE)] = 0.3 * rng.standard_normal(int(0.4 * TONE_RATE))
+            soundfile.write(tmp_path / "clips" / label / f"{take:08x}_nohash_0.wav", clip,
+                            TONE_RATE)
+    config = small_config(tmp_path / "clips", tmp_path)
+    dataset = open_dataset(config, load_manifest(config), progress=False)
+    indices = dataset.indices("train")
+    jobs = _training_windows(dataset, indices, config, np.random.default_rng(1))
+    assert len(jobs) == 6 * len(indices)       # one per window length of each recording
+    window = int(config.data.clip_seconds * TONE_RATE)
+    crops = np.stack([dataset.store.window(i, s, window) for i, s in jobs])
+    assert sounding_windows(crops).all()
 
 
 def test_resume_after_a_kill_continues_exactly(tone_dataset, tmp_path, monkeypatch):

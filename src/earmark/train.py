@@ -60,8 +60,12 @@ from earmark.parallel.processes import Processes
 from earmark.progress import Progress, ProgressLike, as_progress
 from earmark.resume import Resumption, check_resume
 from earmark.run_folder import RunFolder
+from earmark.windowing import sounding_windows
 
 logger = logging.getLogger(__name__)
+
+#: Times a training crop of digital silence is drawn again before it is kept.
+SILENT_REDRAWS = 8
 
 #: The settings the learning-rate schedule is built from: when a resumed run changes
 #: one, the schedule is rebuilt for the new settings and brought to the run's step.
@@ -344,7 +348,10 @@ def _training_windows(dataset: Dataset, indices: list[int], config: ExperimentCo
     """Random windows for one epoch: about one per window-length of each recording.
 
     A recording shorter than the window is placed at a random offset in it;
-    a longer one gives several random crops.
+    a longer one gives several random crops that reach its sound, each drawn
+    again (up to :data:`SILENT_REDRAWS` times) while it holds only digital
+    silence, such as the zeros that padded a short clip: they would teach that
+    silence is the class, and they never vote when a recording is judged.
     """
     window = window_samples(config)
     planned = sum(max(1, round(int(dataset.store.lengths[i]) / window)) for i in indices)
@@ -357,12 +364,28 @@ def _training_windows(dataset: Dataset, indices: list[int], config: ExperimentCo
         if length <= window:
             starts = -rng.integers(0, window - length + 1, size=crops)
         else:
-            starts = rng.integers(0, length - window + 1, size=crops)
+            starts = [_sounding_crop(dataset, index, length, window, rng) for _ in range(crops)]
         jobs.extend((index, int(s)) for s in starts)
     # A balanced draw can pick longer recordings: keep the planned epoch size,
     # which the learning-rate schedule was built for.
     order = rng.permutation(len(jobs))[:planned]
     return [jobs[i] for i in order]
+
+
+def _sounding_crop(dataset: Dataset, index: int, length: int, window: int,
+                   rng: np.random.Generator) -> int:
+    """A random crop's start among those that reach the recording's sound, drawn again
+    while the crop is digital silence (a gap within the recording)."""
+    first, last = dataset.sounding_span(index)
+    low, high = max(0, first - window + 1), min(length - window, max(last, 0))
+    if high < low:                              # all silence: any crop will do
+        low, high = 0, length - window
+    start = int(rng.integers(low, high + 1))
+    for _ in range(SILENT_REDRAWS):
+        if sounding_windows(dataset.store.window(index, start, window)[None])[0]:
+            break
+        start = int(rng.integers(low, high + 1))
+    return start
 
 
 def _balanced_draw(dataset: Dataset, indices: list[int], rng: np.random.Generator) -> list[int]:

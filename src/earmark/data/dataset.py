@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +16,17 @@ from earmark.data.splits import assign_splits, leaked_groups
 from earmark.errors import ConfigError, DataError
 from earmark.progress import ProgressLike
 from earmark.run_folder import ExportWindows
-from earmark.windowing import window_starts
+from earmark.windowing import SILENT_WINDOW_DBFS, window_starts
 
 #: Validation windows a run keeps for export's parity check and accuracy (evenly
 #: spread over the split when it has more).
 EXPORT_VALIDATION_WINDOWS = 2000
 #: Training windows a run keeps to calibrate int8 quantization (``earmark export --int8``).
 EXPORT_CALIBRATION_WINDOWS = 300
+#: A sample this far below full scale is digital silence (as windows are judged).
+SILENT_SAMPLE = 10.0 ** (SILENT_WINDOW_DBFS / 20.0)
+#: Samples read at a time when a recording's sounding span is looked for.
+SPAN_CHUNK = 1 << 18
 
 
 @dataclass
@@ -31,6 +35,7 @@ class Dataset:
 
     store: AudioStore | ShardedStore     #: read alike: windows, recordings, lengths
     labels: list[str]
+    _spans: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     @property
     def manifest(self) -> Manifest:
@@ -56,6 +61,32 @@ class Dataset:
         waveforms = np.stack([self.store.window(i, s, window) for i, s in jobs])
         targets = np.array(self.targets([i for i, _ in jobs]))
         return waveforms.astype(np.float32, copy=False), targets
+
+    def sounding_span(self, index: int) -> tuple[int, int]:
+        """``(first, last)`` sample of recording ``index`` louder than digital silence
+        (``(0, -1)`` when none is), found once."""
+        if index not in self._spans:
+            self._spans[index] = self._find_span(index, int(self.store.lengths[index]))
+        return self._spans[index]
+
+    def _find_span(self, index: int, length: int) -> tuple[int, int]:
+        chunks = range(0, length, SPAN_CHUNK)             # bounded memory for long files
+        for start in chunks:
+            loud = self._loud(index, start, length)
+            if len(loud):
+                first = start + int(loud[0])
+                break
+        else:
+            return (0, -1)
+        for start in reversed(chunks):
+            loud = self._loud(index, start, length)
+            if len(loud):
+                return (first, start + int(loud[-1]))
+        return (first, first)
+
+    def _loud(self, index: int, start: int, length: int) -> np.ndarray:
+        chunk = self.store.window(index, start, min(SPAN_CHUNK, length - start))
+        return np.flatnonzero(np.abs(chunk) > SILENT_SAMPLE)
 
     def targets(self, indices: list[int]) -> list[int]:
         """Class ids of the given recordings."""
