@@ -29,7 +29,7 @@ from earmark.anomaly.evaluate import evaluate_detector, load_detector
 from earmark.anomaly.methods import score_windows
 from earmark.anomaly.train import train_anomaly
 from earmark.config import load_config
-from earmark.windowing import window_starts
+from earmark.windowing import cut_window, window_starts
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "anomaly_fan.toml"
@@ -38,8 +38,7 @@ NOISE = ROOT.parent / "shared" / "data" / "background_noise"
 
 def clip_score(scorer, samples: np.ndarray, window: int, hop: int) -> float:
     starts = window_starts(len(samples), window, hop)
-    windows = np.stack([np.pad(samples[s:s + window], (0, max(0, s + window - len(samples))))
-                        for s in starts]).astype(np.float32)
+    windows = np.stack([cut_window(samples, s, window) for s in starts])
     return float(score_windows(scorer, windows).mean())
 
 

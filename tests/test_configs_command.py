@@ -71,7 +71,7 @@ def test_copy_refuses_to_overwrite_unless_forced(tmp_path, capsys):
     assert str(existing) in err and "--force" in err
     assert existing.read_text() == "# mine\n"
     assert run(["configs", "copy", "digits", "--to", str(tmp_path), "--force"]) == 0
-    assert load_config(existing).data.sample_rate == 8000
+    assert load_config(existing).features.kind == "embedding"      # the shipped digits config
 
 
 @pytest.mark.parametrize("action", [["show"], ["copy"]])

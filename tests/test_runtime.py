@@ -15,6 +15,7 @@ from conftest import TONE_FREQUENCIES, TONE_RATE
 from earmark.cli import main
 from earmark.errors import AudioError, ConfigError
 from earmark.runtime import Classifier
+from earmark.runtime.classify import WindowStream
 from earmark.runtime.results import expand_inputs, table, write_results
 from earmark.windowing import cut_window, window_starts
 
@@ -74,8 +75,27 @@ def test_windows_are_cut_alike_wherever_they_start():
                                   np.concatenate([np.zeros(3), samples, np.zeros(3)]))
     np.testing.assert_array_equal(cut_window(samples, 8, 4), [9, 10, 0, 0])
     np.testing.assert_array_equal(cut_window(samples, -20, 4), np.zeros(4))
+    assert window_starts(9, 16, 4).tolist() == [-3]             # 3 zeros before, 4 after
+    assert window_starts(0, 16, 4).tolist() == [-8]
+    np.testing.assert_array_equal(cut_window(samples, 12, 4), np.zeros(4))   # past the end
     assert window_starts(16, 16, 4).tolist() == [0]
     assert window_starts(17, 16, 4).tolist() == [0, 4]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_stream_of_blocks_is_cut_as_the_whole_recording_is(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        window, hop = int(rng.integers(1, 40)), int(rng.integers(1, 60))
+        samples = rng.standard_normal(int(rng.integers(1, 120))).astype(np.float32)
+        cuts = np.sort(rng.choice(np.arange(1, len(samples) + 1), size=min(4, len(samples)),
+                                  replace=False))
+        blocks = np.split(samples, cuts)
+        streamed = list(WindowStream(window, hop).windows(iter(blocks)))
+        starts = window_starts(len(samples), window, hop)
+        assert [start for start, _ in streamed] == starts.tolist()
+        for (start, cut), expected in zip(streamed, starts):
+            np.testing.assert_array_equal(cut, cut_window(samples, int(expected), window))
 
 
 @pytest.mark.parametrize("block_seconds", [0.07, 0.5, 3.0])

@@ -71,27 +71,37 @@ def test_a_run_scores_a_folder_it_has_never_seen(trained_run, tmp_path, capsys):
         evaluate_folder(run, tmp_path / "absent", progress=False)
 
 
-def test_training_crops_are_not_digital_silence(tmp_path):
+def test_training_crops_are_not_digital_silence(tmp_path, monkeypatch):
+    from earmark.data import dataset as datasets
     from earmark.data.dataset import load_manifest, open_dataset
     from earmark.train import _training_windows
     from earmark.windowing import sounding_windows
 
+    monkeypatch.setattr(datasets, "SPAN_CHUNK", 1000)       # the span found across chunks
     rng = np.random.default_rng(0)
-    for label in ("a", "b"):                   # 3 s clips padded with zeros after 0.4 s
+    sound = int(0.3 * TONE_RATE)
+    for label in ("a", "b"):         # 3 s clips: sound, 1.4 s of zeros, sound, zeros
         (tmp_path / "clips" / label).mkdir(parents=True)
         for take in range(6):
             clip = np.zeros(3 * TONE_RATE, np.float32)
-            clip[:int(0.4 * TONE_RATE)] = 0.3 * rng.standard_normal(int(0.4 * TONE_RATE))
+            clip[:sound] = 0.3 * rng.standard_normal(sound)
+            clip[2 * sound + TONE_RATE * 7 // 5:][:sound] = 0.3 * rng.standard_normal(sound)
             soundfile.write(tmp_path / "clips" / label / f"{take:08x}_nohash_0.wav", clip,
                             TONE_RATE)
+    soundfile.write(tmp_path / "clips" / "a" / "0000000f_nohash_0.wav",
+                    np.zeros(3 * TONE_RATE, np.float32), TONE_RATE)      # all silence
     config = small_config(tmp_path / "clips", tmp_path)
     dataset = open_dataset(config, load_manifest(config), progress=False)
-    indices = dataset.indices("train")
+    indices = list(range(len(dataset.manifest.rows)))        # every split's recordings
+    silent = [i for i in indices if dataset.sounding_span(i) == (0, -1)]
+    assert len(silent) == 1
     jobs = _training_windows(dataset, indices, config, np.random.default_rng(1))
     assert len(jobs) == 6 * len(indices)       # one per window length of each recording
     window = int(config.data.clip_seconds * TONE_RATE)
-    crops = np.stack([dataset.store.window(i, s, window) for i, s in jobs])
+    crops = np.stack([dataset.store.window(i, s, window) for i, s in jobs if i not in silent])
     assert sounding_windows(crops).all()
+    silent_starts = {s for i, s in jobs if i in silent}      # anywhere, as before
+    assert len(silent_starts) > 1
 
 
 def test_resume_after_a_kill_continues_exactly(tone_dataset, tmp_path, monkeypatch):

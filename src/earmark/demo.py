@@ -70,26 +70,26 @@ def run_demo(out_dir: str | Path, size: DemoSize | None = None, seed: int = 0,
     started = time.monotonic()
     timings = {}
     noise_dir = write_noise_folder(out_dir / "noise", seed)
-    logger.info("1/5 synthesizing keywords ...")
+    logger.info("1/6 synthesizing keywords ...")
     synthesize_keywords(KeywordSynthesis(words=SPEECH_COMMANDS_WORDS,
                                          takes_per_word=size.takes_per_word,
                                          noise_dir=str(noise_dir), seed=seed),
                         out_dir / "data", progress=progress)
     timings["synthesize_s"] = time.monotonic() - started
-    logger.info("2/5 training ...")
+    logger.info("2/6 training ...")
     config = _config(out_dir, noise_dir, size, seed)
     run = RunFolder(out_dir / "run")
     summary = train(config, run.path, resume=run.checkpoint.is_file(), progress=progress)
     timings["train_s"] = summary["train_seconds"]
-    logger.info("3/5 exporting ...")
+    logger.info("3/6 exporting ...")
     export_run(out_dir / "run", out_dir / "bundle", progress=False)
-    logger.info("4/5 streaming ...")
+    logger.info("4/6 streaming ...")
     stream = evaluate_streaming(load_bundle(out_dir / "bundle", threads=1), out_dir / "run",
                                 out_dir / "stream", minutes=size.stream_minutes,
                                 noise_dir=str(noise_dir), noise_volume=0.05, seed=seed)
     real = None
     if real_speakers is not None:
-        logger.info("real speakers: %s", real_speakers)
+        logger.info("5/6 scoring real speakers: %s ...", real_speakers)
         scored = evaluate_folder(out_dir / "run", real_speakers, "real_speakers",
                                  progress=progress)
         real = {"folder": str(real_speakers), "clips": scored.count,
@@ -108,7 +108,7 @@ def run_demo(out_dir: str | Path, size: DemoSize | None = None, seed: int = 0,
         "timings": {k: round(v, 1) for k, v in timings.items()},
     }
     write_json(out_dir / "report.json", report)
-    logger.info("5/5 report: %s", out_dir / "report.json")
+    logger.info("6/6 report: %s", out_dir / "report.json")
     return report
 
 

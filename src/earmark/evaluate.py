@@ -120,9 +120,10 @@ def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "cpu",
 
 def evaluate_folder(run_dir: str | Path, folder: str | Path, name: str = "folder",
                     device: str = "cpu", progress: ProgressLike = None) -> ClassificationReport:
-    """Score a finished run on every recording of another folder of class folders
-    (e.g. real speakers for a model trained on synthesized ones), judged like its test
-    split; write ``RUN/eval_<name>.json``, ``.txt`` and ``_confusion.png``.
+    """Score a finished run on every recording of another folder of class folders (or
+    of files named as the run's ``data.label_pattern`` reads them), e.g. real speakers
+    for a model trained on synthesized ones, judged like its test split (``data.clip_pattern``
+    included); write ``RUN/eval_<name>.json``, ``.txt`` and ``_confusion.png``.
 
     Raises
     ------
@@ -137,7 +138,7 @@ def evaluate_folder(run_dir: str | Path, folder: str | Path, name: str = "folder
                         "recordings per class")
     raw = to_dict(config)
     raw["data"].update(root=str(folder.resolve()), csv="", dataset="", extra_train=[],
-                       keywords=[], label_pattern="", group_pattern="auto", split="group",
+                       keywords=[], group_pattern="auto", split="group",
                        ratios=[0.0, 0.0, 1.0], classes=[])
     folder_config = from_dict(raw, base_dir=config.base_dir)
     manifest = load_manifest(folder_config)
@@ -149,8 +150,10 @@ def evaluate_folder(run_dir: str | Path, folder: str | Path, name: str = "folder
     dataset.labels = labels
     torch_device = torch.device(device)
     classifier.to(torch_device)
-    predictions = predict(classifier, dataset, dataset.indices("test"), folder_config,
-                          torch_device)
+    indices = dataset.indices("test")
+    if not indices:
+        raise DataError(f"{folder}: no readable recordings to score")
+    predictions = predict(classifier, dataset, indices, folder_config, torch_device)
     report = report_for(predictions, dataset)
     write_report(report, run.report(name), f"{run.path.name}: {folder.name}")
     return report

@@ -378,7 +378,7 @@ def _sounding_crop(dataset: Dataset, index: int, length: int, window: int,
     while the crop is digital silence (a gap within the recording)."""
     first, last = dataset.sounding_span(index)
     low, high = max(0, first - window + 1), min(length - window, max(last, 0))
-    if high < low:                              # all silence: any crop will do
+    if last < first:                            # all silence: any crop will do
         low, high = 0, length - window
     start = int(rng.integers(low, high + 1))
     for _ in range(SILENT_REDRAWS):

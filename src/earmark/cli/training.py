@@ -53,7 +53,8 @@ def _add_evaluate(commands) -> None:
                   "  earmark evaluate runs/keywords --robustness --bundle bundles/keywords-int8",
                   _evaluate)
     sub.add_argument("run", help="a run folder written by `earmark train`")
-    sub.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    sub.add_argument("--split", choices=["train", "validation", "test"],
+                     help="the run's split to score (default test)")
     sub.add_argument("--json", action="store_true", help="print the report as JSON")
     sub.add_argument("--device", default="cpu", help="cpu or cuda")
     sub.add_argument("--robustness", action="store_true",
@@ -71,9 +72,10 @@ def _add_evaluate(commands) -> None:
 
 
 def _evaluate(args) -> int:
-    if args.on and args.robustness:
-        raise ConfigError("--on scores a folder as it is; --robustness corrupts a split of "
-                          "the run: choose one")
+    if args.on and (args.robustness or args.split):
+        raise ConfigError("--on scores a folder as it is; --split and --robustness score a "
+                          "split of the run: choose one")
+    args.split = args.split or "test"
     if args.robustness:
         return _robustness(args)
     if args.bundle:

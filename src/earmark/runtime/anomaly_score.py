@@ -39,7 +39,7 @@ class FileScores:
     """A recording's window scores and its verdict."""
 
     path: str                                  #: the file (or a name for an array or stream)
-    window_starts: np.ndarray                  #: (windows,) seconds
+    window_starts: np.ndarray                  #: (windows,) seconds (< 0: a short file, centred)
     window_scores: np.ndarray                  #: (windows,) the graph's scores
     threshold: float                           #: the bundle's
     duration: float                            #: seconds

@@ -36,7 +36,7 @@ class ClipResult:
     source: str
     labels: list[str]
     probabilities: np.ndarray                  #: (classes,)
-    window_starts: np.ndarray                  #: (windows,) seconds
+    window_starts: np.ndarray                  #: (windows,) seconds (< 0: a short file, centred)
     window_probabilities: np.ndarray           #: (windows, classes)
     duration: float                            #: seconds
     window_seconds: float = 0.0                #: length of each analysis window
