@@ -16,6 +16,7 @@ pytest.importorskip("av")
 
 from scipy import signal  # noqa: E402
 
+from earmark.errors import DataError  # noqa: E402
 from earmark.metrics.classification import wilson_interval  # noqa: E402
 from earmark.robustness import corruptions as corrupt  # noqa: E402
 from earmark.robustness.codecs import envelope_lag, through_codec, tone_bursts  # noqa: E402
@@ -123,6 +124,10 @@ def test_the_suite_is_seeded_and_leaves_out_what_it_has_no_recordings_for():
     bare = build_suite(RATE, Sources(), seed=0)
     assert missing_families(Sources()) == ["babble", "background"]
     assert not any(c.family in ("babble", "background") for c in bare)
+    one_speaker = Sources([(tone(100.0 * (i + 2)), "s0") for i in range(8)])   # one held out
+    assert missing_families(one_speaker) == ["babble", "background"]
+    with pytest.raises(DataError, match="s0"):
+        one_speaker.babble(RATE, exclude="s0", rng=np.random.default_rng(0))
     again = build_suite(RATE, Sources(), seed=0)
     for first, second in zip(bare, again):
         a = first.apply(tone(), RATE, np.random.default_rng(5), "g")

@@ -157,7 +157,8 @@ def robustness_table(report: dict) -> str:
     lines.append(f"{'mean corrupted':34s} {report['mean_corrupted_accuracy']:8.1%} "
                  f"{(report['mean_corrupted_accuracy'] - clean['accuracy']) * 100:+6.1f}p")
     if report.get("left_out"):
-        lines.append(f"left out (no recordings to mix in): {', '.join(report['left_out'])}")
+        lines.append("left out (no recordings to mix in; babble needs talkers of another "
+                     f"group): {', '.join(report['left_out'])}")
     return "\n".join(lines)
 
 

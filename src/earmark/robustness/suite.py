@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from earmark.errors import DataError
 from earmark.robustness import corruptions as corrupt
 from earmark.robustness.codecs import through_codec
 from earmark.rooms import reverberate, room_impulse
@@ -60,8 +61,17 @@ class Sources:
     talkers: list[tuple[np.ndarray, str]] = field(default_factory=list)
     backgrounds: list[np.ndarray] = field(default_factory=list)
 
+    @property
+    def can_babble(self) -> bool:
+        """Enough talkers, and of more than one group: a recording's babble is of the
+        others (a split of one speaker, such as a leave-one-speaker-out fold, has none)."""
+        return (len(self.talkers) > BABBLE_TALKERS
+                and len({group for _, group in self.talkers}) > 1)
+
     def babble(self, length: int, exclude: str, rng: np.random.Generator) -> np.ndarray:
         others = [voice for voice, group in self.talkers if group != exclude]
+        if not others:
+            raise DataError(f"no talker outside group {exclude!r} to make a babble of")
         chosen = rng.choice(len(others), min(BABBLE_TALKERS, len(others)), replace=False)
         return corrupt.babble([others[i] for i in chosen], length, rng)
 
@@ -104,7 +114,7 @@ def _rate(new_rate: int) -> Apply:
 def _noises(sources: Sources) -> list[Corruption]:
     makers: dict[str, Callable] = {
         "pink noise": lambda x, rng, group: corrupt.pink_noise(len(x), rng)}
-    if len(sources.talkers) > BABBLE_TALKERS:
+    if sources.can_babble:
         makers["babble"] = lambda x, rng, group: sources.babble(len(x), group, rng)
     if sources.backgrounds:
         makers["background"] = lambda x, rng, group: corrupt.fit_length(
@@ -130,6 +140,6 @@ def _rooms(rate: int, seed: int) -> list[Corruption]:
 
 
 def missing_families(sources: Sources) -> list[str]:
-    """The noise families left out for want of recordings."""
-    missing = [] if len(sources.talkers) > BABBLE_TALKERS else ["babble"]
+    """The noise families left out for want of recordings (babble: of other talkers)."""
+    missing = [] if sources.can_babble else ["babble"]
     return missing + ([] if sources.backgrounds else ["background"])
