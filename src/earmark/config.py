@@ -148,6 +148,11 @@ class TrainConfig:
     #: with several processes: batch norm over every process's batch. auto = when each
     #: process's share of the batch is under 32 (its own statistics get noisy)
     sync_batchnorm: str = "auto"   #: auto | always | never
+    #: a TOML file with a teacher's [features], [model], [augment], [train]: trained first
+    #: on the same data into RUN/teacher, its softened scores join the labels as targets
+    teacher: str = ""
+    distill_weight: float = 0.5    #: share of the teacher in the targets (0-1)
+    distill_temperature: float = 2.0   #: softens the teacher's scores (> 0)
 
 
 @dataclass
@@ -277,6 +282,9 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         raise ConfigError(f"{source}: features.delta_width must be odd and >= 3")
     if config.train.epochs <= 0 or config.train.batch_size <= 0:
         raise ConfigError(f"{source}: train.epochs and train.batch_size must be > 0")
+    if not 0.0 <= config.train.distill_weight <= 1.0 or config.train.distill_temperature <= 0:
+        raise ConfigError(f"{source}: train.distill_weight must lie in [0, 1] and "
+                          "train.distill_temperature be > 0")
     _check_augment_ranges(config.augment, source)
     _check_anomaly(config.anomaly, source)
     if config.data.fold < 0 or config.data.folds < 2:
@@ -362,13 +370,22 @@ def to_dict(config: ExperimentConfig) -> dict[str, Any]:
     return out
 
 
+def resolved_data(config: ExperimentConfig) -> DataConfig:
+    """``[data]`` with its file paths made absolute: the same data from any folder."""
+    data = config.data
+    return dataclasses.replace(
+        data, root=config.resolve(data.root), csv=config.resolve(data.csv),
+        cache_dir=config.resolve(data.cache_dir),
+        silence_noise_dir=config.resolve(data.silence_noise_dir),
+        extra_train=[config.resolve(path) for path in data.extra_train])
+
+
 def to_toml(config: ExperimentConfig) -> str:
     """Serialize to TOML (paths resolved to absolute, so the file stands alone)."""
     resolved = to_dict(config)
-    for section, key in (("data", "root"), ("data", "csv"), ("data", "cache_dir"),
-                         ("data", "silence_noise_dir"), ("augment", "noise_dir")):
-        resolved[section][key] = config.resolve(resolved[section][key])
-    resolved["data"]["extra_train"] = [config.resolve(p) for p in config.data.extra_train]
+    resolved["data"] = dataclasses.asdict(resolved_data(config))
+    resolved["augment"]["noise_dir"] = config.resolve(config.augment.noise_dir)
+    resolved["train"]["teacher"] = config.resolve(config.train.teacher)
     lines = []
     for section, values in resolved.items():
         lines.append(f"[{section}]")

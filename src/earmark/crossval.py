@@ -98,6 +98,8 @@ def _fold_row(fold: int, run: RunFolder, robustness: bool,
     summary = run.read_summary()
     row = {"fold": fold, "run": str(run.path), "accuracy": float(summary["test_accuracy"]),
            "clips": _test_count(run), "best_epoch": summary.get("best_epoch")}
+    if "teacher" in summary:                      # a distilled run: its teacher's figure
+        row["teacher_accuracy"] = float(summary["teacher"]["test_accuracy"])
     if robustness:
         row["mean_corrupted_accuracy"] = _robustness(run)["mean_corrupted_accuracy"]
     if stream_minutes:
@@ -144,6 +146,9 @@ def summarise(rows: list[dict]) -> dict:
               "sd_accuracy": statistics.stdev(accuracies) if len(rows) > 1 else 0.0,
               "pooled_accuracy": correct / clips, "pooled_interval_95": list(
                   wilson_interval(correct, clips)), "clips": clips}
+    teachers = [row["teacher_accuracy"] for row in rows if "teacher_accuracy" in row]
+    if teachers:
+        report["mean_teacher_accuracy"] = statistics.mean(teachers)
     corrupted = [row["mean_corrupted_accuracy"] for row in rows
                  if "mean_corrupted_accuracy" in row]
     if corrupted:
@@ -161,17 +166,23 @@ def crossval_table(report: dict) -> str:
     """The folds and their summary as text."""
     robust = "mean_corrupted_accuracy" in report
     streamed = "mean_stream_correct" in report
+    taught = "mean_teacher_accuracy" in report
     lines = [f"{'fold':>6s} {'accuracy':>9s} {'clips':>6s}"
+             + (f" {'teacher':>8s}" if taught else "")
              + (f" {'corrupted':>10s}" if robust else "")
              + (f" {'stream correct/wrong/FP':>24s}" if streamed else "")]
     for row in report["folds"]:
         lines.append(f"{row['fold']:>6} {row['accuracy']:9.1%} {row['clips']:6d}"
+                     + (f" {row.get('teacher_accuracy', float('nan')):8.1%}" if taught else "")
                      + (f" {row['mean_corrupted_accuracy']:10.1%}" if robust else "")
                      + (f" {_stream_cells(row, '')}" if streamed else ""))
     low, high = report["pooled_interval_95"]
     lines.append(f"mean {report['mean_accuracy']:.1%} +/- {report['sd_accuracy']:.1%} (sd over "
                  f"{len(report['folds'])} folds); pooled {report['pooled_accuracy']:.1%} of "
                  f"{report['clips']} clips, 95% interval {low:.1%}-{high:.1%}")
+    if taught:
+        lines.append(f"teacher (train.teacher, trained per fold, not deployed): mean "
+                     f"{report['mean_teacher_accuracy']:.1%}")
     if robust:
         lines.append(f"mean corrupted accuracy {report['mean_corrupted_accuracy']:.1%} +/- "
                      f"{report['sd_corrupted_accuracy']:.1%}")

@@ -11,6 +11,7 @@ export a run, without the recordings it was trained on::
     export_windows.npz   real validation and training windows for export's parity
                          check and int8 calibration (float32 arrays, no pickle)
     summary.json         best epoch, parameters, validation and test figures
+    teacher/             with train.teacher: the teacher's own run folder, trained first
     metrics.csv          one row per epoch
     tensorboard/         the same curves for TensorBoard
     reports/             validation report + confusion PNG every k epochs
@@ -104,6 +105,11 @@ class RunFolder:
     @property
     def summary(self) -> Path:
         return self.path / "summary.json"
+
+    @property
+    def teacher(self) -> RunFolder:
+        """The teacher's run folder, for a run trained with ``train.teacher``."""
+        return RunFolder(self.path / "teacher")
 
     @property
     def metrics(self) -> Path:

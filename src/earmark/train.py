@@ -44,21 +44,22 @@ import torch.nn.functional as F
 from earmark.atomic import write_bytes, write_json, write_text
 from earmark.augment import (NoiseBank, RoomBank, WaveformAugmenter, frequency_warp_factors,
                              mixup, spec_augment)
-from earmark.config import ExperimentConfig, to_toml
+from earmark.config import ExperimentConfig, load_config, to_toml
 from earmark.data.dataset import (Dataset, class_labels, export_windows, load_manifest,
                                   open_dataset)
 from earmark.data.manifest import from_csv
+from earmark.distill import Teacher, teacher_config
 from earmark.data.splits import check_trainable
 from earmark.errors import ConfigError, DataError
 from earmark.evaluate import Predictions, clip_units, predict, report_for, write_report
 from earmark.models import count_parameters
-from earmark.network import (WaveformClassifier, build_classifier, read_weights,
+from earmark.network import (WaveformClassifier, build_classifier, load_trained, read_weights,
                              window_hop_samples, window_samples)
 from earmark.parallel import processes as parallel
 from earmark.parallel.batchnorm import should_synchronize, synchronize_batchnorm
 from earmark.parallel.processes import Processes
 from earmark.progress import Progress, ProgressLike, as_progress
-from earmark.resume import Resumption, check_resume
+from earmark.resume import Resumption, check_resume, describe_changes, setting_changes
 from earmark.run_folder import RunFolder
 from earmark.windowing import sounding_windows
 
@@ -112,6 +113,8 @@ class EpochContext:
     processes: Processes = field(default_factory=Processes)
     #: what a training step runs: ``classifier.model``, wrapped for data parallelism
     model: torch.nn.Module | None = None
+    #: with ``train.teacher``: the trained teacher whose scores join the targets
+    teacher: Teacher | None = None
 
     @property
     def trained(self) -> torch.nn.Module:
@@ -146,6 +149,9 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
     """
     run = RunFolder(run_dir)
     build_classifier(config, 2)        # a wrong [model] option: refused before any work
+    teacher_setup = teacher_config(config)
+    if teacher_setup is not None:
+        build_classifier(teacher_setup, 2)
     processes = parallel.from_environment()
     try:
         device = parallel.start(processes, config.train.device)
@@ -153,19 +159,58 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
         with run.lock() if processes.is_main else contextlib.nullcontext():
             _check_run_dir(run, resume)
             resumption = check_resume(run, config) if resume else None
-            return _train_in(run, config, resumption, progress, processes, device)
+            teacher = None
+            if teacher_setup is not None:
+                teacher = _trained_teacher(run, config, teacher_setup, resume, progress,
+                                           processes, device)
+            return _train_in(run, config, resumption, progress, processes, device, teacher)
     finally:
         parallel.stop(processes)
 
 
+def _trained_teacher(run: RunFolder, config: ExperimentConfig, setup: ExperimentConfig,
+                     resume: bool, progress: ProgressLike, processes: Processes,
+                     device: torch.device) -> Teacher:
+    """The teacher ``train.teacher`` describes (``setup``), trained into ``RUN/teacher``
+    unless it is finished there, with the student's distillation settings.
+
+    A finished teacher is reused when it was trained from ``setup``; an unfinished
+    one is continued with ``resume`` (and refused without it, like any run).
+    """
+    folder = run.teacher
+    if folder.summary.is_file():
+        changed = setting_changes(load_config(folder.config), setup)
+        if changed:
+            raise ConfigError(f"{folder.path} holds a teacher trained with other settings "
+                              f"({describe_changes(changed)}); train into another --out "
+                              "folder, or remove that teacher to train it again")
+        logger.info("reusing the finished teacher in %s", folder.path)
+    else:
+        _check_run_dir(folder, resume)
+        resumption = check_resume(folder, setup) if resume else None
+        logger.info("training the teacher (%s on %s features) into %s", setup.model.name,
+                    setup.features.kind, folder.path)
+        _train_in(folder, setup, resumption, progress, processes, device)
+    parallel.barrier(processes)
+    _, labels, classifier = load_trained(folder.path)
+    return Teacher(classifier.to(device), labels, config.train.distill_weight,
+                   config.train.distill_temperature)
+
+
 def _train_in(run: RunFolder, config: ExperimentConfig, resumption: Resumption | None,
-              progress: ProgressLike, processes: Processes, device: torch.device) -> dict:
+              progress: ProgressLike, processes: Processes, device: torch.device,
+              teacher: Teacher | None = None) -> dict:
     """The run itself, once the folder is locked and a resume checked."""
     torch.set_num_threads(config.train.threads
                           or max(1, (os.cpu_count() or 1) // processes.local_world_size))
     progress = progress if processes.is_main else None
     dataset = _prepare_data(config, run, resumption is not None, progress, processes)
+    if teacher is not None and teacher.labels != dataset.labels:
+        raise DataError(f"{run.teacher.path}: the teacher's classes {teacher.labels} differ "
+                        f"from the run's {dataset.labels}; remove the teacher folder to "
+                        "train it again")
     context = _epoch_context(config, dataset, device, as_progress(progress), processes)
+    context.teacher = teacher
     state = TrainState()
     if resumption is not None and resumption.checkpoint is not None:
         state = _restore(resumption, context)
@@ -185,7 +230,9 @@ def _train_in(run: RunFolder, config: ExperimentConfig, resumption: Resumption |
         writer.close()
     if not processes.is_main:
         return {}
-    return _finish(run, config, dataset, device, state, time.monotonic() - started)
+    teacher_summary = run.teacher.read_summary() if teacher is not None else {}
+    return _finish(run, config, dataset, device, state, time.monotonic() - started,
+                   teacher_summary)
 
 
 def _epoch_context(config: ExperimentConfig, dataset: Dataset, device: torch.device,
@@ -454,12 +501,16 @@ def _train_step(context: EpochContext, chunk: list[tuple[int, int]],
     waveform = torch.from_numpy(np.stack([dataset.store.window(i, s, window)
                                           for i, s in chunk]))
     targets = torch.tensor(dataset.targets([i for i, _ in chunk]))
+    # the windows as recorded, for a teacher (the augmenter may work in place)
+    recorded = waveform.to(context.device, copy=True) if context.teacher is not None else None
     waveform = context.augmenter(waveform, generator).to(context.device)
     targets = targets.to(context.device)
     features = _augmented_features(context, waveform, generator)
     n_classes = len(dataset.labels)
     soft = F.one_hot(targets, n_classes).float()
     soft = soft * (1 - config.train.label_smoothing) + config.train.label_smoothing / n_classes
+    if context.teacher is not None:
+        soft = context.teacher.targets(recorded, soft)
     features, soft = mixup(features, soft, config.augment.mixup_alpha, generator)
     logits = context.trained(features.contiguous(memory_format=torch.channels_last))
     loss = _weighted_soft_cross_entropy(logits, soft, context.class_weights, context.processes)
@@ -609,9 +660,9 @@ def _rebuild_schedule(context: EpochContext, epochs_done: int) -> None:
 
 
 def _finish(run: RunFolder, config: ExperimentConfig, dataset: Dataset, device: torch.device,
-            state: TrainState, seconds: float) -> dict:
+            state: TrainState, seconds: float, teacher_summary: dict) -> dict:
     """Restore the best weights, report validation and test, keep windows for export,
-    draw the curves."""
+    draw the curves; a distilled run's summary also holds its teacher's."""
     from earmark.plots import plot_training_curves
 
     classifier = build_classifier(config, len(dataset.labels)).to(device)
@@ -629,6 +680,8 @@ def _finish(run: RunFolder, config: ExperimentConfig, dataset: Dataset, device: 
     run.write_export_windows(export_windows(dataset, window_samples(config),
                                             window_hop_samples(config)))
     plot_training_curves(state.history, run.training_curves)
+    if teacher_summary:
+        summary["teacher"] = teacher_summary
     write_json(run.summary, summary)
     logger.info("best epoch %d; outputs in %s", state.best_epoch, run.path)
     return summary

@@ -7,12 +7,18 @@ checkout ``configs/`` at the repository root points at the same files.
 
 from __future__ import annotations
 
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from earmark.cli.common import command
 from earmark.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -87,14 +93,30 @@ def _show(args) -> int:
 
 def _copy(args) -> int:
     entry = shipped_config(args.name)
-    target = Path(args.to) / entry.name
-    if target.exists() and not args.force:
-        raise ConfigError(f"{target} already exists; pass --force to overwrite it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(entry.read_text(encoding="utf-8"), encoding="utf-8")
-    print(f"copied {entry.name} to {target}")
-    _print_data_paths(target)
+    entries = [entry, *_shipped_teacher(entry)]
+    targets = [Path(args.to) / item.name for item in entries]
+    for target in targets:
+        if target.exists() and not args.force:
+            raise ConfigError(f"{target} already exists; pass --force to overwrite it")
+    for item, target in zip(entries, targets):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(item.read_text(encoding="utf-8"), encoding="utf-8")
+        print(f"copied {item.name} to {target}")
+    _print_data_paths(targets[0])
     return 0
+
+
+def _shipped_teacher(entry: Traversable) -> list[Traversable]:
+    """The shipped teacher a config distills from (``train.teacher`` naming a file beside
+    it), which a copy needs next to it; none otherwise."""
+    from earmark.config import from_dict
+
+    raw = tomllib.loads(entry.read_text(encoding="utf-8"))
+    teacher = from_dict(raw).train.teacher
+    if not teacher or Path(teacher).name != teacher:
+        return []
+    beside = resources.files("earmark") / "configs" / teacher
+    return [beside] if beside.is_file() else []
 
 
 def _print_data_paths(target: Path) -> None:

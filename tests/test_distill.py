@@ -1,0 +1,193 @@
+"""Distillation (``train.teacher``): the teacher's config, the blended targets, and a
+student that learns from the teacher alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from earmark.config import from_dict, to_toml
+from earmark.distill import blend_targets, teacher_config
+from earmark.errors import ConfigError
+from earmark.train import train
+
+from conftest import tone_config, write_tone_dataset
+
+#: A teacher for the tone student: another architecture on other features.
+TEACHER_TOML = """
+[features]
+kind = "mfcc"
+n_mels = 20
+n_mfcc = 10
+window_ms = 32.0
+hop_ms = 16.0
+
+[model]
+name = "dscnn"
+channels = 24
+blocks = 2
+
+[train]
+epochs = 10
+batch_size = 8
+learning_rate = 0.01
+threads = 1
+"""
+
+
+def student(root: Path, tmp_path: Path, teacher: Path, **train_settings):
+    config = tone_config(root, tmp_path / "cache", **{"epochs": 10, **train_settings})
+    config.train.teacher = str(teacher)
+    return config
+
+
+def write_teacher(path: Path, text: str = TEACHER_TOML) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_blended_targets_mix_labels_and_the_softened_teacher():
+    labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    logits = torch.tensor([[4.0, 0.0, -2.0], [0.0, 3.0, 0.0]])
+    assert torch.equal(blend_targets(labels, logits, 0.0, 2.0), labels)
+    assert torch.allclose(blend_targets(labels, logits, 1.0, 1.0), torch.softmax(logits, 1))
+    half = blend_targets(labels, logits, 0.5, 2.0)
+    assert torch.allclose(half.sum(dim=1), torch.ones(2))
+    assert torch.allclose(half, 0.5 * labels + 0.5 * torch.softmax(logits / 2.0, 1))
+
+    def entropy(p):
+        return float(-(p * p.log()).sum())
+
+    warm = blend_targets(labels, logits, 1.0, 4.0)
+    cold = blend_targets(labels, logits, 1.0, 1.0)
+    assert entropy(warm) > entropy(cold)          # a higher temperature softens
+
+
+def test_the_teacher_learns_from_the_students_data(tmp_path):
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    teacher_file = write_teacher(folder / "teacher.toml")
+    config = from_dict({"data": {"root": "recordings", "extra_train": ["more.csv"],
+                                 "fold": 3, "split": "kfold"},
+                        "train": {"teacher": "elsewhere/teacher.toml"}},
+                       base_dir=str(tmp_path))
+    teacher = teacher_config(config)
+    assert teacher.model.options == {"channels": 24, "blocks": 2}
+    assert teacher.features.kind == "mfcc"
+    assert teacher.data.root == str(tmp_path / "recordings")
+    assert teacher.data.extra_train == [str(tmp_path / "more.csv")]
+    assert teacher.data.fold == 3 and teacher.data.split == "kfold"
+    assert teacher.base_dir == str(folder)
+    # the run's config.toml names the teacher by its absolute path
+    assert f'teacher = "{teacher_file}"' in to_toml(config)
+    no_teacher = dataclasses.replace(config, train=dataclasses.replace(config.train, teacher=""))
+    assert teacher_config(no_teacher) is None
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "no such file"),
+    ("[data]\nroot = 'x'\n", r"student's \[data\]"),
+    ("[train]\nteacher = 'another.toml'\n", "teacher of its own"),
+    ("[model\n", "not valid TOML"),
+    ("[model]\nname = 'dscnn'\nchanels = 3\n[train]\nepoch = 3\n", "did you mean 'epochs'"),
+])
+def test_a_wrong_teacher_file_is_refused_by_name(tmp_path, text, message):
+    teacher = tmp_path / "teacher.toml"
+    if text is not None:
+        teacher.write_text(text)
+    config = from_dict({"train": {"teacher": str(teacher)}})
+    with pytest.raises(ConfigError, match=message):
+        teacher_config(config)
+
+
+@pytest.mark.parametrize("key, value", [("distill_weight", 1.5), ("distill_weight", -0.1),
+                                        ("distill_temperature", 0.0)])
+def test_distillation_settings_are_checked(key, value):
+    with pytest.raises(ConfigError, match=key):
+        from_dict({"train": {key: value}})
+
+
+def test_a_student_learns_from_the_teacher_alone(tmp_path):
+    """With distill_weight = 1 the labels never reach the student: it can only learn
+    the classes from the teacher's scores, in the right order."""
+    root = write_tone_dataset(tmp_path / "tones")
+    teacher_file = write_teacher(tmp_path / "teacher.toml")
+    config = student(root, tmp_path, teacher_file, distill_weight=1.0,
+                     distill_temperature=1.0)
+    summary = train(config, tmp_path / "run", progress=False)
+    teacher_summary = json.loads((tmp_path / "run" / "teacher" / "summary.json").read_text())
+    assert teacher_summary["test_accuracy"] >= 0.8
+    assert summary["test_accuracy"] >= 0.8
+    assert summary["teacher"]["test_accuracy"] == teacher_summary["test_accuracy"]
+    teacher_config_file = (tmp_path / "run" / "teacher" / "config.toml").read_text()
+    assert "channels = 24" in teacher_config_file
+    assert f'root = "{root}"' in teacher_config_file
+
+
+def test_a_finished_teacher_is_reused_and_a_changed_one_refused(tmp_path):
+    root = write_tone_dataset(tmp_path / "tones", speakers=6, takes=2)
+    teacher_file = write_teacher(tmp_path / "teacher.toml")
+    config = student(root, tmp_path, teacher_file, epochs=2)
+    run = tmp_path / "run"
+    train(config, run, progress=False)
+    weights = (run / "teacher" / "model.pt").stat().st_mtime_ns
+    # the student again (say, more epochs): the teacher is kept as it is
+    config.train.epochs = 3
+    train(config, run, resume=True, progress=False)
+    assert (run / "teacher" / "model.pt").stat().st_mtime_ns == weights
+    write_teacher(teacher_file, TEACHER_TOML.replace("channels = 24", "channels = 32"))
+    config.train.epochs = 4
+    with pytest.raises(ConfigError, match="teacher trained with other settings"):
+        train(config, run, resume=True, progress=False)
+
+
+def test_an_unfinished_teacher_needs_resume(tmp_path, monkeypatch):
+    root = write_tone_dataset(tmp_path / "tones", speakers=6, takes=2)
+    teacher_file = write_teacher(tmp_path / "teacher.toml")
+    config = student(root, tmp_path, teacher_file, epochs=2)
+
+    import earmark.train as training
+    real_save = training._save_checkpoint
+
+    def save_then_die(path, context, state):
+        real_save(path, context, state)
+        raise KeyboardInterrupt("killed in the teacher's first epoch")
+
+    monkeypatch.setattr(training, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "run", progress=False)
+    monkeypatch.setattr(training, "_save_checkpoint", real_save)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    with pytest.raises(ConfigError, match="teacher already holds a training run"):
+        train(config, tmp_path / "run", progress=False)
+    summary = train(config, tmp_path / "run", resume=True, progress=False)
+    assert summary["teacher"]["epochs"] == 10
+
+
+def test_each_fold_of_a_crossval_trains_its_own_teacher(tmp_path):
+    """A teacher never hears the speakers its student is tested on."""
+    from earmark.config import load_config
+    from earmark.crossval import cross_validate, crossval_table
+    from earmark.data.manifest import from_csv
+
+    root = write_tone_dataset(tmp_path / "tones", speakers=6, takes=2)
+    teacher_file = write_teacher(tmp_path / "teacher.toml",
+                                 TEACHER_TOML.replace("epochs = 10", "epochs = 2"))
+    config = student(root, tmp_path, teacher_file, epochs=2)
+    report = cross_validate(config, tmp_path / "cv", folds=2)
+    for fold in (0, 1):
+        run = tmp_path / "cv" / f"fold{fold}"
+        assert load_config(run / "teacher" / "config.toml").data.fold == fold
+
+        def tested(folder):
+            return {row.group for row in from_csv(folder / "manifest.csv")
+                    if row.split == "test"}
+
+        assert tested(run / "teacher") == tested(run) and tested(run)
+    teachers = [row["teacher_accuracy"] for row in report["folds"]]
+    assert report["mean_teacher_accuracy"] == pytest.approx(sum(teachers) / 2)
+    assert "teacher (train.teacher" in crossval_table(report)
