@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from earmark.config import from_dict, to_toml
-from earmark.distill import blend_targets, teacher_config
-from earmark.errors import ConfigError
+from earmark.distill import distillation_loss, softened, teacher_config
+from earmark.errors import ConfigError, DataError
 from earmark.train import train
 
 from conftest import tone_config, write_tone_dataset
@@ -50,21 +51,30 @@ def write_teacher(path: Path, text: str = TEACHER_TOML) -> Path:
     return path
 
 
-def test_blended_targets_mix_labels_and_the_softened_teacher():
+def test_the_distillation_loss_weighs_labels_and_the_softened_teacher():
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 0.2]], requires_grad=True)
     labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    logits = torch.tensor([[4.0, 0.0, -2.0], [0.0, 3.0, 0.0]])
-    assert torch.equal(blend_targets(labels, logits, 0.0, 2.0), labels)
-    assert torch.allclose(blend_targets(labels, logits, 1.0, 1.0), torch.softmax(logits, 1))
-    half = blend_targets(labels, logits, 0.5, 2.0)
-    assert torch.allclose(half.sum(dim=1), torch.ones(2))
-    assert torch.allclose(half, 0.5 * labels + 0.5 * torch.softmax(logits / 2.0, 1))
+    teacher = softened(torch.tensor([[4.0, 1.0, -2.0], [0.0, 3.0, 0.0]]), 2.0)
+
+    def cross_entropy(scores, targets):
+        return -(targets * F.log_softmax(scores, dim=1)).sum(dim=1).mean()
+
+    label_loss = cross_entropy(logits, labels)
+    assert distillation_loss(label_loss, logits, teacher, 0.0, 2.0, cross_entropy) is label_loss
+    both = distillation_loss(label_loss, logits, teacher, 0.25, 2.0, cross_entropy)
+    expected = 0.75 * label_loss + 0.25 * 4.0 * cross_entropy(logits / 2, teacher)
+    assert both.item() == pytest.approx(expected.item())
+    # the teacher's term is least where the student's softened scores are the teacher's
+    (gradient,) = torch.autograd.grad(
+        distillation_loss(label_loss, logits, softened(logits.detach(), 2.0), 1.0, 2.0,
+                          cross_entropy), logits)
+    assert torch.allclose(gradient, torch.zeros_like(gradient), atol=1e-6)
 
     def entropy(p):
         return float(-(p * p.log()).sum())
 
-    warm = blend_targets(labels, logits, 1.0, 4.0)
-    cold = blend_targets(labels, logits, 1.0, 1.0)
-    assert entropy(warm) > entropy(cold)          # a higher temperature softens
+    raw = torch.tensor([[4.0, 1.0, -2.0]])
+    assert entropy(softened(raw, 4.0)) > entropy(softened(raw, 1.0))   # T spreads scores
 
 
 def test_the_teacher_learns_from_the_students_data(tmp_path):
@@ -93,7 +103,8 @@ def test_the_teacher_learns_from_the_students_data(tmp_path):
     ("[data]\nroot = 'x'\n", r"student's \[data\]"),
     ("[train]\nteacher = 'another.toml'\n", "teacher of its own"),
     ("[model\n", "not valid TOML"),
-    ("[model]\nname = 'dscnn'\nchanels = 3\n[train]\nepoch = 3\n", "did you mean 'epochs'"),
+    ("[train]\nepoch = 3\n", "did you mean 'epochs'"),
+    ("[model]\nname = 'dscnn'\nchanels = 3\n", r"teacher.toml \(the teacher\).*chanels"),
 ])
 def test_a_wrong_teacher_file_is_refused_by_name(tmp_path, text, message):
     teacher = tmp_path / "teacher.toml"
@@ -191,3 +202,49 @@ def test_each_fold_of_a_crossval_trains_its_own_teacher(tmp_path):
     teachers = [row["teacher_accuracy"] for row in report["folds"]]
     assert report["mean_teacher_accuracy"] == pytest.approx(sum(teachers) / 2)
     assert "teacher (train.teacher" in crossval_table(report)
+
+
+def test_the_teacher_hears_the_windows_as_recorded(tmp_path, monkeypatch):
+    """The student hears every window 20 dB down; the teacher hears it as recorded."""
+    from earmark.distill import Teacher
+
+    root = write_tone_dataset(tmp_path / "tones", speakers=6, takes=2)
+    teacher_file = write_teacher(tmp_path / "teacher.toml",
+                                 TEACHER_TOML.replace("epochs = 10", "epochs = 1"))
+    config = student(root, tmp_path, teacher_file, epochs=1)
+    config.augment.gain_db = [-20.0, -20.0]
+    config.augment.mixup_alpha = 0.4               # the teacher's scores are mixed too
+    heard = []
+    real_scores = Teacher.scores
+
+    def listening(self, waveform):
+        heard.append(float(waveform.abs().max()))
+        return real_scores(self, waveform)
+
+    monkeypatch.setattr(Teacher, "scores", listening)
+    train(config, tmp_path / "run", progress=False)
+    assert heard and min(heard) > 0.3              # tones at 0.4, not 0.04
+
+
+def test_a_student_resumed_with_another_cache_keeps_its_teacher(tmp_path):
+    root = write_tone_dataset(tmp_path / "tones", speakers=6, takes=2)
+    teacher_file = write_teacher(tmp_path / "teacher.toml",
+                                 TEACHER_TOML.replace("epochs = 10", "epochs = 1"))
+    config = student(root, tmp_path, teacher_file, epochs=1)
+    train(config, tmp_path / "run", progress=False)
+    config.data.cache_dir = str(tmp_path / "another-cache")
+    config.data.skip_bad_files = True
+    config.train.epochs = 2
+    assert train(config, tmp_path / "run", resume=True, progress=False)["epochs"] == 2
+
+
+def test_a_teacher_that_heard_held_out_recordings_is_refused(tmp_path):
+    from earmark.data.manifest import Row
+    from earmark.distill import check_split
+
+    student_rows = [Row("a.wav", "x", "s1", "train"), Row("b.wav", "x", "s2", "test")]
+    check_split([Row("a.wav", "x", "s1", "train"), Row("b.wav", "x", "s2", "test")],
+                student_rows, "RUN/teacher")
+    with pytest.raises(DataError, match="b.wav"):
+        check_split([Row("a.wav", "x", "s1", "train"), Row("b.wav", "x", "s2", "train")],
+                    student_rows, "RUN/teacher")

@@ -375,7 +375,7 @@ def resolved_data(config: ExperimentConfig) -> DataConfig:
     data = config.data
     return dataclasses.replace(
         data, root=config.resolve(data.root), csv=config.resolve(data.csv),
-        cache_dir=config.resolve(data.cache_dir),
+        dataset_root=config.resolve(data.dataset_root), cache_dir=config.resolve(data.cache_dir),
         silence_noise_dir=config.resolve(data.silence_noise_dir),
         extra_train=[config.resolve(path) for path in data.extra_train])
 

@@ -173,7 +173,7 @@ def crossval_table(report: dict) -> str:
              + (f" {'stream correct/wrong/FP':>24s}" if streamed else "")]
     for row in report["folds"]:
         lines.append(f"{row['fold']:>6} {row['accuracy']:9.1%} {row['clips']:6d}"
-                     + (f" {row.get('teacher_accuracy', float('nan')):8.1%}" if taught else "")
+                     + (f" {_percent(row.get('teacher_accuracy')):>8s}" if taught else "")
                      + (f" {row['mean_corrupted_accuracy']:10.1%}" if robust else "")
                      + (f" {_stream_cells(row, '')}" if streamed else ""))
     low, high = report["pooled_interval_95"]
@@ -182,7 +182,9 @@ def crossval_table(report: dict) -> str:
                  f"{report['clips']} clips, 95% interval {low:.1%}-{high:.1%}")
     if taught:
         lines.append(f"teacher (train.teacher, trained per fold, not deployed): mean "
-                     f"{report['mean_teacher_accuracy']:.1%}")
+                     f"{report['mean_teacher_accuracy']:.1%} over the "
+                     f"{sum('teacher_accuracy' in row for row in report['folds'])} folds "
+                     "trained with one")
     if robust:
         lines.append(f"mean corrupted accuracy {report['mean_corrupted_accuracy']:.1%} +/- "
                      f"{report['sd_corrupted_accuracy']:.1%}")
@@ -191,6 +193,10 @@ def crossval_table(report: dict) -> str:
                      f"speakers), mean correct/wrong/false positive: "
                      f"{_stream_cells(report, 'mean_')}")
     return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _stream_cells(record: dict, prefix: str) -> str:

@@ -11,12 +11,15 @@ first (an ordinary run folder, reused once finished), then the student.
 The teacher hears each training window as it was recorded (in evaluation mode),
 while the student hears it augmented (noise, rooms, gain ...): the student learns
 to give, through the corruption, the judgement the teacher gives of the clean
-sound. Its targets become::
+sound. The student's loss (Hinton et al., 2015)::
 
-    (1 - distill_weight) * label targets + distill_weight * softmax(teacher logits / T)
+    (1 - distill_weight) * CE(labels, student)
+        + distill_weight * T^2 * CE(softmax(teacher / T), softmax(student / T))
 
-with ``T = train.distill_temperature``. Blending the targets keeps one loss,
-so class weights, label smoothing and mixup apply to the blend unchanged.
+with ``T = train.distill_temperature``: the softened scores carry which wrong
+classes the teacher finds close, while the student's own scores (at T = 1, as
+deployed) stay as sharp as the labels make them. Class weights weigh both terms;
+mixup blends the teacher's scores with the same pairs as the labels.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from earmark.config import ExperimentConfig, from_dict, resolved_data
-from earmark.errors import ConfigError
+from earmark.data.manifest import Row
+from earmark.errors import ConfigError, DataError
+from earmark.network import build_classifier
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -65,15 +71,47 @@ def teacher_config(config: ExperimentConfig) -> ExperimentConfig | None:
     if teacher.train.teacher:
         raise ConfigError(f"{path}: a teacher cannot have a teacher of its own (train.teacher "
                           f"= {teacher.train.teacher!r}); train that one as the teacher instead")
-    return dataclasses.replace(teacher, data=resolved_data(config))
+    teacher = dataclasses.replace(teacher, data=resolved_data(config))
+    try:
+        build_classifier(teacher, 2)
+    except ConfigError as error:
+        raise ConfigError(f"{path} (the teacher): {error}") from error
+    return teacher
 
 
-def blend_targets(label_targets: torch.Tensor, teacher_logits: torch.Tensor, weight: float,
-                  temperature: float) -> torch.Tensor:
-    """The student's soft targets: the label targets and the teacher's softened scores,
-    mixed by ``weight`` (0 = labels only, 1 = teacher only). Rows still sum to one."""
-    teacher = F.softmax(teacher_logits.float() / temperature, dim=1)
-    return (1.0 - weight) * label_targets + weight * teacher
+def check_split(teacher_rows: list[Row], student_rows: list[Row], teacher: str) -> None:
+    """Refuse a teacher that trained on a recording the student validates or tests on
+    (say, a teacher added on ``--resume`` after the recordings changed)."""
+    def key(row: Row) -> tuple:
+        return row.path, row.start, row.end
+
+    held_out = {key(row) for row in student_rows if row.split != "train"}
+    heard = [row.path for row in teacher_rows if row.split == "train" and key(row) in held_out]
+    if heard:
+        raise DataError(f"{teacher}: the teacher trained on {len(heard)} recording(s) the run "
+                        f"holds out for validation or test (such as {heard[0]}); remove the "
+                        "teacher folder to train it again on the run's split")
+
+
+def softened(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Scores at a temperature: ``softmax(logits / T)``; a higher T spreads them."""
+    return F.softmax(logits.float() / temperature, dim=1)
+
+
+def distillation_loss(label_loss: torch.Tensor, logits: torch.Tensor,
+                      teacher_scores: torch.Tensor, weight: float, temperature: float,
+                      cross_entropy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+                      ) -> torch.Tensor:
+    """The student's loss from its loss on the labels and the teacher's softened scores.
+
+    ``cross_entropy(logits, soft_targets)`` is the loss the labels use (with its class
+    weights); the teacher's term is scaled by ``T^2`` so that its gradients keep their
+    size whatever the temperature.
+    """
+    if weight == 0.0:
+        return label_loss
+    taught = cross_entropy(logits / temperature, teacher_scores)
+    return (1.0 - weight) * label_loss + weight * temperature ** 2 * taught
 
 
 class Teacher:
@@ -86,8 +124,14 @@ class Teacher:
         self.weight = weight
         self.temperature = temperature
 
-    def targets(self, waveform: torch.Tensor, label_targets: torch.Tensor) -> torch.Tensor:
-        """:func:`blend_targets` for a batch of training windows as recorded."""
+    def scores(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Its softened scores of a batch of training windows as recorded."""
         with torch.no_grad():
-            logits = self.classifier(waveform)
-        return blend_targets(label_targets, logits, self.weight, self.temperature)
+            return softened(self.classifier(waveform), self.temperature)
+
+    def loss(self, label_loss: torch.Tensor, logits: torch.Tensor, scores: torch.Tensor,
+             cross_entropy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+             ) -> torch.Tensor:
+        """:func:`distillation_loss` with this teacher's weight and temperature."""
+        return distillation_loss(label_loss, logits, scores, self.weight, self.temperature,
+                                 cross_entropy)

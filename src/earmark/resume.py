@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 #: audio is cached), not the network's shapes, the data or the split.
 FREE_SETTINGS = ("augment.", "train.", "data.cache_dir", "data.skip_bad_files")
 #: Settings that name files: compared as absolute paths.
-PATH_SETTINGS = ("data.root", "data.csv", "data.cache_dir", "data.silence_noise_dir",
+PATH_SETTINGS = ("data.root", "data.csv", "data.dataset_root", "data.cache_dir",
+                 "data.silence_noise_dir",
                  "data.extra_train", "augment.noise_dir", "train.teacher")
 #: What every checkpoint written by training holds.
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "best_epoch", "best_score",

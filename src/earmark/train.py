@@ -48,7 +48,7 @@ from earmark.config import ExperimentConfig, load_config, to_toml
 from earmark.data.dataset import (Dataset, class_labels, export_windows, load_manifest,
                                   open_dataset)
 from earmark.data.manifest import from_csv
-from earmark.distill import Teacher, teacher_config
+from earmark.distill import Teacher, check_split, teacher_config
 from earmark.data.splits import check_trainable
 from earmark.errors import ConfigError, DataError
 from earmark.evaluate import Predictions, clip_units, predict, report_for, write_report
@@ -149,9 +149,7 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
     """
     run = RunFolder(run_dir)
     build_classifier(config, 2)        # a wrong [model] option: refused before any work
-    teacher_setup = teacher_config(config)
-    if teacher_setup is not None:
-        build_classifier(teacher_setup, 2)
+    teacher_setup = teacher_config(config)    # checked as early, the teacher's too
     processes = parallel.from_environment()
     try:
         device = parallel.start(processes, config.train.device)
@@ -179,7 +177,9 @@ def _trained_teacher(run: RunFolder, config: ExperimentConfig, setup: Experiment
     """
     folder = run.teacher
     if folder.summary.is_file():
-        changed = setting_changes(load_config(folder.config), setup)
+        changed = {key: values for key, values in
+                   setting_changes(load_config(folder.config), setup).items()
+                   if not key.startswith(("data.cache_dir", "data.skip_bad_files"))}
         if changed:
             raise ConfigError(f"{folder.path} holds a teacher trained with other settings "
                               f"({describe_changes(changed)}); train into another --out "
@@ -205,10 +205,13 @@ def _train_in(run: RunFolder, config: ExperimentConfig, resumption: Resumption |
                           or max(1, (os.cpu_count() or 1) // processes.local_world_size))
     progress = progress if processes.is_main else None
     dataset = _prepare_data(config, run, resumption is not None, progress, processes)
-    if teacher is not None and teacher.labels != dataset.labels:
-        raise DataError(f"{run.teacher.path}: the teacher's classes {teacher.labels} differ "
-                        f"from the run's {dataset.labels}; remove the teacher folder to "
-                        "train it again")
+    if teacher is not None:
+        if teacher.labels != dataset.labels:
+            raise DataError(f"{run.teacher.path}: the teacher's classes {teacher.labels} "
+                            f"differ from the run's {dataset.labels}; remove the teacher "
+                            "folder to train it again")
+        check_split(from_csv(run.teacher.manifest).rows, dataset.manifest.rows,
+                    str(run.teacher.path))
     context = _epoch_context(config, dataset, device, as_progress(progress), processes)
     context.teacher = teacher
     state = TrainState()
@@ -509,16 +512,39 @@ def _train_step(context: EpochContext, chunk: list[tuple[int, int]],
     n_classes = len(dataset.labels)
     soft = F.one_hot(targets, n_classes).float()
     soft = soft * (1 - config.train.label_smoothing) + config.train.label_smoothing / n_classes
-    if context.teacher is not None:
-        soft = context.teacher.targets(recorded, soft)
-    features, soft = mixup(features, soft, config.augment.mixup_alpha, generator)
+    taught = context.teacher.scores(recorded) if context.teacher is not None else None
+    features, soft, taught = _mixed(features, soft, taught, config.augment.mixup_alpha,
+                                    generator)
     logits = context.trained(features.contiguous(memory_format=torch.channels_last))
-    loss = _weighted_soft_cross_entropy(logits, soft, context.class_weights, context.processes)
+    loss = _loss(context, logits, soft, taught)
     context.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     context.optimizer.step()
     context.scheduler.step()
     return float(loss.detach()), int((logits.argmax(dim=1) == targets).sum())
+
+
+def _mixed(features: torch.Tensor, soft: torch.Tensor, taught: torch.Tensor | None,
+           alpha: float, generator: torch.Generator):
+    """Mixup of the features, the label targets and a teacher's scores, by the same pairs."""
+    if taught is None:
+        return (*mixup(features, soft, alpha, generator), None)
+    features, both = mixup(features, torch.cat([soft, taught], dim=1), alpha, generator)
+    return (features, *both.split(soft.shape[1], dim=1))
+
+
+def _loss(context: EpochContext, logits: torch.Tensor, soft: torch.Tensor,
+          taught: torch.Tensor | None) -> torch.Tensor:
+    """The weighted loss on the label targets; with a teacher, its distillation loss (both
+    terms weighted by the labels' classes)."""
+    def cross_entropy(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return _weighted_soft_cross_entropy(scores, targets, context.class_weights,
+                                            context.processes, weighting=soft)
+
+    label_loss = cross_entropy(logits, soft)
+    if taught is None:
+        return label_loss
+    return context.teacher.loss(label_loss, logits, taught, cross_entropy)
 
 
 def _augmented_features(context: EpochContext, waveform: torch.Tensor,
@@ -535,15 +561,17 @@ def _augmented_features(context: EpochContext, waveform: torch.Tensor,
 
 def _weighted_soft_cross_entropy(logits: torch.Tensor, soft_targets: torch.Tensor,
                                  class_weights: torch.Tensor,
-                                 processes: Processes = Processes()) -> torch.Tensor:
-    """Cross-entropy against soft targets, each example weighted by its classes' weights.
+                                 processes: Processes = Processes(),
+                                 weighting: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy against soft targets, each example weighted by its classes' weights
+    (the classes of ``weighting``, the label targets, when the targets are a teacher's).
 
     With several processes the weights are normalised over the global batch and
     the loss scaled by the number of processes, so the gradients DDP averages
     equal those of the whole batch on one process.
     """
     per_example = -(soft_targets * F.log_softmax(logits, dim=1)).sum(dim=1)
-    weights = soft_targets @ class_weights
+    weights = (soft_targets if weighting is None else weighting) @ class_weights
     if not processes.distributed:
         return (per_example * weights).sum() / weights.sum().clamp_min(1e-8)
     (total,) = parallel.sum_over(processes, [float(weights.sum().detach())], weights.device)

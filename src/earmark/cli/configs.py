@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
 #: The keys of a config that hold paths, read relative to the config file's folder.
-PATH_KEYS = (("data", "root"), ("data", "csv"), ("data", "extra_train"),
-             ("data", "silence_noise_dir"), ("data", "cache_dir"), ("augment", "noise_dir"))
+PATH_KEYS = (("data", "root"), ("data", "csv"), ("data", "dataset_root"),
+             ("data", "extra_train"), ("data", "silence_noise_dir"), ("data", "cache_dir"),
+             ("augment", "noise_dir"))
 
 
 def register(commands) -> None:
@@ -93,30 +94,35 @@ def _show(args) -> int:
 
 def _copy(args) -> int:
     entry = shipped_config(args.name)
-    entries = [entry, *_shipped_teacher(entry)]
-    targets = [Path(args.to) / item.name for item in entries]
-    for target in targets:
+    copies = [(entry, Path(args.to) / entry.name)]
+    teacher = _shipped_teacher(entry)
+    if teacher is not None:
+        copies.append((teacher, Path(args.to) / teacher.name))
+    # an identical file already there is no conflict (a teacher copied with another config)
+    copies = [(item, target) for item, target in copies
+              if not (target.is_file() and target.read_text(encoding="utf-8")
+                      == item.read_text(encoding="utf-8")) or item is entry]
+    for _, target in copies:
         if target.exists() and not args.force:
             raise ConfigError(f"{target} already exists; pass --force to overwrite it")
-    for item, target in zip(entries, targets):
+    for item, target in copies:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(item.read_text(encoding="utf-8"), encoding="utf-8")
         print(f"copied {item.name} to {target}")
-    _print_data_paths(targets[0])
+    for _, target in copies:
+        _print_data_paths(target)
     return 0
 
 
-def _shipped_teacher(entry: Traversable) -> list[Traversable]:
-    """The shipped teacher a config distills from (``train.teacher`` naming a file beside
-    it), which a copy needs next to it; none otherwise."""
-    from earmark.config import from_dict
-
+def _shipped_teacher(entry: Traversable) -> Traversable | None:
+    """The shipped teacher file a config distills from (``train.teacher`` naming a file
+    beside it), which a copy needs next to it."""
     raw = tomllib.loads(entry.read_text(encoding="utf-8"))
-    teacher = from_dict(raw).train.teacher
-    if not teacher or Path(teacher).name != teacher:
-        return []
+    teacher = raw.get("train", {}).get("teacher", "")
+    if not isinstance(teacher, str) or not teacher or Path(teacher).name != teacher:
+        return None
     beside = resources.files("earmark") / "configs" / teacher
-    return [beside] if beside.is_file() else []
+    return beside if beside.is_file() else None
 
 
 def _print_data_paths(target: Path) -> None:
