@@ -217,9 +217,9 @@ def test_the_teacher_hears_the_windows_as_recorded(tmp_path, monkeypatch):
     heard = []
     real_scores = Teacher.scores
 
-    def listening(self, waveform):
+    def listening(self, waveform, windows=None):
         heard.append(float(waveform.abs().max()))
-        return real_scores(self, waveform)
+        return real_scores(self, waveform, windows)
 
     monkeypatch.setattr(Teacher, "scores", listening)
     train(config, tmp_path / "run", progress=False)
@@ -248,3 +248,27 @@ def test_a_teacher_that_heard_held_out_recordings_is_refused(tmp_path):
     with pytest.raises(DataError, match="b.wav"):
         check_split([Row("a.wav", "x", "s1", "train"), Row("b.wav", "x", "s2", "train")],
                     student_rows, "RUN/teacher")
+
+
+def test_the_teacher_scores_each_window_once(monkeypatch):
+    import earmark.distill as distill
+
+    calls = []
+
+    class Counting(torch.nn.Module):
+        def forward(self, waveform):
+            calls.append(len(waveform))
+            return waveform[:, :3] * 10
+
+    monkeypatch.setattr(distill, "REMEMBERED_WINDOWS", 3)
+    teacher = distill.Teacher(Counting(), ["a", "b", "c"], 0.5, 2.0)
+    batch = torch.randn(4, 8)
+    batch[3] = batch[0]                                        # the same window twice
+    windows = [(0, 0), (1, 0), (1, -5), (0, 0)]
+    first = teacher.scores(batch, windows)
+    assert torch.allclose(first, softened(batch[:, :3] * 10, 2.0))
+    assert calls == [4]
+    again = teacher.scores(batch.flip(0), [(1, -5), (2, 0)])   # (1, -5) is not heard again
+    assert torch.equal(again[0], first[2]) and calls == [4, 1]
+    teacher.scores(batch[:1], [(0, 0)])                        # the oldest was let go
+    assert calls == [4, 1, 1]

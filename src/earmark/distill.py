@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -41,6 +42,9 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+#: Training windows whose teacher scores are kept (12 classes: about 10 MB).
+REMEMBERED_WINDOWS = 200_000
 
 
 def teacher_config(config: ExperimentConfig) -> ExperimentConfig | None:
@@ -115,7 +119,13 @@ def distillation_loss(label_loss: torch.Tensor, logits: torch.Tensor,
 
 
 class Teacher:
-    """A trained network that scores the student's training windows (no gradients)."""
+    """A trained network that scores the student's training windows (no gradients).
+
+    Its scores of a window as recorded never change, so they are kept by the window's
+    ``(recording, start)`` (up to :data:`REMEMBERED_WINDOWS` of them, oldest first out):
+    a dataset of clips no longer than the window is heard by the teacher once, not once
+    an epoch.
+    """
 
     def __init__(self, classifier: torch.nn.Module, labels: list[str], weight: float,
                  temperature: float):
@@ -123,11 +133,29 @@ class Teacher:
         self.labels = labels             #: its classes, in its output order
         self.weight = weight
         self.temperature = temperature
+        self._remembered: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
 
-    def scores(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Its softened scores of a batch of training windows as recorded."""
+    def scores(self, waveform: torch.Tensor,
+               windows: list[tuple[int, int]] | None = None) -> torch.Tensor:
+        """Its softened scores of a batch of training windows as recorded; ``windows``
+        names them (``(recording, start)``) so that each is scored once."""
+        if windows is None:
+            return self._score(waveform)
+        unheard = [row for row, window in enumerate(windows)
+                   if window not in self._remembered]
+        if unheard:
+            for row, scores in zip(unheard, self._score(waveform[unheard])):
+                self._remember(windows[row], scores)
+        return torch.stack([self._remembered[window] for window in windows])
+
+    def _score(self, waveform: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return softened(self.classifier(waveform), self.temperature)
+
+    def _remember(self, window: tuple[int, int], scores: torch.Tensor) -> None:
+        self._remembered[window] = scores
+        if len(self._remembered) > REMEMBERED_WINDOWS:
+            self._remembered.popitem(last=False)
 
     def loss(self, label_loss: torch.Tensor, logits: torch.Tensor, scores: torch.Tensor,
              cross_entropy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -512,7 +512,7 @@ def _train_step(context: EpochContext, chunk: list[tuple[int, int]],
     n_classes = len(dataset.labels)
     soft = F.one_hot(targets, n_classes).float()
     soft = soft * (1 - config.train.label_smoothing) + config.train.label_smoothing / n_classes
-    taught = context.teacher.scores(recorded) if context.teacher is not None else None
+    taught = context.teacher.scores(recorded, chunk) if context.teacher is not None else None
     features, soft, taught = _mixed(features, soft, taught, config.augment.mixup_alpha,
                                     generator)
     logits = context.trained(features.contiguous(memory_format=torch.channels_last))
