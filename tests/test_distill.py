@@ -272,3 +272,28 @@ def test_the_teacher_scores_each_window_once(monkeypatch):
     assert torch.equal(again[0], first[2]) and calls == [4, 1]
     teacher.scores(batch[:1], [(0, 0)])                        # the oldest was let go
     assert calls == [4, 1, 1]
+
+
+def test_a_crossval_resumes_a_fold_stopped_in_its_teachers_training(tmp_path, monkeypatch):
+    from earmark.crossval import cross_validate
+
+    root = write_tone_dataset(tmp_path / "tones", speakers=6, takes=2)
+    teacher_file = write_teacher(tmp_path / "teacher.toml",
+                                 TEACHER_TOML.replace("epochs = 10", "epochs = 2"))
+    config = student(root, tmp_path, teacher_file, epochs=1)
+
+    import earmark.train as training
+    real_save = training._save_checkpoint
+
+    def save_then_die(path, context, state):
+        real_save(path, context, state)
+        raise KeyboardInterrupt("killed in fold 0's teacher")
+
+    monkeypatch.setattr(training, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        cross_validate(config, tmp_path / "cv", folds=2)
+    monkeypatch.setattr(training, "_save_checkpoint", real_save)
+    report = cross_validate(config, tmp_path / "cv", folds=2)
+    assert [row["fold"] for row in report["folds"]] == [0, 1]
+    teacher_rows = (tmp_path / "cv" / "fold0" / "teacher" / "metrics.csv").read_text()
+    assert len(teacher_rows.strip().splitlines()) == 1 + 2     # epoch 1 kept, 2 trained

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.fft
 import torch
 import torch.nn.functional as F
 
@@ -170,6 +171,7 @@ class RoomBank:
         self.responses = torch.stack([torch.from_numpy(np.pad(np.asarray(r, np.float32),
                                                               (0, longest - len(r))))
                                       for r in responses])
+        self._spectra_by_size: dict[tuple[int, str], torch.Tensor] = {}
 
     @classmethod
     def simulate(cls, sample_rate: int, rt60: tuple[float, float], count: int,
@@ -190,13 +192,26 @@ class RoomBank:
         batch, length = waveform.shape
         device = waveform.device
         chosen = torch.rand(batch, generator=generator, device=device) < probability
-        rooms = self.responses[torch.randint(len(self.responses), (batch,),
-                                             generator=generator)].to(device)
-        size = length + rooms.shape[1]
-        wet = torch.fft.irfft(torch.fft.rfft(waveform, n=size) * torch.fft.rfft(rooms, n=size),
+        drawn = torch.randint(len(self.responses), (batch,), generator=generator)
+        rows = chosen.nonzero().flatten()
+        if len(rows) == 0:
+            return waveform
+        size = scipy.fft.next_fast_len(length + self.responses.shape[1], real=True)
+        dry = waveform[rows]
+        wet = torch.fft.irfft(torch.fft.rfft(dry, n=size)
+                              * self._spectra(size, device)[drawn[rows.cpu()].to(device)],
                               n=size)[:, :length]
-        scale = torch.sqrt(waveform.pow(2).mean(1) / wet.pow(2).mean(1).clamp_min(1e-12))
-        return torch.where(chosen[:, None], wet * scale[:, None], waveform)
+        scale = torch.sqrt(dry.pow(2).mean(1) / wet.pow(2).mean(1).clamp_min(1e-12))
+        out = waveform.clone()
+        out[rows] = wet * scale[:, None]
+        return out
+
+    def _spectra(self, size: int, device: torch.device) -> torch.Tensor:
+        """The rooms' spectra for FFTs of ``size`` points, computed once per size."""
+        key = (size, str(device))
+        if key not in self._spectra_by_size:
+            self._spectra_by_size[key] = torch.fft.rfft(self.responses.to(device), n=size)
+        return self._spectra_by_size[key]
 
 
 def add_noise(waveform: torch.Tensor, noise: torch.Tensor, config: AugmentConfig,

@@ -7,7 +7,8 @@ default), validation drawn from each fold's training groups
 on as much as the ratio split did. A config already split by folds (or a
 dataset with official folds, such as ESC-50's) keeps its folds. Each fold is
 a run folder under ``OUT/fold<k>``; a fold already trained is reused, so an
-interrupted cross-validation picks up where it stopped. With ``robustness``,
+interrupted cross-validation picks up where it stopped (a fold stopped in the
+middle of its training is resumed from its last epoch). With ``robustness``,
 every fold's test split also goes through the robustness suite; with
 ``stream``, each fold's model is exported and scored as ``earmark
 stream-test`` does (a 10-minute stream of the fold's validation speakers
@@ -78,8 +79,11 @@ def cross_validate(config: ExperimentConfig, out: str | Path, folds: int | None 
         if run.summary.is_file():
             logger.info("fold %s: already trained in %s", fold, run.path)
         else:
-            logger.info("fold %s: training into %s", fold, run.path)
-            train(fold_config, run.path, progress=progress)
+            interrupted = run.checkpoint.is_file() or run.teacher.checkpoint.is_file()
+            logger.info("fold %s: %s %s", fold,
+                        "resuming the interrupted training in" if interrupted else
+                        "training into", run.path)
+            train(fold_config, run.path, resume=interrupted, progress=progress)
         rows.append(_fold_row(fold, run, robustness, stream_minutes if stream else None))
         write_json(out / "crossval.json", summarise(rows))        # kept fold by fold
     report = summarise(rows)
