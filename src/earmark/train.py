@@ -48,8 +48,8 @@ from earmark.config import ExperimentConfig, load_config, to_toml
 from earmark.data.dataset import (Dataset, class_labels, export_windows, load_manifest,
                                   open_dataset)
 from earmark.data.manifest import from_csv
-from earmark.distill import Teacher, check_split, teacher_config
 from earmark.data.splits import check_trainable
+from earmark.distill import Teacher, check_split, teacher_config
 from earmark.errors import ConfigError, DataError
 from earmark.evaluate import Predictions, clip_units, predict, report_for, write_report
 from earmark.models import count_parameters
