@@ -3,6 +3,7 @@ student that learns from the teacher alone."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -49,6 +50,23 @@ def student(root: Path, tmp_path: Path, teacher: Path, **train_settings):
 def write_teacher(path: Path, text: str = TEACHER_TOML) -> Path:
     path.write_text(text)
     return path
+
+
+@contextlib.contextmanager
+def killed_at_the_first_checkpoint():
+    """Training dies (KeyboardInterrupt) right after it writes its first checkpoint."""
+    import earmark.train as training
+
+    real_save = training._save_checkpoint
+
+    def save_then_die(path, context, state):
+        real_save(path, context, state)
+        raise KeyboardInterrupt("killed after the first epoch")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "_save_checkpoint", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            yield
 
 
 def test_the_distillation_loss_weighs_labels_and_the_softened_teacher():
@@ -156,22 +174,12 @@ def test_a_finished_teacher_is_reused_and_a_changed_one_refused(tmp_path):
         train(config, run, resume=True, progress=False)
 
 
-def test_an_unfinished_teacher_needs_resume(tmp_path, monkeypatch):
+def test_an_unfinished_teacher_needs_resume(tmp_path):
     root = write_tone_dataset(tmp_path / "tones", speakers=6, takes=2)
     teacher_file = write_teacher(tmp_path / "teacher.toml")
     config = student(root, tmp_path, teacher_file, epochs=2)
-
-    import earmark.train as training
-    real_save = training._save_checkpoint
-
-    def save_then_die(path, context, state):
-        real_save(path, context, state)
-        raise KeyboardInterrupt("killed in the teacher's first epoch")
-
-    monkeypatch.setattr(training, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at_the_first_checkpoint():                 # the teacher's first epoch
         train(config, tmp_path / "run", progress=False)
-    monkeypatch.setattr(training, "_save_checkpoint", real_save)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
     with pytest.raises(ConfigError, match="teacher already holds a training run"):
         train(config, tmp_path / "run", progress=False)
@@ -274,25 +282,15 @@ def test_the_teacher_scores_each_window_once(monkeypatch):
     assert calls == [4, 1, 1]
 
 
-def test_a_crossval_resumes_a_fold_stopped_in_its_teachers_training(tmp_path, monkeypatch):
+def test_a_crossval_resumes_a_fold_stopped_in_its_teachers_training(tmp_path):
     from earmark.crossval import cross_validate
 
     root = write_tone_dataset(tmp_path / "tones", speakers=6, takes=2)
     teacher_file = write_teacher(tmp_path / "teacher.toml",
                                  TEACHER_TOML.replace("epochs = 10", "epochs = 2"))
     config = student(root, tmp_path, teacher_file, epochs=1)
-
-    import earmark.train as training
-    real_save = training._save_checkpoint
-
-    def save_then_die(path, context, state):
-        real_save(path, context, state)
-        raise KeyboardInterrupt("killed in fold 0's teacher")
-
-    monkeypatch.setattr(training, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at_the_first_checkpoint():                 # fold 0's teacher, epoch 1
         cross_validate(config, tmp_path / "cv", folds=2)
-    monkeypatch.setattr(training, "_save_checkpoint", real_save)
     report = cross_validate(config, tmp_path / "cv", folds=2)
     assert [row["fold"] for row in report["folds"]] == [0, 1]
     teacher_rows = (tmp_path / "cv" / "fold0" / "teacher" / "metrics.csv").read_text()

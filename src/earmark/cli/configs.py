@@ -96,12 +96,10 @@ def _copy(args) -> int:
     entry = shipped_config(args.name)
     copies = [(entry, Path(args.to) / entry.name)]
     teacher = _shipped_teacher(entry)
-    if teacher is not None:
-        copies.append((teacher, Path(args.to) / teacher.name))
-    # an identical file already there is no conflict (a teacher copied with another config)
-    copies = [(item, target) for item, target in copies
-              if not (target.is_file() and target.read_text(encoding="utf-8")
-                      == item.read_text(encoding="utf-8")) or item is entry]
+    teacher_target = Path(args.to) / teacher.name if teacher is not None else None
+    # the same teacher already there (copied with another config) is no conflict
+    if teacher is not None and not _holds(teacher_target, teacher):
+        copies.append((teacher, teacher_target))
     for _, target in copies:
         if target.exists() and not args.force:
             raise ConfigError(f"{target} already exists; pass --force to overwrite it")
@@ -112,6 +110,12 @@ def _copy(args) -> int:
     for _, target in copies:
         _print_data_paths(target)
     return 0
+
+
+def _holds(target: Path, entry: Traversable) -> bool:
+    """Whether ``target`` is already a copy of ``entry``."""
+    return target.is_file() and target.read_text(encoding="utf-8") == entry.read_text(
+        encoding="utf-8")
 
 
 def _shipped_teacher(entry: Traversable) -> Traversable | None:
