@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.fft
 import torch
 import torch.nn.functional as F
 
@@ -196,7 +195,7 @@ class RoomBank:
         rows = chosen.nonzero().flatten()
         if len(rows) == 0:
             return waveform
-        size = scipy.fft.next_fast_len(length + self.responses.shape[1], real=True)
+        size = 1 << (length + self.responses.shape[1] - 1).bit_length()   # a fast FFT length
         dry = waveform[rows]
         wet = torch.fft.irfft(torch.fft.rfft(dry, n=size)
                               * self._spectra(size, device)[drawn[rows.cpu()].to(device)],
