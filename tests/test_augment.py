@@ -370,6 +370,17 @@ def test_simulated_rooms_come_from_the_config():
         from_dict({"augment": {"reverb_rt60": [0.5, 3.0]}})
 
 
+def test_rooms_without_pyroomacoustics_say_what_to_install(monkeypatch):
+    """The `train` install has no pyroomacoustics: a config with rooms names the extra."""
+    import sys
+
+    from earmark.augment import RoomBank
+
+    monkeypatch.setitem(sys.modules, "pyroomacoustics", None)      # import fails
+    with pytest.raises(ConfigError, match=r"earmark\[robustness\].*reverb_probability = 0"):
+        RoomBank.simulate(8000, (0.3, 0.4), 2, seed=1)
+
+
 def tones(frequencies: list[float], length: int = 8000) -> torch.Tensor:
     t = torch.arange(length) / RATE
     return torch.stack([0.3 * torch.sin(2 * torch.pi * f * t) for f in frequencies])

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from earmark import cli
+from earmark.cli.configs import shipped_configs
 from earmark.config import from_dict, load_config
 
 NAMES = ["digits", "gender", "keywords"]
@@ -46,6 +47,24 @@ def test_show_prints_toml_that_loads(name, capsys, tmp_path):
     assert text == (REPO / "src" / "earmark" / "configs" / f"{name}.toml").read_text()
 
 
+@pytest.mark.parametrize("name", sorted(shipped_configs()))
+def test_every_shipped_config_loads_with_its_teacher(name):
+    """A shipped config loads (keys, ranges); a teacher file (no [data]) is one that a
+    shipped config distills from, and loads as that config's teacher."""
+    from earmark.distill import teacher_config
+
+    path = REPO / "configs" / f"{name}.toml"
+    if "data" in tomllib.loads(path.read_text()):
+        teacher_config(load_config(path))             # raises on a broken teacher too
+        return
+    students = [load_config(REPO / "configs" / f"{other}.toml") for other in shipped_configs()
+                if other != name and "data" in tomllib.loads(
+                    (REPO / "configs" / f"{other}.toml").read_text())]
+    taught = [student for student in students if student.train.teacher == path.name]
+    assert taught, f"{name} has no [data] and no shipped config distills from it"
+    assert teacher_config(taught[0]).model.name == tomllib.loads(path.read_text())["model"]["name"]
+
+
 def test_show_accepts_the_file_name(capsys):
     assert run(["configs", "show", "keywords.toml"]) == 0
     assert "[data]" in capsys.readouterr().out
@@ -61,6 +80,27 @@ def test_copy_writes_a_config_that_loads_and_says_where_paths_point(tmp_path, ca
     assert config.base_dir == str(target_dir)
     assert "relative to the copy" in out
     assert "data.root" in out and config.resolve(config.data.root) in out
+
+
+def test_copy_brings_the_teacher_a_config_distills_from(tmp_path, capsys):
+    from earmark.distill import teacher_config
+
+    assert run(["configs", "copy", "keywords_teacher", "--to", str(tmp_path)]) == 0
+    # the same teacher already there is no conflict; the student's copy finds it beside it
+    assert run(["configs", "copy", "keywords_robust", "--to", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keywords_robust.toml",
+                                                          "keywords_teacher.toml"]
+    student = load_config(tmp_path / "keywords_robust.toml")
+    teacher = teacher_config(student)
+    assert teacher.model.name == "embedding_mlp" and student.model.name == "dscnn"
+    assert teacher.data.root == student.resolve(student.data.root)      # the student's data
+    assert teacher.resolve(teacher.augment.noise_dir) == student.resolve(student.augment.noise_dir)
+    # an edited teacher is not silently replaced
+    (tmp_path / "keywords_teacher.toml").write_text("# mine\n")
+    (tmp_path / "keywords_robust.toml").unlink()
+    assert run(["configs", "copy", "keywords_robust", "--to", str(tmp_path)]) == 2
+    assert "keywords_teacher.toml already exists" in capsys.readouterr().err
+    assert (tmp_path / "keywords_teacher.toml").read_text() == "# mine\n"
 
 
 def test_copy_refuses_to_overwrite_unless_forced(tmp_path, capsys):

@@ -22,7 +22,12 @@ def room_impulse(rate: int, rt60: float, distance: float,
                  rng: np.random.Generator) -> np.ndarray:
     """The impulse response from a talker to a microphone ``distance`` metres away in a
     random room whose reverberation time is about ``rt60`` seconds (peak 1)."""
-    import pyroomacoustics
+    try:
+        import pyroomacoustics
+    except ImportError as error:
+        raise ConfigError("simulated rooms need pyroomacoustics: pip install "
+                          "'earmark[robustness]' (or train without rooms: "
+                          "augment.reverb_probability = 0)") from error
 
     size = rng.uniform(SMALLEST_ROOM, LARGEST_ROOM)
     if distance > 0.8 * size[0]:
