@@ -58,3 +58,5 @@ def test_extra_training_rows_join_the_train_split_only(word_folder, tmp_path):
     Manifest([Row(extra_rows[0].path, "maybe", "robot")]).to_csv(tmp_path / "bad.csv")
     with pytest.raises(DataError, match="maybe"):
         load_manifest(config(word_folder, extra_train=[str(tmp_path / "bad.csv")]))
+    with pytest.raises(DataError, match=r"extra_train: .*missing.csv does not exist.*earmark synth"):
+        load_manifest(config(word_folder, extra_train=[str(tmp_path / "missing.csv")]))
