@@ -147,11 +147,12 @@ def _with_extra_training(manifest: Manifest, config: ExperimentConfig) -> Manife
     labels = set(manifest.labels())
     rows = list(manifest)
     for path in config.data.extra_train:
-        if not Path(config.resolve(path)).is_file():
-            raise DataError(f"data.extra_train: {config.resolve(path)} does not exist; make it "
-                            "first (the config's header says how, e.g. with earmark synth) or "
-                            "leave it out: --set 'data.extra_train=[]'")
-        extra = manifests.from_csv(config.resolve(path))
+        resolved = config.resolve(path)
+        if not Path(resolved).is_file():
+            raise DataError(f"data.extra_train: {resolved} does not exist; make it first (the "
+                            "config's header says how, e.g. with earmark synth) or leave it "
+                            "out: --set 'data.extra_train=[]'")
+        extra = manifests.from_csv(resolved)
         unknown = sorted(set(extra.labels()) - labels)
         if unknown:
             raise DataError(f"{path}: labels {unknown} are not classes of the dataset "
