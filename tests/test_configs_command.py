@@ -47,22 +47,25 @@ def test_show_prints_toml_that_loads(name, capsys, tmp_path):
     assert text == (REPO / "src" / "earmark" / "configs" / f"{name}.toml").read_text()
 
 
+def shipped_toml(name: str) -> dict:
+    return tomllib.loads((REPO / "configs" / f"{name}.toml").read_text())
+
+
 @pytest.mark.parametrize("name", sorted(shipped_configs()))
 def test_every_shipped_config_loads_with_its_teacher(name):
     """A shipped config loads (keys, ranges); a teacher file (no [data]) is one that a
     shipped config distills from, and loads as that config's teacher."""
     from earmark.distill import teacher_config
 
-    path = REPO / "configs" / f"{name}.toml"
-    if "data" in tomllib.loads(path.read_text()):
-        teacher_config(load_config(path))             # raises on a broken teacher too
+    raw = shipped_toml(name)
+    if "data" in raw:
+        teacher_config(load_config(REPO / "configs" / f"{name}.toml"))  # a broken teacher raises
         return
-    students = [load_config(REPO / "configs" / f"{other}.toml") for other in shipped_configs()
-                if other != name and "data" in tomllib.loads(
-                    (REPO / "configs" / f"{other}.toml").read_text())]
-    taught = [student for student in students if student.train.teacher == path.name]
+    taught = [other for other in shipped_configs() if other != name
+              and shipped_toml(other).get("train", {}).get("teacher") == f"{name}.toml"]
     assert taught, f"{name} has no [data] and no shipped config distills from it"
-    assert teacher_config(taught[0]).model.name == tomllib.loads(path.read_text())["model"]["name"]
+    student = load_config(REPO / "configs" / f"{taught[0]}.toml")
+    assert teacher_config(student).model.name == raw["model"]["name"]
 
 
 def test_show_accepts_the_file_name(capsys):
