@@ -180,7 +180,7 @@ def test_make_mixtures_uses_only_the_splits_rows(two_split_manifest, tmp_path):
     made = make_mixtures(two_split_manifest, "test", 4, spec, out, label_of=gender)
     test_files = {row.path for row in two_split_manifest if row.split == "test"}
     assert [row.label for row in made] == ["f", "m", "f", "m"]
-    assert [row.group for row in made] == [f"mix-test-{i}" for i in range(4)]
+    assert [row.group for row in made] == [f"mix-test-sequential-{i}" for i in range(4)]
     for row in made:
         events = read_events(row.path.replace(".flac", ".events.json"))
         assert events and {e.source for e in events} <= test_files
@@ -194,6 +194,26 @@ def test_make_mixtures_uses_only_the_splits_rows(two_split_manifest, tmp_path):
     again = make_mixtures(two_split_manifest, "test", 4, spec, tmp_path / "again", label_of=gender)
     assert [audio.load(a.path).tolist() for a in again] == [audio.load(m.path).tolist()
                                                             for m in made]
+
+
+def test_both_modes_share_a_folder_and_a_rerun_replaces_its_own_batch(two_split_manifest,
+                                                                      tmp_path):
+    def gender(row: Row) -> str:
+        return row.group[0]
+
+    out = tmp_path / "mixes"
+    sequential = MixSpec(duration_s=1.0, gap_s=(0.0, 0.2), sample_rate=RATE, seed=1)
+    simultaneous = MixSpec(duration_s=0.5, mode="simultaneous", sample_rate=RATE, seed=2)
+    first = make_mixtures(two_split_manifest, "train", 3, simultaneous, out, label_of=gender)
+    first_audio = [audio.load(row.path).tolist() for row in first]
+    make_mixtures(two_split_manifest, "train", 2, sequential, out, label_of=gender)
+    assert [audio.load(row.path).tolist() for row in first] == first_audio
+    index = from_csv(out / "mixtures.csv")
+    assert len(index) == 5 and len({row.path for row in index}) == 5
+    make_mixtures(two_split_manifest, "train", 1, sequential, out, label_of=gender)
+    assert sorted(row.group for row in from_csv(out / "mixtures.csv")) == [
+        "mix-train-sequential-0", "mix-train-simultaneous-0", "mix-train-simultaneous-1",
+        "mix-train-simultaneous-2"]
 
 
 def test_make_mixtures_simultaneous_draws_within_the_source_range(two_split_manifest, tmp_path):

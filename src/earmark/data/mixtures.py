@@ -29,7 +29,7 @@ scaled_by`` (plus the bed, and plus any clip it overlaps).
 :func:`make_mixtures` builds a set of them for one split of a manifest from
 that split's rows only, so speakers stay disjoint between splits; all the
 clips of a mixture share one class (e.g. all female speakers), given by
-``label_of(row)``. Output for each mixture ``NAME`` (``mix-<split>-<i>``)::
+``label_of(row)``. Output for each mixture ``NAME`` (``mix-<split>-<mode>-<i>``)::
 
     OUT/<split>/NAME.flac          the audio
     OUT/<split>/NAME.events.csv    onset,offset,label,source (seconds, 6 decimals)
@@ -37,7 +37,8 @@ clips of a mixture share one class (e.g. all female speakers), given by
     OUT/<split>/NAME.labels.txt    Audacity label track: onset<TAB>offset<TAB>label (6 decimals)
     OUT/mixtures.csv               a manifest of all mixtures (path,label,group,split,...),
                                    readable with earmark.data.manifest.from_csv; each call
-                                   replaces the rows of its own split and keeps the others
+                                   replaces the rows of its own split and mode and keeps
+                                   the others (so one folder can hold both modes)
 
 :func:`earmark.events.read_events` reads the events back from any of the
 three event files.
@@ -407,7 +408,7 @@ def make_mixtures(manifest: Manifest, split: str, count: int, spec: MixSpec,
     -------
     Manifest
         One row per mixture: ``path`` (absolute), ``label`` (its class),
-        ``group = mix-<split>-<i>``, ``split``.
+        ``group = mix-<split>-<mode>-<i>``, ``split``.
     """
     if count < 1:
         raise ConfigError(f"count must be >= 1, got {count}")
@@ -417,6 +418,7 @@ def make_mixtures(manifest: Manifest, split: str, count: int, spec: MixSpec,
     pools = _class_pools(manifest, split, label_of)
     classes = sorted(pools)
     out_dir = Path(out_dir)
+    batch = f"mix-{split}-{spec.mode}-"
     rows = []
     for index in range(count):
         pick = np.random.default_rng([spec.seed, index])
@@ -424,11 +426,11 @@ def make_mixtures(manifest: Manifest, split: str, count: int, spec: MixSpec,
                  else classes[int(pick.integers(len(classes)))])
         sources = _draw_sources(pools[label], label, spec, pick)
         mixture = mix(sources, replace(spec, seed=int(pick.integers(2**31))), noise)
-        name = f"mix-{split}-{index}"
+        name = f"{batch}{index}"
         path = write_mixture(out_dir / split, name, mixture, spec.sample_rate, audio_format)
         rows.append(Row(os.path.abspath(path), mixture.label, name, split))
     made = Manifest(rows)
-    _update_index(out_dir / "mixtures.csv", split, made)
+    _update_index(out_dir / "mixtures.csv", batch, made)
     return made
 
 
@@ -484,7 +486,9 @@ def _source(row: Row, label: str, sample_rate: int) -> Source:
     return samples, label, source_id
 
 
-def _update_index(path: Path, split: str, made: Manifest) -> None:
-    """Write the mixtures manifest, keeping rows of other splits from an earlier call."""
-    kept = [row for row in from_csv(path) if row.split != split] if path.is_file() else []
+def _update_index(path: Path, batch: str, made: Manifest) -> None:
+    """Write the mixtures manifest, keeping the rows of other batches (split and mode) that
+    earlier calls wrote; this batch's earlier rows are replaced."""
+    kept = ([row for row in from_csv(path) if not row.group.startswith(batch)]
+            if path.is_file() else [])
     Manifest(kept + made.rows).to_csv(path, relative=True)
