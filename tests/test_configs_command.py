@@ -47,8 +47,12 @@ def test_show_prints_toml_that_loads(name, capsys, tmp_path):
     assert text == (REPO / "src" / "earmark" / "configs" / f"{name}.toml").read_text()
 
 
+def shipped_path(name: str) -> Path:
+    return REPO / "configs" / f"{name}.toml"
+
+
 def shipped_toml(name: str) -> dict:
-    return tomllib.loads((REPO / "configs" / f"{name}.toml").read_text())
+    return tomllib.loads(shipped_path(name).read_text())
 
 
 @pytest.mark.parametrize("name", sorted(shipped_configs()))
@@ -59,12 +63,12 @@ def test_every_shipped_config_loads_with_its_teacher(name):
 
     raw = shipped_toml(name)
     if "data" in raw:
-        teacher_config(load_config(REPO / "configs" / f"{name}.toml"))  # a broken teacher raises
+        teacher_config(load_config(shipped_path(name)))  # a broken teacher raises
         return
     taught = [other for other in shipped_configs() if other != name
               and shipped_toml(other).get("train", {}).get("teacher") == f"{name}.toml"]
     assert taught, f"{name} has no [data] and no shipped config distills from it"
-    student = load_config(REPO / "configs" / f"{taught[0]}.toml")
+    student = load_config(shipped_path(taught[0]))
     assert teacher_config(student).model.name == raw["model"]["name"]
 
 
