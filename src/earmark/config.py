@@ -153,6 +153,10 @@ class TrainConfig:
     teacher: str = ""
     distill_weight: float = 0.5    #: share of the teacher in the targets (0-1)
     distill_temperature: float = 2.0   #: softens the teacher's scores (> 0)
+    #: keep the features of this many augmented passes over the training windows (and of
+    #: the validation windows) and let later epochs reuse them: for front-ends that learn
+    #: nothing and cost most of an epoch (the speech embedding). 0 = compute every epoch
+    feature_copies: int = 0
 
 
 @dataclass
@@ -282,6 +286,9 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         raise ConfigError(f"{source}: features.delta_width must be odd and >= 3")
     if config.train.epochs <= 0 or config.train.batch_size <= 0:
         raise ConfigError(f"{source}: train.epochs and train.batch_size must be > 0")
+    if config.train.feature_copies < 0:
+        raise ConfigError(f"{source}: train.feature_copies must be >= 0 (0 = compute the "
+                          "features every epoch)")
     if not 0.0 <= config.train.distill_weight <= 1.0 or config.train.distill_temperature <= 0:
         raise ConfigError(f"{source}: train.distill_weight must lie in [0, 1] and "
                           "train.distill_temperature be > 0")

@@ -51,6 +51,8 @@ from earmark.data.manifest import from_csv
 from earmark.data.splits import check_trainable
 from earmark.distill import Teacher, check_split, teacher_config
 from earmark.errors import ConfigError, DataError
+from earmark.feature_copies import (FeatureBatch, FeatureCopies, OnceComputedFrontEnd,
+                                    check_feature_copies)
 from earmark.evaluate import Predictions, clip_units, predict, report_for, write_report
 from earmark.models import count_parameters
 from earmark.network import (WaveformClassifier, build_classifier, load_trained, read_weights,
@@ -115,10 +117,19 @@ class EpochContext:
     model: torch.nn.Module | None = None
     #: with ``train.teacher``: the trained teacher whose scores join the targets
     teacher: Teacher | None = None
+    #: with ``train.feature_copies``: the kept training batches, and the network whose
+    #: front-end computes each validation batch once
+    feature_copies: FeatureCopies | None = None
+    judge: WaveformClassifier | None = None
 
     @property
     def trained(self) -> torch.nn.Module:
         return self.model if self.model is not None else self.classifier.model
+
+    @property
+    def validator(self) -> WaveformClassifier:
+        """The network validation runs: the trained one, its front-end's answers kept."""
+        return self.judge if self.judge is not None else self.classifier
 
 
 def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
@@ -214,6 +225,7 @@ def _train_in(run: RunFolder, config: ExperimentConfig, resumption: Resumption |
                     str(run.teacher.path))
     context = _epoch_context(config, dataset, device, as_progress(progress), processes)
     context.teacher = teacher
+    _keep_features(context)
     state = TrainState()
     if resumption is not None and resumption.checkpoint is not None:
         state = _restore(resumption, context)
@@ -269,6 +281,23 @@ def _epoch_context(config: ExperimentConfig, dataset: Dataset, device: torch.dev
         optimizer=optimizer, scheduler=_scheduler(optimizer, config, steps_per_epoch),
         steps_per_epoch=steps_per_epoch, device=device, progress=progress,
         processes=processes, model=model)
+
+
+def _keep_features(context: EpochContext) -> None:
+    """With ``train.feature_copies``: checked, then the copies' store and the validator."""
+    config, classifier = context.config, context.classifier
+    copies = config.train.feature_copies
+    window = window_samples(config)
+    check_feature_copies(copies, classifier.frontend,
+                         _epoch_size(context.dataset, context.train_indices, config),
+                         tuple(classifier.frontend.output_shape(window)),
+                         context.teacher is not None)
+    if copies:
+        context.feature_copies = FeatureCopies(copies)
+        context.judge = WaveformClassifier(OnceComputedFrontEnd(classifier.frontend),
+                                           classifier.model)
+        logger.info("features of %d augmented passes over the training windows are kept and "
+                    "reused from epoch %d on", copies, copies + 1)
 
 
 def _log_start(context: EpochContext) -> None:
@@ -469,59 +498,86 @@ def _scheduler(optimizer, config: ExperimentConfig, steps_per_epoch: int):
 
 def _train_epoch(context: EpochContext, epoch: int, generator: torch.Generator,
                  rng: np.random.Generator) -> dict:
-    """One pass over random training windows; the mean loss and accuracy.
+    """One pass over random training windows (or over a kept copy of their features); the
+    mean loss and accuracy.
 
     Every process draws the same windows (``rng``) and takes its share of
     each global batch; the figures are summed over the processes.
     """
     context.classifier.train()
-    config, processes = context.config, context.processes
-    jobs = _training_windows(context.dataset, context.train_indices, config, rng)
-    jobs = jobs[:_shared_size(len(jobs), config.train.batch_size, processes)]
-    if not jobs:
-        raise DataError(f"fewer training windows than the {processes.world_size} processes")
+    copies, processes = context.feature_copies, context.processes
+    kept = copies.kept(epoch) if copies is not None else None
+    batches = (FeatureCopies.reordered(kept, rng) if kept is not None
+               else _window_batches(context, rng))
+    computed: list[FeatureBatch] = []
     total_loss, correct, seen = 0.0, 0, 0
-    batches = range(0, len(jobs), config.train.batch_size)
     with context.progress(len(batches), f"epoch {epoch}", "batch") as advance:
-        for begin in batches:
-            chunk = parallel.share(jobs[begin:begin + config.train.batch_size], processes)
-            loss, right = _train_step(context, chunk, generator)
-            total_loss += loss * len(chunk)
+        for batch in batches:
+            taught = None
+            if kept is None:
+                batch, taught = _batch_features(context, batch, generator)
+                if copies is not None:
+                    computed.append(batch)
+            loss, right = _fit_batch(context, batch, taught, generator)
+            total_loss += loss * len(batch.targets)
             correct += right
-            seen += len(chunk)
+            seen += len(batch.targets)
             advance(1)
+    if computed:
+        copies.keep(epoch, computed)
     total_loss, correct, seen = parallel.sum_over(processes, [total_loss, correct, seen],
                                                   context.device)
     return {"train_loss": total_loss / seen, "train_accuracy": correct / seen,
             "train_windows": int(seen)}
 
 
-def _train_step(context: EpochContext, chunk: list[tuple[int, int]],
-                generator: torch.Generator) -> tuple[float, int]:
-    """One optimizer step on a batch of windows: its loss and how many it got right."""
-    config, dataset = context.config, context.dataset
-    window = window_samples(config)
+def _window_batches(context: EpochContext,
+                    rng: np.random.Generator) -> list[list[tuple[int, int]]]:
+    """The epoch's random windows in batches, this process's share of each."""
+    config, processes = context.config, context.processes
+    jobs = _training_windows(context.dataset, context.train_indices, config, rng)
+    jobs = jobs[:_shared_size(len(jobs), config.train.batch_size, processes)]
+    if not jobs:
+        raise DataError(f"fewer training windows than the {processes.world_size} processes")
+    return [parallel.share(jobs[begin:begin + config.train.batch_size], processes)
+            for begin in range(0, len(jobs), config.train.batch_size)]
+
+
+def _batch_features(context: EpochContext, chunk: list[tuple[int, int]],
+                    generator: torch.Generator) -> tuple[FeatureBatch, torch.Tensor | None]:
+    """A batch of windows augmented and through the front-end; a teacher's scores of the
+    windows as recorded."""
+    dataset = context.dataset
+    window = window_samples(context.config)
     waveform = torch.from_numpy(np.stack([dataset.store.window(i, s, window)
                                           for i, s in chunk]))
-    targets = torch.tensor(dataset.targets([i for i, _ in chunk]))
+    targets = torch.tensor(dataset.targets([i for i, _ in chunk])).to(context.device)
     # the windows as recorded, for a teacher (the augmenter may work in place)
     recorded = waveform.to(context.device, copy=True) if context.teacher is not None else None
     waveform = context.augmenter(waveform, generator).to(context.device)
-    targets = targets.to(context.device)
     features = _augmented_features(context, waveform, generator)
-    n_classes = len(dataset.labels)
-    soft = F.one_hot(targets, n_classes).float()
-    soft = soft * (1 - config.train.label_smoothing) + config.train.label_smoothing / n_classes
     taught = context.teacher.scores(recorded, chunk) if context.teacher is not None else None
-    features, soft, taught = _mixed(features, soft, taught, config.augment.mixup_alpha,
-                                    generator)
+    return FeatureBatch(features, targets), taught
+
+
+def _fit_batch(context: EpochContext, batch: FeatureBatch, taught: torch.Tensor | None,
+               generator: torch.Generator) -> tuple[float, int]:
+    """One optimizer step on a batch's features (SpecAugment and mixup drawn here): its
+    loss and how many it got right."""
+    config, augment = context.config, context.config.augment
+    features = spec_augment(batch.features, augment.time_masks, augment.time_mask_frames,
+                            augment.freq_masks, augment.freq_mask_bands, generator)
+    n_classes = len(context.dataset.labels)
+    soft = F.one_hot(batch.targets, n_classes).float()
+    soft = soft * (1 - config.train.label_smoothing) + config.train.label_smoothing / n_classes
+    features, soft, taught = _mixed(features, soft, taught, augment.mixup_alpha, generator)
     logits = context.trained(features.contiguous(memory_format=torch.channels_last))
     loss = _loss(context, logits, soft, taught)
     context.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     context.optimizer.step()
     context.scheduler.step()
-    return float(loss.detach()), int((logits.argmax(dim=1) == targets).sum())
+    return float(loss.detach()), int((logits.argmax(dim=1) == batch.targets).sum())
 
 
 def _mixed(features: torch.Tensor, soft: torch.Tensor, taught: torch.Tensor | None,
@@ -549,14 +605,12 @@ def _loss(context: EpochContext, logits: torch.Tensor, soft: torch.Tensor,
 
 def _augmented_features(context: EpochContext, waveform: torch.Tensor,
                         generator: torch.Generator) -> torch.Tensor:
-    """Front-end features with frequency warping and SpecAugment (no gradients needed)."""
-    augment = context.config.augment
+    """Front-end features with frequency warping (no gradients needed); SpecAugment comes
+    later, drawn anew each time a batch is trained on."""
     with torch.no_grad():
-        warp = frequency_warp_factors(len(waveform), tuple(augment.frequency_warp),
+        warp = frequency_warp_factors(len(waveform), tuple(context.config.augment.frequency_warp),
                                       generator, context.device)
-        features = context.classifier.frontend(waveform, frequency_scale=warp)
-        return spec_augment(features, augment.time_masks, augment.time_mask_frames,
-                            augment.freq_masks, augment.freq_mask_bands, generator)
+        return context.classifier.frontend(waveform, frequency_scale=warp)
 
 
 def _weighted_soft_cross_entropy(logits: torch.Tensor, soft_targets: torch.Tensor,
@@ -592,10 +646,10 @@ def _predict_shared(context: EpochContext, indices: list[int]) -> Predictions:
     """:func:`predict` over the recordings, their clips shared out over the processes."""
     processes, config = context.processes, context.config
     if not processes.distributed:
-        return predict(context.classifier, context.dataset, indices, config, context.device)
+        return predict(context.validator, context.dataset, indices, config, context.device)
     units = clip_units(context.dataset, indices, config.data.clip_pattern)
     mine = [index for unit in parallel.share(units, processes) for index in unit]
-    own = predict(context.classifier, context.dataset, mine, config, context.device)
+    own = predict(context.validator, context.dataset, mine, config, context.device)
     parts = parallel.gather(processes, (own.indices, own.probabilities))
     first = [i for part_indices, _ in parts for i in part_indices]
     probabilities = np.concatenate([p for _, p in parts])
