@@ -273,3 +273,18 @@ def test_negatives_made_from_the_phrase_are_told_from_everyday_ones(tmp_path):
     assert not made(data / "synthesized" / "_silence_" / "noise_1.flac")
     assert not made(data / "joined" / "bucket3_1.flac")
     assert not made(tmp_path / "negatives" / "sentences" / "a.wav")
+
+
+@pytest.mark.parametrize("model, epochs, copies", [("embedding", 20, 6), ("embedding", 3, 3),
+                                                   ("dscnn", 20, 0)])
+def test_the_embeddings_training_keeps_a_few_augmented_copies(tmp_path, model, epochs, copies):
+    from earmark.wakeword.dataset import WakeWordData
+    from earmark.wakeword.pipeline import WakeWordOptions, wakeword_config
+
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,label,group\na.wav,hello_there,v1\nb.wav,_unknown_,v2\n")
+    options = WakeWordOptions("hello there", epochs=epochs, model=model)
+    config = wakeword_config("hello_there", manifest, WakeWordData(noise_dir=str(tmp_path)),
+                             1.5, options)
+    assert config.train.feature_copies == copies
+    assert config.train.epochs == epochs

@@ -148,6 +148,8 @@ def _deploy_micro(run_dir: Path, noise_dir: str, options: WakeWordOptions,
 
 #: The embedding model's window: 16 columns of 80 ms, as openWakeWord's heads read.
 EMBEDDING_WINDOW_S = 2.0
+#: Augmented passes over the training windows whose embeddings training keeps.
+EMBEDDING_FEATURE_COPIES = 6
 
 
 def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_seconds: float,
@@ -190,7 +192,10 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
         # Masks of whole 80 ms columns blank most of the phrase; synthesized validation
         # voices pick the epoch worse than training to the end of the schedule does.
         raw["augment"].update(time_masks=0, freq_masks=0)
-        raw["train"]["select_epoch"] = "last"
+        # The embedding is nearly all of an epoch's cost: its features of a few augmented
+        # passes are computed once and reused by the later epochs.
+        raw["train"].update(select_epoch="last",
+                            feature_copies=min(EMBEDDING_FEATURE_COPIES, options.epochs))
     for section, values in options.config_overrides.items():
         raw.setdefault(section, {}).update(values)
     return from_dict(raw, source="earmark wakeword")
