@@ -87,6 +87,25 @@ def test_each_frame_depends_on_its_own_samples_only(speech_embedding):
     np.testing.assert_allclose(part[0], alone[0, 10:10 + 76], atol=1e-5)
 
 
+def test_a_batch_is_embedded_in_bounded_chunks_with_the_same_columns(speech_embedding,
+                                                                      monkeypatch):
+    clips = np.stack([voiced(1.5, seed=s, level=0.3) for s in range(3)])   # 3 x 9 columns
+    whole = speech_embedding(clips)
+    calls = []
+    real_run = speech_embedding._embedding.run
+
+    class Counting:
+        def run(self, names, feeds):
+            calls.append(len(next(iter(feeds.values()))))
+            return real_run(names, feeds)
+
+    monkeypatch.setattr(embedding, "EMBED_CHUNK", 4)
+    monkeypatch.setattr(speech_embedding, "_embedding", Counting())
+    chunked = speech_embedding(clips)
+    assert max(calls) == 4 and sum(calls) == whole.shape[0] * whole.shape[1]
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)
+
+
 def test_the_bundle_graph_computes_the_same_columns(speech_embedding):
     session = onnxruntime.InferenceSession(features_graph().SerializeToString(),
                                            providers=["CPUExecutionProvider"])

@@ -40,6 +40,7 @@ MEL_BANDS = 32
 EMBEDDING_FRAMES = 76     #: mel frames per embedding (0.76 s)
 EMBEDDING_STEP = 8        #: mel frames between embeddings (80 ms)
 DIMENSIONS = 96
+EMBED_CHUNK = 32          #: embedding windows per onnxruntime call (bounds its memory)
 HOP_SAMPLES = MEL_HOP * EMBEDDING_STEP                      #: 1280: 80 ms
 #: The samples the first embedding needs (0.78 s).
 WINDOW_SAMPLES = MEL_WINDOW + (EMBEDDING_FRAMES - 1) * MEL_HOP
@@ -187,9 +188,12 @@ class SpeechEmbedding:
                              f"({WINDOW_SAMPLES} samples), got {frames}")
         starts = np.arange(count) * EMBEDDING_STEP
         windows = np.stack([mel[:, s:s + EMBEDDING_FRAMES] for s in starts], axis=1)
-        flat = windows.reshape(batch * count, EMBEDDING_FRAMES, MEL_BANDS, 1)
-        out = self._embedding.run(None, {self._embedding_input: flat.astype(np.float32)})[0]
-        return out.reshape(batch, count, DIMENSIONS)
+        flat = windows.reshape(batch * count, EMBEDDING_FRAMES, MEL_BANDS, 1).astype(np.float32)
+        # In chunks: onnxruntime keeps the memory its largest call needed (a 2 s training
+        # batch of 64 in one call, 1,024 windows, held ~2 GB for the rest of the run).
+        out = [self._embedding.run(None, {self._embedding_input: flat[i:i + EMBED_CHUNK]})[0]
+               for i in range(0, len(flat), EMBED_CHUNK)]
+        return np.concatenate(out).reshape(batch, count, DIMENSIONS)
 
     def __call__(self, waveforms: np.ndarray) -> np.ndarray:
         return self.embed(self.mel(waveforms))
