@@ -12,18 +12,22 @@ pytest.importorskip("espeakng_loader")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["embedding", "dscnn"])
-def test_demo_runs_every_step_and_reports(model, tmp_path, capsys):
+@pytest.mark.parametrize("model, voices", [("embedding", None), ("dscnn", [])])
+def test_demo_runs_every_step_and_reports(model, voices, tmp_path, capsys):
     from earmark.cli import main
+    from earmark.data.voices import available_voices
 
     real = tmp_path / "real"            # stands for real people saying two of the words
     for word in ("yes", "no"):
         (real / word).mkdir(parents=True)
         write_tone(real / word / "take.wav", 1.0, 16000, 440.0)
     out = tmp_path / "demo"
+    chosen = [] if voices is None else ["--voices", *voices]
     assert main(["demo", "--out", str(out), "--takes", "16", "--epochs", "2", "--model", model,
-                 "--real", str(real), "--quiet"]) == 0
+                 "--real", str(real), "--quiet", *chosen]) == 0
     report = json.loads((out / "report.json").read_text())
+    installed = sorted({voice.engine for voice in available_voices()})
+    assert report["voices"] == ["espeak-ng", *(installed if voices is None else [])]
     assert 0.0 <= report["test_accuracy"] <= 1.0
     assert report["stream"]["words"] > 0
     assert report["real_speakers"]["clips"] == 2
@@ -43,3 +47,15 @@ def test_demo_refuses_a_missing_real_folder_before_it_starts(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--real", str(tmp_path / "absent")]) == 2
     assert "absent: no such folder" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("model, epochs, copies, trained", [("embedding", 0, 8, 40),
+                                                            ("embedding", 2, 2, 2),
+                                                            ("dscnn", 0, 0, 24)])
+def test_the_embedding_demo_keeps_a_few_augmented_copies(tmp_path, model, epochs, copies,
+                                                         trained):
+    from earmark.demo import DemoSize, demo_config
+
+    config = demo_config(tmp_path, tmp_path / "noise", DemoSize(epochs=epochs, model=model), 0)
+    assert config.train.feature_copies == copies
+    assert config.train.epochs == trained

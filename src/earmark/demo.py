@@ -29,6 +29,7 @@ from earmark.augment import RECORDED_SOUND
 from earmark.config import from_dict
 from earmark.data.synth_keywords import (SPEECH_COMMANDS_WORDS, KeywordSynthesis,
                                          synthesize_keywords, write_noise_folder)
+from earmark.data.voices import ENGINES, available_voices
 from earmark.errors import ConfigError
 from earmark.progress import ProgressLike
 from earmark.run_folder import RunFolder
@@ -41,14 +42,26 @@ class DemoSize:
     """How big the demo is; the defaults finish in a few minutes on 2 cores."""
 
     takes_per_word: int = 160
-    epochs: int = 24
+    epochs: int = 0                 #: 0 = the model's own (:data:`DEFAULT_EPOCHS`)
     #: ``embedding``: a small network on the pretrained speech embedding (hears real
     #: people best); ``dscnn``: a DS-CNN on 40 log-mel bands (smaller, cheaper to run).
     model: str = "embedding"
     #: Each stream (calibration, test). At 60 false alarms an hour a one-minute
     #: calibration stream allows one: a single stray detection set the threshold.
     stream_minutes: float = 3.0
+    #: Engines besides espeak-ng whose voices speak half the takes where they are installed
+    #: (``tools/install-voices``): voices built from recordings of people.
+    voices: tuple[str, ...] = ENGINES
 
+    def __post_init__(self) -> None:
+        if not self.epochs:
+            self.epochs = DEFAULT_EPOCHS.get(self.model, 24)
+
+
+#: Augmented passes over the training windows whose embeddings the demo's training keeps.
+DEMO_FEATURE_COPIES = 8
+#: Training epochs of each model: the embedding's later epochs reuse the kept copies.
+DEFAULT_EPOCHS = {"embedding": 40, "dscnn": 24}
 
 #: Real speakers saying the demo's words, where the repository sits beside ``shared/``.
 REAL_SPEAKERS = Path("../shared/data/speech_commands_v2_test")
@@ -71,13 +84,17 @@ def run_demo(out_dir: str | Path, size: DemoSize | None = None, seed: int = 0,
     timings = {}
     noise_dir = write_noise_folder(out_dir / "noise", seed)
     logger.info("1/6 synthesizing keywords ...")
+    extra = tuple(available_voices(tuple(size.voices)))
+    logger.info("voices: espeak-ng's%s", f" and {len(extra)} of {', '.join(size.voices)}"
+                if extra else " only (tools/install-voices adds flite's and festival's)")
     synthesize_keywords(KeywordSynthesis(words=SPEECH_COMMANDS_WORDS,
                                          takes_per_word=size.takes_per_word,
-                                         noise_dir=str(noise_dir), seed=seed),
+                                         noise_dir=str(noise_dir), extra_voices=extra,
+                                         seed=seed),
                         out_dir / "data", progress=progress)
     timings["synthesize_s"] = time.monotonic() - started
     logger.info("2/6 training ...")
-    config = _config(out_dir, noise_dir, size, seed)
+    config = demo_config(out_dir, noise_dir, size, seed)
     run = RunFolder(out_dir / "run")
     summary = train(config, run.path, resume=run.checkpoint.is_file(), progress=progress)
     timings["train_s"] = summary["train_seconds"]
@@ -104,6 +121,7 @@ def run_demo(out_dir: str | Path, size: DemoSize | None = None, seed: int = 0,
         "bundle": str(out_dir / "bundle"),
         "stream": stream,
         "real_speakers": real,
+        "voices": ["espeak-ng", *sorted({voice.engine for voice in extra})],
         "seconds": round(time.monotonic() - started, 1),
         "timings": {k: round(v, 1) for k, v in timings.items()},
     }
@@ -136,7 +154,8 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _config(out_dir: Path, noise_dir: Path, size: DemoSize, seed: int):
+def demo_config(out_dir: Path, noise_dir: Path, size: DemoSize, seed: int):
+    """The training config: the embedding recipe (or the DS-CNN's) on OUT/data."""
     raw = _dscnn_recipe(out_dir, noise_dir, size, seed)
     if size.model == "embedding":
         raw.update(features={"kind": "embedding"}, model={"name": "embedding_mlp"})
@@ -146,6 +165,8 @@ def _config(out_dir: Path, noise_dir: Path, size: DemoSize, seed: int):
         recorded = {key: value for key, value in RECORDED_SOUND.items()
                     if key not in ("frequency_warp", "reverb_rt60")}
         raw["augment"].update(recorded, reverb_probability=0.0, time_masks=0, freq_masks=0)
+        # The embedding is most of an epoch's cost: a few augmented passes are kept.
+        raw["train"]["feature_copies"] = min(DEMO_FEATURE_COPIES, size.epochs)
     elif size.model != "dscnn":
         raise ConfigError(f"demo model {size.model!r}: choose embedding or dscnn")
     return from_dict(raw, source="earmark demo")

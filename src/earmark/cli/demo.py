@@ -18,11 +18,16 @@ def _add_demo(commands) -> None:
                   "stream.", "earmark demo --out runs/demo", _demo)
     sub.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     sub.add_argument("--takes", type=int, default=160, help="takes per keyword (default 160)")
-    sub.add_argument("--epochs", type=int, default=24, help="training epochs (default 24)")
+    sub.add_argument("--epochs", type=int, default=0,
+                     help="training epochs (default 40 for embedding, 24 for dscnn)")
     sub.add_argument("--model", choices=["embedding", "dscnn"], default="embedding",
                      help="embedding (default): a small network on the pretrained speech "
                           "embedding, hears real people best; dscnn: a DS-CNN on log-mel, "
                           "about a tenth of the CPU")
+    sub.add_argument("--voices", nargs="*", default=["flite", "festival"],
+                     choices=["flite", "festival"],
+                     help="engines besides espeak-ng whose voices speak half the takes, where "
+                          "installed (tools/install-voices; default both; none: espeak only)")
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--real", metavar="FOLDER",
                      help="real recordings of the words, a folder per class, to score the "
@@ -41,7 +46,7 @@ def _demo(args) -> int:
         raise DataError(f"--real {real}: no such folder; give a folder with one sub-folder "
                         "of recordings per word, or --real none")
     report = run_demo(args.out, DemoSize(takes_per_word=args.takes, epochs=args.epochs,
-                                            model=args.model),
+                                            model=args.model, voices=tuple(args.voices)),
                       seed=args.seed, progress=progress_bars(args), real_speakers=real)
     print(format_report(report))
     return 0
