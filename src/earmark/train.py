@@ -51,9 +51,9 @@ from earmark.data.manifest import from_csv
 from earmark.data.splits import check_trainable
 from earmark.distill import Teacher, check_split, teacher_config
 from earmark.errors import ConfigError, DataError
+from earmark.evaluate import Predictions, clip_units, predict, report_for, write_report
 from earmark.feature_copies import (FeatureBatch, FeatureCopies, OnceComputedFrontEnd,
                                     check_feature_copies)
-from earmark.evaluate import Predictions, clip_units, predict, report_for, write_report
 from earmark.models import count_parameters
 from earmark.network import (WaveformClassifier, build_classifier, load_trained, read_weights,
                              window_hop_samples, window_samples)
@@ -120,7 +120,7 @@ class EpochContext:
     #: with ``train.feature_copies``: the kept training batches, and the network whose
     #: front-end computes each validation batch once
     feature_copies: FeatureCopies | None = None
-    judge: WaveformClassifier | None = None
+    validation_classifier: WaveformClassifier | None = None
 
     @property
     def trained(self) -> torch.nn.Module:
@@ -129,7 +129,8 @@ class EpochContext:
     @property
     def validator(self) -> WaveformClassifier:
         """The network validation runs: the trained one, its front-end's answers kept."""
-        return self.judge if self.judge is not None else self.classifier
+        chosen = self.validation_classifier
+        return chosen if chosen is not None else self.classifier
 
 
 def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
@@ -287,15 +288,14 @@ def _keep_features(context: EpochContext) -> None:
     """With ``train.feature_copies``: checked, then the copies' store and the validator."""
     config, classifier = context.config, context.classifier
     copies = config.train.feature_copies
-    window = window_samples(config)
     check_feature_copies(copies, classifier.frontend,
-                         _epoch_size(context.dataset, context.train_indices, config),
-                         tuple(classifier.frontend.output_shape(window)),
+                         context.steps_per_epoch * config.train.batch_size,
+                         tuple(classifier.frontend.output_shape(window_samples(config))),
                          context.teacher is not None)
     if copies:
         context.feature_copies = FeatureCopies(copies)
-        context.judge = WaveformClassifier(OnceComputedFrontEnd(classifier.frontend),
-                                           classifier.model)
+        context.validation_classifier = WaveformClassifier(
+            OnceComputedFrontEnd(classifier.frontend), classifier.model)
         logger.info("features of %d augmented passes over the training windows are kept and "
                     "reused from epoch %d on", copies, copies + 1)
 
