@@ -84,14 +84,7 @@ def run_demo(out_dir: str | Path, size: DemoSize | None = None, seed: int = 0,
     timings = {}
     noise_dir = write_noise_folder(out_dir / "noise", seed)
     logger.info("1/6 synthesizing keywords ...")
-    extra = tuple(available_voices(tuple(size.voices)))
-    logger.info("voices: espeak-ng's%s", f" and {len(extra)} of {', '.join(size.voices)}"
-                if extra else " only (tools/install-voices adds flite's and festival's)")
-    synthesize_keywords(KeywordSynthesis(words=SPEECH_COMMANDS_WORDS,
-                                         takes_per_word=size.takes_per_word,
-                                         noise_dir=str(noise_dir), extra_voices=extra,
-                                         seed=seed),
-                        out_dir / "data", progress=progress)
+    engines = _synthesize(out_dir / "data", noise_dir, size, seed, progress)
     timings["synthesize_s"] = time.monotonic() - started
     logger.info("2/6 training ...")
     config = demo_config(out_dir, noise_dir, size, seed)
@@ -121,13 +114,27 @@ def run_demo(out_dir: str | Path, size: DemoSize | None = None, seed: int = 0,
         "bundle": str(out_dir / "bundle"),
         "stream": stream,
         "real_speakers": real,
-        "voices": ["espeak-ng", *sorted({voice.engine for voice in extra})],
+        "voices": engines,
         "seconds": round(time.monotonic() - started, 1),
         "timings": {k: round(v, 1) for k, v in timings.items()},
     }
     write_json(out_dir / "report.json", report)
     logger.info("6/6 report: %s", out_dir / "report.json")
     return report
+
+
+def _synthesize(data_dir: Path, noise_dir: Path, size: DemoSize, seed: int,
+                progress: ProgressLike) -> list[str]:
+    """The keyword dataset in ``data_dir``; the engines whose voices speak it."""
+    extra = tuple(available_voices(tuple(size.voices)))
+    logger.info("voices: espeak-ng's%s", f" and {len(extra)} of {', '.join(size.voices)}"
+                if extra else " only (tools/install-voices adds flite's and festival's)")
+    synthesize_keywords(KeywordSynthesis(words=SPEECH_COMMANDS_WORDS,
+                                         takes_per_word=size.takes_per_word,
+                                         noise_dir=str(noise_dir), extra_voices=extra,
+                                         seed=seed),
+                        data_dir, progress=progress)
+    return ["espeak-ng", *sorted({voice.engine for voice in extra})]
 
 
 def format_report(report: dict) -> str:
