@@ -2,7 +2,7 @@
 
 A front-end that learns nothing gives the same features whenever it sees the
 same waveform. Where those features cost most of an epoch (the pretrained
-speech embedding: ~20 ms a 2 s window on one core), training can compute
+speech embedding: nearly all of an epoch's time), training can compute
 ``K`` augmented passes over the training windows in its first ``K`` epochs,
 keep them, and let every later epoch train on one of them again in a new
 batch order, as openWakeWord trains its heads. SpecAugment, mixup and dropout
