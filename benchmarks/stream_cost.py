@@ -2,8 +2,10 @@
 
 Runs the same bundle over the same audio, on one thread, in the same run:
 the incremental engine (only new front-end frames each hop; with a
-valid-padded DS-CNN, each layer's new column once per frame too), the same
-with the whole window's network run at every stride, and the reference that
+valid-padded DS-CNN, each layer's new column once per frame too; with the
+speech embedding, each new column from its new samples and the network's
+states), the same with the whole window's network run at every stride (and
+each embedding column from all its samples), and the reference that
 recomputes the whole window (features and network) at every stride. Prints
 each and the ratio to the reference. Each figure is the least of
 ``--repeats`` runs, taken in turns (every engine once, then again), so a
@@ -32,25 +34,37 @@ def cpu_seconds(engine: StreamEngine, signal: np.ndarray, block: int) -> tuple[f
     return time.process_time() - started, strides
 
 
-VARIANTS = [("recompute the window each stride", False, False),
-            ("new frames, whole-window network", True, False),
-            ("new frames, network stepped per frame", True, True)]
+#: (name, incremental, network stepped, front-end stepped)
+VARIANTS = [("recompute the window each stride", False, False, False),
+            ("new frames, whole-window network", True, False, False),
+            ("new frames from new samples (states)", True, False, True),
+            ("new frames, network stepped per frame", True, True, False)]
 #: Audio block sizes: 20 ms, what `earmark listen` reads from a microphone (50 ms),
 #: and from a file or stdin (100 ms). The stride is the same for all.
 BLOCKS_MS = (20, 50, 100)
 
 
-def available_variants(bundle, stride_ms: float) -> list[tuple[str, bool, bool]]:
-    """The engines this bundle can run (the stepped network only where it was exported)."""
+def engine_for(bundle, stride_ms: float, variant: tuple) -> StreamEngine:
+    _, incremental, network, frames = variant
+    return StreamEngine(bundle, stride_ms=stride_ms, incremental=incremental,
+                        stepped_network=network, stepped_frames=frames)
+
+
+def available_variants(bundle, stride_ms: float) -> list[tuple]:
+    """The engines this bundle can run (the stepped network, or front-end, only where it was
+    exported)."""
     variants = []
-    for name, incremental, stepped in VARIANTS:
-        engine = StreamEngine(bundle, stride_ms=stride_ms, incremental=incremental,
-                              stepped_network=stepped)
-        if stepped and not engine.network_stepped:
+    for variant in VARIANTS:
+        engine = engine_for(bundle, stride_ms, variant)
+        name, _, network, frames = variant
+        if network and not engine.network_stepped:
             print(f"({name}: not available, the bundle has no network step; export a "
                   "DS-CNN with model.time_padding = \"valid\")")
-            continue
-        variants.append((name, incremental, stepped))
+        elif frames and not engine.frames_stepped:
+            print(f"({name}: not available, the bundle's front-end has no step with states; "
+                  "the speech embedding's bundles have one)")
+        else:
+            variants.append(variant)
     return variants
 
 
@@ -70,20 +84,20 @@ def main() -> None:
     variants = available_variants(bundle, args.stride_ms)
     table = {}
     for _ in range(args.repeats):
-        for name, incremental, stepped in variants:
+        for variant in variants:
+            name = variant[0]
             for block_ms in BLOCKS_MS:
-                engine = StreamEngine(bundle, stride_ms=args.stride_ms, incremental=incremental,
-                                      stepped_network=stepped)
+                engine = engine_for(bundle, args.stride_ms, variant)
                 seconds, _ = cpu_seconds(engine, signal, rate * block_ms // 1000)
                 table[name, block_ms] = min(table.get((name, block_ms), np.inf), seconds / hours)
     print(f"{args.minutes:g} min of audio, {bundle.window_samples / rate:.2f} s window, "
           f"stride {engine.stride_ms:.0f} ms, 1 thread, least of {args.repeats} runs; "
           "CPU seconds per hour of audio")
     print(f"{'engine':<40}" + "".join(f"{f'{b} ms blocks':>16}" for b in BLOCKS_MS))
-    names = [name for name, _, _ in variants]
+    names = [variant[0] for variant in variants]
     for name in names:
         print(f"{name:<40}" + "".join(f"{table[name, b]:>16.1f}" for b in BLOCKS_MS))
-    best = names[-1]
+    best = names[-1]                    # the engine `earmark listen` runs
     print(f"\n{best}, ratio to recomputing:  " + "  ".join(
         f"{b} ms blocks {table[VARIANTS[0][0], b] / table[best, b]:.1f}x "
         f"({table[best, b]:.1f} s/h)" for b in BLOCKS_MS))

@@ -277,6 +277,34 @@ def test_a_stream_graph_the_metadata_promises_must_be_there(copy, missing, field
     assert "copy the whole bundle folder" in message
 
 
+VALID_FRAMES_STEP = {"context_samples": 96, "states": {"state_0": [1, 1, 2, 32]}}
+
+
+@pytest.mark.parametrize("frames_step, field", [
+    ("step", "stream.frames_step"),
+    ({"states": VALID_FRAMES_STEP["states"]}, "stream.frames_step.context_samples"),
+    ({**VALID_FRAMES_STEP, "context_samples": -1}, "stream.frames_step.context_samples"),
+    ({**VALID_FRAMES_STEP, "context_samples": 10 ** 9}, "stream.frames_step.context_samples"),
+    ({**VALID_FRAMES_STEP, "states": {}}, "stream.frames_step.states"),
+    ({**VALID_FRAMES_STEP, "states": {"state_0": [1, 0, 2]}}, "stream.frames_step.states.state_0"),
+])
+def test_a_wrong_frames_step_is_a_data_error_naming_its_field(copy, frames_step, field):
+    edit_json(copy, lambda metadata: set_field(metadata, "stream.frames_step", frames_step))
+    with pytest.raises(DataError) as raised:
+        load_bundle(copy)
+    assert f"'{field}'" in str(raised.value) and str(copy / "earmark.json") in str(raised.value)
+
+
+def test_a_promised_frames_step_must_be_there(copy):
+    edit_json(copy, lambda metadata: set_field(metadata, "stream.frames_step",
+                                               VALID_FRAMES_STEP))
+    bundle = load_bundle(copy)
+    assert bundle.metadata.stream.frames_step.states == {"state_0": (1, 1, 2, 32)}
+    assert bundle.metadata.to_json()["stream"]["frames_step"] == VALID_FRAMES_STEP
+    with pytest.raises(DataError, match=r"frames_step\.onnx: missing.*'stream\.frames_step'"):
+        StreamEngine(bundle, stepped_network=False)
+
+
 def test_a_stream_without_incremental_graphs_recomputes_windows(copy):
     edit_json(copy, lambda metadata: set_field(metadata, "stream.incremental", False))
     shutil.rmtree(copy / "stream")

@@ -14,6 +14,7 @@ import torch
 from earmark.config import FeatureConfig
 from earmark.errors import AudioError, ConfigError
 from earmark.export.embedding_graph import features_graph
+from earmark.frontend import sliding_embedding as sliding
 from earmark.frontend import speech_embedding as embedding
 from earmark.frontend.embedding_module import EmbeddingFrontEnd
 
@@ -99,10 +100,11 @@ def test_a_batch_is_embedded_in_bounded_chunks_with_the_same_columns(speech_embe
             calls.append(len(next(iter(feeds.values()))))
             return real_run(names, feeds)
 
-    monkeypatch.setattr(embedding, "EMBED_CHUNK", 4)
+    frames = embedding.mel_frame_count(clips.shape[1])
+    monkeypatch.setattr(embedding, "EMBED_CHUNK_FRAMES", 2 * frames)
     monkeypatch.setattr(speech_embedding, "_embedding", Counting())
     chunked = speech_embedding(clips)
-    assert max(calls) == 4 and sum(calls) == whole.shape[0] * whole.shape[1]
+    assert calls == [2, 1]                                  # clips per call
     np.testing.assert_allclose(chunked, whole, atol=1e-5)
 
 
@@ -155,11 +157,17 @@ def test_a_run_exports_to_a_bundle_that_streams_as_it_judges_windows(embedding_r
     record = json.loads((tmp_path / "bundle" / "earmark.json").read_text())
     assert record["features"]["kind"] == "embedding"
     assert record["parity"]["max_abs_diff"] < 1e-4
-    # the embedding's convolutions count: about 42 million a column, 3 columns a second
-    assert record["macs_per_window"] == pytest.approx(embedding.macs(RATE), rel=0.05)
-    assert embedding.macs(RATE) > 3 * 40e6
-    assert record["stream"] == {"frames_per_window": 3, "frame_hop_samples": 1280,
-                                "frame_samples": embedding.WINDOW_SAMPLES, "incremental": True}
+    # the slid embedding's convolutions count: 42 million for the first column, under
+    # 6 million for each later one (3 columns a second)
+    assert record["macs_per_window"] == pytest.approx(sliding.macs(RATE), rel=0.05)
+    assert 42e6 + 2 * 5e6 < sliding.macs(RATE) < 42e6 + 2 * 6e6 + 3e7
+    stream = record["stream"]
+    assert {key: stream[key] for key in ("frames_per_window", "frame_hop_samples",
+                                         "frame_samples", "incremental")} == {
+        "frames_per_window": 3, "frame_hop_samples": 1280,
+        "frame_samples": embedding.WINDOW_SAMPLES, "incremental": True}
+    assert stream["frames_step"]["context_samples"] == 512 - 160
+    assert len(stream["frames_step"]["states"]) == 11       # one per time convolution
     # what a person hears of it: the embedding's mel stage (32 bands, 60-3,800 Hz)
     from earmark.runtime.hear import bundle_front_end
 
@@ -167,12 +175,19 @@ def test_a_run_exports_to_a_bundle_that_streams_as_it_judges_windows(embedding_r
     assert (heard.kind, heard.n_mels, heard.fmax, rate) == ("logmel", 32, 3800.0, RATE)
     bundle = load_bundle(tmp_path / "bundle", threads=1)
     audio = voiced(4.0, seed=9)
-    engine = StreamEngine(bundle, stride_ms=80)
-    assert engine.incremental
-    results = [r for block in np.array_split(audio, 13) for r in engine.process(block)]
-    ends = [round(r.time_ms * RATE / 1000) for r in results]
-    whole = bundle.predict_proba(np.stack([audio[end - RATE:end] for end in ends]))
-    np.testing.assert_allclose(np.stack([r.scores for r in results]), whole, atol=1e-4)
+    for stepped in (True, False):
+        engine = StreamEngine(bundle, stride_ms=80, stepped_frames=stepped)
+        assert engine.incremental and engine.frames_stepped == stepped
+        results = [r for block in np.array_split(audio, 13) for r in engine.process(block)]
+        ends = [round(r.time_ms * RATE / 1000) for r in results]
+        whole = bundle.predict_proba(np.stack([audio[end - RATE:end] for end in ends]))
+        np.testing.assert_allclose(np.stack([r.scores for r in results]), whole, atol=1e-4)
+    # in blocks of 20 ms (several calls a column) and of 10 s (many columns a call)
+    for blocks in (len(audio) // 320, 1):
+        engine = StreamEngine(bundle, stride_ms=80)
+        scores = [r.scores for block in np.array_split(audio, blocks)
+                  for r in engine.process(block)]
+        np.testing.assert_allclose(np.stack(scores), whole, atol=1e-4)
 
 
 @pytest.mark.slow

@@ -31,12 +31,14 @@ from earmark import __version__
 from earmark.atomic import write_json
 from earmark.config import ExperimentConfig, to_dict
 from earmark.errors import EarmarkError
-from earmark.export.embedding_graph import export_head, features_graph
+from earmark.export.embedding_graph import (STEP_CONTEXT_SAMPLES, export_head,
+                                           features_graph, frames_step_graph)
 from earmark.export.graph import assemble, export_parts
 from earmark.export.parity import ExportError, check_parity, graph_quality
 from earmark.export.quantize import INT8_DESCRIPTION, quantize_network
 from earmark.export.stream import export_step, stream_description
 from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
+from earmark.frontend import sliding_embedding
 from earmark.frontend import speech_embedding as embedding
 from earmark.frontend.embedding_module import KIND as EMBEDDING_KIND
 from earmark.frontend.module import FrontEnd
@@ -52,6 +54,7 @@ from earmark.runtime.metadata import (
     FORMAT_NAME,
     GRAPH_HEADER_KEY,
     STREAM_FRAMES,
+    STREAM_FRAMES_STEP,
     STREAM_STEP,
     STREAM_WINDOW,
     BundleMetadata,
@@ -117,6 +120,8 @@ class BundleGraphs:
     #: Whether a valid-padded DS-CNN gets its one-frame stream step (a float network on
     #: earmark's front-end).
     steppable: bool = False
+    #: New frames from new samples with the front-end's states (the speech embedding).
+    frames_step: onnx.ModelProto | None = None
 
 
 def _frontend_graphs(config: ExperimentConfig, classifier, windows: ExportWindows,
@@ -150,9 +155,12 @@ def _embedding_graphs(classifier, windows: ExportWindows, window: int,
     graph = assemble([features, window_graph], None)
     parity = check_parity(graph, classifier, windows.validation)
     quality = {"float32": graph_quality(graph, windows.validation, windows.validation_targets)}
+    frames_step, states = frames_step_graph()
     stream = {"frames_per_window": columns, "frame_hop_samples": embedding.HOP_SAMPLES,
-              "frame_samples": embedding.WINDOW_SAMPLES, "incremental": True}
-    return BundleGraphs(graph, features, window_graph, stream, parity, quality)
+              "frame_samples": embedding.WINDOW_SAMPLES, "incremental": True,
+              "frames_step": {"context_samples": STEP_CONTEXT_SAMPLES, "states": states}}
+    return BundleGraphs(graph, features, window_graph, stream, parity, quality,
+                        frames_step=frames_step)
 
 
 def check_front_end_target(config: ExperimentConfig, target: str = "onnx",
@@ -225,6 +233,8 @@ def _stage(staging: Path, graphs: BundleGraphs, classifier, record: dict) -> Bun
     onnx.save(graph, str(staging / BUNDLE_MODEL))
     onnx.save(graphs.frames, str(staging / STREAM_FRAMES))
     onnx.save(graphs.window, str(staging / STREAM_WINDOW))
+    if graphs.frames_step is not None:
+        onnx.save(graphs.frames_step, str(staging / STREAM_FRAMES_STEP))
     metadata = replace(metadata, model_sha256=file_sha256(staging / BUNDLE_MODEL))
     write_json(staging / BUNDLE_JSON, metadata.to_json())
     return metadata
@@ -237,7 +247,7 @@ def _macs(classifier: torch.nn.Module, window: int) -> int:
 
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         classifier(torch.zeros(1, window))
-    outside = embedding.macs(window) if classifier.frontend.kind == EMBEDDING_KIND else 0
+    outside = sliding_embedding.macs(window) if classifier.frontend.kind == EMBEDDING_KIND else 0
     return int(counter.get_total_flops() // 2) + outside
 
 

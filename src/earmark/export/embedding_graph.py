@@ -5,13 +5,14 @@ openWakeWord's two pretrained graphs (:mod:`earmark.frontend.speech_embedding`,
 the mel with its fixed floor) joined by a few nodes of earmark's own:
 
     waveform (batch, samples) -> clip, 16-bit scale -> mel (batch, 1, frames, 32)
-      -> x / 10 + 2 -> the windows of 76 frames every 8 (a Gather)
-      -> embedding (batch * n, 96) -> frames (batch, 96, n)
+      -> x / 10 + 2 -> (batch, frames, 32, 1)
+      -> the embedding slid along the frames -> frames (batch, 96, n)
 
-``frames`` is what a stream computes incrementally (``stream/frames.onnx``:
-a frame is 12,512 samples, one every 1,280); the model on top, exported
-from torch, reads a window of them (``stream/window.onnx``); joined, they
-are ``model.onnx``.
+``frames`` is what a stream computes incrementally (a frame is 12,512
+samples, one every 1,280): ``stream/frames.onnx`` from whole frames,
+``stream/frames_step.onnx`` a column at a time with the network's states;
+the model on top, exported from torch, reads a window of them
+(``stream/window.onnx``); joined, they are ``model.onnx``.
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from earmark.export.graph import at_opset, export_module
+from earmark.frontend import sliding_embedding as sliding
 from earmark.frontend import speech_embedding as embedding
 
 #: The opset the pretrained graphs are brought to (joined with the head at the later of
 #: this and the head's).
 OPSET = 18
+#: Samples a stepped call needs before its new columns' 1,280 each: the rest of the first
+#: new mel frame's 512-sample window.
+STEP_CONTEXT_SAMPLES = embedding.MEL_WINDOW - embedding.MEL_HOP
 
 
 class _WindowHead(torch.nn.Module):
@@ -52,21 +57,54 @@ def export_head(model: torch.nn.Module, columns: int, path: Path) -> None:
 
 def features_graph(opset: int = OPSET) -> onnx.ModelProto:
     """``waveform`` (batch, samples) -> ``frames`` (batch, 96, n): the pretrained graphs
-    and earmark's glue, one graph at ``opset``."""
+    and earmark's glue, one graph at ``opset``; the network slides along the clip, each
+    layer computed once for every column (:mod:`earmark.frontend.sliding_embedding`)."""
+    return _joined(sliding.sliding_graph(), {}, opset)
+
+
+def frames_step_graph(opset: int = OPSET) -> tuple[onnx.ModelProto, dict[str, list[int]]]:
+    """The stream's embedding a column at a time: ``samples`` (1, samples) and the
+    states -> ``frames`` (1, 96, n) and the next states (``<state>_next``).
+
+    The first call takes whole frames (12,512 samples, then 1,280 a column) with empty
+    states (time length 0); every later call the samples of its new columns and the
+    :data:`STEP_CONTEXT_SAMPLES` before them. Returns the graph and the states' shapes
+    ``[1, channels, positions, bands]`` after the first call.
+    """
+    network, states = sliding.stepped_graph()
+    graph = _joined(network, states, opset)
+    shapes = {name: [1, channels, sliding.STATE_POSITIONS, bands]
+              for name, (channels, bands) in states.items()}
+    return graph, shapes
+
+
+def _joined(network: onnx.ModelProto, states: dict[str, tuple[int, int]],
+            opset: int) -> onnx.ModelProto:
+    """The mel graph, earmark's glue and ``network`` (a rewrite of the embedding), one graph;
+    the network's state inputs and outputs (``states``) become the graph's."""
     files = embedding.model_files()
     mel = _at_opset(onnx.compose.add_prefix(
         embedding.frame_local_mel_graph(files["mel"]), "mel/"), opset)
-    net = _at_opset(onnx.compose.add_prefix(onnx.load(str(files["embedding"])), "embedding/"),
-                    opset)
-    nodes = [*_scale_nodes(mel.graph.input[0].name), *mel.graph.node,
-             *_window_nodes(mel.graph.output[0].name, net.graph.input[0].name),
-             *net.graph.node, *_column_nodes(net.graph.output[0].name)]
-    graph = helper.make_graph(
-        nodes, "earmark_speech_embedding",
-        [helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", "samples"])],
-        [helper.make_tensor_value_info("frames", TensorProto.FLOAT,
-                                       ["batch", embedding.DIMENSIONS, "columns"])],
-        [*mel.graph.initializer, *net.graph.initializer, *_constants()])
+    net = _at_opset(onnx.compose.add_prefix(network, "embedding/"), opset)
+    waveform = "samples" if states else "waveform"
+    nodes = [*(helper.make_node("Identity", [name], [f"embedding/{name}"]) for name in states),
+             *_scale_nodes(waveform, mel.graph.input[0].name), *mel.graph.node,
+             *_glue_nodes(mel.graph.output[0].name, net.graph.input[0].name),
+             *net.graph.node,
+             helper.make_node("Identity", [net.graph.output[0].name], ["frames"])]
+    nodes += [helper.make_node("Identity", [f"embedding/{name}_next"], [f"{name}_next"])
+              for name in states]
+    batch = 1 if states else "batch"
+    inputs = [helper.make_tensor_value_info(waveform, TensorProto.FLOAT, [batch, "samples"])]
+    outputs = [helper.make_tensor_value_info("frames", TensorProto.FLOAT,
+                                             [batch, embedding.DIMENSIONS, "columns"])]
+    for name, (channels, bands) in states.items():
+        inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT,
+                                                    [1, channels, "positions", bands]))
+        outputs.append(helper.make_tensor_value_info(
+            f"{name}_next", TensorProto.FLOAT, [1, channels, sliding.STATE_POSITIONS, bands]))
+    graph = helper.make_graph(nodes, "earmark_speech_embedding", inputs, outputs,
+                              [*mel.graph.initializer, *net.graph.initializer, *_constants()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="earmark")
     model.ir_version = min(model.ir_version, 10)
@@ -89,51 +127,20 @@ def _constants() -> list[onnx.TensorProto]:
     values = {"c/one": np.float32(1.0), "c/minus_one": np.float32(-1.0),
               "c/pcm": np.float32(32767.0), "c/ten": np.float32(10.0),
               "c/two": np.float32(2.0), "c/axis1": np.array([1], np.int64),
-              "c/frames": np.array(embedding.EMBEDDING_FRAMES, np.int64),
-              "c/step": np.array(embedding.EMBEDDING_STEP, np.int64),
-              "c/zero": np.array(0, np.int64), "c/one_i": np.array(1, np.int64),
-              "c/window_shape": np.array([-1, embedding.EMBEDDING_FRAMES,
-                                          embedding.MEL_BANDS, 1], np.int64),
-              "c/batch_axis": np.array([0], np.int64),
-              "c/column_tail": np.array([embedding.DIMENSIONS], np.int64)}
+              "c/axis3": np.array([3], np.int64)}
     return [numpy_helper.from_array(np.asarray(value), name) for name, value in values.items()]
 
 
-def _scale_nodes(mel_input: str) -> list[onnx.NodeProto]:
+def _scale_nodes(waveform: str, mel_input: str) -> list[onnx.NodeProto]:
     """Samples in [-1, 1] to the 16-bit scale the mel graph reads."""
-    return [helper.make_node("Clip", ["waveform", "c/minus_one", "c/one"], ["g/clipped"]),
+    return [helper.make_node("Clip", [waveform, "c/minus_one", "c/one"], ["g/clipped"]),
             helper.make_node("Mul", ["g/clipped", "c/pcm"], [mel_input])]
 
 
-def _window_nodes(mel_output: str, embedding_input: str) -> list[onnx.NodeProto]:
-    """(batch, 1, frames, 32) -> (batch * n, 76, 32, 1): every 8th run of 76 frames."""
+def _glue_nodes(mel_output: str, embedding_input: str) -> list[onnx.NodeProto]:
+    """(batch, 1, frames, 32) -> (batch, frames, 32, 1), scaled as the embedding expects."""
     make = helper.make_node
-    return [
-        make("Div", [mel_output, "c/ten"], ["g/tenth"]),
-        make("Add", ["g/tenth", "c/two"], ["g/scaled"]),
-        make("Squeeze", ["g/scaled", "c/axis1"], ["g/mel"]),              # (B, F, 32)
-        make("Shape", ["g/mel"], ["g/mel_shape"]),
-        make("Gather", ["g/mel_shape", "c/one_i"], ["g/frame_count"], axis=0),
-        make("Sub", ["g/frame_count", "c/frames"], ["g/spare"]),
-        make("Div", ["g/spare", "c/step"], ["g/steps"]),
-        make("Add", ["g/steps", "c/one_i"], ["g/columns"]),
-        make("Range", ["c/zero", "g/columns", "c/one_i"], ["g/column_index"]),
-        make("Mul", ["g/column_index", "c/step"], ["g/starts"]),
-        make("Unsqueeze", ["g/starts", "c/axis1"], ["g/starts_2d"]),       # (n, 1)
-        make("Range", ["c/zero", "c/frames", "c/one_i"], ["g/offsets"]),  # (76,)
-        make("Add", ["g/starts_2d", "g/offsets"], ["g/frame_index"]),     # (n, 76)
-        make("Gather", ["g/mel", "g/frame_index"], ["g/windows"], axis=1),  # (B, n, 76, 32)
-        make("Reshape", ["g/windows", "c/window_shape"], [embedding_input]),
-        make("Shape", ["waveform"], ["g/wave_shape"]),
-        make("Slice", ["g/wave_shape", "c/batch_axis", "c/axis1"], ["g/batch"]),
-        make("Unsqueeze", ["g/columns", "c/batch_axis"], ["g/columns_1d"]),
-    ]
-
-
-def _column_nodes(embedding_output: str) -> list[onnx.NodeProto]:
-    """(batch * n, 1, 1, 96) -> (batch, 96, n)."""
-    make = helper.make_node
-    return [make("Concat", ["g/batch", "g/columns_1d", "c/column_tail"], ["g/column_shape"],
-                 axis=0),
-            make("Reshape", [embedding_output, "g/column_shape"], ["g/columns_last"]),
-            make("Transpose", ["g/columns_last"], ["frames"], perm=[0, 2, 1])]
+    return [make("Div", [mel_output, "c/ten"], ["g/tenth"]),
+            make("Add", ["g/tenth", "c/two"], ["g/scaled"]),
+            make("Squeeze", ["g/scaled", "c/axis1"], ["g/mel"]),              # (B, F, 32)
+            make("Unsqueeze", ["g/mel", "c/axis3"], [embedding_input])]       # (B, F, 32, 1)

@@ -40,7 +40,7 @@ MEL_BANDS = 32
 EMBEDDING_FRAMES = 76     #: mel frames per embedding (0.76 s)
 EMBEDDING_STEP = 8        #: mel frames between embeddings (80 ms)
 DIMENSIONS = 96
-EMBED_CHUNK = 32          #: embedding windows per onnxruntime call (bounds its memory)
+EMBED_CHUNK_FRAMES = 8192  #: mel frames per onnxruntime call (bounds its memory)
 HOP_SAMPLES = MEL_HOP * EMBEDDING_STEP                      #: 1280: 80 ms
 #: The samples the first embedding needs (0.78 s).
 WINDOW_SAMPLES = MEL_WINDOW + (EMBEDDING_FRAMES - 1) * MEL_HOP
@@ -124,31 +124,6 @@ def frame_local_mel_graph(path: str | Path):
     return model
 
 
-def macs(samples: int) -> int:
-    """Multiply-accumulates of the mel and the embedding over ``samples`` samples (each
-    column computed once): the convolutions' outputs times their kernels, from the graph's
-    own shapes."""
-    frames = mel_frame_count(samples)
-    mel = frames * (2 * (MEL_WINDOW // 2 + 1) * MEL_WINDOW + (MEL_WINDOW // 2 + 1) * MEL_BANDS)
-    return int(mel + column_count(frames) * _column_macs())
-
-
-@functools.lru_cache(maxsize=1)
-def _column_macs() -> int:
-    import onnx
-    from onnx import shape_inference
-
-    model = onnx.load(str(model_files()["embedding"]))
-    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
-    model = shape_inference.infer_shapes(model)
-    graph = model.graph
-    shapes = {value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
-              for value in [*graph.value_info, *graph.output]}
-    kernels = {tensor.name: tensor.dims for tensor in graph.initializer}
-    return sum(int(np.prod(shapes[node.output[0]])) * int(np.prod(kernels[node.input[1]][1:]))
-               for node in graph.node if node.op_type == "Conv")
-
-
 class SpeechEmbedding:
     """The frozen embedding in onnxruntime: waveforms in, ``(batch, n, 96)`` out."""
 
@@ -163,7 +138,9 @@ class SpeechEmbedding:
         providers = ["CPUExecutionProvider"]
         mel = frame_local_mel_graph(files["mel"]).SerializeToString()
         self._mel = ort.InferenceSession(mel, options, providers=providers)
-        self._embedding = ort.InferenceSession(str(files["embedding"]), options,
+        from earmark.frontend.sliding_embedding import sliding_graph
+
+        self._embedding = ort.InferenceSession(sliding_graph().SerializeToString(), options,
                                                providers=providers)
         self._embedding_input = self._embedding.get_inputs()[0].name
 
@@ -180,20 +157,18 @@ class SpeechEmbedding:
         return out[:, 0] / 10.0 + 2.0
 
     def embed(self, mel: np.ndarray) -> np.ndarray:
-        """``(batch, frames, 32)`` -> ``(batch, n, 96)``: one embedding every 8 frames."""
+        """``(batch, frames, 32)`` -> ``(batch, n, 96)``: one embedding every 8 frames, the
+        network slid along each clip (each layer computed once for all its columns)."""
         batch, frames, _ = mel.shape
-        count = column_count(frames)
-        if count < 1:
+        if column_count(frames) < 1:
             raise ValueError(f"the speech embedding needs {EMBEDDING_FRAMES} mel frames "
                              f"({WINDOW_SAMPLES} samples), got {frames}")
-        starts = np.arange(count) * EMBEDDING_STEP
-        windows = np.stack([mel[:, s:s + EMBEDDING_FRAMES] for s in starts], axis=1)
-        flat = windows.reshape(batch * count, EMBEDDING_FRAMES, MEL_BANDS, 1).astype(np.float32)
-        # In chunks: onnxruntime keeps the memory its largest call needed (a 2 s training
-        # batch of 64 in one call, 1,024 windows, held ~2 GB for the rest of the run).
-        out = [self._embedding.run(None, {self._embedding_input: flat[i:i + EMBED_CHUNK]})[0]
-               for i in range(0, len(flat), EMBED_CHUNK)]
-        return np.concatenate(out).reshape(batch, count, DIMENSIONS)
+        clips = np.asarray(mel, np.float32)[..., None]
+        # In chunks: onnxruntime keeps the memory its largest call needed.
+        step = max(1, EMBED_CHUNK_FRAMES // frames)
+        out = [self._embedding.run(None, {self._embedding_input: clips[i:i + step]})[0]
+               for i in range(0, batch, step)]
+        return np.concatenate(out).transpose(0, 2, 1)
 
     def __call__(self, waveforms: np.ndarray) -> np.ndarray:
         return self.embed(self.mel(waveforms))

@@ -9,6 +9,8 @@ A bundle is a folder written by ``earmark export``::
     stream/frames.onnx   waveform -> front-end frames        } a stream computes only
     stream/window.onnx   one window's frames -> probabilities } new frames
     stream/step.onnx     the network one frame at a time (bundles with ``stream.network``)
+    stream/frames_step.onnx  new frames from new samples and the front-end's states
+                         (bundles with ``stream.frames_step``: the speech embedding)
 
 :meth:`BundleMetadata.from_json` is the one way in: it checks every field's
 type and value and raises :class:`~earmark.errors.DataError` naming the file
@@ -46,6 +48,9 @@ STREAM_FRAMES = "stream/frames.onnx"
 STREAM_WINDOW = "stream/window.onnx"
 #: A streamable network one frame at a time (its classifier is in the JSON).
 STREAM_STEP = "stream/step.onnx"
+#: A front-end whose frames overlap a frame at a time, its states carried (the speech
+#: embedding's network slid along the stream).
+STREAM_FRAMES_STEP = "stream/frames_step.onnx"
 #: The metadata_props key of the header embedded in ``model.onnx``.
 GRAPH_HEADER_KEY = "earmark"
 
@@ -112,6 +117,32 @@ class StepNetwork:
 
 
 @dataclass(frozen=True)
+class FramesStep:
+    """New frames from new samples (``stream/frames_step.onnx``), the states carried.
+
+    The first call takes whole frames as the stream cuts them, with every state empty
+    (``positions`` 0); each later call the samples of its new frames (``frame_hop_samples``
+    each) and the ``context_samples`` before them, with the states the call before gave
+    (``states``: their shapes then, ``[1, channels, positions, bands]``).
+    """
+
+    context_samples: int
+    states: dict[str, tuple[int, ...]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def _from_fields(cls, fields: MetadataFields, frame_samples: int) -> FramesStep:
+        return cls(context_samples=fields.integer("context_samples", 0, frame_samples),
+                   states=_state_shapes(fields.nested("states")),
+                   extra=fields.unknown(("context_samples", "states")))
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``stream.frames_step`` record to write (shapes as lists)."""
+        return {"context_samples": self.context_samples, **copy.deepcopy(self.extra),
+                "states": {name: list(shape) for name, shape in self.states.items()}}
+
+
+@dataclass(frozen=True)
 class StreamMetadata:
     """How a stream cuts frames, and whether it may compute only the new ones."""
 
@@ -120,20 +151,25 @@ class StreamMetadata:
     frame_samples: int
     incremental: bool
     network: StepNetwork | None = None
+    frames_step: FramesStep | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def _from_fields(cls, fields: MetadataFields, window_samples: int) -> StreamMetadata:
         frames = fields.integer("frames_per_window", 1, window_samples)
+        frame_samples = fields.integer("frame_samples", 1, window_samples)
         network = fields.nested("network", required=False)
+        frames_step = fields.nested("frames_step", required=False)
         keys = ("frames_per_window", "frame_hop_samples", "frame_samples", "incremental",
-                "network")
+                "network", "frames_step")
         return cls(frames_per_window=frames,
                    frame_hop_samples=fields.integer("frame_hop_samples", 1, window_samples),
-                   frame_samples=fields.integer("frame_samples", 1, window_samples),
+                   frame_samples=frame_samples,
                    incremental=fields.boolean("incremental"),
                    network=(None if network is None
                             else StepNetwork._from_fields(network, frames)),
+                   frames_step=(None if frames_step is None
+                                else FramesStep._from_fields(frames_step, frame_samples)),
                    extra=fields.unknown(keys))
 
     def to_json(self) -> dict[str, Any]:
@@ -144,6 +180,8 @@ class StreamMetadata:
                   **copy.deepcopy(self.extra)}
         if self.network is not None:
             record["network"] = self.network.to_json()
+        if self.frames_step is not None:
+            record["frames_step"] = self.frames_step.to_json()
         return record
 
 

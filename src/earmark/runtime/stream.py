@@ -35,8 +35,8 @@ import soxr
 from earmark.errors import DataError
 from earmark.input_limits import check_sample_rate, check_stride_ms
 from earmark.runtime.bundle import Bundle
-from earmark.runtime.metadata import (BUNDLE_JSON, STREAM_FRAMES, STREAM_STEP, STREAM_WINDOW,
-                                      StepNetwork, StreamMetadata)
+from earmark.runtime.metadata import (BUNDLE_JSON, STREAM_FRAMES, STREAM_FRAMES_STEP,
+                                      STREAM_STEP, STREAM_WINDOW, StepNetwork, StreamMetadata)
 from earmark.runtime.smoother import Detection, Smoother, SmootherConfig
 from earmark.runtime.sources import AudioSource
 
@@ -85,6 +85,10 @@ class StreamEngine:
         Where the bundle has a one-frame network step (a valid-padded DS-CNN),
         compute each layer's new column once per frame (True) instead of the
         whole window's network every stride (False). The scores are the same.
+    stepped_frames : bool
+        Where the bundle's front-end has a step with states (the speech
+        embedding), compute each new frame from its new samples (True) instead
+        of from all of its samples (False). The scores are the same.
 
     Raises
     ------
@@ -98,7 +102,7 @@ class StreamEngine:
     def __init__(self, bundle: Bundle, stride_ms: float = 20.0, input_rate: int | None = None,
                  smoother: SmootherConfig | None = None, incremental: bool = True,
                  threads: int = 1, graphs: StreamGraphs | None = None,
-                 stepped_network: bool = True):
+                 stepped_network: bool = True, stepped_frames: bool = True):
         self.bundle = bundle
         self.labels = bundle.labels
         self.rate = bundle.sample_rate
@@ -122,8 +126,7 @@ class StreamEngine:
                            if self.input_rate != self.rate else None)
         if self.incremental:
             graphs = graphs or StreamGraphs(bundle, threads)
-            stepped = graphs.step_session is not None and stepped_network
-            self._frames = (_SteppedStream if stepped else _FrameStream)(graphs, stream)
+            self._frames = _frame_stream(graphs, stepped_network, stepped_frames)(graphs, stream)
         else:
             self._samples = _SampleWindow(bundle, self.window)
         self.samples_seen = 0           # at the model's rate
@@ -133,6 +136,11 @@ class StreamEngine:
     def network_stepped(self) -> bool:
         """Whether each layer's new column is computed once per frame (``stepped_network``)."""
         return self.incremental and isinstance(self._frames, _SteppedStream)
+
+    @property
+    def frames_stepped(self) -> bool:
+        """Whether each new frame comes from its new samples only (``stepped_frames``)."""
+        return self.incremental and isinstance(self._frames, _StatefulFrameStream)
 
     @property
     def stride_ms(self) -> float:
@@ -208,6 +216,17 @@ class StreamEngine:
         return results
 
 
+def _frame_stream(graphs: StreamGraphs, stepped_network: bool,
+                  stepped_frames: bool) -> type[_FrameStream]:
+    """How new frames become scores: the network stepped, the front-end stepped, or new
+    frames from all their samples and the window's network on them."""
+    if graphs.step_session is not None and stepped_network:
+        return _SteppedStream
+    if graphs.frames_step_session is not None and stepped_frames:
+        return _StatefulFrameStream
+    return _FrameStream
+
+
 def _slices(block: np.ndarray, size: int) -> Iterator[np.ndarray]:
     """``block`` in consecutive views of at most ``size`` samples."""
     return (block[start:start + size] for start in range(0, len(block), size))
@@ -243,6 +262,9 @@ class StreamGraphs:
         self.step_session = (None if self.network is None else _open_graph(
             bundle, STREAM_STEP, "stream.network", options, _step_inputs(stream),
             (1, classes, None)))
+        self.frames_step_session = (None if stream.frames_step is None else _open_graph(
+            bundle, STREAM_FRAMES_STEP, "stream.frames_step", options,
+            _frames_step_inputs(stream), (1, None, None)))
 
     @staticmethod
     def available(bundle: Bundle) -> bool:
@@ -274,6 +296,13 @@ def _step_inputs(stream: StreamMetadata) -> list[_GraphInputs]:
     """What the network step takes: frames (or, exported earlier, samples) and its states."""
     states = {name: tuple(shape) for name, shape in stream.network.states.items()}
     return [{"frames": (1, None, stream.frame_samples), **states}, {"samples": None, **states}]
+
+
+def _frames_step_inputs(stream: StreamMetadata) -> list[_GraphInputs]:
+    """What the front-end's step takes: samples and its states (any number of positions)."""
+    states = {name: (*shape[:2], None, *shape[3:])
+              for name, shape in stream.frames_step.states.items()}
+    return [{"samples": (1, None), **states}]
 
 
 def _open_graph(bundle: Bundle, name: str, promised_by: str,
@@ -367,6 +396,34 @@ class _FrameStream:
         """Drop the ring's first ``columns`` columns."""
         self.ring = self.ring[:, columns:]
         self.ring_start += columns
+
+
+class _StatefulFrameStream(_FrameStream):
+    """New frames from their new samples only, the front-end's states carried between
+    calls (the speech embedding's network slid along the stream).
+
+    The first call gives the step whole frames with empty states; each later one the
+    new frames' samples and the ``context_samples`` before them. The frames are those the
+    frames graph gives from all their samples.
+    """
+
+    def __init__(self, graphs: StreamGraphs, stream: StreamMetadata):
+        super().__init__(graphs, stream)
+        self.step_session = graphs.frames_step_session
+        self.context = stream.frames_step.context_samples
+        self.states = {name: np.zeros((*shape[:2], 0, *shape[3:]), dtype=np.float32)
+                       for name, shape in stream.frames_step.states.items()}
+        self.primed = False
+
+    def _compute(self, chunk: np.ndarray) -> None:
+        if self.primed:
+            count = (len(chunk) - self.frame_samples) // self.frame_hop + 1
+            chunk = chunk[len(chunk) - count * self.frame_hop - self.context:]
+        frames, *states = self.step_session.run(None, {"samples": chunk[None, :],
+                                                       **self.states})
+        self.states, self.primed = dict(zip(self.states, states)), True
+        frames = frames[0]
+        self.ring = frames if self.ring is None else np.concatenate([self.ring, frames], axis=1)
 
 
 class _SteppedStream(_FrameStream):

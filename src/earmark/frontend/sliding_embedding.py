@@ -1,0 +1,179 @@
+"""The speech embedding slid along a clip: every column in one pass, or one column a step.
+
+The pretrained embedding network (``embedding_model.onnx``) reads 76 mel
+frames and gives one column of 96 numbers. Along time it is a plain
+convolutional stack: its time convolutions (kernel 3) are unpadded and its
+three time poolings halve, so its stride along time is 8 frames, the step
+between columns. Run on ``F`` frames instead of 76 it gives the column of
+every 76-frame window 8 frames apart, the same numbers as cutting the
+windows out and running each, while each layer's output is computed once
+for all the windows that share it: about 5.6 million multiply-adds a column
+instead of 42 million.
+
+- :func:`sliding_graph`: ``(batch, frames, 32, 1)`` -> ``(batch, 96, columns)``,
+  every column of the clip in one call (training, ``model.onnx``);
+- :func:`stepped_graph`: the same with each time convolution's last two
+  input positions as explicit states, so a stream gives it only the 8 new mel
+  frames of each new column. Its first call takes the first 76 frames with
+  empty states (time length 0) and every later call 8 frames a column; the
+  columns are those of :func:`sliding_graph` over the whole stream.
+
+Both are rewrites of the shipped graph (its weights untouched), checked to
+be the network earmark ships; numpy and onnx only.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from earmark.errors import ConfigError
+from earmark.frontend import speech_embedding as embedding
+
+#: Input positions a time convolution of kernel 3 keeps between steps.
+STATE_POSITIONS = 2
+#: What the network ends with, per column.
+OUTPUT_SHAPE = [0, embedding.DIMENSIONS, -1]
+
+
+def sliding_graph():
+    """The embedding network over any number of mel frames: ``mel`` ``(batch, frames, 32,
+    1)`` -> ``columns`` ``(batch, 96, n)``, one column per 76-frame window 8 frames apart."""
+    model, _ = _rewritten(stepped=False)
+    return model
+
+
+def stepped_graph():
+    """The embedding network a column at a time, its time convolutions' last inputs carried
+    as states: ``mel`` ``(1, frames, 32, 1)`` and ``state_k`` ``(1, channels, positions,
+    bands)`` -> ``columns`` ``(1, 96, n)`` and ``state_k_next``.
+
+    Returns the graph and the states' shapes without their time length (``{name:
+    (channels, bands)}``): empty (0 positions) before the first call, which takes at least
+    76 frames, then :data:`STATE_POSITIONS` positions, with 8 frames a column.
+    """
+    return _rewritten(stepped=True)
+
+
+def macs(samples: int) -> int:
+    """Multiply-accumulates of the mel and the slid embedding over ``samples`` samples:
+    the convolutions' outputs times their kernels, from the graph's own shapes."""
+    frames = embedding.mel_frame_count(samples)
+    bins = embedding.MEL_WINDOW // 2 + 1
+    mel = frames * (2 * bins * embedding.MEL_WINDOW + bins * embedding.MEL_BANDS)
+    if embedding.column_count(frames) < 1:
+        return int(mel)
+    return int(mel + _network_macs(frames))
+
+
+@functools.lru_cache(maxsize=8)
+def _network_macs(frames: int) -> int:
+    from onnx import shape_inference
+
+    model = sliding_graph()
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[0].dim_value, dims[1].dim_value = 1, frames
+    graph = shape_inference.infer_shapes(model, data_prop=True).graph
+    shapes = {value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
+              for value in [*graph.value_info, *graph.output]}
+    kernels = {tensor.name: tensor.dims for tensor in graph.initializer}
+    return sum(int(np.prod(shapes[node.output[0]])) * int(np.prod(kernels[node.input[1]][1:]))
+               for node in graph.node if node.op_type == "Conv")
+
+
+def _rewritten(stepped: bool):
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(embedding.model_files()["embedding"]))
+    graph = model.graph
+    nodes = list(graph.node)
+    first, last = nodes[0], nodes[-1]
+    if first.op_type != "Reshape" or last.op_type != "Reshape":
+        raise ConfigError("embedding_model.onnx is not the graph earmark ships; reinstall earmark")
+    _set_initializer(graph, first.input[1], np.array([0, 1, -1, embedding.MEL_BANDS], np.int64))
+    _set_initializer(graph, last.input[1], np.array(OUTPUT_SHAPE, np.int64))
+    graph.input[0].type.tensor_type.shape.dim[1].dim_param = "frames"
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info(
+        last.output[0], onnx.TensorProto.FLOAT, ["batch", embedding.DIMENSIONS, "columns"]))
+    del graph.value_info[:]
+    convolutions = _time_convolutions(graph)
+    states = _add_states(graph, convolutions, _input_shapes()) if stepped else {}
+    onnx.checker.check_model(model)
+    return model, states
+
+
+def _set_initializer(graph, name: str, value: np.ndarray) -> None:
+    from onnx import numpy_helper
+
+    tensor = next(t for t in graph.initializer if t.name == name)
+    tensor.CopyFrom(numpy_helper.from_array(value, name))
+
+
+def _time_convolutions(graph) -> list:
+    """The convolutions with a time kernel of 3; every convolution checked to be unpadded
+    along time (otherwise the network would not slide)."""
+    from onnx import helper
+
+    found = []
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        kernel, pads = attributes["kernel_shape"], attributes.get("pads", [0, 0, 0, 0])
+        strides = attributes.get("strides", [1, 1])
+        if pads[0] or pads[2] or strides[0] != 1 or kernel[0] not in (1, STATE_POSITIONS + 1):
+            raise ConfigError("embedding_model.onnx is not the graph earmark ships (a time "
+                              "convolution is padded or strided); reinstall earmark")
+        if kernel[0] > 1:
+            found.append(node)
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def _input_shapes() -> dict[str, tuple[int, int]]:
+    """Channels and bands of every tensor in the shipped graph (by shape inference)."""
+    import onnx
+    from onnx import shape_inference
+
+    model = onnx.load(str(embedding.model_files()["embedding"]))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    inferred = shape_inference.infer_shapes(model).graph
+    return {value.name: (value.type.tensor_type.shape.dim[1].dim_value,
+                         value.type.tensor_type.shape.dim[3].dim_value)
+            for value in inferred.value_info if len(value.type.tensor_type.shape.dim) == 4}
+
+
+def _add_states(graph, convolutions: list,
+                shapes: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """Before each time convolution: its state joined in front of its input; after: the
+    joined input's last positions, the next state. Returns ``{state: (channels, bands)}``."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph.initializer.extend([
+        numpy_helper.from_array(np.array([-STATE_POSITIONS], np.int64), "state/start"),
+        numpy_helper.from_array(np.array([np.iinfo(np.int64).max], np.int64), "state/end"),
+        numpy_helper.from_array(np.array([2], np.int64), "state/axis")])
+    states, nodes = {}, []
+    stateful = {id(node) for node in convolutions}
+    for node in graph.node:
+        if id(node) in stateful:
+            index = len(states)
+            name, joined = f"state_{index}", f"state_{index}/joined"
+            channels, bands = shapes[node.input[0]]
+            states[name] = (channels, bands)
+            graph.input.append(helper.make_tensor_value_info(
+                name, onnx.TensorProto.FLOAT, [1, channels, "positions", bands]))
+            graph.output.append(helper.make_tensor_value_info(
+                f"{name}_next", onnx.TensorProto.FLOAT, [1, channels, STATE_POSITIONS, bands]))
+            nodes += [helper.make_node("Concat", [name, node.input[0]], [joined], axis=2),
+                      helper.make_node("Slice", [joined, "state/start", "state/end",
+                                                 "state/axis"], [f"{name}_next"])]
+            node.input[0] = joined
+        nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return states

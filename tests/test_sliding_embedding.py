@@ -1,0 +1,112 @@
+"""The speech embedding slid along a clip: the same columns as cutting windows, computed
+once per layer; a step with states that gives a stream's columns from its new samples."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+
+from earmark.errors import ConfigError
+from earmark.export.embedding_graph import STEP_CONTEXT_SAMPLES, frames_step_graph
+from earmark.frontend import sliding_embedding as sliding
+from earmark.frontend import speech_embedding as embedding
+
+RATE = 16000
+
+
+def session(model: onnx.ModelProto) -> onnxruntime.InferenceSession:
+    return onnxruntime.InferenceSession(model.SerializeToString(),
+                                        providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def mel() -> np.ndarray:
+    """Log-mel frames of 3 s of moving tones and noise, 2 clips: (2, frames, 32)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * RATE) / RATE
+    sweep = np.sin(2 * np.pi * (200 + 300 * t) * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    clips = np.stack([0.3 * sweep, 0.05 * rng.standard_normal(len(t))]).astype(np.float32)
+    return embedding.SpeechEmbedding(threads=1).mel(clips)
+
+
+def windowed(mel: np.ndarray) -> np.ndarray:
+    """The shipped graph on each 76-frame window cut out, 8 frames apart: (batch, 96, n)."""
+    shipped = onnxruntime.InferenceSession(str(embedding.model_files()["embedding"]),
+                                           providers=["CPUExecutionProvider"])
+    count = embedding.column_count(mel.shape[1])
+    windows = [mel[:, 8 * i:8 * i + 76, :, None] for i in range(count)]
+    columns = [shipped.run(None, {"input_1": w})[0].reshape(len(mel), 96) for w in windows]
+    return np.stack(columns, axis=2)
+
+
+@pytest.mark.parametrize("frames", [76, 83, 84, 91, 100, 163, 297])
+def test_sliding_gives_every_windows_column(mel, frames):
+    slid = session(sliding.sliding_graph()).run(None, {"input_1": mel[:, :frames, :, None]})[0]
+    expected = windowed(mel[:, :frames])
+    assert slid.shape == expected.shape == (2, 96, embedding.column_count(frames))
+    np.testing.assert_allclose(slid, expected, atol=1e-4 * np.abs(expected).max())
+
+
+def test_the_step_carries_states_to_the_same_columns(mel):
+    model, states = sliding.stepped_graph()
+    stepper = session(model)
+    clip = mel[:1, :, :, None]
+    feeds = {name: np.zeros((1, channels, 0, bands), np.float32)
+             for name, (channels, bands) in states.items()}
+    columns, start = [], 0
+    for length in [76 + 8, 8, 24, 8, 16, 8 * 10]:         # the first takes whole windows
+        out = stepper.run(None, {"input_1": clip[:, start:start + length], **feeds})
+        columns.append(out[0])
+        feeds = dict(zip(states, out[1:]))
+        start += length
+        assert all(f.shape[2] == sliding.STATE_POSITIONS for f in feeds.values())
+    stepped = np.concatenate(columns, axis=2)
+    expected = windowed(mel[:1, :start])
+    assert stepped.shape == expected.shape
+    np.testing.assert_allclose(stepped, expected, atol=1e-4 * np.abs(expected).max())
+
+
+def test_the_bundles_step_takes_samples_with_their_context():
+    model, shapes = frames_step_graph()
+    stepper = session(model)
+    rng = np.random.default_rng(1)
+    samples = (0.1 * rng.standard_normal((1, embedding.WINDOW_SAMPLES + 12 * 1280))
+               ).astype(np.float32)
+    whole = embedding.SpeechEmbedding(threads=1)(samples).transpose(0, 2, 1)
+    feeds = {name: np.zeros((*shape[:2], 0, *shape[3:]), np.float32)
+             for name, shape in shapes.items()}
+    out = stepper.run(None, {"samples": samples[:, :embedding.WINDOW_SAMPLES], **feeds})
+    columns, end = [out[0]], embedding.WINDOW_SAMPLES
+    for count in (1, 1, 3, 7):
+        feeds = dict(zip(shapes, out[1:]))
+        out = stepper.run(None, {"samples": samples[:, end - STEP_CONTEXT_SAMPLES:
+                                                    end + count * 1280], **feeds})
+        columns.append(out[0])
+        end += count * 1280
+    stepped = np.concatenate(columns, axis=2)
+    assert stepped.shape == whole.shape == (1, 96, 13)
+    np.testing.assert_allclose(stepped, whole, atol=1e-4 * np.abs(whole).max())
+
+
+def test_a_column_costs_a_seventh_of_a_window():
+    first = sliding.macs(embedding.WINDOW_SAMPLES)
+    later = sliding.macs(embedding.WINDOW_SAMPLES + 1280) - first
+    assert 60e6 < first < 65e6                  # 42 M of network, 21 M of mel
+    assert 7e6 < later < first / 7              # 8 new mel frames, each layer's new outputs
+
+
+def test_a_graph_that_cannot_slide_is_refused(tmp_path, monkeypatch):
+    model = onnx.load(str(embedding.model_files()["embedding"]))
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    for attribute in conv.attribute:
+        if attribute.name == "pads":
+            attribute.ints[:] = [1, 1, 1, 1]               # padded along time
+    path = tmp_path / "embedding_model.onnx"
+    onnx.save(model, str(path))
+    files = dict(embedding.model_files(), embedding=path)
+    monkeypatch.setattr(embedding, "model_files", lambda: files)
+    for rewrite in (sliding.sliding_graph, sliding.stepped_graph):
+        with pytest.raises(ConfigError, match="padded or strided"):
+            rewrite()
