@@ -221,11 +221,18 @@ def test_classify_a_missing_file_fails_with_a_message(bundle, tmp_path, capsys):
 
 
 def test_footprint_json_has_latency(bundle, capsys):
-    assert run(["footprint", str(bundle), "--json", "--runs", "5"]) == 0
+    assert run(["footprint", str(bundle), "--json", "--runs", "5",
+                "--stream-seconds", "2"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["latency_ms_median"] > 0
     assert figures["latency_ms_p95"] >= figures["latency_ms_median"]
     assert figures["size_bytes"] > 0
+    assert figures["stream_cpu_seconds_per_hour"] > 0
+    assert run(["footprint", str(bundle), "--runs", "2", "--stream-seconds", "1"]) == 0
+    assert "stream CPU, 1 thread" in capsys.readouterr().out
+    for absurd in ("-1", "nan", "1e9"):
+        assert run(["footprint", str(bundle), "--stream-seconds", absurd]) != 0
+        assert "--stream-seconds" in capsys.readouterr().err
 
 
 def test_prepare_shows_the_table_then_refuses_a_class_training_never_sees(class_folder,

@@ -93,11 +93,17 @@ def test_runtime_runs_with_torch_unavailable(bundle, tmp_path):
 
 
 def test_footprint_measures_the_bundle(bundle):
-    figures = footprint(bundle, runs=20)
+    figures = footprint(bundle, runs=20, stream_seconds=3)
     assert figures["size_bytes"] == (bundle / "model.onnx").stat().st_size
     assert 0 < figures["latency_ms_median"] <= figures["latency_ms_p95"]
     assert figures["peak_memory_kib"] > 0
     assert figures["macs_per_window"] > 0
+    # a stream computes new frames only: far less than a window's latency every stride
+    assert figures["stream_incremental"] and 0 < figures["stream_stride_ms"] <= 20.0
+    strides_per_hour = 3600 * 1000 / figures["stream_stride_ms"]
+    assert 0 < figures["stream_cpu_seconds_per_hour"] < (
+        strides_per_hour * figures["latency_ms_median"] / 1000)
+    assert "stream_cpu_seconds_per_hour" not in footprint(bundle, runs=2, stream_seconds=0)
 
 
 def test_export_needs_only_the_run_folder(tmp_path):

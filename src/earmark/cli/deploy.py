@@ -12,6 +12,8 @@ from earmark.errors import ConfigError, EarmarkError
 #: The fewest training windows ``export --calibration`` accepts: fewer set int8 ranges
 #: from too little sound (one window gave a LiteRT model at chance).
 MIN_CALIBRATION = 32
+#: The most audio `earmark footprint --stream-seconds` streams (an hour: it takes a while).
+MAX_STREAM_SECONDS = 3600.0
 
 
 def register(commands) -> None:
@@ -157,13 +159,16 @@ def _classify(args) -> int:
 
 def _add_footprint(commands) -> None:
     sub = command(commands, "footprint",
-                  "Parameters, MACs, size, peak memory and latency of a bundle; flash, "
-                  "tensor arena and latency of a LiteRT .tflite file.",
+                  "Parameters, MACs, size, peak memory, latency and a stream's CPU time of "
+                  "a bundle; flash, tensor arena and latency of a LiteRT .tflite file.",
                   "earmark footprint bundles/keywords --json\n"
                   "  earmark footprint bundles/keywords-edge/litert/network_int8.tflite",
                   _footprint)
     sub.add_argument("bundle", help="a bundle folder, or a .tflite file (needs earmark[edge])")
     sub.add_argument("--runs", type=int, default=200, help="timed inferences (default 200)")
+    sub.add_argument("--stream-seconds", type=float, default=None,
+                     help="seconds of audio streamed to measure the CPU time of `earmark "
+                          "listen` on the bundle (default 60; 0: skip)")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -172,12 +177,18 @@ def _footprint(args) -> int:
 
     if args.runs < 1:
         raise ConfigError(f"--runs {args.runs}: give at least 1 timed inference")
+    stream = {}
+    if args.stream_seconds is not None:
+        if not 0 <= args.stream_seconds <= MAX_STREAM_SECONDS:
+            raise ConfigError(f"--stream-seconds {args.stream_seconds:g}: give 0 (skip) to "
+                              f"{MAX_STREAM_SECONDS:g} seconds")
+        stream["stream_seconds"] = args.stream_seconds
     if args.bundle.lower().endswith(".tflite"):
         from earmark.runtime.litert_model import format_litert_footprint, litert_footprint
 
         figures = litert_footprint(args.bundle, runs=args.runs)
         print(json.dumps(figures, indent=2) if args.json else format_litert_footprint(figures))
         return 0
-    figures = footprint(args.bundle, runs=args.runs)
+    figures = footprint(args.bundle, runs=args.runs, **stream)
     print(json.dumps(figures, indent=2) if args.json else format_footprint(figures))
     return 0

@@ -1,4 +1,5 @@
-"""What a bundle costs on a device: parameters, MACs, size, memory, latency (no torch)."""
+"""What a bundle costs on a device: parameters, MACs, size, memory, latency, and CPU time
+of a stream (no torch)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,24 @@ from pathlib import Path
 
 import numpy as np
 
-from earmark.runtime.bundle import load_bundle
+from earmark.runtime.bundle import Bundle, load_bundle
+from earmark.runtime.stream import StreamEngine
+
+#: Audio streamed to measure a stream's CPU time: long enough to be steady, short to wait.
+STREAM_SECONDS = 60.0
+#: The blocks it arrives in (what ``earmark listen`` reads from a file).
+STREAM_BLOCK_SECONDS = 0.1
 
 _PEAK_MEMORY_PROBE = """
 import json, resource, sys
 import numpy as np
-from earmark.runtime.bundle import load_bundle
+from earmark.runtime.bundle import Bundle, load_bundle
+from earmark.runtime.stream import StreamEngine
+
+#: Audio streamed to measure a stream's CPU time: long enough to be steady, short to wait.
+STREAM_SECONDS = 60.0
+#: The blocks it arrives in (what ``earmark listen`` reads from a file).
+STREAM_BLOCK_SECONDS = 0.1
 
 def status(key):
     with open("/proc/self/status") as handle:
@@ -34,13 +47,17 @@ json.dump({"baseline_kib": before, "peak_kib": status("VmHWM")}, sys.stdout)
 """
 
 
-def footprint(path: str | os.PathLike, runs: int = 200) -> dict:
-    """Measure a bundle: parameters, MACs per window, file size, peak memory, latency.
+def footprint(path: str | os.PathLike, runs: int = 200,
+              stream_seconds: float = STREAM_SECONDS) -> dict:
+    """Measure a bundle: parameters, MACs per window, file size, peak memory, latency, and
+    the CPU time of streaming it.
 
     Latency is for one window, batch 1, one onnxruntime thread, front-end included.
     Peak memory is the growth of the resident set of a fresh process (Linux)
     from before loading the bundle to the peak of loading it and running one
-    inference: the session, its folded constants and buffers.
+    inference: the session, its folded constants and buffers. The stream's CPU
+    time is :func:`stream_cpu_seconds` over ``stream_seconds`` of noise, per
+    hour of audio (0: not measured).
     """
     bundle = load_bundle(path, threads=1)
     model_path = bundle.model_path
@@ -59,7 +76,27 @@ def footprint(path: str | os.PathLike, runs: int = 200) -> dict:
         "latency_ms_median": float(np.median(timings)),
         "latency_ms_p95": float(np.percentile(timings, 95)),
         "window_seconds": bundle.window_samples / bundle.sample_rate,
+        **(stream_cpu_seconds(bundle, stream_seconds) if stream_seconds > 0 else {}),
     }
+
+
+def stream_cpu_seconds(bundle: Bundle, seconds: float = STREAM_SECONDS) -> dict:
+    """CPU seconds per hour of audio of ``earmark listen``'s engine on this bundle: one
+    onnxruntime thread, 100 ms blocks of noise, at the stride the bundle stores (20 ms
+    otherwise); only new frames computed where the bundle has stream graphs."""
+    stride_ms = float((bundle.metadata.detection or {}).get("stride_ms", 20.0))
+    engine = StreamEngine(bundle, stride_ms=stride_ms)
+    block = max(1, int(STREAM_BLOCK_SECONDS * bundle.sample_rate))
+    blocks = max(1, int(seconds / STREAM_BLOCK_SECONDS))
+    # Ten seconds of noise, played over and over: memory stays flat however long.
+    noise = (0.05 * np.random.default_rng(0).standard_normal((min(blocks, 100), block))
+             ).astype(np.float32)
+    started = time.process_time()
+    for index in range(blocks):
+        engine.process(noise[index % len(noise)])
+    cpu = time.process_time() - started
+    return {"stream_cpu_seconds_per_hour": cpu * 3600 / (blocks * block / bundle.sample_rate),
+            "stream_stride_ms": engine.stride_ms, "stream_incremental": engine.incremental}
 
 
 def call_milliseconds(call: Callable[[], object], runs: int) -> np.ndarray:
@@ -109,5 +146,10 @@ def format_footprint(figures: dict) -> str:
          f"{figures['latency_ms_median']:.3f} / {figures['latency_ms_p95']:.3f} ms "
          f"per {figures['window_seconds']:.2f} s window"),
     ]
+    if "stream_cpu_seconds_per_hour" in figures:
+        rows.append(("stream CPU, 1 thread", f"{figures['stream_cpu_seconds_per_hour']:.1f} s "
+                     f"per hour of audio ({figures['stream_stride_ms']:.0f} ms stride, "
+                     + ("new frames only)" if figures["stream_incremental"]
+                        else "whole windows)")))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
