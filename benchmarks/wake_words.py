@@ -19,7 +19,8 @@ the phrases), with the Speech Commands background noise mixed in at
 
 Prints the miss rate at <= 1 false alarm per hour of each engine (the best
 operating point of its sweep on this stream, as Picovoice's benchmark
-reports it), the ratio, and CPU seconds per hour of audio on one thread.
+reports it), the ratio, the same at 2 and 3 per hour, and CPU seconds per
+hour of audio on one thread.
 
     earmark wakeword "view glass" --out runs/view-glass --negatives ...   # once
     python benchmarks/wake_words.py --bundle runs/view-glass/bundle --phrase view_glass
@@ -45,6 +46,10 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RATE = 16000
 SNR_DB = 10.0
 BUDGET = 1.0
+#: Looser budgets printed beside it: on a 50-minute stream, 1 per hour allows no false
+#: alarm at all, so one passage of the background speech that sounds like the phrase
+#: decides the figure; 2 and 3 per hour allow one and two.
+MORE_BUDGETS = (2.0, 3.0)
 #: A detection counts for a phrase ending at most this long before it (the engines
 #: report at or after the phrase's end).
 TOLERANCE_MS = 1000.0
@@ -76,10 +81,11 @@ def build_stream(phrase: str, seed: int) -> tuple[np.ndarray, list[TruthWord]]:
     return np.clip(stream + noise, -1, 1).astype(np.float32), truth
 
 
-def best_miss_rate(scores: list[tuple[float, object]]) -> tuple[float, float, float]:
+def best_miss_rate(scores: list[tuple[float, object]],
+                   budget: float = BUDGET) -> tuple[float, float, float]:
     """(miss rate, false alarms/h, setting) at the best point within the budget."""
     allowed = [(s.missed_rate, s.false_alarms_per_hour, t) for t, s in scores
-               if s.false_alarms_per_hour <= BUDGET]
+               if s.false_alarms_per_hour <= budget]
     return min(allowed) if allowed else (1.0, float("nan"), float("nan"))
 
 
@@ -173,6 +179,10 @@ def main() -> None:
               f"{sensitivity}); CPU {theirs['cpu'] / hours:.1f} s/h")
         print(f"miss-rate ratio earmark / Porcupine at <= {BUDGET:g} false alarm/h: "
               f"{miss / max(p_miss, 1e-9):.2f}")
+        for budget in MORE_BUDGETS:
+            ours_at, theirs_at = (best_miss_rate(e["sweep"], budget)[0] for e in (ours, theirs))
+            print(f"at <= {budget:g} false alarms/h: earmark miss {ours_at:.1%}, Porcupine "
+                  f"{theirs_at:.1%} (ratio {ours_at / max(theirs_at, 1e-9):.2f})")
     for model, cpu in micro_wake_word_cpu(samples).items():
         print(f"microWakeWord {model:<12}: CPU {cpu / hours:.1f} s/h "
               f"(earmark / it: {ours['cpu'] / max(cpu, 1e-9):.2f})")
