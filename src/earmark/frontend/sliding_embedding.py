@@ -25,11 +25,15 @@ be the network earmark ships; numpy and onnx only.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from earmark.errors import ConfigError
 from earmark.frontend import speech_embedding as embedding
+
+if TYPE_CHECKING:
+    import onnx
 
 #: Input positions a time convolution of kernel 3 keeps between steps.
 STATE_POSITIONS = 2
@@ -37,14 +41,14 @@ STATE_POSITIONS = 2
 OUTPUT_SHAPE = [0, embedding.DIMENSIONS, -1]
 
 
-def sliding_graph():
+def sliding_graph() -> onnx.ModelProto:
     """The embedding network over any number of mel frames: ``mel`` ``(batch, frames, 32,
     1)`` -> ``columns`` ``(batch, 96, n)``, one column per 76-frame window 8 frames apart."""
     model, _ = _rewritten(stepped=False)
     return model
 
 
-def stepped_graph():
+def stepped_graph() -> tuple[onnx.ModelProto, dict[str, tuple[int, int]]]:
     """The embedding network a column at a time, its time convolutions' last inputs carried
     as states: ``mel`` ``(1, frames, 32, 1)`` and ``state_k`` ``(1, channels, positions,
     bands)`` -> ``columns`` ``(1, 96, n)`` and ``state_k_next``.
@@ -82,7 +86,9 @@ def _network_macs(frames: int) -> int:
                for node in graph.node if node.op_type == "Conv")
 
 
-def _rewritten(stepped: bool):
+def _rewritten(stepped: bool) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]]]:
+    """The shipped graph with a free number of frames in and ``(batch, 96, columns)`` out,
+    checked to slide; with ``stepped``, its time convolutions' states added."""
     import onnx
     from onnx import helper
 
@@ -105,14 +111,14 @@ def _rewritten(stepped: bool):
     return model, states
 
 
-def _set_initializer(graph, name: str, value: np.ndarray) -> None:
+def _set_initializer(graph: onnx.GraphProto, name: str, value: np.ndarray) -> None:
     from onnx import numpy_helper
 
     tensor = next(t for t in graph.initializer if t.name == name)
     tensor.CopyFrom(numpy_helper.from_array(value, name))
 
 
-def _time_convolutions(graph) -> list:
+def _time_convolutions(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
     """The convolutions with a time kernel of 3; every convolution checked to be unpadded
     along time (otherwise the network would not slide)."""
     from onnx import helper
@@ -146,7 +152,7 @@ def _input_shapes() -> dict[str, tuple[int, int]]:
             for value in inferred.value_info if len(value.type.tensor_type.shape.dim) == 4}
 
 
-def _add_states(graph, convolutions: list,
+def _add_states(graph: onnx.GraphProto, convolutions: list[onnx.NodeProto],
                 shapes: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
     """Before each time convolution: its state joined in front of its input; after: the
     joined input's last positions, the next state. Returns ``{state: (channels, bands)}``."""
