@@ -188,6 +188,15 @@ def test_a_run_exports_to_a_bundle_that_streams_as_it_judges_windows(embedding_r
         scores = [r.scores for block in np.array_split(audio, blocks)
                   for r in engine.process(block)]
         np.testing.assert_allclose(np.stack(scores), whole, atol=1e-4)
+    # a step that is another graph (here the window's) is refused, naming file and field
+    import shutil
+
+    from earmark.errors import DataError
+
+    step = tmp_path / "bundle" / "stream" / "frames_step.onnx"
+    shutil.copy(tmp_path / "bundle" / "stream" / "window.onnx", step)
+    with pytest.raises(DataError, match=r"frames_step\.onnx: takes .*'stream\.frames_step'"):
+        StreamEngine(load_bundle(tmp_path / "bundle"), stride_ms=80)
 
 
 @pytest.mark.slow
