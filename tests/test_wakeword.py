@@ -178,6 +178,8 @@ def test_the_card_calibrates_on_validation_and_scores_test():
     low, high = row["false_alarms_per_hour_95"]
     assert low < 18.0 < high
     assert row["met_on_validation"]
+    assert (f"false alarms at the stored threshold: 3 in 10.0 min of test audio, so between "
+            f"{low:.1f} and {high:.1f} an hour (95%)") in format_card(card, "hey")
 
 
 def test_a_budget_no_threshold_meets_is_reported_not_fatal():

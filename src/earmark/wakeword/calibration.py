@@ -102,6 +102,11 @@ def format_card(card: dict, phrase: str) -> str:
                      f"{row['false_alarms_per_hour']:>13.2f} {latency:>19}"
                      + ("" if row["met_on_validation"] else
                         "  (over budget on validation even at the highest threshold)"))
+    stored = next(r for r in card["rows"] if r["budget_per_hour"] == card["budget_per_hour"])
+    low, high = stored["false_alarms_per_hour_95"]
+    lines.append(f"false alarms at the stored threshold: {stored['false_alarms']} in "
+                 f"{card['test_hours'] * 60:.1f} min of test audio, so between {low:.1f} and "
+                 f"{high:.1f} an hour (95%); more negative audio (--negatives) narrows it")
     lines.append(f"CPU {card['cpu_seconds_per_hour']:.1f} s per hour of audio (one thread); "
                  f"model {card['model_bytes'] / 1024:.0f} KiB; threshold stored in the "
                  f"bundle: {card['threshold']:.4f} (for {card['budget_per_hour']:g} false "
