@@ -60,6 +60,17 @@ def test_truth_times_match_where_the_words_were_placed():
         assert abs(frequency - (300 + 100 * int(entry.label[1:]))) < 30
 
 
+def test_a_wake_phrase_gets_its_quiet_after_it():
+    clips = [(word(400, 0.2, 0.3), "hey")] * 6 + [(word(700, 0.2, 0.3), "_unknown_")] * 6
+    spec = StreamSpec(duration_s=60, noise_volume=0.0, gap_s=(0.5, 1.0), seed=3,
+                      quiet_after_s={"hey": 2.5})
+    _, truth = build_stream(clips, [], RATE, spec)
+    gaps = {label: [b.start_ms - a.end_ms for a, b in zip(truth, truth[1:]) if a.label == label]
+            for label in ("hey", "_unknown_")}
+    assert gaps["hey"] and min(gaps["hey"]) >= 2500 - 1
+    assert gaps["_unknown_"] and max(gaps["_unknown_"]) <= 1000 + 1
+
+
 def test_a_truth_word_is_an_event_in_seconds():
     assert TruthWord("yes", 1250.0, 1687.5).as_event() == Event(1.25, 1.6875, "yes")
 

@@ -182,6 +182,29 @@ def test_the_card_calibrates_on_validation_and_scores_test():
             f"{low:.1f} and {high:.1f} an hour (95%)") in format_card(card, "hey")
 
 
+def test_the_held_out_streams_keep_phrases_apart_and_count_a_late_detection():
+    from earmark.stream_eval import StreamRun
+    from earmark.wakeword.calibration import (QUIET_AFTER_PHRASE_S, TOLERANCE_MS,
+                                              held_out_audio, sweep)
+
+    rng = np.random.default_rng(0)
+    tone = (0.3 * np.sin(np.arange(8000) / 3)).astype(np.float32)
+    clips = [(tone, "hey")] * 20 + [(tone, "_unknown_")] * 20
+    samples, truth = held_out_audio(clips, [0.01 * rng.standard_normal(16000)], 16000, seed=1)
+    after = [b.start_ms - a.end_ms for a, b in zip(truth, truth[1:]) if a.label == "hey"]
+    assert min(after) >= 1000 * QUIET_AFTER_PHRASE_S - 1
+    assert sum(w.label == "hey" for w in truth) >= 20         # every clip placed
+    # a detection 0.9 s after the phrase's end is the phrase's, not a false alarm
+    times = np.arange(0, 10000, 20.0)
+    scores = np.tile([0.0, 1.0, 0.0], (len(times), 1))
+    scores[(times >= 5600) & (times < 6000)] = [0.99, 0.01, 0.0]
+    run = StreamRun(np.zeros(1), [], times, scores, 10.0)
+    run.truth_pairs = lambda: [("hey", 5000.0)]
+    (_, score), = sweep(run, ["hey", "_unknown_", "_silence_"], thresholds=(0.9,))
+    assert 750 < score.latencies_ms[0] <= TOLERANCE_MS
+    assert score.correct == 1 and score.false_positives == 0
+
+
 def test_a_budget_no_threshold_meets_is_reported_not_fatal():
     positives = [20.0 * k for k in range(1, 26)]
     noisy = _stream(positives, [100.0 + 10 * k for k in range(30)], false_level=0.9999)

@@ -16,7 +16,7 @@ files and event metrics take.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,6 +37,9 @@ class StreamSpec:
     noise_volume: float = 0.1                    #: background gain (recordings' own level x this)
     noise_frequency: float = 1.0                 #: share of the stream with background
     seed: int = 0
+    #: The least silence after a word of these labels, seconds (a wake phrase: long enough
+    #: for the detector's suppression and window to pass before the next word).
+    quiet_after_s: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -106,7 +109,8 @@ def build_stream(clips: list[tuple[np.ndarray, str]], noise: list[np.ndarray],
         stream[position:position + len(speech)] += speech
         truth.append(TruthWord(label, 1000.0 * position / sample_rate,
                                1000.0 * (position + len(speech)) / sample_rate))
-        position += len(speech) + int(rng.uniform(*spec.gap_s) * sample_rate)
+        gap = max(rng.uniform(*spec.gap_s), spec.quiet_after_s.get(label, 0.0))
+        position += len(speech) + int(gap * sample_rate)
     return np.clip(stream, -1.0, 1.0).astype(np.float32), truth
 
 
