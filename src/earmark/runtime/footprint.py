@@ -24,13 +24,7 @@ STREAM_BLOCK_SECONDS = 0.1
 _PEAK_MEMORY_PROBE = """
 import json, resource, sys
 import numpy as np
-from earmark.runtime.bundle import Bundle, load_bundle
-from earmark.runtime.stream import StreamEngine
-
-#: Audio streamed to measure a stream's CPU time: long enough to be steady, short to wait.
-STREAM_SECONDS = 60.0
-#: The blocks it arrives in (what ``earmark listen`` reads from a file).
-STREAM_BLOCK_SECONDS = 0.1
+from earmark.runtime.bundle import load_bundle
 
 def status(key):
     with open("/proc/self/status") as handle:
