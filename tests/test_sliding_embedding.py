@@ -28,7 +28,7 @@ def mel() -> np.ndarray:
     t = np.arange(3 * RATE) / RATE
     sweep = np.sin(2 * np.pi * (200 + 300 * t) * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
     clips = np.stack([0.3 * sweep, 0.05 * rng.standard_normal(len(t))]).astype(np.float32)
-    return embedding.SpeechEmbedding(threads=1).mel(clips)
+    return sliding.SpeechEmbedding(threads=1).mel(clips)
 
 
 def windowed(mel: np.ndarray) -> np.ndarray:
@@ -74,7 +74,7 @@ def test_the_bundles_step_takes_samples_with_their_context():
     rng = np.random.default_rng(1)
     samples = (0.1 * rng.standard_normal((1, embedding.WINDOW_SAMPLES + 12 * 1280))
                ).astype(np.float32)
-    whole = embedding.SpeechEmbedding(threads=1)(samples).transpose(0, 2, 1)
+    whole = sliding.SpeechEmbedding(threads=1)(samples).transpose(0, 2, 1)
     feeds = {name: np.zeros((*shape[:2], 0, *shape[3:]), np.float32)
              for name, shape in shapes.items()}
     out = stepper.run(None, {"samples": samples[:, :embedding.WINDOW_SAMPLES], **feeds})

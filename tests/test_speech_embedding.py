@@ -37,8 +37,8 @@ def voiced(seconds: float, seed: int, level: float = 0.1) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def speech_embedding() -> embedding.SpeechEmbedding:
-    return embedding.SpeechEmbedding(threads=1)
+def speech_embedding() -> sliding.SpeechEmbedding:
+    return sliding.SpeechEmbedding(threads=1)
 
 
 def test_the_shipped_graphs_are_checked(tmp_path, monkeypatch):
@@ -101,7 +101,7 @@ def test_a_batch_is_embedded_in_bounded_chunks_with_the_same_columns(speech_embe
             return real_run(names, feeds)
 
     frames = embedding.mel_frame_count(clips.shape[1])
-    monkeypatch.setattr(embedding, "EMBED_CHUNK_FRAMES", 2 * frames)
+    monkeypatch.setattr(sliding, "EMBED_CHUNK_FRAMES", 2 * frames)
     monkeypatch.setattr(speech_embedding, "_embedding", Counting())
     chunked = speech_embedding(clips)
     assert calls == [2, 1]                                  # clips per call

@@ -16,6 +16,7 @@ import torch
 
 from earmark.config import FeatureConfig
 from earmark.errors import ConfigError
+from earmark.frontend import sliding_embedding as sliding
 from earmark.frontend import speech_embedding as embedding
 from earmark.frontend.outside import OutsideFrontEnd
 
@@ -40,9 +41,9 @@ def check_embedding(config: FeatureConfig, sample_rate: int) -> None:
 
 
 @functools.lru_cache(maxsize=2)
-def shared_embedding(threads: int) -> embedding.SpeechEmbedding:
+def shared_embedding(threads: int) -> sliding.SpeechEmbedding:
     """One set of onnxruntime sessions per process (they cannot be copied or pickled)."""
-    return embedding.SpeechEmbedding(threads)
+    return sliding.SpeechEmbedding(threads)
 
 
 class EmbeddingFrontEnd(OutsideFrontEnd):

@@ -11,7 +11,8 @@ for all the windows that share it: about 5.6 million multiply-adds a column
 instead of 42 million.
 
 - :func:`sliding_graph`: ``(batch, frames, 32, 1)`` -> ``(batch, 96, columns)``,
-  every column of the clip in one call (training, ``model.onnx``);
+  every column of the clip in one call (``model.onnx``, and :class:`SpeechEmbedding`,
+  which runs the mel and it in onnxruntime for training);
 - :func:`stepped_graph`: the same with each time convolution's last two
   input positions as explicit states, so a stream gives it only the 8 new mel
   frames of each new column. Its first call takes the first 76 frames with
@@ -29,12 +30,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from earmark.audio import check_finite
 from earmark.errors import ConfigError
 from earmark.frontend import speech_embedding as embedding
 
 if TYPE_CHECKING:
     import onnx
 
+#: Mel frames per onnxruntime call of :class:`SpeechEmbedding` (bounds its memory).
+EMBED_CHUNK_FRAMES = 8192
 #: Input positions a time convolution of kernel 3 keeps between steps.
 STATE_POSITIONS = 2
 #: What the network ends with, per column.
@@ -183,3 +187,52 @@ def _add_states(graph: onnx.GraphProto, convolutions: list[onnx.NodeProto],
     del graph.node[:]
     graph.node.extend(nodes)
     return states
+
+
+class SpeechEmbedding:
+    """The frozen embedding in onnxruntime, slid along each clip: waveforms in, ``(batch, n,
+    96)`` out."""
+
+    def __init__(self, threads: int = 1):
+        import onnxruntime as ort
+
+        files = embedding.model_files()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = max(1, int(threads))
+        # Idle onnxruntime threads would spin against torch's while training.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers = ["CPUExecutionProvider"]
+        mel = embedding.frame_local_mel_graph(files["mel"]).SerializeToString()
+        self._mel = ort.InferenceSession(mel, options, providers=providers)
+        self._embedding = ort.InferenceSession(sliding_graph().SerializeToString(), options,
+                                               providers=providers)
+        self._embedding_input = self._embedding.get_inputs()[0].name
+
+    def mel(self, waveforms: np.ndarray) -> np.ndarray:
+        """``(batch, samples)`` in [-1, 1] -> ``(batch, frames, 32)``, scaled for the
+        embedding."""
+        waveforms = np.asarray(waveforms, np.float32)
+        if waveforms.ndim != 2 or waveforms.shape[1] < embedding.MEL_WINDOW:
+            raise ValueError(f"the speech embedding needs (batch, >= {embedding.MEL_WINDOW} "
+                             f"samples), got shape {waveforms.shape}")
+        check_finite(waveforms, "audio for the speech embedding")
+        pcm = np.clip(waveforms, -1, 1) * 32767.0
+        out = self._mel.run(None, {"input": pcm})[0]
+        return out[:, 0] / 10.0 + 2.0
+
+    def embed(self, mel: np.ndarray) -> np.ndarray:
+        """``(batch, frames, 32)`` -> ``(batch, n, 96)``: one embedding every 8 frames, the
+        network slid along each clip (each layer computed once for all its columns)."""
+        batch, frames, _ = mel.shape
+        if embedding.column_count(frames) < 1:
+            raise ValueError(f"the speech embedding needs {embedding.EMBEDDING_FRAMES} mel frames "
+                             f"({embedding.WINDOW_SAMPLES} samples), got {frames}")
+        clips = np.asarray(mel, np.float32)[..., None]
+        # In chunks: onnxruntime keeps the memory its largest call needed.
+        step = max(1, EMBED_CHUNK_FRAMES // frames)
+        out = [self._embedding.run(None, {self._embedding_input: clips[i:i + step]})[0]
+               for i in range(0, batch, step)]
+        return np.concatenate(out).transpose(0, 2, 1)
+
+    def __call__(self, waveforms: np.ndarray) -> np.ndarray:
+        return self.embed(self.mel(waveforms))

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-from earmark.audio import check_finite
 from earmark.errors import ConfigError
 
 KIND = "embedding"        #: ``features.kind`` of this front-end
@@ -40,7 +39,6 @@ MEL_BANDS = 32
 EMBEDDING_FRAMES = 76     #: mel frames per embedding (0.76 s)
 EMBEDDING_STEP = 8        #: mel frames between embeddings (80 ms)
 DIMENSIONS = 96
-EMBED_CHUNK_FRAMES = 8192  #: mel frames per onnxruntime call (bounds its memory)
 HOP_SAMPLES = MEL_HOP * EMBEDDING_STEP                      #: 1280: 80 ms
 #: The samples the first embedding needs (0.78 s).
 WINDOW_SAMPLES = MEL_WINDOW + (EMBEDDING_FRAMES - 1) * MEL_HOP
@@ -122,53 +120,3 @@ def frame_local_mel_graph(path: str | Path):
         model.graph.initializer.remove(tensor)
     onnx.checker.check_model(model)
     return model
-
-
-class SpeechEmbedding:
-    """The frozen embedding in onnxruntime: waveforms in, ``(batch, n, 96)`` out."""
-
-    def __init__(self, threads: int = 1):
-        import onnxruntime as ort
-
-        files = model_files()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = max(1, int(threads))
-        # Idle onnxruntime threads would spin against torch's while training.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = ["CPUExecutionProvider"]
-        mel = frame_local_mel_graph(files["mel"]).SerializeToString()
-        self._mel = ort.InferenceSession(mel, options, providers=providers)
-        from earmark.frontend.sliding_embedding import sliding_graph
-
-        self._embedding = ort.InferenceSession(sliding_graph().SerializeToString(), options,
-                                               providers=providers)
-        self._embedding_input = self._embedding.get_inputs()[0].name
-
-    def mel(self, waveforms: np.ndarray) -> np.ndarray:
-        """``(batch, samples)`` in [-1, 1] -> ``(batch, frames, 32)``, scaled for the
-        embedding."""
-        waveforms = np.asarray(waveforms, np.float32)
-        if waveforms.ndim != 2 or waveforms.shape[1] < MEL_WINDOW:
-            raise ValueError(f"the speech embedding needs (batch, >= {MEL_WINDOW} samples), "
-                             f"got shape {waveforms.shape}")
-        check_finite(waveforms, "audio for the speech embedding")
-        pcm = np.clip(waveforms, -1, 1) * 32767.0
-        out = self._mel.run(None, {"input": pcm})[0]
-        return out[:, 0] / 10.0 + 2.0
-
-    def embed(self, mel: np.ndarray) -> np.ndarray:
-        """``(batch, frames, 32)`` -> ``(batch, n, 96)``: one embedding every 8 frames, the
-        network slid along each clip (each layer computed once for all its columns)."""
-        batch, frames, _ = mel.shape
-        if column_count(frames) < 1:
-            raise ValueError(f"the speech embedding needs {EMBEDDING_FRAMES} mel frames "
-                             f"({WINDOW_SAMPLES} samples), got {frames}")
-        clips = np.asarray(mel, np.float32)[..., None]
-        # In chunks: onnxruntime keeps the memory its largest call needed.
-        step = max(1, EMBED_CHUNK_FRAMES // frames)
-        out = [self._embedding.run(None, {self._embedding_input: clips[i:i + step]})[0]
-               for i in range(0, batch, step)]
-        return np.concatenate(out).transpose(0, 2, 1)
-
-    def __call__(self, waveforms: np.ndarray) -> np.ndarray:
-        return self.embed(self.mel(waveforms))
