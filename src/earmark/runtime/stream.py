@@ -375,9 +375,13 @@ class _FrameStream:
         self.samples_start += consumed
 
     def _compute(self, chunk: np.ndarray) -> None:
-        """The new frames of ``chunk`` (exactly whole frames) onto the ring."""
-        frames = self.frames_session.run(None, {"waveform": chunk[None, :]})[0][0]
-        self.ring = frames if self.ring is None else np.concatenate([self.ring, frames], axis=1)
+        """The new columns of ``chunk`` (exactly whole frames) onto the ring."""
+        columns = self._new_columns(chunk)
+        self.ring = columns if self.ring is None else np.concatenate([self.ring, columns], axis=1)
+
+    def _new_columns(self, chunk: np.ndarray) -> np.ndarray:
+        """The frames of ``chunk``: (features, frames)."""
+        return self.frames_session.run(None, {"waveform": chunk[None, :]})[0][0]
 
     def scores(self, window_starts: np.ndarray) -> np.ndarray:
         """Run the window graph once on the frames of the windows starting at these
@@ -415,15 +419,14 @@ class _StatefulFrameStream(_FrameStream):
                        for name, shape in stream.frames_step.states.items()}
         self.primed = False
 
-    def _compute(self, chunk: np.ndarray) -> None:
+    def _new_columns(self, chunk: np.ndarray) -> np.ndarray:
         if self.primed:
             count = (len(chunk) - self.frame_samples) // self.frame_hop + 1
             chunk = chunk[len(chunk) - count * self.frame_hop - self.context:]
         frames, *states = self.step_session.run(None, {"samples": chunk[None, :],
                                                        **self.states})
         self.states, self.primed = dict(zip(self.states, states)), True
-        frames = frames[0]
-        self.ring = frames if self.ring is None else np.concatenate([self.ring, frames], axis=1)
+        return frames[0]
 
 
 class _SteppedStream(_FrameStream):
@@ -446,7 +449,8 @@ class _SteppedStream(_FrameStream):
         self.states = {name: np.zeros(shape, dtype=np.float32)
                        for name, shape in network.states.items()}
 
-    def _compute(self, chunk: np.ndarray) -> None:
+    def _new_columns(self, chunk: np.ndarray) -> np.ndarray:
+        """One column of probabilities per new frame: (classes, frames)."""
         if self.takes_frames:
             # Frames as strided views of the chunk, copied once (numpy's
             # sliding_window_view costs three times as much for a few frames).
@@ -458,8 +462,7 @@ class _SteppedStream(_FrameStream):
             feed = {"samples": chunk[None, :]}
         probabilities, *states = self.step_session.run(None, {**feed, **self.states})
         self.states = dict(zip(self.states, states))
-        self.ring = (probabilities[0] if self.ring is None
-                     else np.concatenate([self.ring, probabilities[0]], axis=1))
+        return probabilities[0]
 
     def scores(self, window_starts: np.ndarray) -> np.ndarray:
         """The results computed when each window's last column arrived."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from earmark.data.keywords import SILENCE, UNKNOWN
 from earmark.data.streams import StreamSpec, build_stream, speech_extent
 from earmark.metrics.classification import wilson_interval
 from earmark.metrics.streaming import (ThresholdError, pick_threshold, poisson_interval,
@@ -50,7 +51,7 @@ def held_out_audio(clips: list[tuple[np.ndarray, str]], noise: list[np.ndarray],
     """Each clip placed once over noise, 0.5-2 s apart and at least
     :data:`QUIET_AFTER_PHRASE_S` after a phrase: the samples and their truth."""
     quiet = {label: QUIET_AFTER_PHRASE_S for _, label in clips
-             if label not in ("_unknown_", "_silence_")}
+             if label not in (UNKNOWN, SILENCE)}
     spec = StreamSpec(gap_s=GAP_S, noise_volume=0.1, seed=seed, quiet_after_s=quiet)
     spoken = sum(np.subtract(*speech_extent(c, rate)[::-1]) for c, _ in clips) / rate
     gaps = sum(max(np.mean(GAP_S), quiet.get(label, 0.0)) for _, label in clips)
