@@ -233,6 +233,11 @@ def test_footprint_json_has_latency(bundle, capsys):
     for absurd in ("-1", "nan", "1e9"):
         assert run(["footprint", str(bundle), "--stream-seconds", absurd]) != 0
         assert "--stream-seconds" in capsys.readouterr().err
+        assert run(["footprint", str(bundle), "--stream-block-ms", absurd]) != 0
+        assert "--stream-block-ms" in capsys.readouterr().err
+    assert run(["footprint", str(bundle), "--json", "--runs", "2", "--stream-seconds", "2",
+                "--stream-block-ms", "500"]) == 0
+    assert json.loads(capsys.readouterr().out)["stream_block_ms"] == 500
 
 
 def test_prepare_shows_the_table_then_refuses_a_class_training_never_sees(class_folder,

@@ -53,7 +53,9 @@ def stdin(monkeypatch):
 
 @pytest.mark.parametrize("option, value", [("--rate", "1"), ("--rate", "16"), ("--rate", "0"),
                                            ("--rate", "-16000"), ("--channels", "0"),
-                                           ("--channels", "-1"), ("--channels", "65")])
+                                           ("--channels", "-1"), ("--channels", "65"),
+                                           ("--block-ms", "0"), ("--block-ms", "nan"),
+                                           ("--block-ms", "20000")])
 def test_listen_refuses_absurd_rates_and_channels_before_reading(stdin, capsys, option, value):
     code = main(["listen", str(BUNDLE_V1), "--stdin", option, value])
     err = capsys.readouterr().err

@@ -121,6 +121,19 @@ def test_listen_command_prints_json_detections(bundle, tmp_path, capsys):
     assert "2 command(s): low x1, high x1" in captured.err
 
 
+def test_listen_in_longer_blocks_hears_the_same_commands(bundle, tmp_path, capsys):
+    path = tmp_path / "stream.wav"
+    soundfile.write(path, tone_sequence(), TONE_RATE)
+    heard = {}
+    for block_ms in ("20", "700"):
+        assert main(["listen", str(bundle), "--file", str(path), "--json",
+                     "--block-ms", block_ms]) == 0
+        heard[block_ms] = [(line["label"], line["time"])
+                           for line in map(json.loads, capsys.readouterr().out.splitlines())]
+    assert [label for label, _ in heard["20"]] == ["low", "high"]
+    assert heard["700"] == heard["20"]          # the same strides, handed over later
+
+
 def test_listen_command_prints_text_detections(bundle, tmp_path, capsys):
     path = tmp_path / "stream.wav"
     soundfile.write(path, tone_sequence(), TONE_RATE)

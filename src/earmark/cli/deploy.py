@@ -169,11 +169,16 @@ def _add_footprint(commands) -> None:
     sub.add_argument("--stream-seconds", type=float, default=None,
                      help="seconds of audio streamed to measure the CPU time of `earmark "
                           "listen` on the bundle (default 60; 0: skip)")
+    sub.add_argument("--stream-block-ms", type=float, default=None, metavar="MS",
+                     help="the blocks that audio arrives in for that measure (default 100, "
+                          "as `earmark listen` reads a file; see listen --block-ms)")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _footprint(args) -> int:
+    from earmark.input_limits import check_positive
     from earmark.runtime.footprint import footprint, format_footprint
+    from earmark.runtime.sources import MAX_BLOCK_MS
 
     if args.runs < 1:
         raise ConfigError(f"--runs {args.runs}: give at least 1 timed inference")
@@ -183,6 +188,9 @@ def _footprint(args) -> int:
             raise ConfigError(f"--stream-seconds {args.stream_seconds:g}: give 0 (skip) to "
                               f"{MAX_STREAM_SECONDS:g} seconds")
         stream["stream_seconds"] = args.stream_seconds
+    if args.stream_block_ms is not None:
+        stream["stream_block_seconds"] = check_positive(
+            args.stream_block_ms, "--stream-block-ms", maximum=MAX_BLOCK_MS) / 1000.0
     if args.bundle.lower().endswith(".tflite"):
         from earmark.runtime.litert_model import format_litert_footprint, litert_footprint
 

@@ -42,7 +42,8 @@ json.dump({"baseline_kib": before, "peak_kib": status("VmHWM")}, sys.stdout)
 
 
 def footprint(path: str | os.PathLike, runs: int = 200,
-              stream_seconds: float = STREAM_SECONDS) -> dict:
+              stream_seconds: float = STREAM_SECONDS,
+              stream_block_seconds: float = STREAM_BLOCK_SECONDS) -> dict:
     """Measure a bundle: parameters, MACs per window, file size, peak memory, latency, and
     the CPU time of streaming it.
 
@@ -50,8 +51,8 @@ def footprint(path: str | os.PathLike, runs: int = 200,
     Peak memory is the growth of the resident set of a fresh process (Linux)
     from before loading the bundle to the peak of loading it and running one
     inference: the session, its folded constants and buffers. The stream's CPU
-    time is :func:`stream_cpu_seconds` over ``stream_seconds`` of noise, per
-    hour of audio (0: not measured).
+    time is :func:`stream_cpu_seconds` over ``stream_seconds`` of noise in blocks of
+    ``stream_block_seconds``, per hour of audio (0: not measured).
     """
     bundle = load_bundle(path, threads=1)
     model_path = bundle.model_path
@@ -70,18 +71,21 @@ def footprint(path: str | os.PathLike, runs: int = 200,
         "latency_ms_median": float(np.median(timings)),
         "latency_ms_p95": float(np.percentile(timings, 95)),
         "window_seconds": bundle.window_samples / bundle.sample_rate,
-        **(stream_cpu_seconds(bundle, stream_seconds) if stream_seconds > 0 else {}),
+        **(stream_cpu_seconds(bundle, stream_seconds, stream_block_seconds)
+           if stream_seconds > 0 else {}),
     }
 
 
-def stream_cpu_seconds(bundle: Bundle, seconds: float = STREAM_SECONDS) -> dict:
+def stream_cpu_seconds(bundle: Bundle, seconds: float = STREAM_SECONDS,
+                       block_seconds: float = STREAM_BLOCK_SECONDS) -> dict:
     """CPU seconds per hour of audio of ``earmark listen``'s engine on this bundle: one
-    onnxruntime thread, 100 ms blocks of noise, at the stride the bundle stores (20 ms
-    otherwise); only new frames computed where the bundle has stream graphs."""
+    onnxruntime thread, blocks of noise ``block_seconds`` long (100 ms, as listen reads a
+    file), at the stride the bundle stores (20 ms otherwise); only new frames computed
+    where the bundle has stream graphs."""
     stride_ms = float((bundle.metadata.detection or {}).get("stride_ms", 20.0))
     engine = StreamEngine(bundle, stride_ms=stride_ms)
-    block = max(1, int(STREAM_BLOCK_SECONDS * bundle.sample_rate))
-    blocks = max(1, int(seconds / STREAM_BLOCK_SECONDS))
+    block = max(1, int(block_seconds * bundle.sample_rate))
+    blocks = max(1, int(seconds / block_seconds))
     # Ten seconds of noise, played over and over: memory stays flat however long.
     noise = (0.05 * np.random.default_rng(0).standard_normal((min(blocks, 100), block))
              ).astype(np.float32)
@@ -90,7 +94,8 @@ def stream_cpu_seconds(bundle: Bundle, seconds: float = STREAM_SECONDS) -> dict:
         engine.process(noise[index % len(noise)])
     cpu = time.process_time() - started
     return {"stream_cpu_seconds_per_hour": cpu * 3600 / (blocks * block / bundle.sample_rate),
-            "stream_stride_ms": engine.stride_ms, "stream_incremental": engine.incremental}
+            "stream_stride_ms": engine.stride_ms, "stream_incremental": engine.incremental,
+            "stream_block_ms": 1000.0 * block / bundle.sample_rate}
 
 
 def call_milliseconds(call: Callable[[], object], runs: int) -> np.ndarray:
@@ -143,6 +148,7 @@ def format_footprint(figures: dict) -> str:
     if "stream_cpu_seconds_per_hour" in figures:
         rows.append(("stream CPU, 1 thread", f"{figures['stream_cpu_seconds_per_hour']:.1f} s "
                      f"per hour of audio ({figures['stream_stride_ms']:.0f} ms stride, "
+                     f"{figures['stream_block_ms']:.0f} ms blocks, "
                      + ("new frames only)" if figures["stream_incremental"]
                         else "whole windows)")))
     width = max(len(name) for name, _ in rows)
