@@ -119,6 +119,9 @@ def test_the_teacher_learns_from_the_students_data(tmp_path):
 @pytest.mark.parametrize("text, message", [
     (None, "no such file"),
     ("[data]\nroot = 'x'\n", r"student's \[data\]"),
+    ("[data]\nclip_seconds = 2.0\nfold = 1\n", "may only set clip_seconds"),
+    ("[data]\nclip_seconds = 0.5\n", r"shorter than the student's window \(1.0 s\)"),
+    ("[data]\nclip_seconds = -2.0\n", "clip_seconds"),
     ("[train]\nteacher = 'another.toml'\n", "teacher of its own"),
     ("[model\n", "not valid TOML"),
     ("[train]\nepoch = 3\n", "did you mean 'epochs'"),
@@ -138,6 +141,61 @@ def test_a_wrong_teacher_file_is_refused_by_name(tmp_path, text, message):
 def test_distillation_settings_are_checked(key, value):
     with pytest.raises(ConfigError, match=key):
         from_dict({"train": {key: value}})
+
+
+def test_a_teacher_may_hear_a_longer_window_with_the_students_in_its_middle(tmp_path):
+    from earmark.distill import Teacher, centred
+
+    teacher_file = write_teacher(tmp_path / "teacher.toml",
+                                 "[data]\nclip_seconds = 2.0\n" + TEACHER_TOML)
+    config = from_dict({"data": {"root": "recordings", "clip_seconds": 1.0, "fold": 2},
+                        "train": {"teacher": str(teacher_file)}}, base_dir=str(tmp_path))
+    teacher = teacher_config(config)
+    assert teacher.data.clip_seconds == 2.0
+    assert teacher.data.fold == 2 and teacher.data.root == str(tmp_path / "recordings")
+
+    batch = torch.arange(1.0, 8.0).repeat(2, 1)                 # two windows of 7 samples
+    padded = centred(batch, 12)
+    # placed where a 7-sample recording lies in a 12-sample window (windowing's start)
+    from earmark.windowing import window_starts
+    left = -int(window_starts(7, 12, 4)[0])
+    assert padded.shape == (2, 12) and left == 2
+    assert torch.equal(padded[:, left:left + 7], batch)
+    assert padded[:, :left].abs().sum() == 0 and padded[:, left + 7:].abs().sum() == 0
+    assert centred(batch, 7) is batch and centred(batch, 5) is batch
+
+    heard = []
+
+    class Recording(torch.nn.Module):
+        def forward(self, waveform):
+            heard.append(waveform.shape[-1])
+            return waveform[:, :2]
+
+    Teacher(Recording(), ["a", "b"], 0.5, 1.0, window=12).scores(batch)
+    assert heard == [12]
+
+
+def test_a_student_is_taught_by_a_teacher_of_a_longer_window(tmp_path, monkeypatch):
+    import earmark.distill as distill
+
+    heard = []
+    real_centred = distill.centred
+
+    def listening(waveform, window):
+        heard.append((waveform.shape[-1], real_centred(waveform, window).shape[-1]))
+        return real_centred(waveform, window)
+
+    monkeypatch.setattr(distill, "centred", listening)
+    root = write_tone_dataset(tmp_path / "tones", speakers=6, takes=2)
+    config = student(root, tmp_path, tmp_path / "teacher.toml", epochs=1)
+    longer = 2 * config.data.clip_seconds
+    write_teacher(tmp_path / "teacher.toml", f"[data]\nclip_seconds = {longer}\n"
+                  + TEACHER_TOML.replace("epochs = 10", "epochs = 1"))
+    summary = train(config, tmp_path / "run", progress=False)
+    assert f"clip_seconds = {longer}" in (tmp_path / "run" / "teacher" / "config.toml").read_text()
+    assert "test_accuracy" in summary["teacher"]
+    rate = config.data.sample_rate
+    assert heard and set(heard) == {(round(config.data.clip_seconds * rate), round(longer * rate))}
 
 
 def test_a_student_learns_from_the_teacher_alone(tmp_path):

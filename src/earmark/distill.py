@@ -5,7 +5,11 @@
 speech embedding, too costly to deploy). Its ``[data]`` is always the
 student's, so the teacher learns from the same training recordings and is
 never shown a speaker the student is tested on: every cross-validation fold
-trains its own teacher. Training trains the teacher into ``RUN/teacher/``
+trains its own teacher. The one thing a teacher may change is the window it
+hears (``[data] clip_seconds``, at least the student's): the student's window
+centred in a longer one, the way a clip shorter than a window is placed (the
+speech embedding hears a one-second word far better inside two seconds, where
+its 0.78 s columns can each take in the whole word). Training trains the teacher into ``RUN/teacher/``
 first (an ordinary run folder, reused once finished), then the student.
 
 The teacher hears each training window as it was recorded (in evaluation mode),
@@ -68,14 +72,22 @@ def teacher_config(config: ExperimentConfig) -> ExperimentConfig | None:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: the teacher's config is not valid TOML: {error}") from error
-    if "data" in raw:
+    own_data = raw.get("data", {})
+    if not isinstance(own_data, dict) or set(own_data) - {"clip_seconds"}:
         raise ConfigError(f"{path}: a teacher learns from the student's [data] (same "
-                          "recordings, same split); leave [data] out of the teacher's file")
+                          "recordings, same split); its [data] may only set clip_seconds "
+                          "(a longer window it hears, the student's in its middle)")
     teacher = from_dict(raw, base_dir=str(path.parent), source=str(path))
     if teacher.train.teacher:
         raise ConfigError(f"{path}: a teacher cannot have a teacher of its own (train.teacher "
                           f"= {teacher.train.teacher!r}); train that one as the teacher instead")
-    teacher = dataclasses.replace(teacher, data=resolved_data(config))
+    window = float(own_data.get("clip_seconds", config.data.clip_seconds))
+    if window < config.data.clip_seconds:
+        raise ConfigError(f"{path}: [data] clip_seconds = {window} is shorter than the "
+                          f"student's window ({config.data.clip_seconds} s); a teacher hears "
+                          "at least what the student hears")
+    teacher = dataclasses.replace(
+        teacher, data=dataclasses.replace(resolved_data(config), clip_seconds=window))
     try:
         build_classifier(teacher, 2)
     except ConfigError as error:
@@ -95,6 +107,16 @@ def check_split(teacher_rows: list[Row], student_rows: list[Row], teacher: str) 
         raise DataError(f"{teacher}: the teacher trained on {len(heard)} recording(s) the run "
                         f"holds out for validation or test (such as {heard[0]}); remove the "
                         "teacher folder to train it again on the run's split")
+
+
+def centred(waveform: torch.Tensor, window: int) -> torch.Tensor:
+    """A batch of windows ``(batch, samples)`` in the middle of longer ones of ``window``
+    samples, zeros around them (placed as :func:`earmark.windowing.window_starts` places
+    a recording shorter than a window); unchanged when ``window`` is not longer."""
+    extra = window - waveform.shape[-1]
+    if extra <= 0:
+        return waveform
+    return F.pad(waveform, (extra // 2, extra - extra // 2))
 
 
 def softened(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -124,15 +146,17 @@ class Teacher:
     Its scores of a window as recorded never change, so they are kept by the window's
     ``(recording, start)`` (up to :data:`REMEMBERED_WINDOWS` of them, oldest first out):
     a dataset of clips no longer than the window is heard by the teacher once, not once
-    an epoch.
+    an epoch. A teacher with a longer ``window`` (samples) hears the student's windows
+    in the middle of its own, silence around them.
     """
 
     def __init__(self, classifier: torch.nn.Module, labels: list[str], weight: float,
-                 temperature: float):
+                 temperature: float, window: int = 0):
         self.classifier = classifier.eval()
         self.labels = labels             #: its classes, in its output order
         self.weight = weight
         self.temperature = temperature
+        self.window = window             #: samples it hears (0: the student's)
         self._remembered: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
 
     def scores(self, waveform: torch.Tensor,
@@ -150,7 +174,7 @@ class Teacher:
 
     def _score(self, waveform: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return softened(self.classifier(waveform), self.temperature)
+            return softened(self.classifier(centred(waveform, self.window)), self.temperature)
 
     def _remember(self, window: tuple[int, int], scores: torch.Tensor) -> None:
         self._remembered[window] = scores

@@ -206,7 +206,8 @@ def _trained_teacher(run: RunFolder, config: ExperimentConfig, setup: Experiment
     parallel.barrier(processes)
     _, labels, classifier = load_trained(folder.path)
     return Teacher(classifier.to(device), labels, config.train.distill_weight,
-                   config.train.distill_temperature)
+                   config.train.distill_temperature,
+                   window=window_samples(setup))
 
 
 def _train_in(run: RunFolder, config: ExperimentConfig, resumption: Resumption | None,
