@@ -19,6 +19,7 @@ clipping, level, speed, vocal tract length) instead of the config's.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -31,6 +32,7 @@ from earmark.data.dataset import load_manifest, open_dataset
 from earmark.data.synth_keywords import SPEECH_COMMANDS_WORDS, KeywordSynthesis, synthesize_keywords
 from earmark.data.voices import available_voices
 from earmark.evaluate import predict, report_for
+from earmark.frontend.speech_embedding import WORD_WINDOW_SECONDS
 from earmark.network import load_trained
 from earmark.train import train
 
@@ -38,8 +40,10 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "keywords.toml"
 
 
 def real_test_accuracy(run_dir: Path, real_config) -> float:
-    """Accuracy of a run's model on the real keyword test split."""
-    _, labels, classifier = load_trained(run_dir)
+    """Accuracy of a run's model on the real keyword test split (in the run's window)."""
+    trained, labels, classifier = load_trained(run_dir)
+    real_config = dataclasses.replace(real_config, data=dataclasses.replace(
+        real_config.data, clip_seconds=trained.data.clip_seconds))
     dataset = open_dataset(real_config, load_manifest(real_config), progress=False)
     if labels != dataset.labels:
         raise SystemExit(f"label mismatch: {labels} vs {dataset.labels}")
@@ -80,6 +84,7 @@ def main() -> None:
     if args.features == "embedding":
         base.update(features={"kind": "embedding"}, model={"name": "embedding_mlp"})
         base["augment"].update(frequency_warp=[1.0, 1.0], time_masks=0, freq_masks=0)
+        base["data"]["clip_seconds"] = WORD_WINDOW_SECONDS   # each word inside 2 s
     synth_only = json.loads(json.dumps(base))
     synth_only["data"].update(root="", csv=synth_csv, group_pattern="auto",
                               ratios=[0.9, 0.1, 0.0])

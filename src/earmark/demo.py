@@ -31,6 +31,7 @@ from earmark.data.synth_keywords import (SPEECH_COMMANDS_WORDS, KeywordSynthesis
                                          synthesize_keywords, write_noise_folder)
 from earmark.data.voices import ENGINES, available_voices
 from earmark.errors import ConfigError
+from earmark.frontend.speech_embedding import WORD_WINDOW_SECONDS
 from earmark.progress import ProgressLike
 from earmark.run_folder import RunFolder
 
@@ -166,6 +167,8 @@ def demo_config(out_dir: Path, noise_dir: Path, size: DemoSize, seed: int):
     raw = _dscnn_recipe(out_dir, noise_dir, size, seed)
     if size.model == "embedding":
         raw.update(features={"kind": "embedding"}, model={"name": "embedding_mlp"})
+        # Each word in the middle of two seconds: several embedding columns hear all of it.
+        raw["data"]["clip_seconds"] = WORD_WINDOW_SECONDS
         # Synthetic speech made to sound recorded (microphones, band limits, noise, other
         # talkers, clipping, level, speed), without the simulated rooms (earmark[robustness])
         # or the vocal tract warp and masks of features (the embedding is a fixed graph).

@@ -9,8 +9,9 @@ trains its own teacher. The one thing a teacher may change is the window it
 hears (``[data] clip_seconds``, at least the student's): the student's window
 centred in a longer one, the way a clip shorter than a window is placed (the
 speech embedding hears a one-second word far better inside two seconds, where
-its 0.78 s columns can each take in the whole word). Training trains the teacher into ``RUN/teacher/``
-first (an ordinary run folder, reused once finished), then the student.
+its 0.78 s columns can each take in the whole word). Training trains the
+teacher into ``RUN/teacher/`` first (an ordinary run folder, reused once
+finished), then the student.
 
 The teacher hears each training window as it was recorded (in evaluation mode),
 while the student hears it augmented (noise, rooms, gain ...): the student learns
@@ -81,7 +82,7 @@ def teacher_config(config: ExperimentConfig) -> ExperimentConfig | None:
     if teacher.train.teacher:
         raise ConfigError(f"{path}: a teacher cannot have a teacher of its own (train.teacher "
                           f"= {teacher.train.teacher!r}); train that one as the teacher instead")
-    window = float(own_data.get("clip_seconds", config.data.clip_seconds))
+    window = teacher.data.clip_seconds if "clip_seconds" in own_data else config.data.clip_seconds
     if window < config.data.clip_seconds:
         raise ConfigError(f"{path}: [data] clip_seconds = {window} is shorter than the "
                           f"student's window ({config.data.clip_seconds} s); a teacher hears "
