@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from earmark.errors import EarmarkError
-from earmark.metrics.streaming import (StreamScore, ThresholdError, pick_threshold,
+from earmark.metrics.streaming import (StreamScore, ThresholdError, fewest_false_alarms,
+                                      pick_threshold,
                                      score_stream, sweep_thresholds)
 from earmark.runtime.smoother import Detection, SmootherConfig, detect
 
@@ -182,6 +183,9 @@ def test_pick_threshold_takes_most_correct_within_the_budget():
     assert pick_threshold(sweep, max_false_alarms_per_hour=10_000) == 0.6
     with pytest.raises(ThresholdError, match="no threshold"):
         pick_threshold(sweep[:2], max_false_alarms_per_hour=1.0)   # 0.2 and 0.3
+    alarms = {threshold: score.false_alarms_per_hour for threshold, score in sweep[:2]}
+    assert fewest_false_alarms(sweep[:2]) == min(alarms, key=lambda t: (alarms[t], -t))
+    assert fewest_false_alarms(sweep) == 0.95           # 0.5, 0.6 and 0.95 have none
     with pytest.raises(ThresholdError, match="empty"):
         pick_threshold([], max_false_alarms_per_hour=1.0)
 

@@ -75,6 +75,31 @@ def test_a_truth_word_is_an_event_in_seconds():
     assert TruthWord("yes", 1250.0, 1687.5).as_event() == Event(1.25, 1.6875, "yes")
 
 
+def test_a_budget_no_threshold_meets_still_scores_the_test_stream(bundle, trained_run,
+                                                                  tmp_path, caplog, monkeypatch):
+    """A model that no threshold keeps within the budget is scored at the threshold with the
+    fewest false alarms on the validation stream (what a cross-validation fold needs), and
+    the report says so."""
+    import earmark.stream_eval as stream_eval
+    from earmark.metrics.streaming import ThresholdError
+
+    swept = []
+
+    def over_budget(sweep, budget):
+        swept.extend(sweep)
+        raise ThresholdError("no threshold keeps false alarms at or below 0/hour")
+
+    monkeypatch.setattr(stream_eval, "pick_threshold", over_budget)
+    report = evaluate_streaming(load_bundle(bundle), trained_run, tmp_path / "st", minutes=0.5,
+                                noise_dir="", max_false_alarms_per_hour=0)
+    assert report["calibration_met"] is False
+    fewest = min(score.false_alarms_per_hour for _, score in swept)
+    assert report["threshold"] == max(t for t, score in swept
+                                      if score.false_alarms_per_hour == fewest)
+    assert "no threshold keeps false alarms" in caplog.text
+    assert (tmp_path / "st" / "report.json").is_file()
+
+
 def test_stream_evaluation_writes_its_evidence(bundle, trained_run, tmp_path):
     report = evaluate_streaming(load_bundle(bundle), trained_run, tmp_path / "st", minutes=0.5,
                                 noise_dir="", max_false_alarms_per_hour=1000)
@@ -85,6 +110,7 @@ def test_stream_evaluation_writes_its_evidence(bundle, trained_run, tmp_path):
         assert (tmp_path / "st" / name).is_file(), name
     assert json.loads((tmp_path / "st" / "report.json").read_text())["threshold"] == \
         pytest.approx(report["threshold"])
+    assert report["calibration_met"] is True
     truth = read_events(tmp_path / "st" / "truth.csv")
     assert len(truth) == report["words"]
     labels = read_events(tmp_path / "st" / "truth_audacity.txt")

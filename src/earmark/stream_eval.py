@@ -10,6 +10,7 @@ listen``.
 
 from __future__ import annotations
 
+import logging
 import csv
 import dataclasses
 import io
@@ -27,13 +28,19 @@ from earmark.data.manifest import from_csv
 from earmark.data.streams import StreamSpec, TruthWord, build_stream
 from earmark.errors import DataError
 from earmark.events import write_events
-from earmark.metrics.streaming import StreamScore, pick_threshold, score_stream, sweep_thresholds
+from earmark.metrics.streaming import (StreamScore, ThresholdError, fewest_false_alarms,
+                                      pick_threshold, score_stream, sweep_thresholds)
 from earmark.run_folder import RunFolder
 from earmark.runtime.bundle import Bundle
 from earmark.runtime.smoother import SmootherConfig, detect
 from earmark.runtime.stream import StreamEngine
 
-THRESHOLDS = tuple(np.round(np.arange(0.30, 0.96, 0.025), 3))
+logger = logging.getLogger(__name__)
+
+#: Thresholds the calibration tries: 0.30-0.95 every 0.025, then 0.97, 0.98 and 0.99 for
+#: models whose confident mistakes need them.
+THRESHOLDS = tuple(np.round(np.concatenate([np.arange(0.30, 0.96, 0.025), [0.97, 0.98, 0.99]]),
+                            3))
 
 
 @dataclass
@@ -85,13 +92,18 @@ def evaluate_streaming(bundle: Bundle, run_dir: str | Path, out_dir: str | Path,
                                       dataclasses.replace(spec, seed=seed + len(runs)))
         runs[split] = run_stream(bundle, samples, truth, stride_ms, smoother)
     calibration = _sweep(runs["validation"], bundle.labels, smoother)
-    threshold = pick_threshold(calibration, max_false_alarms_per_hour)
+    try:
+        threshold, met = pick_threshold(calibration, max_false_alarms_per_hour), True
+    except ThresholdError as error:     # the test is still scored, at the fewest alarms
+        threshold, met = fewest_false_alarms(calibration), False
+        logger.warning("%s; the test stream is scored at threshold %s", error, threshold)
     chosen = dataclasses.replace(smoother, detection_threshold=threshold)
     test = runs["test"]
     detections = detect(test.times_ms, test.scores, bundle.labels, chosen)
     score = score_stream(test.truth_pairs(), detections, test.seconds)
     report = _report(score, threshold, chosen, minutes, noise_volume, stride_ms,
                      max_false_alarms_per_hour, test)
+    report["calibration_met"] = met
     report["detections"] = [(round(d.time_ms / 1000, 2), d.label, _heard(d.time_ms, test.truth))
                             for d in detections]
     _write_evidence(out_dir, bundle, test, detections, _sweep(test, bundle.labels, smoother),

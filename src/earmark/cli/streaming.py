@@ -217,7 +217,11 @@ def _stream_test(args) -> int:
                                 max_false_alarms_per_hour=max_false_alarms,
                                 stride_ms=stream_stride_ms(args), smoother=smoother)
     score = report["score"]
-    print(f"threshold {report['threshold']} (calibrated on the validation stream)")
+    print(f"threshold {report['threshold']} " + (
+        "(calibrated on the validation stream)" if report["calibration_met"] else
+        f"(the fewest false alarms on the validation stream; none kept them at or below "
+        f"{max_false_alarms:g}/hour)"))
+
     def ms(value):
         return "n/a" if value is None else f"{value:.0f} ms"
 

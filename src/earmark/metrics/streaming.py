@@ -350,13 +350,20 @@ def pick_threshold(sweep: Sequence[tuple[float, StreamScore]],
     if not allowed:
         if not sweep:
             raise ThresholdError("the sweep is empty: pass at least one threshold")
-        fewest, threshold = min((score.false_alarms_per_hour, threshold)
-                                for threshold, score in sweep)
+        threshold = fewest_false_alarms(sweep)
+        fewest = dict(sweep)[threshold].false_alarms_per_hour
         raise ThresholdError(
             f"no threshold keeps false alarms at or below {max_false_alarms_per_hour}/hour; "
             f"the fewest were {fewest:.2f}/hour at threshold {threshold}: sweep higher "
             f"thresholds, lengthen suppression_ms, or allow more false alarms")
     return max(allowed)[1]
+
+
+def fewest_false_alarms(sweep: Sequence[tuple[float, StreamScore]]) -> float:
+    """The sweep's threshold with the fewest false alarms per hour (the higher on a tie):
+    the best a model can do when none meets the budget."""
+    threshold, _ = min(sweep, key=lambda item: (item[1].false_alarms_per_hour, -item[0]))
+    return threshold
 
 
 def poisson_interval(count: int, tail: float = 0.025) -> tuple[float, float]:
