@@ -240,6 +240,10 @@ def test_crossval_streams_each_fold_and_reuses_what_is_done(trained_run, tmp_pat
     assert report["mean_stream_correct"] == pytest.approx(
         sum(row["stream_correct"] for row in report["folds"]) / 2)
     assert "mean correct/wrong/false positive" in crossval_table(report)
+    assert all(row["stream_calibration_met"] is True for row in report["folds"])
+    assert "* no threshold kept" not in crossval_table(report)
+    report["folds"][1]["stream_calibration_met"] = False   # as a fold over budget reports
+    assert "* no threshold kept that fold's" in crossval_table(report)
     stamp = (tmp_path / "cv" / "fold0" / "stream" / "report.json").stat().st_mtime_ns
     cross_validate(config, tmp_path / "cv", folds=2, stream=True, stream_minutes=1.0)
     assert (tmp_path / "cv" / "fold0" / "stream" / "report.json").stat().st_mtime_ns == stamp

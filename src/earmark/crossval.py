@@ -107,8 +107,9 @@ def _fold_row(fold: int, run: RunFolder, robustness: bool,
     if robustness:
         row["mean_corrupted_accuracy"] = _robustness(run)["mean_corrupted_accuracy"]
     if stream_minutes:
-        score = _stream_test(run, stream_minutes)["score"]
-        row.update({name: score[key] for name, key in STREAM_FIGURES.items()})
+        stream = _stream_test(run, stream_minutes)
+        row.update({name: stream["score"][key] for name, key in STREAM_FIGURES.items()})
+        row["stream_calibration_met"] = stream.get("calibration_met", True)
     return row
 
 
@@ -179,7 +180,8 @@ def crossval_table(report: dict) -> str:
         lines.append(f"{row['fold']:>6} {row['accuracy']:9.1%} {row['clips']:6d}"
                      + (f" {_percent(row.get('teacher_accuracy')):>8s}" if taught else "")
                      + (f" {row['mean_corrupted_accuracy']:10.1%}" if robust else "")
-                     + (f" {_stream_cells(row, '')}" if streamed else ""))
+                     + (f" {_stream_cells(row, '')}" if streamed else "")
+                     + ("  *" if not row.get("stream_calibration_met", True) else ""))
     low, high = report["pooled_interval_95"]
     lines.append(f"mean {report['mean_accuracy']:.1%} +/- {report['sd_accuracy']:.1%} (sd over "
                  f"{len(report['folds'])} folds); pooled {report['pooled_accuracy']:.1%} of "
@@ -196,6 +198,9 @@ def crossval_table(report: dict) -> str:
         lines.append(f"streams (threshold for 60 false alarms/h on each fold's validation "
                      f"speakers), mean correct/wrong/false positive: "
                      f"{_stream_cells(report, 'mean_')}")
+    if any(not row.get("stream_calibration_met", True) for row in report["folds"]):
+        lines.append("* no threshold kept that fold's validation stream within 60 false "
+                     "alarms/h: its test stream was scored at the fewest")
     return "\n".join(lines)
 
 
