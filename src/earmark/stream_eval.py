@@ -10,10 +10,10 @@ listen``.
 
 from __future__ import annotations
 
-import logging
 import csv
 import dataclasses
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
