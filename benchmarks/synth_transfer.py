@@ -84,7 +84,7 @@ def main() -> None:
     if args.features == "embedding":
         base.update(features={"kind": "embedding"}, model={"name": "embedding_mlp"})
         base["augment"].update(frequency_warp=[1.0, 1.0], time_masks=0, freq_masks=0)
-        base["data"]["clip_seconds"] = WORD_WINDOW_SECONDS   # each word inside 2 s
+        base["data"]["clip_seconds"] = WORD_WINDOW_SECONDS   # each word inside 1.5 s
     synth_only = json.loads(json.dumps(base))
     synth_only["data"].update(root="", csv=synth_csv, group_pattern="auto",
                               ratios=[0.9, 0.1, 0.0])

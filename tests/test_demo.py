@@ -50,7 +50,7 @@ def test_demo_refuses_a_missing_real_folder_before_it_starts(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("model, epochs, copies, trained, window", [
-    ("embedding", 0, 8, 40, 2.0), ("embedding", 2, 2, 2, 2.0), ("dscnn", 0, 0, 24, 1.0)])
+    ("embedding", 0, 8, 40, 1.5), ("embedding", 2, 2, 2, 1.5), ("dscnn", 0, 0, 24, 1.0)])
 def test_the_embedding_demo_keeps_a_few_augmented_copies(tmp_path, model, epochs, copies,
                                                          trained, window):
     from earmark.demo import DemoSize, demo_config
@@ -58,4 +58,4 @@ def test_the_embedding_demo_keeps_a_few_augmented_copies(tmp_path, model, epochs
     config = demo_config(tmp_path, tmp_path / "noise", DemoSize(epochs=epochs, model=model), 0)
     assert config.train.feature_copies == copies
     assert config.train.epochs == trained
-    assert config.data.clip_seconds == window     # the embedding hears each word inside 2 s
+    assert config.data.clip_seconds == window     # the embedding hears each word inside 1.5 s

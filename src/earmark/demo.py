@@ -167,7 +167,7 @@ def demo_config(out_dir: Path, noise_dir: Path, size: DemoSize, seed: int):
     raw = _dscnn_recipe(out_dir, noise_dir, size, seed)
     if size.model == "embedding":
         raw.update(features={"kind": "embedding"}, model={"name": "embedding_mlp"})
-        # Each word in the middle of two seconds: several embedding columns hear all of it.
+        # Each word in the middle of 1.5 s: several embedding columns hear all of it.
         raw["data"]["clip_seconds"] = WORD_WINDOW_SECONDS
         # Synthetic speech made to sound recorded (microphones, band limits, noise, other
         # talkers, clipping, level, speed), without the simulated rooms (earmark[robustness])

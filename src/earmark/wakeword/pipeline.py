@@ -27,7 +27,7 @@ from earmark.augment import RECORDED_SOUND
 from earmark.config import ExperimentConfig, from_dict
 from earmark.data.synth_keywords import write_noise_folder
 from earmark.errors import DataError
-from earmark.frontend.speech_embedding import WORD_WINDOW_SECONDS, model_files
+from earmark.frontend.speech_embedding import PHRASE_WINDOW_SECONDS, model_files
 from earmark.progress import ProgressLike
 from earmark.run_folder import RunFolder
 from earmark.wakeword.dataset import (WakeWordData, build_dataset, real_negatives,
@@ -180,7 +180,7 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
         raw["model"] = {"name": "tcn", "channels": 48}
         del raw["augment"]["frequency_warp"]     # the front-end is the device's C code
     elif options.model == "embedding":
-        seconds = max(window_seconds, WORD_WINDOW_SECONDS)
+        seconds = max(window_seconds, PHRASE_WINDOW_SECONDS)
         raw["data"].update(csv=str(two_class_manifest(manifest, label)),
                            classes=[label, "_unknown_"], clip_seconds=seconds,
                            hop_seconds=seconds / 2)
