@@ -80,7 +80,6 @@ def main() -> None:
     parser.add_argument("--blocks-ms", type=int, nargs="+", default=list(BLOCKS_MS),
                         help="block sizes to measure (default 20 50 100)")
     args = parser.parse_args()
-    blocks_ms = args.blocks_ms
     bundle = load_bundle(args.bundle, threads=1)
     rate = bundle.sample_rate
     rng = np.random.default_rng(0)
@@ -91,21 +90,21 @@ def main() -> None:
     for _ in range(args.repeats):
         for variant in variants:
             name = variant[0]
-            for block_ms in blocks_ms:
+            for block_ms in args.blocks_ms:
                 engine = engine_for(bundle, args.stride_ms, variant)
                 seconds, _ = cpu_seconds(engine, signal, rate * block_ms // 1000)
                 table[name, block_ms] = min(table.get((name, block_ms), np.inf), seconds / hours)
     print(f"{args.minutes:g} min of audio, {bundle.window_samples / rate:.2f} s window, "
           f"stride {engine.stride_ms:.0f} ms, 1 thread, least of {args.repeats} runs; "
           "CPU seconds per hour of audio")
-    print(f"{'engine':<40}" + "".join(f"{f'{b} ms blocks':>16}" for b in blocks_ms))
+    print(f"{'engine':<40}" + "".join(f"{f'{b} ms blocks':>16}" for b in args.blocks_ms))
     names = [variant[0] for variant in variants]
     for name in names:
-        print(f"{name:<40}" + "".join(f"{table[name, b]:>16.1f}" for b in blocks_ms))
+        print(f"{name:<40}" + "".join(f"{table[name, b]:>16.1f}" for b in args.blocks_ms))
     best = names[-1]                    # the engine `earmark listen` runs
     print(f"\n{best}, ratio to recomputing:  " + "  ".join(
         f"{b} ms blocks {table[VARIANTS[0][0], b] / table[best, b]:.1f}x "
-        f"({table[best, b]:.1f} s/h)" for b in blocks_ms))
+        f"({table[best, b]:.1f} s/h)" for b in args.blocks_ms))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from earmark.config import ExperimentConfig, from_dict, resolved_data
 from earmark.data.manifest import Row
 from earmark.errors import ConfigError, DataError
 from earmark.network import build_classifier
+from earmark.windowing import window_starts
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -112,12 +113,13 @@ def check_split(teacher_rows: list[Row], student_rows: list[Row], teacher: str) 
 
 def centred(waveform: torch.Tensor, window: int) -> torch.Tensor:
     """A batch of windows ``(batch, samples)`` in the middle of longer ones of ``window``
-    samples, zeros around them (placed as :func:`earmark.windowing.window_starts` places
-    a recording shorter than a window); unchanged when ``window`` is not longer."""
-    extra = window - waveform.shape[-1]
-    if extra <= 0:
+    samples, zeros around them, where :func:`earmark.windowing.window_starts` places a
+    recording shorter than a window; unchanged when ``window`` is not longer."""
+    length = waveform.shape[-1]
+    if window <= length:
         return waveform
-    return F.pad(waveform, (extra // 2, extra - extra // 2))
+    before = -int(window_starts(length, window, window)[0])
+    return F.pad(waveform, (before, window - length - before))
 
 
 def softened(logits: torch.Tensor, temperature: float) -> torch.Tensor:
