@@ -9,7 +9,7 @@ log-mel bands (the same front-end), a multinomial logistic regression, and the
 same per-clip judgement. Prints per fold and mean +/- standard deviation, the
 ratio, the int8 bundle's size and its latency per window.
 
-    python benchmarks/esc10_cv.py                 # about 30 minutes on 2 cores
+    python benchmarks/esc10_cv.py                 # about 25 minutes on 2 cores
     python benchmarks/esc10_cv.py --runs runs/esc10-f   # reuse runs trained with the CLI
 """
 
