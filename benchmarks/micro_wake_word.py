@@ -154,7 +154,8 @@ def main() -> None:
     manifest_file = manifest_path(folder, described)
     manifest = json.loads(manifest_file.read_text())
     cutoff, label = manifest["micro"]["probability_cutoff"], described["wake_word"]
-    samples, truth = build_stream(args.phrase, args.seed)
+    stream = build_stream(args.phrase, args.seed)
+    samples, truth = stream.samples, stream.truth
     seconds = len(samples) / RATE
     hours = seconds / 3600
     print(f"stream: {len(truth)} real '{args.phrase}' recordings between background speech, "
