@@ -46,7 +46,7 @@ import numpy as np
 
 from earmark import audio
 from earmark.data.streams import TruthWord, speech_extent
-from earmark.metrics.streaming import score_stream
+from earmark.metrics.streaming import score_spans, score_stream
 from earmark.runtime import load_bundle
 from earmark.runtime.smoother import SmootherConfig, detect
 from earmark.stream_eval import run_stream
@@ -88,29 +88,6 @@ class BenchmarkStream:
         return len(self.samples) / RATE
 
 
-@dataclass
-class SpanScore:
-    """A sweep point scored by the phrases' spans."""
-
-    missed_rate: float
-    false_alarms_per_hour: float
-    latencies_ms: np.ndarray     #: each found phrase's first detection after its speech ends
-
-
-def span_score(stream: BenchmarkStream, detections_ms) -> SpanScore:
-    """Phrases with a detection in their span are found; a detection in no span is a false
-    alarm (further detections within a found span count as neither)."""
-    starts, ends = (np.array(side, dtype=float) for side in zip(*stream.spans))
-    times = np.sort(np.asarray(detections_ms, dtype=float))
-    index = np.searchsorted(starts, times, side="right") - 1
-    inside = (index >= 0) & (times <= ends[np.maximum(index, 0)])
-    found, first = np.unique(index[inside], return_index=True)
-    speech_ends = np.array([word.end_ms for word in stream.truth])[found]
-    return SpanScore(1.0 - len(found) / len(stream.spans),
-                     float(np.sum(~inside)) / (stream.seconds / 3600),
-                     times[inside][first] - speech_ends)
-
-
 def build_stream(phrase: str, seed: int, background: Path = BACKGROUND) -> BenchmarkStream:
     """Phrases between stretches of background speech, noise at 10 dB SNR to the speech."""
     rng = np.random.default_rng(seed)
@@ -147,7 +124,8 @@ def both_scores(stream: BenchmarkStream, detections_ms: list[float]) -> dict:
     """A sweep point by the protocol's spans, and by the speech's end (the earlier rule)."""
     truth_pairs = [(w.label, w.end_ms) for w in stream.truth]
     label = stream.truth[0].label
-    return {"spans": span_score(stream, detections_ms),
+    return {"spans": score_spans(stream.spans, detections_ms, stream.seconds,
+                                 [w.end_ms for w in stream.truth]),
             "speech_end": score_stream(truth_pairs, [(label, t) for t in detections_ms],
                                        stream.seconds, TOLERANCE_MS)}
 

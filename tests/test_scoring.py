@@ -9,8 +9,8 @@ import pytest
 
 from earmark.errors import EarmarkError
 from earmark.metrics.streaming import (StreamScore, ThresholdError, fewest_false_alarms,
-                                      pick_threshold,
-                                     score_stream, sweep_thresholds)
+                                      pick_threshold, score_spans, score_stream,
+                                      sweep_thresholds)
 from earmark.runtime.smoother import Detection, SmootherConfig, detect
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
@@ -194,3 +194,40 @@ def test_sweep_rejects_scores_that_do_not_match_the_labels():
     with pytest.raises(ValueError, match="shape"):
         sweep_thresholds(np.arange(5), np.zeros((5, 3)), LABELS, SmootherConfig(), [], 1.0,
                          [0.5])
+
+
+def test_spans_count_a_late_detection_as_found_and_the_rest_as_false_alarms():
+    spans = [(0.0, 3500.0), (10000.0, 13500.0), (20000.0, 23500.0)]
+    speech_ends = [1900.0, 11900.0, 21900.0]
+    # the first phrase answered twice (the second counts as nothing), the second 1.5 s
+    # after its speech (late, still in its span), the third never; two detections between
+    detections = [2100.0, 2600.0, 13400.0, 8000.0, 23600.0]
+    score = score_spans(spans, detections, duration_s=3600.0, reference_ms=speech_ends)
+    assert (score.spans, score.found, score.false_alarms) == (3, 2, 2)
+    assert score.missed_rate == pytest.approx(1 / 3)
+    assert score.false_alarms_per_hour == pytest.approx(2.0)
+    assert list(score.latencies_ms) == [200.0, 1500.0]
+    # the stricter rule the benchmark printed before: within 1 s of the speech's end
+    strict = score_stream([("w", t) for t in speech_ends], [("w", t) for t in detections],
+                          3600.0, time_tolerance_ms=1000)
+    assert (strict.matched, strict.false_alarms) == (1, 4)
+
+
+def test_span_bounds_are_inclusive_and_no_detection_misses_everything():
+    spans = [(1000.0, 2000.0), (5000.0, 6000.0)]
+    assert score_spans(spans, [1000.0, 6000.0], 60.0).found == 2
+    assert score_spans(spans, [999.9, 6000.1], 60.0).false_alarms == 2
+    empty = score_spans(spans, [], 60.0)
+    assert (empty.found, empty.false_alarms, empty.missed_rate) == (0, 0, 1.0)
+
+
+@pytest.mark.parametrize("spans, reference, duration, message", [
+    ([(0.0, 1000.0), (900.0, 2000.0)], None, 10.0, "overlapping"),
+    ([(2000.0, 3000.0), (0.0, 1000.0)], None, 10.0, "time order"),
+    ([(1000.0, 0.0)], None, 10.0, "pairs"),
+    ([(0.0, 1000.0)], [1.0, 2.0], 10.0, "2 reference times for 1 spans"),
+    ([(0.0, 1000.0)], None, 0.0, "duration_s"),
+])
+def test_bad_spans_are_refused_with_the_reason(spans, reference, duration, message):
+    with pytest.raises(EarmarkError, match=message):
+        score_spans(spans, [500.0], duration, reference_ms=reference)

@@ -62,6 +62,13 @@ False alarms
 ``false_alarms = wrong + false_positives``: every detection of a command
 that was not said (a wrong label is a false alarm for the label reported).
 ``false_alarms_per_hour`` divides it by the stream's duration.
+
+Spans
+-----
+:func:`score_spans` scores one word by spans instead, as Picovoice's
+wake-word benchmark does: a detection anywhere in a span (a recording of
+the phrase and the 0.5 s after it) finds it, one in no span is a false
+alarm.
 """
 
 from __future__ import annotations
@@ -277,6 +284,65 @@ def score_stream(truth: Iterable, detections: Iterable, duration_s: float,
                        false_positives=len(left) - wrong, missed=truth_words - matched,
                        duration_s=float(duration_s), time_tolerance_ms=time_tolerance_ms,
                        latencies_ms=latencies)
+
+
+@dataclass
+class SpanScore:
+    """Detections against the spans of the words to find (see :func:`score_spans`)."""
+
+    spans: int                      #: words to find
+    found: int                      #: spans holding at least one detection
+    false_alarms: int               #: detections in no span
+    duration_s: float
+    #: in each found span, its first detection minus the span's reference time
+    latencies_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def missed_rate(self) -> float:
+        """Fraction of spans without a detection (NaN without spans)."""
+        return 1.0 - self.found / self.spans if self.spans else math.nan
+
+    @property
+    def false_alarms_per_hour(self) -> float:
+        return self.false_alarms / (self.duration_s / 3600.0)
+
+
+def score_spans(spans: Sequence[tuple[float, float]], detections_ms: Iterable[float],
+                duration_s: float, reference_ms: Sequence[float] | None = None) -> SpanScore:
+    """Score detections of one word by spans, as Picovoice's wake-word benchmark does.
+
+    A span (``(start_ms, end_ms)``, inclusive) is found when a detection lies
+    in it; a detection in no span is a false alarm; further detections in a
+    found span count as neither. The benchmark's span runs from the start of a
+    recording of the phrase to 0.5 s after the recording ends, silence
+    included, so an engine is not charged for answering late within it.
+    ``reference_ms`` (one time per span, say the end of its speech) gives the
+    latencies.
+
+    Raises
+    ------
+    EarmarkError
+        Spans that are unsorted, overlapping or empty, a reference list of
+        another length, or ``duration_s`` not above 0.
+    """
+    if not duration_s > 0:
+        raise EarmarkError(f"duration_s must be > 0 seconds, got {duration_s}")
+    bounds = np.asarray(spans, dtype=float).reshape(-1, 2)
+    if len(bounds) and (np.any(bounds[:, 1] < bounds[:, 0])
+                        or np.any(bounds[1:, 0] <= bounds[:-1, 1])):
+        raise EarmarkError("spans must be (start_ms, end_ms) pairs in time order, none "
+                           "overlapping the next")
+    if reference_ms is not None and len(reference_ms) != len(bounds):
+        raise EarmarkError(f"{len(reference_ms)} reference times for {len(bounds)} spans")
+    times = np.sort(np.asarray(list(detections_ms), dtype=float))
+    index = np.searchsorted(bounds[:, 0], times, side="right") - 1
+    inside = (index >= 0) & (times <= bounds[np.maximum(index, 0), 1]) if len(bounds) \
+        else np.zeros(len(times), bool)
+    found, first = np.unique(index[inside], return_index=True)
+    latencies = (times[inside][first] - np.asarray(reference_ms, dtype=float)[found]
+                 if reference_ms is not None else np.zeros(0))
+    return SpanScore(len(bounds), len(found), int(np.sum(~inside)), float(duration_s),
+                     latencies)
 
 
 def sweep_thresholds(times_ms, scores, labels: Sequence[str], config: SmootherConfig,
