@@ -93,8 +93,8 @@ def build_stream(phrase: str, seed: int, background: Path = BACKGROUND) -> Bench
     rng = np.random.default_rng(seed)
     keywords = audio.load_folder(DATA / "wake_words" / phrase, RATE, "wake phrase recordings")
     speech = audio.load_folder(background, RATE, "background speech")
-    background = np.concatenate([speech[i] for i in rng.permutation(len(speech))])
-    pieces = np.array_split(background, len(keywords))
+    talk = np.concatenate([speech[i] for i in rng.permutation(len(speech))])
+    pieces = np.array_split(talk, len(keywords))
     parts, truth, spans, position = [], [], [], 0
     for index in rng.permutation(len(keywords)):
         piece, keyword = pieces[len(truth)], keywords[index]
