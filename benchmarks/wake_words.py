@@ -48,7 +48,7 @@ from earmark import audio
 from earmark.data.streams import TruthWord, speech_extent
 from earmark.metrics.streaming import score_spans, score_stream
 from earmark.runtime import load_bundle
-from earmark.runtime.smoother import SmootherConfig, detect
+from earmark.runtime.smoother import SmootherConfig, gate, window_tops
 from earmark.stream_eval import run_stream
 # The earlier rule: a detection counts for a phrase whose speech ends at most TOLERANCE_MS
 # (1 s) from it, as the calibration of `earmark wakeword` counts.
@@ -142,10 +142,11 @@ def earmark_engine(bundle_dir: str, stream: BenchmarkStream) -> dict:
                      smoother)
     cpu = time.process_time() - started
     label = stream.truth[0].label
+    tops = window_tops(run.times_ms, run.scores, smoother)   # the same at every threshold
 
     def scored(threshold: float) -> dict:
-        found = detect(run.times_ms, run.scores, bundle.labels,
-                       dataclasses.replace(smoother, detection_threshold=threshold))
+        found = gate(tops, bundle.labels,
+                     dataclasses.replace(smoother, detection_threshold=threshold))
         return both_scores(stream, [d.time_ms for d in found if d.label == label])
 
     return {"sweep": [(float(t), scored(float(t))) for t in THRESHOLDS], "cpu": cpu,
