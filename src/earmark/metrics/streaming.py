@@ -335,9 +335,10 @@ def score_spans(spans: Sequence[tuple[float, float]], detections_ms: Iterable[fl
     if reference_ms is not None and len(reference_ms) != len(bounds):
         raise EarmarkError(f"{len(reference_ms)} reference times for {len(bounds)} spans")
     times = np.sort(np.asarray(list(detections_ms), dtype=float))
+    if not len(bounds):
+        return SpanScore(0, 0, len(times), float(duration_s))
     index = np.searchsorted(bounds[:, 0], times, side="right") - 1
-    inside = (index >= 0) & (times <= bounds[np.maximum(index, 0), 1]) if len(bounds) \
-        else np.zeros(len(times), bool)
+    inside = (index >= 0) & (times <= bounds[np.maximum(index, 0), 1])
     found, first = np.unique(index[inside], return_index=True)
     latencies = (times[inside][first] - np.asarray(reference_ms, dtype=float)[found]
                  if reference_ms is not None else np.zeros(0))
