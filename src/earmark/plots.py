@@ -466,6 +466,38 @@ def plot_tradeoff(thresholds: Sequence[float], correct_rates: Sequence[float],
     return _save(figure, path, fmt)
 
 
+def plot_threshold_sweep(result: dict, path: str | os.PathLike) -> Path:
+    """False alarms per hour (with their 95% interval) against the threshold, the miss
+    rate beside them where recordings of the phrase were given, the chosen threshold
+    marked (``result``: :func:`earmark.runtime.calibrate.report`)."""
+    fmt = _image_format(path)
+    rows = result["sweep"]
+    thresholds = np.array([row["threshold"] for row in rows])
+    figure = _new_figure((7.0, 4.4))
+    axes = figure.add_subplot()
+    low, high = np.array([row["false_alarms_per_hour_95"] for row in rows]).T
+    axes.fill_between(thresholds, low, high, alpha=0.25, label="95% interval")
+    axes.plot(thresholds, [row["false_alarms_per_hour"] for row in rows], "o-", markersize=2,
+              label="false alarms per hour")
+    axes.axhline(result["budget_per_hour"], color="grey", linestyle=":", label="budget")
+    axes.set_yscale("symlog", linthresh=1.0)
+    axes.set_ylim(bottom=0)
+    axes.set_xscale("logit")        # the low false-alarm rates live near 1
+    axes.set_xlabel("detection threshold")
+    axes.set_ylabel("false alarms per hour")
+    if result["positives"]:
+        misses = axes.twinx()
+        misses.plot(thresholds, [100 * row["miss_rate"] for row in rows], "-", color="C3",
+                    label="missed (%)")
+        misses.set_ylabel("recordings of the phrase missed (%)", color="C3")
+    if result["chosen"] is not None:
+        axes.axvline(result["chosen"]["threshold"], color="C2", label="chosen threshold")
+    axes.set_title(f"{result['negative_hours']:.2f} h of negative recordings")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="upper center", fontsize="small")
+    return _save(figure, path, fmt)
+
+
 def plot_events(spectrogram_db: np.ndarray, seconds_per_frame: float, sample_rate: int,
                 centres: np.ndarray, probabilities: np.ndarray, labels: Sequence[str],
                 events: Sequence[Event], path: str | os.PathLike, title: str = "",

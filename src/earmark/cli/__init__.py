@@ -13,13 +13,13 @@ import logging
 import sys
 
 from earmark import __version__
-from earmark.cli import (anomaly, configs, datasets, deploy, demo, events, monitor, pictures,
-                         streaming, synth, training, wakeword)
+from earmark.cli import (anomaly, calibrate, configs, datasets, deploy, demo, events, monitor,
+                         pictures, streaming, synth, training, wakeword)
 from earmark.errors import EarmarkError
 
 #: The command modules, in the order ``earmark --help`` lists them.
-AREAS = (training, deploy, streaming, synth, demo, wakeword, events, monitor, pictures, anomaly,
-         datasets, configs)
+AREAS = (training, deploy, streaming, synth, demo, wakeword, calibrate, events, monitor,
+         pictures, anomaly, datasets, configs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -85,6 +85,12 @@ from earmark.runtime.smoother import (SmootherConfig, StreamError, checked_label
                                       window_tops)
 
 
+#: Thresholds a wake word's sweep tries: every 0.01 from 0.30 to 0.89, then finer towards 1,
+#: where the low false-alarm rates live.
+WAKE_THRESHOLDS = tuple(np.unique(np.round(np.concatenate(
+    [np.arange(0.30, 0.90, 0.01), 1.0 - np.geomspace(0.1, 0.0005, 24)]), 5)).tolist())
+
+
 class ThresholdError(EarmarkError, ValueError):
     """No threshold in a sweep meets the requested false-alarm rate."""
 

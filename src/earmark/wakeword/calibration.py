@@ -18,14 +18,13 @@ import numpy as np
 from earmark.data.keywords import SILENCE, UNKNOWN
 from earmark.data.streams import StreamSpec, build_stream, speech_extent
 from earmark.metrics.classification import wilson_interval
-from earmark.metrics.streaming import (ThresholdError, pick_threshold, poisson_interval,
-                                       sweep_thresholds)
+from earmark.metrics.streaming import (WAKE_THRESHOLDS, ThresholdError, pick_threshold,
+                                       poisson_interval, sweep_thresholds)
 from earmark.runtime.smoother import SmootherConfig
 from earmark.stream_eval import StreamRun
 
-#: Thresholds swept: every 0.01 up to 0.9, finer near 1 where low false-alarm rates live.
-THRESHOLDS = tuple(np.unique(np.round(np.concatenate(
-    [np.arange(0.30, 0.90, 0.01), 1.0 - np.geomspace(0.1, 0.0005, 24)]), 5)))
+#: Thresholds swept (:data:`earmark.metrics.streaming.WAKE_THRESHOLDS`).
+THRESHOLDS = WAKE_THRESHOLDS
 #: A micro model's cutoffs: its rule (the wake word's mean above the cutoff) is
 #: earmark's (the top class's mean) from 0.5 on, and its uint8 output tops out at 255/256.
 MICRO_THRESHOLDS = tuple(t for t in THRESHOLDS if 0.5 <= t < 255 / 256)
