@@ -292,7 +292,7 @@ def test_wakeword_target_micro_calibrates_the_manifests_cutoff(tmp_path: Path, m
     out = tmp_path / "run"
     assert main(["wakeword", "hello there", "--out", str(out), "--negatives",
                  str(tmp_path / "negatives"), "--takes", "30", "--hard-negatives", "30",
-                 "--sentences", "6", "--epochs", "2", "--target", "micro", "-q"]) == 0
+                 "--sentences", "6", "--epochs", "2", "--conversation-minutes", "1", "--target", "micro", "-q"]) == 0
     assert "microWakeWord files" in capsys.readouterr().out
     card = json.loads((out / "card.json").read_text())
     manifest = json.loads((out / "micro" / "hello_there.json").read_text())

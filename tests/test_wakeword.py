@@ -169,7 +169,7 @@ def test_the_card_calibrates_on_validation_and_scores_test():
                        model_bytes=1000, budget=1.0)
     row = next(r for r in card["rows"] if r["budget_per_hour"] == 1.0)
     # validation's false alarms peak at 0.8, its phrases at 0.99: the threshold lies between
-    # (the highest that still hears every phrase) ...
+    # (the lowest above the false alarms) ...
     assert 0.8 < row["threshold"] < 0.99 and card["threshold"] == row["threshold"]
     # ... so the test stream's louder false alarms all get through: 3 in 10 minutes
     assert row["false_alarms"] == 3 and row["false_alarms_per_hour"] == pytest.approx(18.0)
@@ -203,6 +203,61 @@ def test_the_held_out_streams_keep_phrases_apart_and_count_a_late_detection():
     (_, score), = sweep(run, ["hey", "_unknown_", "_silence_"], thresholds=(0.9,))
     assert 750 < score.latencies_ms[0] <= TOLERANCE_MS
     assert score.correct == 1 and score.false_positives == 0
+
+
+def test_the_conversation_raises_a_threshold_its_false_alarms_would_break():
+    from earmark.wakeword.calibration import THRESHOLDS
+    from earmark.wakeword.conversation import ConversationSweep
+
+    positives = [20.0 * k for k in range(1, 26)]
+    validation = _stream(positives, [305.0, 505.0], false_level=0.8)
+    labels = ["hey", "_unknown_", "_silence_"]
+    alone = report_card(validation, validation, labels, 1.0, 1, budget=1.0)["threshold"]
+    assert 0.8 < alone < 0.99                          # the phrases, at 0.99, all heard
+    # an hour of conversation with three false alarms at every threshold up to 0.995
+    talk = ConversationSweep(3600.0, {t: 3 if t <= 0.995 else 0 for t in THRESHOLDS})
+    card = report_card(validation, validation, labels, 1.0, 1, budget=1.0, conversation=talk)
+    row = next(r for r in card["rows"] if r["budget_per_hour"] == 1.0)
+    assert card["threshold"] > 0.995 and row["conversation_false_alarms"] == 0
+    assert row["miss_rate"] == 1.0                     # the price: the phrases go unheard
+    assert card["conversation_hours"] == 1.0
+    assert "synthesized conversation" in format_card(card, "hey")
+    # 3 an hour allowed: the conversation's 3 in the 70 pooled minutes fit the budget
+    loose = report_card(validation, validation, labels, 1.0, 1, budget=3.0, conversation=talk)
+    assert loose["threshold"] == alone
+
+
+def test_synthesized_conversation_leaves_out_the_phrases_words(monkeypatch):
+    from earmark.wakeword import conversation
+    from earmark.wakeword.conversation import conversation_false_alarms, running_speech
+
+    pytest.importorskip("wordfreq")
+    real, said = conversation.speech(), []
+
+    class Recording:
+        sample_rate = real.sample_rate
+        voices, variants = real.voices, real.variants
+
+        def synthesize(self, text, **settings):
+            said.append(text)
+            return real.synthesize(text, **settings)
+
+    monkeypatch.setattr(conversation, "speech", Recording)
+    monkeypatch.setattr(conversation, "PIECE_SECONDS", 10.0)
+    noise = [0.01 * np.random.default_rng(0).standard_normal(16000)]
+    phrase = check_phrase("the time")                   # two of the most common words
+    pieces = list(running_speech(phrase, 0.5, 16000, noise, seed=0))
+    assert [len(p) for p in pieces] == [160000, 160000, 160000]
+    assert all(np.isfinite(p).all() and np.abs(p).max() <= 1 for p in pieces)
+    assert all(np.sqrt(np.mean(p ** 2)) > 0.01 for p in pieces)       # speech, not the bed
+    words = [w for text in said for w in text.split()]
+    assert len(said) >= 5 and not {"the", "time"} & set(words)
+    assert all(6 <= len(text.split()) < 25 for text in said)
+    again = list(running_speech(phrase, 0.5, 16000, noise, seed=0))
+    assert all(np.array_equal(a, b) for a, b in zip(pieces, again))
+    swept = conversation_false_alarms(lambda samples, truth: samples, lambda run: {0.5: 1},
+                                      phrase, 0.5, 16000, noise, seed=0)
+    assert swept.seconds == pytest.approx(30.0) and swept.false_alarms == {0.5: 3}
 
 
 def test_a_budget_no_threshold_meets_is_reported_not_fatal():
@@ -243,7 +298,7 @@ def test_the_whole_command_ends_with_a_calibrated_bundle_and_a_card(tmp_path, ca
     out = tmp_path / "run"
     assert main(["wakeword", "hello there", "--out", str(out), "--negatives",
                  str(tmp_path / "negatives"), "--takes", "30", "--hard-negatives", "30",
-                 "--sentences", "6", "--epochs", "2", "--model", model, "-q"]) == 0
+                 "--sentences", "6", "--epochs", "2", "--conversation-minutes", "1", "--model", model, "-q"]) == 0
     printed = capsys.readouterr().out
     assert "miss rate" in printed and "KiB" in printed
     card = json.loads((out / "card.json").read_text())
@@ -257,6 +312,8 @@ def test_the_whole_command_ends_with_a_calibrated_bundle_and_a_card(tmp_path, ca
              "dscnn": ("logmel", ["hello_there", "_unknown_", "_silence_"])}
     assert (metadata.features["kind"], list(metadata.labels)) == kinds[model]
     assert (out / "card.png").stat().st_size > 0 and (out / "card.txt").is_file()
+    assert card["conversation_hours"] == pytest.approx(1 / 60, rel=0.01)
+    assert all(isinstance(r["conversation_false_alarms"], int) for r in card["rows"])
 
 
 def test_joined_negatives_run_short_recordings_together_within_speaker_buckets(tmp_path):

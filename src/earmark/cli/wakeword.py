@@ -38,6 +38,9 @@ def register(commands) -> None:
     sub.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
     sub.add_argument("--false-alarms-per-hour", type=float, default=1.0,
                      help="the budget the stored threshold is calibrated for (default 1)")
+    sub.add_argument("--conversation-minutes", type=float, default=120.0, metavar="MIN",
+                     help="synthesized conversation the threshold must also keep within the "
+                          "budget (default 120, about a minute of work; 0: none)")
     sub.add_argument("--target", choices=["onnx", "micro"], default="onnx",
                      help="onnx: a bundle for earmark listen/serve (default); micro: a "
                           "causal TCN on the TFLite-Micro front-end, written as a "
@@ -53,7 +56,7 @@ def register(commands) -> None:
 
 def _wakeword(args) -> int:
     from earmark.errors import ConfigError
-    from earmark.input_limits import check_count, check_positive
+    from earmark.input_limits import check_count, check_non_negative, check_positive
     from earmark.wakeword.calibration import format_card
     from earmark.wakeword.dataset import WakeWordData
     from earmark.wakeword.pipeline import WakeWordOptions, run_wakeword
@@ -78,7 +81,10 @@ def _wakeword(args) -> int:
                                   args.false_alarms_per_hour, "--false-alarms-per-hour",
                                   maximum=3600.0),
                               seed=args.seed, target=args.target,
-                              model=args.model or "embedding")
+                              model=args.model or "embedding",
+                              conversation_minutes=check_non_negative(
+                                  args.conversation_minutes, "--conversation-minutes",
+                                  maximum=24 * 60.0))
     card = run_wakeword(options, args.out, progress=progress_bars(args))
     print(format_card(card, card["phrase"]))
     if args.target == "micro":

@@ -7,8 +7,9 @@
    augmentation that makes synthetic speech sound recorded: rooms, a
    microphone EQ, band limits, noise, other talkers, clipping, level;
 4. export the bundle;
-5. calibrate the threshold on the validation stream for the false-alarm
-   budget and store it in the bundle (``listen`` and ``serve`` use it);
+5. calibrate the threshold for the false-alarm budget on the validation
+   stream and on synthesized conversation (:mod:`earmark.wakeword.conversation`)
+   and store it in the bundle (``listen`` and ``serve`` use it);
 6. score the test stream: the report card (text, JSON, PNG).
 
 Everything goes to one folder; a second run with the same folder resumes
@@ -56,6 +57,8 @@ class WakeWordOptions:
     #: log-mel (smaller and cheaper, but trained on synthesized speech it fires on real
     #: conversation).
     model: str = "embedding"
+    #: Synthesized conversation the threshold must also keep within the budget (0: none).
+    conversation_minutes: float = 120.0
 
 
 def run_wakeword(options: WakeWordOptions, out_dir: str | Path,
@@ -203,24 +206,29 @@ def _calibrate(scored, rate: int, labels: list[str], model_bytes: int, smoother,
                run_dir: Path, noise_dir: str, options: WakeWordOptions, out_dir: Path,
                thresholds: tuple[float, ...] | None = None) -> dict:
     """The report card: ``scored(samples, truth)`` (a StreamRun) on the validation stream
-    picks the threshold, on the test stream scores it. The streams hold the held-out
-    phrase takes among everyday negatives (the user's recordings, joined running sound);
-    the negatives made from the phrase are scored on their own, at the chosen threshold."""
+    and the synthesized conversation picks the threshold, on the test stream scores it.
+    The streams hold the held-out phrase takes among everyday negatives (the user's
+    recordings, joined running sound); the negatives made from the phrase are scored on
+    their own, at the chosen threshold."""
     from earmark.stream_eval import background_noise, held_out_clips
-    from earmark.wakeword.calibration import held_out_audio, plot_card, report_card
+    from earmark.wakeword.calibration import (THRESHOLDS, held_out_audio, plot_card,
+                                              report_card)
     from earmark.wakeword.dataset import made_negatives
 
     made = made_negatives(out_dir / "data")
     clips = held_out_clips(run_dir, rate, keep=lambda path: not made(path))
     noise = background_noise(run_dir, noise_dir, rate)
     validation = scored(*held_out_audio(clips["validation"], noise, rate, options.seed))
+    conversation = _conversation(scored, labels, smoother, thresholds or THRESHOLDS, rate,
+                                 noise, options)
     test_audio = held_out_audio(clips["test"], noise, rate, options.seed + 1)
     started = time.process_time()
     test = scored(*test_audio)
     cpu_seconds = time.process_time() - started
     chosen = {"thresholds": thresholds} if thresholds else {}
     card = report_card(validation, test, labels, cpu_seconds, model_bytes,
-                       options.false_alarms_per_hour, smoother, **chosen)
+                       options.false_alarms_per_hour, smoother, **chosen,
+                       conversation=conversation)
     plot_card(validation, test, labels, card, out_dir / "card.png", smoother, **chosen)
     try:
         hard = held_out_clips(run_dir, rate, keep=made, splits=("test",))["test"]
@@ -230,6 +238,26 @@ def _calibrate(scored, rate: int, labels: list[str], model_bytes: int, smoother,
                                                        smoother, card["threshold"],
                                                        options.seed + 2)
     return card
+
+
+def _conversation(scored, labels: list[str], smoother, thresholds: tuple[float, ...], rate: int,
+                  noise: list, options: WakeWordOptions):
+    """False alarms on :attr:`WakeWordOptions.conversation_minutes` of synthesized
+    conversation at each threshold (None for none)."""
+    from earmark.wakeword.calibration import sweep
+    from earmark.wakeword.conversation import conversation_false_alarms
+
+    if options.conversation_minutes <= 0:
+        return None
+    logger.info("    %g min of synthesized conversation ...", options.conversation_minutes)
+
+    def false_alarms(run) -> dict[float, int]:
+        return {t: s.false_alarms for t, s in sweep(run, labels, smoother, thresholds)}
+
+    return conversation_false_alarms(scored, false_alarms, check_phrase(options.phrase,
+                                                                        options.language),
+                                     options.conversation_minutes, rate, noise,
+                                     options.seed + 3)
 
 
 def _made_negative_detections(scored, clips: list, noise: list, rate: int, labels: list[str],
