@@ -212,3 +212,32 @@ def test_a_corrupt_negative_is_named_before_any_audio_is_scored(bundle, tmp_path
     with pytest.raises(AudioError, match="corrupt.flac"):
         sweep_recordings(load_bundle(bundle, threads=1),
                          [write_bursts(tmp_path / "ok.wav", 5.0, []), corrupt], SETTINGS)
+
+
+def test_calibrate_can_add_synthesized_conversation(bundle, tmp_path, capsys):
+    pytest.importorskip("wordfreq")
+    negatives = write_bursts(tmp_path / "quiet.wav", 10.0, [])
+    out = tmp_path / "cal"
+    assert main(["calibrate", str(bundle), "--negatives", str(negatives),
+                 "--conversation-minutes", "0.25", "--phrase", "hello there", "--out", str(out),
+                 "-q"]) == 0
+    assert "0.00 h of synthesized conversation" in capsys.readouterr().out
+    result = json.loads((out / "calibration.json").read_text())
+    assert result["negative_hours"] == pytest.approx((10 + 15) / 3600, rel=0.01)
+    assert result["conversation_hours"] == pytest.approx(0.25 / 60)
+    # the conversation alone, without recordings
+    assert main(["calibrate", str(bundle), "--conversation-minutes", "0.1", "--phrase",
+                 "hello there", "-q"]) == 0
+    assert main(["calibrate", str(bundle), "-q"]) == 2
+    assert "--conversation-minutes" in capsys.readouterr().err
+
+
+def test_pooled_sweeps_add_their_negatives():
+    a = ThresholdSweep(np.array([0.5, 0.9]), np.array([2, 0]), 1800.0, 3,
+                       found=np.array([4, 3]), positives=4)
+    b = ThresholdSweep(np.array([0.5, 0.9]), np.array([1, 1]), 5400.0, 0)
+    both = a.pooled(b)
+    assert both.false_alarms.tolist() == [3, 1] and both.hours == 2.0
+    assert both.negative_files == 3 and both.positives == 4 and both.found.tolist() == [4, 3]
+    with pytest.raises(ValueError, match="same thresholds"):
+        a.pooled(ThresholdSweep(np.array([0.5]), np.array([1]), 60.0, 1))

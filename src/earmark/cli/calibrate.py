@@ -18,9 +18,16 @@ def register(commands) -> None:
                   "earmark calibrate runs/view-glass/bundle --negatives recordings/living-room/ "
                   "--positives my-voice/ --false-alarms-per-hour 1 --store", _calibrate)
     sub.add_argument("bundle", help="a bundle (from `earmark wakeword` or `earmark export`)")
-    sub.add_argument("--negatives", nargs="+", required=True, metavar="PATH",
+    sub.add_argument("--negatives", nargs="+", default=[], metavar="PATH",
                      help="recordings that never say the phrase: files, folders or globs, "
                           "hours of them for a rate of about one an hour")
+    sub.add_argument("--conversation-minutes", type=float, default=0.0, metavar="MIN",
+                     help="also this much synthesized conversation, as `earmark wakeword` "
+                          "calibrates on (espeak-ng; needs earmark[train,wakeword])")
+    sub.add_argument("--phrase", help="the phrase the conversation leaves out (default: the "
+                                      "label, underscores as spaces)")
+    sub.add_argument("--noise-dir", help="background noise under the conversation (default: "
+                                         "none)")
     sub.add_argument("--positives", nargs="+", metavar="PATH",
                      help="short recordings of the phrase (one saying each): the miss rate "
                           "at each threshold")
@@ -47,13 +54,20 @@ def _calibrate(args) -> int:
     budget = check_non_negative(args.false_alarms_per_hour, "--false-alarms-per-hour")
     if args.plot == "" and not args.out:
         raise ConfigError("--plot without a file name needs --out (or name the PNG)")
+    minutes = check_non_negative(args.conversation_minutes, "--conversation-minutes",
+                                 maximum=24 * 60.0)
+    if not args.negatives and not minutes:
+        raise ConfigError("give --negatives (recordings of what the device hears), "
+                          "--conversation-minutes, or both")
     bundle = load_bundle(args.bundle, threads=1)
     settings = stream_settings(bundle)
     stored = (bundle.metadata.detection or {}).get("detection_threshold")
     thresholds = sorted({*WAKE_THRESHOLDS, *([stored] if stored is not None else [])})
     sweep = sweep_recordings(bundle, args.negatives, settings, args.positives or (),
                              args.label, thresholds, progress=progress_bars(args))
-    result = report(sweep, budget, stored)
+    if minutes:
+        sweep = sweep.pooled(_conversation(args, bundle, settings, thresholds, minutes))
+    result = {**report(sweep, budget, stored), "conversation_hours": minutes / 60}
     print(_table(result))
     _write(args, result)
     chosen = result["chosen"]
@@ -70,6 +84,21 @@ def _calibrate(args) -> int:
     return 0
 
 
+def _conversation(args, bundle, settings, thresholds, minutes: float):
+    """False alarms on synthesized conversation (:mod:`earmark.wakeword.conversation`)."""
+    from earmark import audio
+    from earmark.runtime.calibrate import sweep_pieces, target_label
+    from earmark.wakeword.conversation import running_speech
+    from earmark.wakeword.phrases import check_phrase
+
+    text = args.phrase or target_label(bundle, settings.smoother, args.label).replace("_", " ")
+    noise = (audio.load_folder(args.noise_dir, bundle.sample_rate, "--noise-dir")
+             if args.noise_dir else [])
+    pieces = running_speech(check_phrase(text), minutes, bundle.sample_rate, noise, seed=0)
+    return sweep_pieces(bundle, pieces, settings, thresholds, minutes * 60,
+                        progress_bars(args))
+
+
 def _table(result: dict) -> str:
     """The chosen and stored thresholds among a few others, with 95% intervals."""
     rows = {row["threshold"]: row for row in result["sweep"]
@@ -80,7 +109,10 @@ def _table(result: dict) -> str:
             rows[result[name]["threshold"]] = result[name]
             marks[result[name]["threshold"]] = marks.get(result[name]["threshold"], []) + [name]
     hours = result["negative_hours"]
-    lines = [f"{result['negative_files']} negative recording(s), {hours:.2f} h"
+    talk = result.get("conversation_hours", 0.0)
+    lines = [f"{result['negative_files']} negative recording(s)"
+             + (f" and {talk:.2f} h of synthesized conversation" if talk else "")
+             + f", {hours:.2f} h in all"
              + (f"; {result['positives']} recording(s) of the phrase" if result["positives"]
                 else ""),
              f"{'threshold':>10} {'false alarms':>12} {'per hour (95%)':>22} {'missed (95%)':>22}"]

@@ -72,6 +72,16 @@ class ThresholdSweep:
     def false_alarms_per_hour(self) -> np.ndarray:
         return self.false_alarms / max(self.hours, 1e-12)
 
+    def pooled(self, other: "ThresholdSweep") -> "ThresholdSweep":
+        """This sweep's negatives and ``other``'s heard as one (same thresholds); this
+        sweep's recordings of the phrase."""
+        if not np.array_equal(self.thresholds, other.thresholds):
+            raise ValueError("pooled sweeps need the same thresholds")
+        return ThresholdSweep(self.thresholds, self.false_alarms + other.false_alarms,
+                              self.negative_seconds + other.negative_seconds,
+                              self.negative_files + other.negative_files, self.found,
+                              self.positives)
+
     def choose(self, budget_per_hour: float) -> float | None:
         """The lowest threshold from which on every higher one stays within the budget;
         None when even the highest does not."""
@@ -133,7 +143,8 @@ def sweep_recordings(bundle: Bundle, negatives: Iterable[str | os.PathLike],
     """Stream every negative recording (and every recording of the phrase) through the
     bundle once; count what fires at each threshold."""
     thresholds = np.asarray(sorted(set(thresholds)), dtype=float)
-    headers = find_recordings(negatives)         # every header read before any work
+    negatives = list(negatives)                  # none: only the phrase's recordings
+    headers = find_recordings(negatives) if negatives else []   # all read before any work
     wanted = target_label(bundle, settings.smoother, label) if positives else None
     said = _positive_files(positives) if positives else []
     total = sum(h.duration for h in [*headers, *said])
@@ -142,7 +153,9 @@ def sweep_recordings(bundle: Bundle, negatives: Iterable[str | os.PathLike],
     with as_progress(progress)(total=int(np.ceil(total)), description="calibrating",
                                unit="s") as advance:
         for header in headers:
-            alarms += _false_alarms(bundle, header, settings, thresholds, advance)
+            blocks = audio.read_blocks(header.path, bundle.sample_rate, BLOCK_SECONDS,
+                                       header)
+            alarms += _false_alarms(bundle, blocks, settings, thresholds, advance)
         for header in said:
             found += _found(bundle, header, settings, thresholds, wanted)
             advance(round(header.duration))
@@ -160,13 +173,14 @@ def _positive_files(positives: Iterable[str | os.PathLike]) -> list[audio.AudioI
     return headers
 
 
-def _false_alarms(bundle: Bundle, header: audio.AudioInfo, settings: StreamSettings,
+def _false_alarms(bundle: Bundle, blocks: Iterable[np.ndarray], settings: StreamSettings,
                   thresholds: np.ndarray, advance) -> np.ndarray:
-    """Detections at each threshold in one negative recording, an hour of scores at a time."""
+    """Detections at each threshold in one negative recording (its blocks at the bundle's
+    rate), an hour of scores at a time."""
     engine = StreamEngine(bundle, stride_ms=settings.stride_ms, smoother=settings.smoother)
     alarms = np.zeros(len(thresholds), dtype=np.int64)
     times, scores, segment_start, heard = [], [], 0.0, 0
-    for block in audio.read_blocks(header.path, bundle.sample_rate, BLOCK_SECONDS, header):
+    for block in blocks:
         for result in engine.process(block):
             times.append(result.time_ms)
             scores.append(result.scores)
@@ -178,6 +192,23 @@ def _false_alarms(bundle: Bundle, header: audio.AudioInfo, settings: StreamSetti
     if times:
         alarms += _detections(times, scores, bundle.labels, settings.smoother, thresholds)
     return alarms
+
+
+def sweep_pieces(bundle: Bundle, pieces: Iterable[np.ndarray], settings: StreamSettings,
+                 thresholds: Sequence[float] = WAKE_THRESHOLDS, seconds: float = 0.0,
+                 progress: ProgressLike = None) -> ThresholdSweep:
+    """False alarms at each threshold in negative audio given as pieces at the bundle's rate
+    (each streamed on its own; ``seconds`` in all, for the progress), such as synthesized
+    conversation (:mod:`earmark.wakeword.conversation`)."""
+    thresholds = np.asarray(sorted(set(thresholds)), dtype=float)
+    alarms = np.zeros(len(thresholds), dtype=np.int64)
+    heard = 0
+    with as_progress(progress)(total=int(np.ceil(seconds)), description="conversation",
+                               unit="s") as advance:
+        for piece in pieces:
+            alarms += _false_alarms(bundle, [piece], settings, thresholds, advance)
+            heard += len(piece)
+    return ThresholdSweep(thresholds, alarms, heard / bundle.sample_rate, 0)
 
 
 def _found(bundle: Bundle, header: audio.AudioInfo, settings: StreamSettings,
