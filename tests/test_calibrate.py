@@ -221,7 +221,7 @@ def test_calibrate_can_add_synthesized_conversation(bundle, tmp_path, capsys):
     assert main(["calibrate", str(bundle), "--negatives", str(negatives),
                  "--conversation-minutes", "0.25", "--phrase", "hello there", "--out", str(out),
                  "-q"]) == 0
-    assert "0.00 h of synthesized conversation" in capsys.readouterr().out
+    assert "negative recording(s) and 0.00 h of synthesized conversation" in capsys.readouterr().out
     result = json.loads((out / "calibration.json").read_text())
     assert result["negative_hours"] == pytest.approx((10 + 15) / 3600, rel=0.01)
     assert result["conversation_hours"] == pytest.approx(0.25 / 60)

@@ -206,8 +206,8 @@ def test_the_held_out_streams_keep_phrases_apart_and_count_a_late_detection():
 
 
 def test_the_conversation_raises_a_threshold_its_false_alarms_would_break():
+    from earmark.runtime.calibrate import ThresholdSweep
     from earmark.wakeword.calibration import THRESHOLDS
-    from earmark.wakeword.conversation import ConversationSweep
 
     positives = [20.0 * k for k in range(1, 26)]
     validation = _stream(positives, [305.0, 505.0], false_level=0.8)
@@ -215,7 +215,8 @@ def test_the_conversation_raises_a_threshold_its_false_alarms_would_break():
     alone = report_card(validation, validation, labels, 1.0, 1, budget=1.0)["threshold"]
     assert 0.8 < alone < 0.99                          # the phrases, at 0.99, all heard
     # an hour of conversation with three false alarms at every threshold up to 0.995
-    talk = ConversationSweep(3600.0, {t: 3 if t <= 0.995 else 0 for t in THRESHOLDS})
+    talk = ThresholdSweep(np.array(THRESHOLDS), np.array([3 if t <= 0.995 else 0
+                                                          for t in THRESHOLDS]), 3600.0, 0)
     card = report_card(validation, validation, labels, 1.0, 1, budget=1.0, conversation=talk)
     row = next(r for r in card["rows"] if r["budget_per_hour"] == 1.0)
     assert card["threshold"] > 0.995 and row["conversation_false_alarms"] == 0
@@ -255,9 +256,11 @@ def test_synthesized_conversation_leaves_out_the_phrases_words(monkeypatch):
     assert all(6 <= len(text.split()) < 25 for text in said)
     again = list(running_speech(phrase, 0.5, 16000, noise, seed=0))
     assert all(np.array_equal(a, b) for a, b in zip(pieces, again))
-    swept = conversation_false_alarms(lambda samples, truth: samples, lambda run: {0.5: 1},
-                                      phrase, 0.5, 16000, noise, seed=0)
-    assert swept.seconds == pytest.approx(30.0) and swept.false_alarms == {0.5: 3}
+    swept = conversation_false_alarms(lambda samples, truth: samples,
+                                      lambda run: {0.5: 1, 0.9: 0}, (0.9, 0.5), phrase, 0.5,
+                                      16000, noise, seed=0)
+    assert swept.negative_seconds == pytest.approx(30.0)
+    assert swept.thresholds.tolist() == [0.5, 0.9] and swept.false_alarms.tolist() == [3, 0]
 
 
 def test_a_budget_no_threshold_meets_is_reported_not_fatal():

@@ -110,9 +110,12 @@ def _table(result: dict) -> str:
             marks[result[name]["threshold"]] = marks.get(result[name]["threshold"], []) + [name]
     hours = result["negative_hours"]
     talk = result.get("conversation_hours", 0.0)
-    lines = [f"{result['negative_files']} negative recording(s)"
-             + (f" and {talk:.2f} h of synthesized conversation" if talk else "")
-             + f", {hours:.2f} h in all"
+    heard = []
+    if result["negative_files"]:
+        heard.append(f"{result['negative_files']} negative recording(s)")
+    if talk:
+        heard.append(f"{talk:.2f} h of synthesized conversation")
+    lines = [" and ".join(heard) + f", {hours:.2f} h in all"
              + (f"; {result['positives']} recording(s) of the phrase" if result["positives"]
                 else ""),
              f"{'threshold':>10} {'false alarms':>12} {'per hour (95%)':>22} {'missed (95%)':>22}"]

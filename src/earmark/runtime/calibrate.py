@@ -1,9 +1,9 @@
 """A bundle's detection threshold set on your own recordings (``earmark calibrate``).
 
 The threshold ``earmark wakeword`` stores was calibrated on held-out synthesized
-voices among the negative recordings it was given: it knows nothing of the
-conversation, television or music a device will hear, and on real conversation it
-fires too often. Here the bundle streams through long recordings of that sound
+voices among the negative recordings it was given and on synthesized conversation:
+it knows nothing of the particular conversation, television or music a device will
+hear. Here the bundle streams through long recordings of that sound
 (none of them holding the phrase), as ``listen`` would hear them, and every threshold
 of a sweep is scored at once: its false alarms, and false alarms per hour with their
 exact 95% interval. Recordings of the phrase itself (optional: a few of your own
@@ -18,6 +18,7 @@ detection per boundary: a count errs towards more false alarms, never fewer.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -247,7 +248,7 @@ def _detections(times: list, scores: list, labels: Sequence[str], smoother: Smoo
     tops = window_tops(np.asarray(times), np.stack(scores), smoother)
     counts = []
     for threshold in thresholds:
-        config = SmootherConfig(**{**vars(smoother), "detection_threshold": float(threshold)})
+        config = dataclasses.replace(smoother, detection_threshold=float(threshold))
         counts.append(sum(1 for d in gate(tops, labels, config)
                           if only is None or d.label == only))
     return np.asarray(counts, dtype=np.int64)

@@ -25,7 +25,6 @@ from earmark.metrics.streaming import (WAKE_THRESHOLDS, ThresholdError, poisson_
 from earmark.runtime.calibrate import ThresholdSweep
 from earmark.runtime.smoother import SmootherConfig
 from earmark.stream_eval import StreamRun
-from earmark.wakeword.conversation import ConversationSweep
 
 #: Thresholds swept (:data:`earmark.metrics.streaming.WAKE_THRESHOLDS`).
 THRESHOLDS = WAKE_THRESHOLDS
@@ -74,9 +73,10 @@ def sweep(run: StreamRun, labels: list[str], smoother: SmootherConfig | None = N
 
 
 def pick_pooled(calibration: list, validation_seconds: float,
-                conversation: ConversationSweep | None, per_hour: float) -> float:
+                conversation: ThresholdSweep | None, per_hour: float) -> float:
     """The lowest threshold from which on every higher one keeps the false alarms of the
-    validation stream and the conversation, pooled per hour, within ``per_hour``.
+    validation stream and the conversation (at the same thresholds), pooled per hour,
+    within ``per_hour``.
 
     The lowest, not the one finding the most validation phrases: synthesized voices are
     found up to thresholds real speakers do not reach, so their count ties over a wide
@@ -88,12 +88,10 @@ def pick_pooled(calibration: list, validation_seconds: float,
         When even the highest threshold breaks the budget.
     """
     calibration = sorted(calibration, key=lambda item: item[0])
-    thresholds = np.array([threshold for threshold, _ in calibration])
-    alarms = np.array([score.false_alarms + (conversation.false_alarms[threshold]
-                                             if conversation else 0)
-                       for threshold, score in calibration])
-    seconds = validation_seconds + (conversation.seconds if conversation else 0.0)
-    chosen = ThresholdSweep(thresholds, alarms, seconds, 1).choose(per_hour)
+    held_out = ThresholdSweep(np.array([threshold for threshold, _ in calibration]),
+                              np.array([score.false_alarms for _, score in calibration]),
+                              validation_seconds, 1)
+    chosen = (held_out.pooled(conversation) if conversation else held_out).choose(per_hour)
     if chosen is None:
         raise ThresholdError(f"no threshold keeps false alarms at or below {per_hour}/hour "
                              "on the held-out audio")
@@ -103,7 +101,7 @@ def pick_pooled(calibration: list, validation_seconds: float,
 def report_card(validation: StreamRun, test: StreamRun, labels: list[str], cpu_seconds: float,
                 model_bytes: int, budget: float, smoother: SmootherConfig | None = None,
                 thresholds: tuple[float, ...] = THRESHOLDS,
-                conversation: ConversationSweep | None = None) -> dict:
+                conversation: ThresholdSweep | None = None) -> dict:
     """Miss rates at :data:`CARD_BUDGETS` (thresholds from validation and the conversation,
     scored on test), the scores smoothed by ``smoother`` (:data:`WAKE_SMOOTHER` by default)."""
     calibration = sweep(validation, labels, smoother, thresholds)
@@ -129,7 +127,7 @@ def report_card(validation: StreamRun, test: StreamRun, labels: list[str], cpu_s
                      "latency_ms_median": _percentile(score.latencies_ms, 50),
                      "latency_ms_p95": _percentile(score.latencies_ms, 95),
                      "conversation_false_alarms": (None if conversation is None else
-                                                   conversation.false_alarms[threshold])})
+                                                   conversation.row(threshold)["false_alarms"])})
     return {"rows": rows, "test_hours": test.seconds / 3600,
             "validation_hours": validation.seconds / 3600,
             "conversation_hours": 0.0 if conversation is None else conversation.hours,

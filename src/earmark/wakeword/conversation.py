@@ -15,13 +15,13 @@ in ten-minute pieces, so memory stays bounded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from earmark import audio
 from earmark.data.tts import speech
+from earmark.runtime.calibrate import ThresholdSweep
 from earmark.wakeword.phrases import Phrase, common_words
 
 #: Two hours: a rate of one false alarm an hour rests on more than one passage.
@@ -35,18 +35,6 @@ SNR_DB = (10.0, 20.0)
 LEVEL_DB = (-18.0, -3.0)
 SPEED_WPM = (130, 210)
 PITCH = (20, 90)
-
-
-@dataclass
-class ConversationSweep:
-    """False alarms on the synthesized conversation at each threshold."""
-
-    seconds: float
-    false_alarms: dict[float, int]
-
-    @property
-    def hours(self) -> float:
-        return self.seconds / 3600
 
 
 def running_speech(phrase: Phrase, minutes: float, sample_rate: int, noise: Sequence[np.ndarray],
@@ -98,14 +86,17 @@ def _over_noise(piece: np.ndarray, bed: np.ndarray, rng: np.random.Generator) ->
 
 
 def conversation_false_alarms(scored: Callable, count_false_alarms: Callable,
-                              phrase: Phrase, minutes: float, sample_rate: int,
-                              noise: Sequence[np.ndarray], seed: int) -> ConversationSweep:
+                              thresholds: Sequence[float], phrase: Phrase, minutes: float,
+                              sample_rate: int, noise: Sequence[np.ndarray],
+                              seed: int) -> ThresholdSweep:
     """``scored(samples, truth)`` (a StreamRun) on each piece of the conversation, and
-    ``count_false_alarms(run)`` (``{threshold: false alarms}``) added up."""
-    counts: dict[float, int] = {}
+    ``count_false_alarms(run)`` (``{threshold: false alarms}``) added up at each of
+    ``thresholds``."""
+    thresholds = np.asarray(sorted(thresholds), dtype=float)
+    alarms = np.zeros(len(thresholds), dtype=np.int64)
     seconds = 0.0
     for piece in running_speech(phrase, minutes, sample_rate, noise, seed):
-        for threshold, alarms in count_false_alarms(scored(piece, [])).items():
-            counts[threshold] = counts.get(threshold, 0) + alarms
+        counts = count_false_alarms(scored(piece, []))
+        alarms += np.array([counts[t] for t in thresholds.tolist()], dtype=np.int64)
         seconds += len(piece) / sample_rate
-    return ConversationSweep(seconds, counts)
+    return ThresholdSweep(thresholds, alarms, seconds, 0)

@@ -31,6 +31,7 @@ from earmark.errors import DataError
 from earmark.frontend.speech_embedding import PHRASE_WINDOW_SECONDS, model_files
 from earmark.progress import ProgressLike
 from earmark.run_folder import RunFolder
+from earmark.wakeword.conversation import CONVERSATION_MINUTES
 from earmark.wakeword.dataset import (WakeWordData, build_dataset, real_negatives,
                                       two_class_manifest)
 from earmark.wakeword.phrases import check_phrase
@@ -58,7 +59,7 @@ class WakeWordOptions:
     #: conversation).
     model: str = "embedding"
     #: Synthesized conversation the threshold must also keep within the budget (0: none).
-    conversation_minutes: float = 120.0
+    conversation_minutes: float = CONVERSATION_MINUTES
 
 
 def run_wakeword(options: WakeWordOptions, out_dir: str | Path,
@@ -254,8 +255,8 @@ def _conversation(scored, labels: list[str], smoother, thresholds: tuple[float, 
     def false_alarms(run) -> dict[float, int]:
         return {t: s.false_alarms for t, s in sweep(run, labels, smoother, thresholds)}
 
-    return conversation_false_alarms(scored, false_alarms, check_phrase(options.phrase,
-                                                                        options.language),
+    phrase = check_phrase(options.phrase, options.language)
+    return conversation_false_alarms(scored, false_alarms, thresholds, phrase,
                                      options.conversation_minutes, rate, noise,
                                      options.seed + 3)
 
