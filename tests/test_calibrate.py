@@ -241,3 +241,22 @@ def test_pooled_sweeps_add_their_negatives():
     assert both.negative_files == 3 and both.positives == 4 and both.found.tolist() == [4, 3]
     with pytest.raises(ValueError, match="same thresholds"):
         a.pooled(ThresholdSweep(np.array([0.5]), np.array([1]), 60.0, 1))
+
+
+def test_calibrate_listens_with_the_smoothing_it_is_told_and_stores_it(bundle, tmp_path,
+                                                                       capsys):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    negatives = write_bursts(tmp_path / "talk.wav", 20.0, [5.0])
+    assert main(["calibrate", str(copy), "--negatives", str(negatives), "--stride-ms", "48",
+                 "--window-ms", "200", "--min-count", "2", "--false-alarms-per-hour", "500",
+                 "--store", "-q"]) == 0
+    detection = read_metadata_file(copy / "earmark.json").detection
+    assert (detection["stride_ms"], detection["average_window_ms"],
+            detection["minimum_count"]) == (48.0, 200, 2)
+    assert main(["calibrate", str(copy), "--negatives", str(negatives), "--threshold", "0.5",
+                 "-q"]) == 2
+    assert "leave it out" in capsys.readouterr().err
+    assert main(["calibrate", str(copy), "--negatives", str(negatives), "--window-ms", "-5",
+                 "-q"]) == 2
+    assert "--window-ms" in capsys.readouterr().err

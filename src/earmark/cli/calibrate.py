@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from earmark.cli.common import command, progress_bars
+from earmark.cli.common import (add_smoother_options, command, progress_bars, smoother_config,
+                                stream_stride_ms)
 
 #: Thresholds the printed table shows (the JSON holds the whole sweep).
 SHOWN = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
@@ -41,6 +42,7 @@ def register(commands) -> None:
     sub.add_argument("--plot", nargs="?", const="", metavar="PNG",
                      help="draw false alarms (and misses) against the threshold (default "
                           "OUT/calibration.png)")
+    add_smoother_options(sub)
 
 
 def _calibrate(args) -> int:
@@ -48,7 +50,7 @@ def _calibrate(args) -> int:
     from earmark.input_limits import check_non_negative
     from earmark.metrics.streaming import WAKE_THRESHOLDS
     from earmark.runtime import load_bundle
-    from earmark.runtime.calibrate import report, store_threshold, stream_settings, \
+    from earmark.runtime.calibrate import StreamSettings, report, store_threshold, \
         sweep_recordings
 
     budget = check_non_negative(args.false_alarms_per_hour, "--false-alarms-per-hour")
@@ -59,8 +61,13 @@ def _calibrate(args) -> int:
     if not args.negatives and not minutes:
         raise ConfigError("give --negatives (recordings of what the device hears), "
                           "--conversation-minutes, or both")
+    if args.threshold is not None:
+        raise ConfigError("--threshold is what calibrate chooses: leave it out")
+    smoother_config(args)                  # the options checked before the bundle loads
     bundle = load_bundle(args.bundle, threads=1)
-    settings = stream_settings(bundle)
+    detection = bundle.metadata.detection
+    settings = StreamSettings(stream_stride_ms(args, detection),
+                              smoother_config(args, detection))
     stored = (bundle.metadata.detection or {}).get("detection_threshold")
     thresholds = sorted({*WAKE_THRESHOLDS, *([stored] if stored is not None else [])})
     sweep = sweep_recordings(bundle, args.negatives, settings, args.positives or (),
