@@ -16,9 +16,10 @@ import soundfile
 from earmark.cli import main
 from earmark.errors import AudioError, DataError
 from earmark.metrics.streaming import poisson_interval
-from earmark.runtime import calibrate, load_bundle
-from earmark.runtime.calibrate import (StreamSettings, ThresholdSweep, report, stream_settings,
-                                       sweep_recordings)
+from earmark import calibrate
+from earmark.calibrate import (StreamSettings, ThresholdSweep, report, stream_settings,
+                               sweep_recordings)
+from earmark.runtime import load_bundle
 from earmark.runtime.metadata import read_metadata_file, write_detection
 from earmark.runtime.smoother import SmootherConfig
 

@@ -206,7 +206,7 @@ def test_the_held_out_streams_keep_phrases_apart_and_count_a_late_detection():
 
 
 def test_the_conversation_raises_a_threshold_its_false_alarms_would_break():
-    from earmark.runtime.calibrate import ThresholdSweep
+    from earmark.calibrate import ThresholdSweep
     from earmark.wakeword.calibration import THRESHOLDS
 
     positives = [20.0 * k for k in range(1, 26)]

@@ -469,7 +469,7 @@ def plot_tradeoff(thresholds: Sequence[float], correct_rates: Sequence[float],
 def plot_threshold_sweep(result: dict, path: str | os.PathLike) -> Path:
     """False alarms per hour (with their 95% interval) against the threshold, the miss
     rate beside them where recordings of the phrase were given, the chosen threshold
-    marked (``result``: :func:`earmark.runtime.calibrate.report`)."""
+    marked (``result``: :func:`earmark.calibrate.report`)."""
     fmt = _image_format(path)
     rows = result["sweep"]
     thresholds = np.array([row["threshold"] for row in rows])

@@ -50,7 +50,7 @@ def _calibrate(args) -> int:
     from earmark.input_limits import check_non_negative
     from earmark.metrics.streaming import WAKE_THRESHOLDS
     from earmark.runtime import load_bundle
-    from earmark.runtime.calibrate import StreamSettings, report, store_threshold, \
+    from earmark.calibrate import StreamSettings, report, store_threshold, \
         sweep_recordings
 
     budget = check_non_negative(args.false_alarms_per_hour, "--false-alarms-per-hour")
@@ -94,7 +94,7 @@ def _calibrate(args) -> int:
 def _conversation(args, bundle, settings, thresholds, minutes: float):
     """False alarms on synthesized conversation (:mod:`earmark.wakeword.conversation`)."""
     from earmark import audio
-    from earmark.runtime.calibrate import sweep_pieces, target_label
+    from earmark.calibrate import sweep_pieces, target_label
     from earmark.wakeword.conversation import running_speech
     from earmark.wakeword.phrases import check_phrase
 

@@ -22,7 +22,7 @@ from earmark.data.streams import StreamSpec, build_stream, speech_extent
 from earmark.metrics.classification import wilson_interval
 from earmark.metrics.streaming import (WAKE_THRESHOLDS, ThresholdError, poisson_interval,
                                        sweep_thresholds)
-from earmark.runtime.calibrate import ThresholdSweep
+from earmark.calibrate import ThresholdSweep
 from earmark.runtime.smoother import SmootherConfig
 from earmark.stream_eval import StreamRun
 

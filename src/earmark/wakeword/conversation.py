@@ -21,7 +21,7 @@ import numpy as np
 
 from earmark import audio
 from earmark.data.tts import speech
-from earmark.runtime.calibrate import ThresholdSweep
+from earmark.calibrate import ThresholdSweep
 from earmark.wakeword.phrases import Phrase, common_words
 
 #: Two hours: a rate of one false alarm an hour rests on more than one passage.
