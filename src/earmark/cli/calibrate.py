@@ -46,12 +46,11 @@ def register(commands) -> None:
 
 
 def _calibrate(args) -> int:
+    from earmark.calibrate import StreamSettings, report, store_threshold, sweep_recordings
     from earmark.errors import ConfigError, DataError
     from earmark.input_limits import check_non_negative
     from earmark.metrics.streaming import WAKE_THRESHOLDS
     from earmark.runtime import load_bundle
-    from earmark.calibrate import StreamSettings, report, store_threshold, \
-        sweep_recordings
 
     budget = check_non_negative(args.false_alarms_per_hour, "--false-alarms-per-hour")
     if args.plot == "" and not args.out:
@@ -68,7 +67,7 @@ def _calibrate(args) -> int:
     detection = bundle.metadata.detection
     settings = StreamSettings(stream_stride_ms(args, detection),
                               smoother_config(args, detection))
-    stored = (bundle.metadata.detection or {}).get("detection_threshold")
+    stored = (detection or {}).get("detection_threshold")
     thresholds = sorted({*WAKE_THRESHOLDS, *([stored] if stored is not None else [])})
     sweep = sweep_recordings(bundle, args.negatives, settings, args.positives or (),
                              args.label, thresholds, progress=progress_bars(args))
