@@ -3,7 +3,7 @@ fresh subprocess):
 
 - no module reaches into another earmark module's private names (``_name``);
 - the deployable parts (``earmark.runtime``, ``earmark.metrics``, the numpy front-end,
-  ``earmark.windowing``) import no torch, however indirectly;
+  ``earmark.windowing``, ``earmark.calibrate``) import no torch, however indirectly;
 - no function or method is longer than :data:`MAX_FUNCTION_LINES` lines.
 """
 
@@ -30,7 +30,8 @@ TORCH_FREE_PACKAGES = ("earmark.runtime", "earmark.metrics")
 TORCH_FREE_MODULES = ("earmark.frontend.reference", "earmark.frontend.spectrogram",
                       "earmark.frontend.filters", "earmark.frontend.inversion",
                       "earmark.frontend.micro", "earmark.frontend.speech_embedding",
-                      "earmark.windowing", "earmark.events", "earmark.levels")
+                      "earmark.windowing", "earmark.events", "earmark.levels",
+                      "earmark.calibrate")
 
 
 # --------------------------------------------------------------------------
