@@ -261,3 +261,21 @@ def test_calibrate_listens_with_the_smoothing_it_is_told_and_stores_it(bundle, t
     assert main(["calibrate", str(copy), "--negatives", str(negatives), "--window-ms", "-5",
                  "-q"]) == 2
     assert "--window-ms" in capsys.readouterr().err
+
+
+def test_another_seed_is_another_conversation(bundle, tmp_path):
+    pytest.importorskip("wordfreq")
+    figures = []
+    for seed in ("0", "0", "1"):
+        out = tmp_path / f"cal{len(figures)}"
+        assert main(["calibrate", str(bundle), "--conversation-minutes", "0.1", "--phrase",
+                     "hello there", "--seed", seed, "--out", str(out), "-q"]) == 0
+        sweep = json.loads((out / "calibration.json").read_text())["sweep"]
+        figures.append([row["false_alarms"] for row in sweep])
+    assert figures[0] == figures[1]                  # the same seed: the same conversation
+    from earmark.wakeword.conversation import running_speech
+    from earmark.wakeword.phrases import check_phrase
+
+    phrase = check_phrase("hello there")
+    one, other = (next(running_speech(phrase, 0.05, TONE_RATE, [], seed)) for seed in (0, 1))
+    assert not np.array_equal(one, other)            # another seed: other sentences

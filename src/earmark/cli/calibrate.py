@@ -29,6 +29,8 @@ def register(commands) -> None:
                                       "label, underscores as spaces)")
     sub.add_argument("--noise-dir", help="background noise under the conversation (default: "
                                          "none)")
+    sub.add_argument("--seed", type=int, default=0,
+                     help="which conversation is synthesized (default 0)")
     sub.add_argument("--positives", nargs="+", metavar="PATH",
                      help="short recordings of the phrase (one saying each): the miss rate "
                           "at each threshold")
@@ -100,7 +102,7 @@ def _conversation(args, bundle, settings, thresholds, minutes: float):
     text = args.phrase or target_label(bundle, settings.smoother, args.label).replace("_", " ")
     noise = (audio.load_folder(args.noise_dir, bundle.sample_rate, "--noise-dir")
              if args.noise_dir else [])
-    pieces = running_speech(check_phrase(text), minutes, bundle.sample_rate, noise, seed=0)
+    pieces = running_speech(check_phrase(text), minutes, bundle.sample_rate, noise, args.seed)
     return sweep_pieces(bundle, pieces, settings, thresholds, minutes * 60,
                         progress_bars(args))
 
