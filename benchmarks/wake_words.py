@@ -45,10 +45,11 @@ from pathlib import Path
 import numpy as np
 
 from earmark import audio
+from earmark.calibrate import stream_settings
 from earmark.data.streams import TruthWord, speech_extent
 from earmark.metrics.streaming import score_spans, score_stream
 from earmark.runtime import load_bundle
-from earmark.runtime.smoother import SmootherConfig, gate, window_tops
+from earmark.runtime.smoother import gate, window_tops
 from earmark.stream_eval import run_stream
 from earmark.wakeword.calibration import THRESHOLDS
 
@@ -133,14 +134,10 @@ def both_scores(stream: BenchmarkStream, detections_ms: list[float]) -> dict:
 
 def earmark_engine(bundle_dir: str, stream: BenchmarkStream) -> dict:
     bundle = load_bundle(bundle_dir, threads=1)
-    stored = bundle.metadata.detection or {}
-    smoother = SmootherConfig(**{k: (int(v) if k == "minimum_count" else v)
-                                 for k, v in stored.items()
-                                 if k in ("average_window_ms", "detection_threshold",
-                                          "suppression_ms", "minimum_count")})
+    settings = stream_settings(bundle)          # as listen hears: the stored calibration
+    smoother = settings.smoother
     started = time.process_time()
-    run = run_stream(bundle, stream.samples, stream.truth, stored.get("stride_ms", 20.0),
-                     smoother)
+    run = run_stream(bundle, stream.samples, stream.truth, settings.stride_ms, smoother)
     cpu = time.process_time() - started
     label = stream.truth[0].label
     tops = window_tops(run.times_ms, run.scores, smoother)   # the same at every threshold

@@ -20,8 +20,8 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from earmark import audio
-from earmark.data.tts import speech
 from earmark.calibrate import ThresholdSweep
+from earmark.data.tts import speech
 from earmark.wakeword.phrases import Phrase, common_words
 
 #: Two hours: a rate of one false alarm an hour rests on more than one passage.
