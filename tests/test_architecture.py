@@ -3,7 +3,8 @@ fresh subprocess):
 
 - no module reaches into another earmark module's private names (``_name``);
 - the deployable parts (``earmark.runtime``, ``earmark.metrics``, the numpy front-end,
-  ``earmark.windowing``, ``earmark.calibrate``) import no torch, however indirectly;
+  ``earmark.windowing``, ``earmark.calibrate``, the wake-word settings that
+  ``earmark configs`` reads) import no torch, however indirectly;
 - no function or method is longer than :data:`MAX_FUNCTION_LINES` lines.
 """
 
@@ -31,7 +32,7 @@ TORCH_FREE_MODULES = ("earmark.frontend.reference", "earmark.frontend.spectrogra
                       "earmark.frontend.filters", "earmark.frontend.inversion",
                       "earmark.frontend.micro", "earmark.frontend.speech_embedding",
                       "earmark.windowing", "earmark.events", "earmark.levels",
-                      "earmark.calibrate")
+                      "earmark.calibrate", "earmark.wakeword.settings")
 
 
 # --------------------------------------------------------------------------

@@ -62,6 +62,11 @@ def test_every_shipped_config_loads_with_its_teacher(name):
     from earmark.distill import teacher_config
 
     raw = shipped_toml(name)
+    if "wakeword" in raw:                      # an `earmark wakeword --config` file
+        from earmark.wakeword.settings import load_settings, to_options
+
+        assert to_options(load_settings(shipped_path(name))).phrase
+        return
     if "data" in raw:
         teacher_config(load_config(shipped_path(name)))  # a broken teacher raises
         return
@@ -142,3 +147,15 @@ def test_repository_configs_link_keeps_data_paths_relative_to_the_link(monkeypat
     assert config.base_dir == str(REPO / "configs")
     expected = REPO.parent / "shared" / "data" / "speech_commands_v2_test"
     assert config.resolve(config.data.root) == str(expected)
+
+
+def test_copy_of_the_wake_word_settings_says_where_its_folders_point(tmp_path, capsys):
+    from earmark.wakeword.settings import load_settings
+
+    assert run(["configs", "copy", "wakeword", "--to", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "wakeword.negatives = '../../shared/data/speech_commands_v2_test'" in out
+    assert "wakeword.noise_dir" in out
+    copied = load_settings(tmp_path / "wakeword.toml").wakeword
+    assert copied.negatives[0] == str(tmp_path.parent.parent / "shared" / "data" /
+                                      "speech_commands_v2_test")

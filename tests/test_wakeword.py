@@ -20,6 +20,7 @@ from earmark.wakeword.calibration import format_card, report_card
 from earmark.wakeword.dataset import real_negatives
 from earmark.wakeword.phrases import (carrier_sentences, check_phrase, edit_distance,
                                       phrase_parts, sound_alikes)
+from earmark.wakeword.settings import load_settings
 
 from conftest import write_noise, write_tone
 
@@ -286,7 +287,7 @@ def test_the_command_refuses_bad_input_before_any_work(tmp_path, capsys):
     assert "cannot speak" in capsys.readouterr().err
     assert main(["wakeword", "view glass", "--out", str(tmp_path / "d"), "--target", "micro",
                  "--model", "dscnn"]) == 2
-    assert "leave --model out" in capsys.readouterr().err
+    assert "leave --model" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in "abcd")
 
 
@@ -317,6 +318,9 @@ def test_the_whole_command_ends_with_a_calibrated_bundle_and_a_card(tmp_path, ca
     assert (out / "card.png").stat().st_size > 0 and (out / "card.txt").is_file()
     assert card["conversation_hours"] == pytest.approx(1 / 60, rel=0.01)
     assert all(isinstance(r["conversation_false_alarms"], int) for r in card["rows"])
+    used = load_settings(out / "wakeword.toml").wakeword     # what it ran with, to run again
+    assert (used.phrase, used.takes, used.epochs, used.model) == ("hello there", 30, 2, model)
+    assert used.negatives == [str(tmp_path / "negatives")]
 
 
 def test_joined_negatives_run_short_recordings_together_within_speaker_buckets(tmp_path):

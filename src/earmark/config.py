@@ -224,14 +224,19 @@ _SECTIONS = {
 
 def load_config(path: str | os.PathLike) -> ExperimentConfig:
     """Read an experiment TOML file; errors name the file and the key."""
+    raw = read_toml(path)
+    return from_dict(raw, base_dir=os.path.dirname(os.path.abspath(path)), source=str(path))
+
+
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """A TOML file's tables; a missing or malformed file is a :class:`ConfigError`."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from error
-    return from_dict(raw, base_dir=os.path.dirname(os.path.abspath(path)), source=str(path))
 
 
 def from_dict(raw: dict[str, Any], base_dir: str = ".", source: str = "config") -> ExperimentConfig:
@@ -393,8 +398,13 @@ def to_toml(config: ExperimentConfig) -> str:
     resolved["data"] = dataclasses.asdict(resolved_data(config))
     resolved["augment"]["noise_dir"] = config.resolve(config.augment.noise_dir)
     resolved["train"]["teacher"] = config.resolve(config.train.teacher)
+    return toml_text(resolved)
+
+
+def toml_text(sections: dict[str, dict[str, Any]]) -> str:
+    """Tables of plain values (numbers, text, booleans, lists, inline tables) as TOML."""
     lines = []
-    for section, values in resolved.items():
+    for section, values in sections.items():
         lines.append(f"[{section}]")
         lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
         lines.append("")
@@ -413,6 +423,12 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise ConfigError(f"cannot write {value!r} to TOML")
+
+
+def build_section(cls: type, values: dict[str, Any], where: str) -> Any:
+    """The dataclass ``cls`` from a TOML table: every key known, every value of its
+    field's type (errors name ``where`` and the key, and suggest the closest name)."""
+    return _build(cls, values, where)
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

@@ -62,6 +62,15 @@ def load_config_from_args(args):
     return config
 
 
+def overrides_by_section(overrides: list[str]) -> dict[str, dict]:
+    """``--set SECTION.KEY=VALUE`` options as ``{section: {key: value}}`` (values read as
+    TOML, else kept as text)."""
+    raw: dict[str, dict] = {}
+    for override in overrides:
+        _apply_override(raw, override)
+    return raw
+
+
 def _apply_override(raw: dict, override: str) -> None:
     import tomllib
 

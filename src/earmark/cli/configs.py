@@ -131,18 +131,37 @@ def _shipped_teacher(entry: Traversable) -> Traversable | None:
 
 def _print_data_paths(target: Path) -> None:
     """Where the copy's data paths now point, and which to edit."""
+    print(f"note: its data paths are relative to the copy's folder ({target.parent.resolve()});"
+          f" edit them in {target} to point at your recordings:")
+    raw = tomllib.loads(target.read_text(encoding="utf-8"))
+    paths = _wakeword_paths(target, raw) if "wakeword" in raw else _experiment_paths(target)
+    for key, path, where in paths:
+        state = "" if Path(where).exists() else "   (not found)"
+        print(f"  {key} = {path!r} -> {where}{state}")
+
+
+def _experiment_paths(target: Path) -> list[tuple[str, str, str]]:
+    """An experiment config's paths: (key, as written, where it points)."""
     from earmark.config import load_config
 
     config = load_config(target)
-    print(f"note: its data paths are relative to the copy's folder ({target.parent.resolve()});"
-          f" edit them in {target} to point at your recordings:")
-    shown = set()
+    found = []
     for section, key in PATH_KEYS:
         value = getattr(getattr(config, section), key)
         for path in value if isinstance(value, list) else [value]:
-            if path and (key, path) not in shown:
-                shown.add((key, path))
-                where = config.resolve(path)
-                state = "" if Path(where).exists() else "   (not found)"
-                print(f"  {section}.{key} = {path!r} -> {where}{state}")
+            if path and (f"{section}.{key}", path) not in [f[:2] for f in found]:
+                found.append((f"{section}.{key}", path, config.resolve(path)))
+    return found
 
+
+def _wakeword_paths(target: Path, raw: dict) -> list[tuple[str, str, str]]:
+    """An ``earmark wakeword`` settings file's paths (its negatives and noise)."""
+    from earmark.wakeword.settings import load_settings
+
+    settings = load_settings(target).wakeword
+    written = raw["wakeword"]
+    pairs = list(zip(written.get("negatives", []), settings.negatives))
+    if written.get("noise_dir"):
+        pairs.append((written["noise_dir"], settings.noise_dir))
+    return [("wakeword." + ("noise_dir" if where == settings.noise_dir else "negatives"),
+             path, where) for path, where in pairs]

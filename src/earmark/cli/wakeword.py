@@ -12,82 +12,97 @@ def register(commands) -> None:
                   'earmark wakeword "view glass" --out runs/view-glass --negatives '
                   "../shared/data/speech_commands_v2_test ../shared/data/esc10_pieces\n"
                   '  earmark wakeword "view glass" --out runs/view-glass-micro --target micro '
-                  "--negatives ../shared/data/speech_commands_v2_test",
+                  "--negatives ../shared/data/speech_commands_v2_test\n"
+                  "  earmark wakeword --config configs/wakeword.toml --out runs/view-glass "
+                  "--set augment.reverb_probability=0.7",
                   _wakeword)
-    sub.add_argument("phrase", help="the words to wake on, e.g. \"view glass\"")
+    sub.add_argument("phrase", nargs="?", default=None,
+                     help="the words to wake on, e.g. \"view glass\" (or phrase = in --config)")
     sub.add_argument("--out", required=True, help="output folder (data, run, bundle, card)")
-    sub.add_argument("--negatives", nargs="*", default=[], metavar="DIR",
+    sub.add_argument("--config", metavar="TOML",
+                     help="a settings file: these options in [wakeword], and [augment], "
+                          "[train], [model] tables merged into the training config (see "
+                          "configs/wakeword.toml); options given here override it")
+    sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a setting, e.g. --set augment.reverb_probability=0.7 or "
+                          "--set wakeword.takes=1000 (repeatable)")
+    sub.add_argument("--negatives", nargs="*", default=None, metavar="DIR",
                      help="folders of real speech, music or noise without the phrase")
-    sub.add_argument("--max-negatives", type=int, default=2500,
+    sub.add_argument("--max-negatives", type=int,
                      help="use a random sample of this many negative files (default 2500)")
-    sub.add_argument("--noise-dir", default="",
+    sub.add_argument("--noise-dir",
                      help="background recordings for augmentation (default: made on the fly)")
-    sub.add_argument("--language", default="en", help="espeak-ng language (default en)")
-    sub.add_argument("--voices", nargs="*", default=["flite", "festival"],
-                     choices=["flite", "festival"],
+    sub.add_argument("--language", help="espeak-ng language (default en)")
+    sub.add_argument("--voices", nargs="*", default=None, choices=["flite", "festival"],
                      help="engines besides espeak-ng whose voices speak half the takes, where "
                           "installed (tools/install-voices; default both; none: espeak only)")
-    sub.add_argument("--takes", type=int, default=600, help="takes of the phrase (default 600)")
-    sub.add_argument("--hard-negatives", type=int, default=600,
+    sub.add_argument("--takes", type=int, help="takes of the phrase (default 600)")
+    sub.add_argument("--hard-negatives", type=int,
                      help="takes of its parts and sound-alikes (default 600)")
-    sub.add_argument("--sentences", type=int, default=200,
+    sub.add_argument("--sentences", type=int,
                      help="synthesized sentences carrying them (default 200)")
-    sub.add_argument("--joined", type=int, default=600,
+    sub.add_argument("--joined", type=int,
                      help="running-speech negatives joined from short negative recordings "
                           "(default 600)")
-    sub.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
-    sub.add_argument("--false-alarms-per-hour", type=float, default=1.0,
+    sub.add_argument("--epochs", type=int, help="training epochs (default 20)")
+    sub.add_argument("--false-alarms-per-hour", type=float,
                      help="the budget the stored threshold is calibrated for (default 1)")
-    sub.add_argument("--conversation-minutes", type=float, default=120.0, metavar="MIN",
+    sub.add_argument("--conversation-minutes", type=float, metavar="MIN",
                      help="synthesized conversation the threshold must also keep within the "
                           "budget (default 120, about a minute of work; 0: none)")
-    sub.add_argument("--target", choices=["onnx", "micro"], default="onnx",
+    sub.add_argument("--target", choices=["onnx", "micro"],
                      help="onnx: a bundle for earmark listen/serve (default); micro: a "
                           "causal TCN on the TFLite-Micro front-end, written as a "
                           "microWakeWord / ESPHome model (OUT/micro: streaming int8 .tflite + "
                           "manifest with the calibrated cutoff; needs earmark[edge])")
-    sub.add_argument("--model", choices=["embedding", "dscnn"], default=None,
+    sub.add_argument("--model", choices=["embedding", "dscnn"],
                      help="the bundle's model (--target onnx): embedding, a small network on "
                           "the pretrained speech embedding (default; hears real people "
                           "far better); dscnn, a DS-CNN on log-mel (cheaper, but fires on "
                           "real conversation); --target micro is always a TCN")
-    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--seed", type=int, help="default 0")
+
+
+#: The options that are settings of ``[wakeword]`` (the same names).
+SETTINGS_OPTIONS = ("phrase", "negatives", "max_negatives", "noise_dir", "language", "voices",
+                    "takes", "hard_negatives", "sentences", "joined", "epochs",
+                    "false_alarms_per_hour", "conversation_minutes", "target", "model", "seed")
+
+
+def run_settings(args):
+    """The run's settings: the defaults, the ``--config`` file, the options given, ``--set``."""
+    from pathlib import Path
+
+    from earmark.cli.common import overrides_by_section
+    from earmark.wakeword.settings import (RunSettings, load_settings, with_options,
+                                           with_overrides)
+
+    settings = load_settings(args.config) if args.config else RunSettings()
+    given = {name: getattr(args, name) for name in SETTINGS_OPTIONS}
+    for name in ("negatives", "noise_dir"):         # relative to where the command runs
+        if given[name] is not None:
+            given[name] = ([str(Path(p).resolve()) for p in given[name]]
+                           if isinstance(given[name], list) else str(Path(given[name]).resolve()))
+    settings = with_options(settings, given)
+    return with_overrides(settings, overrides_by_section(args.overrides))
 
 
 def _wakeword(args) -> int:
-    from earmark.errors import ConfigError
-    from earmark.input_limits import check_count, check_non_negative, check_positive
-    from earmark.wakeword.calibration import format_card
-    from earmark.wakeword.dataset import WakeWordData
-    from earmark.wakeword.pipeline import WakeWordOptions, run_wakeword
+    from pathlib import Path
 
-    if args.target == "micro" and args.model:
-        raise ConfigError(f"--model {args.model} is for --target onnx; a micro wake word is "
-                          "always the causal TCN on the TFLite-Micro front-end: leave --model "
-                          "out")
-    data = WakeWordData(takes=check_count(args.takes, "--takes", 10, 100_000),
-                        hard_negative_takes=check_count(args.hard_negatives, "--hard-negatives",
-                                                        10, 100_000),
-                        sentences=check_count(args.sentences, "--sentences", 0, 100_000),
-                        joined=check_count(args.joined, "--joined", 0, 100_000),
-                        negative_dirs=list(args.negatives), noise_dir=args.noise_dir,
-                        engines=tuple(args.voices),
-                        max_negative_files=check_count(args.max_negatives, "--max-negatives",
-                                                       1, 10_000_000),
-                        seed=args.seed)
-    options = WakeWordOptions(args.phrase, args.language, data,
-                              epochs=check_count(args.epochs, "--epochs", 1, 10_000),
-                              false_alarms_per_hour=check_positive(
-                                  args.false_alarms_per_hour, "--false-alarms-per-hour",
-                                  maximum=3600.0),
-                              seed=args.seed, target=args.target,
-                              model=args.model or "embedding",
-                              conversation_minutes=check_non_negative(
-                                  args.conversation_minutes, "--conversation-minutes",
-                                  maximum=24 * 60.0))
+    from earmark.atomic import write_text
+    from earmark.wakeword.calibration import format_card
+    from earmark.wakeword.pipeline import check_options, run_wakeword
+    from earmark.wakeword.settings import SETTINGS_FILE, settings_text, to_options
+
+    settings = run_settings(args)
+    options = to_options(settings)
+    check_options(options)                  # nothing written until the settings hold
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    write_text(Path(args.out) / SETTINGS_FILE, settings_text(settings))
     card = run_wakeword(options, args.out, progress=progress_bars(args))
     print(format_card(card, card["phrase"]))
-    if args.target == "micro":
+    if options.target == "micro":
         print(f"microWakeWord files: {card['bundle']} (the .json manifest holds the cutoff; "
               "ESPHome's micro_wake_word and pymicro-wakeword load it)")
     else:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from earmark.atomic import write_json, write_text
-from earmark.augment import RECORDED_SOUND
 from earmark.config import ExperimentConfig, from_dict
 from earmark.data.synth_keywords import write_noise_folder
 from earmark.errors import DataError
@@ -34,7 +33,7 @@ from earmark.run_folder import RunFolder
 from earmark.wakeword.conversation import CONVERSATION_MINUTES
 from earmark.wakeword.dataset import (WakeWordData, build_dataset, real_negatives,
                                       two_class_manifest)
-from earmark.wakeword.phrases import check_phrase
+from earmark.wakeword.phrases import Phrase, check_phrase
 
 logger = logging.getLogger(__name__)
 
@@ -62,16 +61,23 @@ class WakeWordOptions:
     conversation_minutes: float = CONVERSATION_MINUTES
 
 
+def check_options(options: WakeWordOptions) -> Phrase:
+    """What can be checked before any work: the phrase (spoken in its language), the
+    negative folders (audio in each), the pretrained embedding (installed); the phrase."""
+    phrase = check_phrase(options.phrase, options.language)
+    real_negatives(options.data.negative_dirs)
+    if options.target == "onnx" and options.model == "embedding":
+        model_files()                                    # installed? (says how)
+    return phrase
+
+
 def run_wakeword(options: WakeWordOptions, out_dir: str | Path,
                  progress: ProgressLike = None) -> dict:
     """Every step; returns the report card (also ``OUT/card.json``, ``card.txt``, ``card.png``)."""
     from earmark.train import train
     from earmark.wakeword.calibration import format_card
 
-    phrase = check_phrase(options.phrase, options.language)
-    real_negatives(options.data.negative_dirs)           # a bad folder stops us before any work
-    if options.target == "onnx" and options.model == "embedding":
-        model_files()                                    # installed? (says how) before any work
+    phrase = check_options(options)
     out_dir = Path(out_dir)
     started = time.monotonic()
     data = options.data
@@ -160,6 +166,7 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
     pretrained speech embedding, the phrase against everything else (``model =
     "dscnn"``: a DS-CNN on 40 log-mel bands; ``target = "micro"``: a causal TCN on the
     TFLite-Micro front-end's 40 channels)."""
+    from earmark.augment import RECORDED_SOUND       # torch: only where training is
     raw = {
         "data": {"csv": str(manifest), "split": "group", "ratios": [0.8, 0.1, 0.1],
                  "sample_rate": data.sample_rate, "clip_seconds": window_seconds,

@@ -1,0 +1,202 @@
+"""What an ``earmark wakeword`` run is asked for: a TOML file, the command line over it.
+
+A settings file holds the command's options in ``[wakeword]`` (the same
+names, with underscores) and, for finer control, tables of the training
+config it builds (``[augment]``, ``[train]``, ``[model]``: the keys of
+``earmark train``'s configs), merged over the wake-word recipe::
+
+    [wakeword]
+    phrase = "view glass"
+    negatives = ["../../shared/data/speech_commands_v2_test"]   # relative to this file
+    noise_dir = "../../shared/data/background_noise"
+    epochs = 30
+
+    [augment]
+    reverb_probability = 0.7
+
+Values come from the built-in defaults, then the file, then the options given
+on the command line, then ``--set SECTION.KEY=VALUE``. Every key is checked
+before any work (a misspelt one is named, with the closest valid name), and
+the run writes what it used to ``OUT/wakeword.toml`` (absolute paths), which
+runs it again with ``--config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from earmark.config import build_section, from_dict, read_toml, toml_text
+from earmark.data.voices import ENGINES
+from earmark.errors import ConfigError
+from earmark.input_limits import check_count, check_non_negative, check_positive
+from earmark.wakeword.dataset import WakeWordData
+from earmark.wakeword.pipeline import WakeWordOptions
+
+#: Tables of the training config a settings file may hold.
+TRAINING_SECTIONS = ("augment", "train", "model")
+#: Where ``OUT/wakeword.toml`` is written.
+SETTINGS_FILE = "wakeword.toml"
+TARGETS = ("onnx", "micro")
+MODELS = ("embedding", "dscnn")
+
+
+@dataclass
+class WakeWordSettings:
+    """``[wakeword]``: the command's options (see ``earmark wakeword --help``); the
+    defaults are those of :class:`WakeWordOptions` and :class:`WakeWordData`."""
+
+    phrase: str = ""
+    language: str = WakeWordOptions.language
+    negatives: list[str] = field(default_factory=list)
+    max_negatives: int = WakeWordData.max_negative_files
+    noise_dir: str = ""
+    voices: list[str] = field(default_factory=lambda: list(ENGINES))
+    takes: int = WakeWordData.takes
+    hard_negatives: int = WakeWordData.hard_negative_takes
+    sentences: int = WakeWordData.sentences
+    joined: int = WakeWordData.joined
+    epochs: int = WakeWordOptions.epochs
+    false_alarms_per_hour: float = WakeWordOptions.false_alarms_per_hour
+    conversation_minutes: float = WakeWordOptions.conversation_minutes
+    target: str = WakeWordOptions.target
+    #: ``""``: the target's own (the embedding network for ``onnx``, a TCN for ``micro``).
+    #: (The ``[model]`` table sets that network's options.)
+    model: str = ""
+    seed: int = WakeWordOptions.seed
+
+
+@dataclass
+class RunSettings:
+    """The whole run: ``[wakeword]`` and the training tables merged over the recipe."""
+
+    wakeword: WakeWordSettings = field(default_factory=WakeWordSettings)
+    training: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+#: The paths of ``[wakeword]``, read relative to the settings file.
+_PATHS = ("negatives", "noise_dir")
+
+
+def load_settings(path: str | os.PathLike) -> RunSettings:
+    """A settings file: unknown tables and keys, and values of the wrong type, are
+    :class:`ConfigError`\\ s that name the file."""
+    raw = read_toml(path)
+    allowed = ("wakeword",) + TRAINING_SECTIONS
+    unknown = [name for name in raw if name not in allowed]
+    if unknown:
+        raise ConfigError(f"{path}: unknown table [{unknown[0]}] (valid: "
+                          f"{', '.join(f'[{name}]' for name in allowed)})")
+    tables = {name: raw.get(name, {}) for name in allowed}
+    for name, values in tables.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table, got {name} = {values!r}")
+    wakeword = build_section(WakeWordSettings, _relative_to(tables["wakeword"], path),
+                             f"{path} [wakeword]")
+    training = {name: dict(tables[name]) for name in TRAINING_SECTIONS if tables[name]}
+    _check_training(training, str(path))
+    return RunSettings(wakeword, training)
+
+
+def _relative_to(values: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
+    """``values`` with its relative paths taken from the folder of ``path`` (as named, not
+    through symbolic links: ``configs/`` is one)."""
+    folder = os.path.dirname(os.path.abspath(path))
+
+    def absolute(item: Any) -> Any:
+        if not isinstance(item, str) or not item:
+            return item
+        return os.path.normpath(os.path.join(folder, os.path.expanduser(item)))
+
+    values = dict(values)
+    for key in _PATHS:
+        value = values.get(key)
+        values[key] = [absolute(v) for v in value] if isinstance(value, list) else absolute(value)
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _check_training(training: dict[str, dict[str, Any]], source: str) -> None:
+    """The training tables' keys and types, checked the way ``earmark train`` checks them."""
+    from_dict({name: dict(values) for name, values in training.items()}, source=source)
+
+
+def with_options(settings: RunSettings, given: dict[str, Any]) -> RunSettings:
+    """``settings`` with the options given on the command line (``None``: not given)."""
+    chosen = {key: value for key, value in given.items() if value is not None}
+    merged = {**dataclasses.asdict(settings.wakeword), **chosen}
+    wakeword = build_section(WakeWordSettings, merged, "the command line's options")
+    return RunSettings(wakeword, settings.training)
+
+
+def with_overrides(settings: RunSettings, overrides: dict[str, dict[str, Any]]) -> RunSettings:
+    """``settings`` with ``--set`` values (``{section: {key: value}}``) applied last."""
+    unknown = [name for name in overrides if name not in ("wakeword",) + TRAINING_SECTIONS]
+    if unknown:
+        raise ConfigError(f"--set {unknown[0]}.KEY: no such table; earmark wakeword takes "
+                          f"wakeword.KEY and {', '.join(f'{s}.KEY' for s in TRAINING_SECTIONS)}")
+    wakeword = build_section(WakeWordSettings, {**dataclasses.asdict(settings.wakeword),
+                                                **overrides.get("wakeword", {})},
+                             "--set [wakeword]")
+    training = {name: dict(values) for name, values in settings.training.items()}
+    for name in TRAINING_SECTIONS:
+        if overrides.get(name):
+            training.setdefault(name, {}).update(overrides[name])
+    _check_training(training, "--set")
+    return RunSettings(wakeword, training)
+
+
+def to_options(settings: RunSettings) -> WakeWordOptions:
+    """What the pipeline runs: every value checked for range and choice (errors name the
+    key as the settings file writes it)."""
+    s = settings.wakeword
+    if not s.phrase.strip():
+        raise ConfigError('the phrase is empty: give it first (earmark wakeword "view glass" '
+                          "...) or as phrase = \"...\" in the settings file's [wakeword]")
+    _check_choices(s)
+    data = WakeWordData(takes=check_count(s.takes, "takes", 10, 100_000),
+                        hard_negative_takes=check_count(s.hard_negatives, "hard_negatives",
+                                                        10, 100_000),
+                        sentences=check_count(s.sentences, "sentences", 0, 100_000),
+                        joined=check_count(s.joined, "joined", 0, 100_000),
+                        negative_dirs=list(s.negatives), noise_dir=s.noise_dir,
+                        engines=tuple(s.voices),
+                        max_negative_files=check_count(s.max_negatives, "max_negatives",
+                                                       1, 10_000_000),
+                        seed=s.seed)
+    return WakeWordOptions(
+        s.phrase, s.language, data, epochs=check_count(s.epochs, "epochs", 1, 10_000),
+        false_alarms_per_hour=check_positive(s.false_alarms_per_hour,
+                                             "false_alarms_per_hour", maximum=3600.0),
+        config_overrides={name: dict(values) for name, values in settings.training.items()},
+        seed=s.seed, target=s.target, model=s.model or "embedding",
+        conversation_minutes=check_non_negative(s.conversation_minutes,
+                                                "conversation_minutes", maximum=24 * 60.0))
+
+
+def _check_choices(s: WakeWordSettings) -> None:
+    for key, value, allowed in (("target", s.target, TARGETS),
+                                ("model", s.model, ("",) + MODELS)):
+        if value not in allowed:
+            raise ConfigError(f"{key} = {value!r} is not one of "
+                              f"{', '.join(repr(a) for a in allowed if a)}")
+    odd = [voice for voice in s.voices if voice not in ENGINES]
+    if odd:
+        raise ConfigError(f"voices: {odd[0]!r} is not one of {', '.join(ENGINES)} "
+                          "(espeak-ng always speaks; [] for it alone)")
+    if s.target == "micro" and s.model:
+        raise ConfigError(f"model = {s.model!r} is for target \"onnx\"; a micro wake word is "
+                          "always the causal TCN on the TFLite-Micro front-end: leave --model "
+                          "(model =) out")
+
+
+def settings_text(settings: RunSettings) -> str:
+    """``settings`` as a settings file (what ``OUT/wakeword.toml`` holds)."""
+    s = settings.wakeword
+    wakeword = dataclasses.asdict(s)
+    wakeword["negatives"] = [os.path.abspath(path) for path in s.negatives]
+    wakeword["noise_dir"] = os.path.abspath(s.noise_dir) if s.noise_dir else ""
+    header = ("# What this `earmark wakeword` run used; run it again with\n"
+              f"#   earmark wakeword --config OUT/{SETTINGS_FILE} --out OUT\n")
+    return header + toml_text({"wakeword": wakeword, **settings.training})

@@ -1,0 +1,170 @@
+"""`earmark wakeword --config/--set`: the settings file, the command line over it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from earmark.cli import main
+from earmark.errors import ConfigError
+from earmark.wakeword.dataset import WakeWordData
+from earmark.wakeword.pipeline import wakeword_config
+from earmark.wakeword.settings import (RunSettings, load_settings, settings_text, to_options,
+                                       with_options, with_overrides)
+
+from conftest import write_noise
+
+SHIPPED = Path(__file__).resolve().parents[1] / "configs" / "wakeword.toml"
+
+
+def write_settings(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_settings_load_with_paths_beside_the_repository():
+    settings = load_settings(SHIPPED).wakeword
+    assert settings.phrase == "view glass"
+    repository_parent = Path(__file__).resolve().parents[2]
+    assert settings.negatives[0] == os.path.join(repository_parent, "shared", "data",
+                                                 "speech_commands_v2_test")
+    assert settings.noise_dir.endswith(os.path.join("shared", "data", "background_noise"))
+    options = to_options(load_settings(SHIPPED))
+    assert (options.phrase, options.model, options.data.takes) == ("view glass", "embedding", 600)
+
+
+def test_paths_are_read_relative_to_the_file_and_other_values_kept(tmp_path):
+    path = write_settings(tmp_path / "sub" / "ww.toml", """
+[wakeword]
+phrase = "hey there"
+negatives = ["speech", "/abs/noise"]
+noise_dir = "../bed"
+takes = 120
+false_alarms_per_hour = 2
+""")
+    settings = load_settings(path).wakeword
+    assert settings.negatives == [str(tmp_path / "sub" / "speech"), "/abs/noise"]
+    assert settings.noise_dir == str(tmp_path / "bed")
+    assert (settings.takes, settings.false_alarms_per_hour) == (120, 2.0)
+    assert settings.epochs == 20                                    # the default stays
+
+
+def test_options_given_override_the_file_and_set_overrides_both(tmp_path):
+    path = write_settings(tmp_path / "ww.toml", """
+[wakeword]
+phrase = "hey there"
+takes = 120
+epochs = 5
+[augment]
+reverb_probability = 0.3
+""")
+    settings = with_options(load_settings(path), {"takes": 300, "epochs": None, "phrase": None})
+    assert (settings.wakeword.takes, settings.wakeword.epochs) == (300, 5)
+    settings = with_overrides(settings, {"wakeword": {"takes": 400},
+                                         "augment": {"clipping_probability": 0.2},
+                                         "train": {"learning_rate": 0.001}})
+    assert settings.wakeword.takes == 400
+    assert settings.training == {"augment": {"reverb_probability": 0.3,
+                                             "clipping_probability": 0.2},
+                                 "train": {"learning_rate": 0.001}}
+
+
+def test_the_training_tables_reach_the_training_config(tmp_path):
+    path = write_settings(tmp_path / "ww.toml", """
+[wakeword]
+phrase = "hey there"
+model = "dscnn"
+[augment]
+reverb_probability = 0.7
+[train]
+learning_rate = 0.001
+[model]
+channels = 32
+""")
+    options = to_options(load_settings(path))
+    config = wakeword_config("hey_there", tmp_path / "manifest.csv",
+                             WakeWordData(noise_dir=str(tmp_path)), 1.5, options)
+    assert config.augment.reverb_probability == 0.7
+    assert config.train.learning_rate == 0.001
+    assert (config.model.name, config.model.options["channels"]) == ("dscnn", 32)
+    assert config.model.options["blocks"] == 4                       # the recipe's, kept
+
+
+@pytest.mark.parametrize("text, named", [
+    ("[wakeword]\ntake = 3\n", "did you mean 'takes'"),
+    ("[wakeword]\ntakes = \"many\"\n", "takes = 'many'"),
+    ("[wakeword]\nphrase = \"hey\"\n[augmnt]\nspeed = [0.9, 1.1]\n", "[augmnt]"),
+    ("[wakeword]\nphrase = \"hey\"\n[augment]\nreverb_probabilty = 0.5\n",
+     "did you mean 'reverb_probability'"),
+    ("[wakeword]\nphrase = \"hey\"\n[train]\nepochs = \"ten\"\n", "epochs = 'ten'"),
+    ("wakeword = 3\n", "[wakeword] must be a table"),
+    ("[wakeword\n", "not valid TOML"),
+])
+def test_a_wrong_key_or_value_names_the_file_and_the_key(tmp_path, text, named):
+    path = write_settings(tmp_path / "ww.toml", text)
+    with pytest.raises(ConfigError, match=r"ww\.toml") as error:
+        load_settings(path)
+    assert named in str(error.value)
+
+
+@pytest.mark.parametrize("values, named", [
+    ({"phrase": ""}, "the phrase is empty"),
+    ({"phrase": "hey", "takes": 5}, "takes must be a whole number from 10"),
+    ({"phrase": "hey", "false_alarms_per_hour": 0.0}, "false_alarms_per_hour must be above 0"),
+    ({"phrase": "hey", "target": "tflite"}, "target = 'tflite' is not one of"),
+    ({"phrase": "hey", "voices": ["piper"]}, "voices: 'piper'"),
+    ({"phrase": "hey", "target": "micro", "model": "dscnn"}, "leave --model"),
+])
+def test_out_of_range_settings_are_refused(values, named):
+    settings = with_options(RunSettings(), values)
+    with pytest.raises(ConfigError, match=named):
+        to_options(settings)
+
+
+def test_set_refuses_a_table_it_does_not_take():
+    with pytest.raises(ConfigError, match="bogus.KEY: no such table"):
+        with_overrides(RunSettings(), {"bogus": {"x": 1}})
+    with pytest.raises(ConfigError, match=r"--set \[data\]|no such table"):
+        with_overrides(RunSettings(), {"data": {"clip_seconds": 3.0}})
+
+
+def test_what_a_run_writes_reads_back_as_the_same_settings(tmp_path):
+    path = write_settings(tmp_path / "ww.toml", """
+[wakeword]
+phrase = "hey there"
+negatives = ["speech"]
+voices = []
+conversation_minutes = 0
+[augment]
+gain_db = [-10.0, 3.0]
+""")
+    settings = load_settings(path)
+    written = write_settings(tmp_path / "elsewhere" / "wakeword.toml", settings_text(settings))
+    again = load_settings(written)
+    assert again == settings
+    assert again.wakeword.negatives == [str(tmp_path / "speech")]
+
+
+def test_the_command_takes_its_settings_from_a_file(tmp_path, capsys):
+    quiet = tmp_path / "quiet"
+    quiet.mkdir()
+    path = write_settings(tmp_path / "ww.toml", '[wakeword]\nphrase = "view glass"\n'
+                                                'negatives = ["quiet"]\n')
+    out = tmp_path / "run"
+    # The file's negatives (relative to it) are checked before anything is written.
+    assert main(["wakeword", "--config", str(path), "--out", str(out)]) == 2
+    assert f"{quiet}: no audio files" in capsys.readouterr().err
+    assert not out.exists()
+    # A misspelt --set key stops it too, and names the closest one.
+    assert main(["wakeword", "--config", str(path), "--out", str(out),
+                 "--set", "augment.reverb_probabilty=0.5"]) == 2
+    assert "did you mean 'reverb_probability'" in capsys.readouterr().err
+    # Negatives given on the command line replace the file's; the phrase the file's.
+    write_noise(tmp_path / "noise" / "room.wav", 2.0, 16000, seed=0)
+    assert main(["wakeword", "--config", str(path), "--out", str(out), "--negatives",
+                 str(tmp_path / "noise"), "--takes", "5"]) == 2
+    assert "takes must be a whole number from 10" in capsys.readouterr().err
+    assert not out.exists()
