@@ -168,3 +168,29 @@ def test_the_command_takes_its_settings_from_a_file(tmp_path, capsys):
                  str(tmp_path / "noise"), "--takes", "5"]) == 2
     assert "takes must be a whole number from 10" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_experiment_config_and_a_settings_file_are_told_apart(tmp_path):
+    from earmark.config import load_config
+
+    experiment = Path(__file__).resolve().parents[1] / "configs" / "keywords.toml"
+    with pytest.raises(ConfigError, match="an experiment config .* for `earmark train`"):
+        load_settings(experiment)
+    with pytest.raises(ConfigError, match="settings file for `earmark wakeword --config"):
+        load_config(SHIPPED)
+
+
+def test_a_file_too_large_or_not_text_to_be_settings_is_refused_unread(tmp_path):
+    from earmark.config import MAX_CONFIG_BYTES
+
+    huge = tmp_path / "huge.toml"
+    with open(huge, "wb") as handle:
+        handle.truncate(MAX_CONFIG_BYTES + 1)       # sparse: nothing to read if it is refused
+    with pytest.raises(ConfigError, match="is no config file"):
+        load_settings(huge)
+    binary = tmp_path / "model.toml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(binary)
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_settings(tmp_path / "absent.toml")

@@ -228,11 +228,20 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
     return from_dict(raw, base_dir=os.path.dirname(os.path.abspath(path)), source=str(path))
 
 
+#: A config file larger than this is not one (they are a few KB): refused before reading.
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def read_toml(path: str | os.PathLike) -> dict[str, Any]:
-    """A TOML file's tables; a missing or malformed file is a :class:`ConfigError`."""
+    """A TOML file's tables; a missing, oversized or malformed file is a
+    :class:`ConfigError`."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size / 2**20:.1f} MB is no config file "
+                          f"(they are a few KB; at most {MAX_CONFIG_BYTES >> 20} MB): is this "
+                          "the right file?")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
@@ -241,6 +250,10 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
 
 def from_dict(raw: dict[str, Any], base_dir: str = ".", source: str = "config") -> ExperimentConfig:
     """Build an :class:`ExperimentConfig` from nested dicts, validating every key."""
+    if "wakeword" in raw:
+        raise ConfigError(f"{source}: a [wakeword] table: this is a settings file for "
+                          f"`earmark wakeword --config {source} --out OUT`, not an experiment "
+                          "config")
     _reject_unknown(raw, list(_SECTIONS), source)
     sections = {}
     for name, cls in _SECTIONS.items():

@@ -84,6 +84,10 @@ def load_settings(path: str | os.PathLike) -> RunSettings:
     """A settings file: unknown tables and keys, and values of the wrong type, are
     :class:`ConfigError`\\ s that name the file."""
     raw = read_toml(path)
+    if "data" in raw and "wakeword" not in raw:
+        raise ConfigError(f"{path}: an experiment config (it has [data]) for `earmark train`; "
+                          "`earmark wakeword --config` takes a settings file with [wakeword] "
+                          "(see configs/wakeword.toml)")
     allowed = ("wakeword",) + TRAINING_SECTIONS
     unknown = [name for name in raw if name not in allowed]
     if unknown:
