@@ -117,6 +117,7 @@ def test_a_wrong_key_or_value_names_the_file_and_the_key(tmp_path, text, named):
     ({"phrase": "hey", "target": "tflite"}, "target = 'tflite' is not one of"),
     ({"phrase": "hey", "voices": ["piper"]}, "voices: 'piper'"),
     ({"phrase": "hey", "target": "micro", "model": "dscnn"}, "leave --model"),
+    ({"phrase": "hey", "seed": -1}, "seed must be a whole number from 0"),
 ])
 def test_out_of_range_settings_are_refused(values, named):
     settings = with_options(RunSettings(), values)
@@ -194,3 +195,23 @@ def test_a_file_too_large_or_not_text_to_be_settings_is_refused_unread(tmp_path)
         load_settings(binary)
     with pytest.raises(ConfigError, match="no such config file"):
         load_settings(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize("model, named", [({"name": "nonsense"}, "not a known model"),
+                                          ({"chanels": 32}, "has no option(s) ['chanels']")])
+def test_the_network_is_checked_before_any_work(tmp_path, capsys, model, named):
+    pytest.importorskip("torch")
+    out = tmp_path / "run"
+    table = "\n".join(f"{key} = {value!r}".replace("'", '"') for key, value in model.items())
+    path = write_settings(tmp_path / "ww.toml", f'[wakeword]\nphrase = "view glass"\n'
+                                                f'model = "dscnn"\n[model]\n{table}\n')
+    assert main(["wakeword", "--config", str(path), "--out", str(out)]) == 2
+    assert named in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_learning_rate_that_is_no_number_is_refused():
+    settings = with_options(RunSettings(), {"phrase": "hey"})
+    for rate in (float("nan"), 0.0, float("inf")):
+        with pytest.raises(ConfigError, match="train.learning_rate .* must be a finite number"):
+            with_overrides(settings, {"train": {"learning_rate": rate}})

@@ -302,19 +302,27 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         raise ConfigError(f"{source}: features.deltas must be 0, 1 or 2")
     if config.features.delta_width < 3 or config.features.delta_width % 2 == 0:
         raise ConfigError(f"{source}: features.delta_width must be odd and >= 3")
-    if config.train.epochs <= 0 or config.train.batch_size <= 0:
-        raise ConfigError(f"{source}: train.epochs and train.batch_size must be > 0")
-    if config.train.feature_copies < 0:
-        raise ConfigError(f"{source}: train.feature_copies must be >= 0 (0 = compute the "
-                          "features every epoch)")
-    if not 0.0 <= config.train.distill_weight <= 1.0 or config.train.distill_temperature <= 0:
-        raise ConfigError(f"{source}: train.distill_weight must lie in [0, 1] and "
-                          "train.distill_temperature be > 0")
+    _check_train(config.train, source)
     _check_augment_ranges(config.augment, source)
     _check_anomaly(config.anomaly, source)
     if config.data.fold < 0 or config.data.folds < 2:
         raise ConfigError(f"{source}: data.fold must be >= 0 and data.folds >= 2 "
                           "(a manifest's own 'fold' column may number folds from 1)")
+
+
+def _check_train(train: TrainConfig, source: str) -> None:
+    """Counts above 0, a finite learning rate above 0, distillation's weight a share."""
+    if train.epochs <= 0 or train.batch_size <= 0:
+        raise ConfigError(f"{source}: train.epochs and train.batch_size must be > 0")
+    if not 0 < train.learning_rate < float("inf"):
+        raise ConfigError(f"{source}: train.learning_rate = {train.learning_rate} must be a "
+                          "finite number above 0 (the peak rate; 3e-3 is a usual start)")
+    if train.feature_copies < 0:
+        raise ConfigError(f"{source}: train.feature_copies must be >= 0 (0 = compute the "
+                          "features every epoch)")
+    if not 0.0 <= train.distill_weight <= 1.0 or train.distill_temperature <= 0:
+        raise ConfigError(f"{source}: train.distill_weight must lie in [0, 1] and "
+                          "train.distill_temperature be > 0")
 
 
 def _check_augment_ranges(augment: AugmentConfig, source: str) -> None:

@@ -33,17 +33,21 @@ def available_models() -> list[str]:
 def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int,
                 **options) -> torch.nn.Module:
     """Instantiate model ``name`` for ``input_shape = (channels, bands, frames)``."""
+    check_model_options(name, options)
+    return _REGISTRY[name](input_shape=tuple(input_shape), n_classes=n_classes, **options)
+
+
+def check_model_options(name: str, options: dict) -> None:
+    """A ``[model]`` table before any work: a known name, options its constructor takes."""
     if name not in _REGISTRY:
         raise ConfigError(f"[model] name = {name!r} is not a known model; "
                           f"choose one of {available_models()}")
-    cls = _REGISTRY[name]
-    accepted = set(inspect.signature(cls.__init__).parameters) - {
+    accepted = set(inspect.signature(_REGISTRY[name].__init__).parameters) - {
         "self", "input_shape", "n_classes"}
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ConfigError(f"[model] {name} has no option(s) {unknown}; "
                           f"its options are {sorted(accepted)}")
-    return cls(input_shape=tuple(input_shape), n_classes=n_classes, **options)
 
 
 def check_poolable(name: str, input_shape: tuple[int, int, int], halvings: int) -> None:

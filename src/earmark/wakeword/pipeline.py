@@ -63,11 +63,16 @@ class WakeWordOptions:
 
 def check_options(options: WakeWordOptions) -> Phrase:
     """What can be checked before any work: the phrase (spoken in its language), the
-    negative folders (audio in each), the pretrained embedding (installed); the phrase."""
+    negative folders (audio in each), the pretrained embedding (installed), the network's
+    name and options; the phrase."""
+    from earmark.models import check_model_options      # torch: training needs it anyway
+
     phrase = check_phrase(options.phrase, options.language)
     real_negatives(options.data.negative_dirs)
     if options.target == "onnx" and options.model == "embedding":
         model_files()                                    # installed? (says how)
+    model = {**recipe_model(options), **options.config_overrides.get("model", {})}
+    check_model_options(model.pop("name"), model)
     return phrase
 
 
@@ -174,7 +179,7 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
                  "classes": [label, "_unknown_", "_silence_"]},
         "features": {"kind": "logmel", "window_ms": 30.0, "hop_ms": 20.0, "n_mels": 40,
                      "fmin": 20.0, "fmax": 7600.0},
-        "model": {"name": "dscnn", "channels": 64, "blocks": 4},
+        "model": recipe_model(options),
         "augment": {**RECORDED_SOUND, "shift_ms": 150.0, "noise_dir": data.noise_dir,
                     "time_masks": 2, "time_mask_frames": 5, "freq_masks": 2,
                     "freq_mask_bands": 5},
@@ -188,7 +193,6 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
         raw["data"].update(csv=str(two_class_manifest(manifest, label)),
                            classes=[label, "_unknown_"])
         raw["features"] = {"kind": "micro"}
-        raw["model"] = {"name": "tcn", "channels": 48}
         del raw["augment"]["frequency_warp"]     # the front-end is the device's C code
     elif options.model == "embedding":
         seconds = max(window_seconds, PHRASE_WINDOW_SECONDS)
@@ -196,7 +200,6 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
                            classes=[label, "_unknown_"], clip_seconds=seconds,
                            hop_seconds=seconds / 2)
         raw["features"] = {"kind": "embedding"}
-        raw["model"] = {"name": "embedding_mlp"}
         del raw["augment"]["frequency_warp"]     # the embedding is a fixed pretrained graph
         # Masks of whole 80 ms columns blank most of the phrase; synthesized validation
         # voices pick the epoch worse than training to the end of the schedule does.
@@ -208,6 +211,15 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
     for section, values in options.config_overrides.items():
         raw.setdefault(section, {}).update(values)
     return from_dict(raw, source="earmark wakeword")
+
+
+def recipe_model(options: WakeWordOptions) -> dict:
+    """The recipe's ``[model]`` table, before a settings file's own."""
+    if options.target == "micro":
+        return {"name": "tcn", "channels": 48}
+    if options.model == "embedding":
+        return {"name": "embedding_mlp"}
+    return {"name": "dscnn", "channels": 64, "blocks": 4}
 
 
 def _calibrate(scored, rate: int, labels: list[str], model_bytes: int, smoother,

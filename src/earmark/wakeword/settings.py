@@ -168,7 +168,7 @@ def to_options(settings: RunSettings) -> WakeWordOptions:
                         engines=tuple(s.voices),
                         max_negative_files=check_count(s.max_negatives, "max_negatives",
                                                        1, 10_000_000),
-                        seed=s.seed)
+                        seed=check_count(s.seed, "seed", 0, 2**32 - 1))
     return WakeWordOptions(
         s.phrase, s.language, data, epochs=check_count(s.epochs, "epochs", 1, 10_000),
         false_alarms_per_hour=check_positive(s.false_alarms_per_hour,
