@@ -122,18 +122,18 @@ def test_unknown_key_without_a_close_match():
 
 
 @pytest.mark.parametrize("section, key, value, expected", [
-    ("train", "epochs", "10", "int"),
-    ("train", "epochs", 1.5, "int"),
-    ("data", "skip_bad_files", 1, "bool"),
-    ("data", "sample_rate", True, "int"),
-    ("data", "clip_seconds", "1s", "float"),
-    ("data", "root", 5, "str"),
-    ("data", "ratios", 0.8, "list"),
-    ("data", "ratios", ["a", "b", "c"], "list of float"),
-    ("data", "classes", [1, 2], "list of str"),
+    ("train", "epochs", "10", "a whole number"),
+    ("train", "epochs", 1.5, "a whole number"),
+    ("data", "skip_bad_files", 1, "true or false"),
+    ("data", "sample_rate", True, "a whole number"),
+    ("data", "clip_seconds", "1s", "a number"),
+    ("data", "root", 5, "text"),
+    ("data", "ratios", 0.8, "a list"),
+    ("data", "ratios", ["a", "b", "c"], "a list of float"),
+    ("data", "classes", [1, 2], "a list of str"),
 ])
 def test_wrong_type(section, key, value, expected):
-    with pytest.raises(ConfigError, match=rf"\[{section}\]: {key} = .* should be a {expected}"):
+    with pytest.raises(ConfigError, match=rf"\[{section}\]: {key} = .* should be {expected}"):
         from_dict({section: {key: value}})
 
 

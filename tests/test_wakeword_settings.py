@@ -99,7 +99,10 @@ channels = 32
     ("[wakeword]\nphrase = \"hey\"\n[augmnt]\nspeed = [0.9, 1.1]\n", "[augmnt]"),
     ("[wakeword]\nphrase = \"hey\"\n[augment]\nreverb_probabilty = 0.5\n",
      "did you mean 'reverb_probability'"),
-    ("[wakeword]\nphrase = \"hey\"\n[train]\nepochs = \"ten\"\n", "epochs = 'ten'"),
+    ("[wakeword]\nphrase = \"hey\"\n[train]\nlearning_rate = \"ten\"\n",
+     "learning_rate = 'ten' should be a number"),
+    ("[wakeword]\nphrase = \"hey\"\n[train]\nepochs = 3\n",
+     "train.epochs is set by [wakeword] epochs"),
     ("wakeword = 3\n", "[wakeword] must be a table"),
     ("[wakeword\n", "not valid TOML"),
 ])
@@ -112,12 +115,13 @@ def test_a_wrong_key_or_value_names_the_file_and_the_key(tmp_path, text, named):
 
 @pytest.mark.parametrize("values, named", [
     ({"phrase": ""}, "the phrase is empty"),
-    ({"phrase": "hey", "takes": 5}, "takes must be a whole number from 10"),
-    ({"phrase": "hey", "false_alarms_per_hour": 0.0}, "false_alarms_per_hour must be above 0"),
+    ({"phrase": "hey", "takes": 5}, "takes \\(--takes\\) must be a whole number from 10"),
+    ({"phrase": "hey", "false_alarms_per_hour": 0.0},
+     "false_alarms_per_hour \\(--false-alarms-per-hour\\) must be above 0"),
     ({"phrase": "hey", "target": "tflite"}, "target = 'tflite' is not one of"),
     ({"phrase": "hey", "voices": ["piper"]}, "voices: 'piper'"),
     ({"phrase": "hey", "target": "micro", "model": "dscnn"}, "leave --model"),
-    ({"phrase": "hey", "seed": -1}, "seed must be a whole number from 0"),
+    ({"phrase": "hey", "seed": -1}, "seed \\(--seed\\) must be a whole number from 0"),
 ])
 def test_out_of_range_settings_are_refused(values, named):
     settings = with_options(RunSettings(), values)
@@ -167,7 +171,7 @@ def test_the_command_takes_its_settings_from_a_file(tmp_path, capsys):
     write_noise(tmp_path / "noise" / "room.wav", 2.0, 16000, seed=0)
     assert main(["wakeword", "--config", str(path), "--out", str(out), "--negatives",
                  str(tmp_path / "noise"), "--takes", "5"]) == 2
-    assert "takes must be a whole number from 10" in capsys.readouterr().err
+    assert "takes (--takes) must be a whole number from 10" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -215,3 +219,65 @@ def test_a_learning_rate_that_is_no_number_is_refused():
     for rate in (float("nan"), 0.0, float("inf")):
         with pytest.raises(ConfigError, match="train.learning_rate .* must be a finite number"):
             with_overrides(settings, {"train": {"learning_rate": rate}})
+
+
+def test_paths_from_the_command_line_and_set_are_read_from_the_current_folder(tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = write_settings(tmp_path / "cfg" / "ww.toml", '[wakeword]\nphrase = "hey"\n'
+                                                       '[augment]\nnoise_dir = "bed"\n')
+    settings = load_settings(path)
+    assert settings.training["augment"]["noise_dir"] == str(tmp_path / "cfg" / "bed")
+    settings = with_options(settings, {"negatives": ["speech", "~/talk"], "noise_dir": None})
+    assert settings.wakeword.negatives == [str(tmp_path / "speech"),
+                                           str(tmp_path / "home" / "talk")]
+    settings = with_overrides(settings, {"wakeword": {"noise_dir": "~/noise"},
+                                         "augment": {"noise_dir": "other"}})
+    assert settings.wakeword.noise_dir == str(tmp_path / "home" / "noise")
+    assert settings.training["augment"]["noise_dir"] == str(tmp_path / "other")
+
+
+def test_any_phrase_or_path_text_is_written_so_that_it_reads_back(tmp_path):
+    settings = with_options(RunSettings(), {"phrase": 'say "hi"\tthere\n', "language": "en\x00",
+                                            "negatives": [str(tmp_path / "odd\nname\\x")]})
+    written = write_settings(tmp_path / "wakeword.toml", settings_text(settings))
+    assert load_settings(written) == settings
+
+
+def test_a_network_named_in_the_model_table_takes_none_of_the_recipes_options(tmp_path):
+    options = to_options(with_overrides(with_options(RunSettings(), {"phrase": "hey",
+                                                                     "model": "dscnn"}),
+                                        {"model": {"name": "tcn", "channels": 16}}))
+    config = wakeword_config("hey", tmp_path / "manifest.csv",
+                             WakeWordData(noise_dir=str(tmp_path)), 1.5, options)
+    assert (config.model.name, config.model.options) == ("tcn", {"channels": 16})
+    micro = to_options(with_overrides(with_options(RunSettings(), {"phrase": "hey",
+                                                                   "target": "micro"}),
+                                      {"model": {"name": "dscnn"}}))
+    with pytest.raises(ConfigError, match="a micro wake word is always the causal TCN"):
+        wakeword_config("hey", tmp_path / "manifest.csv", WakeWordData(), 1.5, micro,
+                        write=False)
+
+
+def test_settings_the_recipe_refuses_stop_the_command_before_any_work(tmp_path, capsys):
+    write_noise(tmp_path / "negatives" / "room.wav", 2.0, 16000, seed=0)
+    out = tmp_path / "run"
+    base = ["wakeword", "view glass", "--out", str(out), "--model", "dscnn",
+            "--negatives", str(tmp_path / "negatives")]
+    for extra, named in ((["--noise-dir", str(tmp_path / "absent")], "no such folder"),
+                         (["--set", "model.chanels=8"], "has no option(s) ['chanels']"),
+                         (["--set", "train.select_epoch=\"last\"", "--set", "train.patience=3"],
+                          "train.patience")):
+        assert main(base + extra) == 2
+        assert named in capsys.readouterr().err
+        assert not out.exists()
+    (tmp_path / "a-file").write_text("x")
+    assert main(["wakeword", "view glass", "--out", str(tmp_path / "a-file"), "--model",
+                 "dscnn", "--negatives", str(tmp_path / "negatives")]) == 2
+    assert "a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_folder_or_an_unreadable_file_is_no_settings_file(tmp_path):
+    with pytest.raises(ConfigError, match="a folder, not a config file"):
+        load_settings(tmp_path)

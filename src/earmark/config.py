@@ -236,6 +236,8 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
     """A TOML file's tables; a missing, oversized or malformed file is a
     :class:`ConfigError`."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: a folder, not a config file; give the .toml file in it")
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     if path.stat().st_size > MAX_CONFIG_BYTES:
@@ -246,6 +248,8 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from error
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read it ({error.strerror or error})") from error
 
 
 def from_dict(raw: dict[str, Any], base_dir: str = ".", source: str = "config") -> ExperimentConfig:
@@ -438,7 +442,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + "".join(_toml_character(c) for c in value) + '"'
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -450,6 +454,20 @@ def build_section(cls: type, values: dict[str, Any], where: str) -> Any:
     """The dataclass ``cls`` from a TOML table: every key known, every value of its
     field's type (errors name ``where`` and the key, and suggest the closest name)."""
     return _build(cls, values, where)
+
+
+#: Characters a TOML basic string writes escaped.
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _toml_character(character: str) -> str:
+    """One character of a TOML basic string: quotes, backslashes and control characters
+    escaped, so any text (a path with a newline in it) reads back as itself."""
+    if character in _TOML_ESCAPES:
+        return _TOML_ESCAPES[character]
+    if ord(character) < 0x20 or ord(character) == 0x7F:
+        return f"\\u{ord(character):04X}"
+    return character
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -477,12 +495,16 @@ def _coerce(value: Any, spec: dataclasses.Field, where: str) -> Any:
     else:
         ok = isinstance(value, expected)
     if not ok:
-        raise ConfigError(f"{where}: {spec.name} = {value!r} should be a "
-                          f"{expected.__name__} (like {default!r})")
+        raise ConfigError(f"{where}: {spec.name} = {value!r} should be "
+                          f"{_KINDS.get(expected, 'a ' + expected.__name__)} (like {default!r})")
     if isinstance(default, list):
         value = _coerce_items(value, spec, where)
     return value
 
+
+#: How a value of each type is named in errors.
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text",
+          list: "a list"}
 
 #: Element types of the list fields, from their annotations (strings here).
 _LIST_ITEMS = {"list[float]": float, "list[str]": str}

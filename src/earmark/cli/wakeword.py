@@ -71,19 +71,12 @@ SETTINGS_OPTIONS = ("phrase", "negatives", "max_negatives", "noise_dir", "langua
 
 def run_settings(args):
     """The run's settings: the defaults, the ``--config`` file, the options given, ``--set``."""
-    from pathlib import Path
-
     from earmark.cli.common import overrides_by_section
     from earmark.wakeword.settings import (RunSettings, load_settings, with_options,
                                            with_overrides)
 
     settings = load_settings(args.config) if args.config else RunSettings()
-    given = {name: getattr(args, name) for name in SETTINGS_OPTIONS}
-    for name in ("negatives", "noise_dir"):         # relative to where the command runs
-        if given[name] is not None:
-            given[name] = ([str(Path(p).resolve()) for p in given[name]]
-                           if isinstance(given[name], list) else str(Path(given[name]).resolve()))
-    settings = with_options(settings, given)
+    settings = with_options(settings, {name: getattr(args, name) for name in SETTINGS_OPTIONS})
     return with_overrides(settings, overrides_by_section(args.overrides))
 
 
@@ -91,6 +84,7 @@ def _wakeword(args) -> int:
     from pathlib import Path
 
     from earmark.atomic import write_text
+    from earmark.errors import ConfigError
     from earmark.wakeword.calibration import format_card
     from earmark.wakeword.pipeline import check_options, run_wakeword
     from earmark.wakeword.settings import SETTINGS_FILE, settings_text, to_options
@@ -98,6 +92,9 @@ def _wakeword(args) -> int:
     settings = run_settings(args)
     options = to_options(settings)
     check_options(options)                  # nothing written until the settings hold
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out}: a file, not a folder; give a folder for the "
+                          "data, run, bundle and card")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     write_text(Path(args.out) / SETTINGS_FILE, settings_text(settings))
     card = run_wakeword(options, args.out, progress=progress_bars(args))

@@ -40,6 +40,9 @@ JOIN_BUCKETS = 16
 #: Recordings longer than this (seconds) are running sound already: not joined.
 MAX_JOINED_PART_S = 3.0
 
+#: The two-class manifest written beside a manifest (:func:`two_class_manifest`).
+TWO_CLASS_MANIFEST = "manifest_two_classes.csv"
+
 #: The analysis window's bounds, seconds: long enough for the phrase said slowly.
 WINDOW_BOUNDS = (1.0, 2.0)
 
@@ -139,7 +142,7 @@ def two_class_manifest(manifest: Path, label: str) -> Path:
 
     rows = [dataclasses.replace(row, label=row.label if row.label == label else UNKNOWN)
             for row in from_csv(manifest)]
-    out = manifest.with_name("manifest_two_classes.csv")
+    out = manifest.with_name(TWO_CLASS_MANIFEST)
     Manifest(rows).to_csv(out)
     return out
 

@@ -26,12 +26,13 @@ from pathlib import Path
 from earmark.atomic import write_json, write_text
 from earmark.config import ExperimentConfig, from_dict
 from earmark.data.synth_keywords import write_noise_folder
-from earmark.errors import DataError
+from earmark.errors import ConfigError, DataError
 from earmark.frontend.speech_embedding import PHRASE_WINDOW_SECONDS, model_files
 from earmark.progress import ProgressLike
 from earmark.run_folder import RunFolder
 from earmark.wakeword.conversation import CONVERSATION_MINUTES
-from earmark.wakeword.dataset import (WakeWordData, build_dataset, real_negatives,
+from earmark.wakeword.dataset import (TWO_CLASS_MANIFEST, WINDOW_BOUNDS, WakeWordData,
+                                      build_dataset, real_negatives,
                                       two_class_manifest)
 from earmark.wakeword.phrases import Phrase, check_phrase
 
@@ -69,10 +70,16 @@ def check_options(options: WakeWordOptions) -> Phrase:
 
     phrase = check_phrase(options.phrase, options.language)
     real_negatives(options.data.negative_dirs)
+    noise = options.data.noise_dir
+    if noise and not Path(noise).is_dir():
+        raise DataError(f"noise folder {noise}: no such folder; give a folder of background "
+                        "recordings, or leave --noise-dir out to have one made")
     if options.target == "onnx" and options.model == "embedding":
         model_files()                                    # installed? (says how)
-    model = {**recipe_model(options), **options.config_overrides.get("model", {})}
-    check_model_options(model.pop("name"), model)
+    # The training config the settings make (its checks), on the manifest still to come.
+    config = wakeword_config(phrase.label, Path("manifest.csv"), options.data,
+                             WINDOW_BOUNDS[1], options, write=False)
+    check_model_options(config.model.name, config.model.options)
     return phrase
 
 
@@ -166,12 +173,20 @@ EMBEDDING_FEATURE_COPIES = 6
 
 
 def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_seconds: float,
-                    options: WakeWordOptions) -> ExperimentConfig:
+                    options: WakeWordOptions, write: bool = True) -> ExperimentConfig:
     """The training config, with recorded-sound augmentation: a small network on the
     pretrained speech embedding, the phrase against everything else (``model =
     "dscnn"``: a DS-CNN on 40 log-mel bands; ``target = "micro"``: a causal TCN on the
-    TFLite-Micro front-end's 40 channels)."""
+    TFLite-Micro front-end's 40 channels). The settings' training tables are merged over
+    it (a ``[model]`` naming another network replaces the recipe's). ``write=False``
+    builds it without writing the two-class manifest it would read (a check)."""
     from earmark.augment import RECORDED_SOUND       # torch: only where training is
+
+
+    def two_classes() -> str:
+        return str(two_class_manifest(manifest, label) if write
+                   else manifest.with_name(TWO_CLASS_MANIFEST))
+
     raw = {
         "data": {"csv": str(manifest), "split": "group", "ratios": [0.8, 0.1, 0.1],
                  "sample_rate": data.sample_rate, "clip_seconds": window_seconds,
@@ -190,15 +205,13 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
                   "label_smoothing": 0.0, "report_every": 10, "seed": options.seed},
     }
     if options.target == "micro":      # one probability: the phrase against everything else
-        raw["data"].update(csv=str(two_class_manifest(manifest, label)),
-                           classes=[label, "_unknown_"])
+        raw["data"].update(csv=two_classes(), classes=[label, "_unknown_"])
         raw["features"] = {"kind": "micro"}
         del raw["augment"]["frequency_warp"]     # the front-end is the device's C code
     elif options.model == "embedding":
         seconds = max(window_seconds, PHRASE_WINDOW_SECONDS)
-        raw["data"].update(csv=str(two_class_manifest(manifest, label)),
-                           classes=[label, "_unknown_"], clip_seconds=seconds,
-                           hop_seconds=seconds / 2)
+        raw["data"].update(csv=two_classes(), classes=[label, "_unknown_"],
+                           clip_seconds=seconds, hop_seconds=seconds / 2)
         raw["features"] = {"kind": "embedding"}
         del raw["augment"]["frequency_warp"]     # the embedding is a fixed pretrained graph
         # Masks of whole 80 ms columns blank most of the phrase; synthesized validation
@@ -209,7 +222,12 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
         raw["train"].update(select_epoch="last",
                             feature_copies=min(EMBEDDING_FEATURE_COPIES, options.epochs))
     for section, values in options.config_overrides.items():
+        if section == "model" and values.get("name", raw["model"]["name"]) != raw["model"]["name"]:
+            raw["model"] = {}                    # another network: none of the recipe's options
         raw.setdefault(section, {}).update(values)
+    if options.target == "micro" and raw["model"]["name"] != "tcn":
+        raise ConfigError(f"[model] name = {raw['model']['name']!r}: a micro wake word is "
+                          "always the causal TCN (tcn) on the TFLite-Micro front-end")
     return from_dict(raw, source="earmark wakeword")
 
 

@@ -76,8 +76,12 @@ class RunSettings:
     training: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-#: The paths of ``[wakeword]``, read relative to the settings file.
-_PATHS = ("negatives", "noise_dir")
+#: The paths among the settings (table, key): read relative to the settings file (from the
+#: command line and ``--set``: to the current folder), written absolute.
+PATH_KEYS = (("wakeword", "negatives"), ("wakeword", "noise_dir"), ("augment", "noise_dir"),
+             ("train", "teacher"))
+#: Training keys that ``[wakeword]`` sets (refused in the training tables: one place each).
+OWNED_KEYS = {("train", "epochs"): "epochs", ("train", "seed"): "seed"}
 
 
 def load_settings(path: str | os.PathLike) -> RunSettings:
@@ -97,38 +101,46 @@ def load_settings(path: str | os.PathLike) -> RunSettings:
     for name, values in tables.items():
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: [{name}] must be a table, got {name} = {values!r}")
-    wakeword = build_section(WakeWordSettings, _relative_to(tables["wakeword"], path),
-                             f"{path} [wakeword]")
+    folder = os.path.dirname(os.path.abspath(path))       # as named: configs/ is a link
+    tables = absolute_paths(tables, folder)
+    wakeword = build_section(WakeWordSettings, tables["wakeword"], f"{path} [wakeword]")
     training = {name: dict(tables[name]) for name in TRAINING_SECTIONS if tables[name]}
     _check_training(training, str(path))
     return RunSettings(wakeword, training)
 
 
-def _relative_to(values: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
-    """``values`` with its relative paths taken from the folder of ``path`` (as named, not
-    through symbolic links: ``configs/`` is one)."""
-    folder = os.path.dirname(os.path.abspath(path))
-
+def absolute_paths(tables: dict[str, dict[str, Any]], folder: str) -> dict[str, dict]:
+    """``tables`` with the relative paths of :data:`PATH_KEYS` taken from ``folder`` (and
+    ``~`` expanded)."""
     def absolute(item: Any) -> Any:
         if not isinstance(item, str) or not item:
             return item
         return os.path.normpath(os.path.join(folder, os.path.expanduser(item)))
 
-    values = dict(values)
-    for key in _PATHS:
-        value = values.get(key)
-        values[key] = [absolute(v) for v in value] if isinstance(value, list) else absolute(value)
-    return {key: value for key, value in values.items() if value is not None}
+    tables = {name: dict(values) if isinstance(values, dict) else values
+              for name, values in tables.items()}
+    for name, key in PATH_KEYS:
+        if isinstance(tables.get(name), dict) and key in tables[name]:
+            value = tables[name][key]
+            tables[name][key] = ([absolute(v) for v in value] if isinstance(value, list)
+                                 else absolute(value))
+    return tables
 
 
 def _check_training(training: dict[str, dict[str, Any]], source: str) -> None:
-    """The training tables' keys and types, checked the way ``earmark train`` checks them."""
+    """The training tables' keys and types, checked the way ``earmark train`` checks them;
+    the keys ``[wakeword]`` sets are refused there."""
+    for (name, key), owner in OWNED_KEYS.items():
+        if key in training.get(name, {}):
+            raise ConfigError(f"{source}: {name}.{key} is set by [wakeword] {owner} (--{owner}, "
+                              f"--set wakeword.{owner}=...): set it there")
     from_dict({name: dict(values) for name, values in training.items()}, source=source)
 
 
 def with_options(settings: RunSettings, given: dict[str, Any]) -> RunSettings:
     """``settings`` with the options given on the command line (``None``: not given)."""
-    chosen = {key: value for key, value in given.items() if value is not None}
+    chosen = absolute_paths({"wakeword": {key: value for key, value in given.items()
+                                          if value is not None}}, os.getcwd())["wakeword"]
     merged = {**dataclasses.asdict(settings.wakeword), **chosen}
     wakeword = build_section(WakeWordSettings, merged, "the command line's options")
     return RunSettings(wakeword, settings.training)
@@ -140,6 +152,7 @@ def with_overrides(settings: RunSettings, overrides: dict[str, dict[str, Any]]) 
     if unknown:
         raise ConfigError(f"--set {unknown[0]}.KEY: no such table; earmark wakeword takes "
                           f"wakeword.KEY and {', '.join(f'{s}.KEY' for s in TRAINING_SECTIONS)}")
+    overrides = absolute_paths(overrides, os.getcwd())
     wakeword = build_section(WakeWordSettings, {**dataclasses.asdict(settings.wakeword),
                                                 **overrides.get("wakeword", {})},
                              "--set [wakeword]")
@@ -159,24 +172,28 @@ def to_options(settings: RunSettings) -> WakeWordOptions:
         raise ConfigError('the phrase is empty: give it first (earmark wakeword "view glass" '
                           "...) or as phrase = \"...\" in the settings file's [wakeword]")
     _check_choices(s)
-    data = WakeWordData(takes=check_count(s.takes, "takes", 10, 100_000),
-                        hard_negative_takes=check_count(s.hard_negatives, "hard_negatives",
-                                                        10, 100_000),
-                        sentences=check_count(s.sentences, "sentences", 0, 100_000),
-                        joined=check_count(s.joined, "joined", 0, 100_000),
-                        negative_dirs=list(s.negatives), noise_dir=s.noise_dir,
-                        engines=tuple(s.voices),
-                        max_negative_files=check_count(s.max_negatives, "max_negatives",
-                                                       1, 10_000_000),
-                        seed=check_count(s.seed, "seed", 0, 2**32 - 1))
+    data = WakeWordData(
+        takes=check_count(s.takes, _named("takes"), 10, 100_000),
+        hard_negative_takes=check_count(s.hard_negatives, _named("hard_negatives"), 10, 100_000),
+        sentences=check_count(s.sentences, _named("sentences"), 0, 100_000),
+        joined=check_count(s.joined, _named("joined"), 0, 100_000),
+        negative_dirs=list(s.negatives), noise_dir=s.noise_dir, engines=tuple(s.voices),
+        max_negative_files=check_count(s.max_negatives, _named("max_negatives"), 1, 10_000_000),
+        seed=check_count(s.seed, _named("seed"), 0, 2**32 - 1))
     return WakeWordOptions(
-        s.phrase, s.language, data, epochs=check_count(s.epochs, "epochs", 1, 10_000),
+        s.phrase, s.language, data, epochs=check_count(s.epochs, _named("epochs"), 1, 10_000),
         false_alarms_per_hour=check_positive(s.false_alarms_per_hour,
-                                             "false_alarms_per_hour", maximum=3600.0),
+                                             _named("false_alarms_per_hour"), maximum=3600.0),
         config_overrides={name: dict(values) for name, values in settings.training.items()},
         seed=s.seed, target=s.target, model=s.model or "embedding",
         conversation_minutes=check_non_negative(s.conversation_minutes,
-                                                "conversation_minutes", maximum=24 * 60.0))
+                                                _named("conversation_minutes"),
+                                                maximum=24 * 60.0))
+
+
+def _named(key: str) -> str:
+    """A setting as errors name it: its key and its option."""
+    return f"{key} (--{key.replace('_', '-')})"
 
 
 def _check_choices(s: WakeWordSettings) -> None:
