@@ -226,16 +226,19 @@ def test_paths_from_the_command_line_and_set_are_read_from_the_current_folder(tm
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     path = write_settings(tmp_path / "cfg" / "ww.toml", '[wakeword]\nphrase = "hey"\n'
-                                                       '[augment]\nnoise_dir = "bed"\n')
+                                                       '[train]\nteacher = "t.toml"\n')
     settings = load_settings(path)
-    assert settings.training["augment"]["noise_dir"] == str(tmp_path / "cfg" / "bed")
+    assert settings.training["train"]["teacher"] == str(tmp_path / "cfg" / "t.toml")
     settings = with_options(settings, {"negatives": ["speech", "~/talk"], "noise_dir": None})
     assert settings.wakeword.negatives == [str(tmp_path / "speech"),
                                            str(tmp_path / "home" / "talk")]
     settings = with_overrides(settings, {"wakeword": {"noise_dir": "~/noise"},
-                                         "augment": {"noise_dir": "other"}})
+                                         "train": {"teacher": "other.toml"}})
     assert settings.wakeword.noise_dir == str(tmp_path / "home" / "noise")
-    assert settings.training["augment"]["noise_dir"] == str(tmp_path / "other")
+    assert settings.training["train"]["teacher"] == str(tmp_path / "other.toml")
+    with pytest.raises(ConfigError, match="augment.noise_dir is set by \\[wakeword\\] "
+                                          "noise_dir \\(--noise-dir"):
+        with_overrides(settings, {"augment": {"noise_dir": "bed"}})
 
 
 def test_any_phrase_or_path_text_is_written_so_that_it_reads_back(tmp_path):

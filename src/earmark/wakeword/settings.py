@@ -78,10 +78,11 @@ class RunSettings:
 
 #: The paths among the settings (table, key): read relative to the settings file (from the
 #: command line and ``--set``: to the current folder), written absolute.
-PATH_KEYS = (("wakeword", "negatives"), ("wakeword", "noise_dir"), ("augment", "noise_dir"),
-             ("train", "teacher"))
-#: Training keys that ``[wakeword]`` sets (refused in the training tables: one place each).
-OWNED_KEYS = {("train", "epochs"): "epochs", ("train", "seed"): "seed"}
+PATH_KEYS = (("wakeword", "negatives"), ("wakeword", "noise_dir"), ("train", "teacher"))
+#: Training keys that ``[wakeword]`` sets (refused in the training tables: one place each;
+#: the noise also goes under the calibration's streams).
+OWNED_KEYS = {("train", "epochs"): "epochs", ("train", "seed"): "seed",
+              ("augment", "noise_dir"): "noise_dir"}
 
 
 def load_settings(path: str | os.PathLike) -> RunSettings:
@@ -132,8 +133,9 @@ def _check_training(training: dict[str, dict[str, Any]], source: str) -> None:
     the keys ``[wakeword]`` sets are refused there."""
     for (name, key), owner in OWNED_KEYS.items():
         if key in training.get(name, {}):
-            raise ConfigError(f"{source}: {name}.{key} is set by [wakeword] {owner} (--{owner}, "
-                              f"--set wakeword.{owner}=...): set it there")
+            option = owner.replace("_", "-")
+            raise ConfigError(f"{source}: {name}.{key} is set by [wakeword] {owner} "
+                              f"(--{option}, --set wakeword.{owner}=...): set it there")
     from_dict({name: dict(values) for name, values in training.items()}, source=source)
 
 
