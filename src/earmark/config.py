@@ -206,10 +206,15 @@ class ExperimentConfig:
 
     def resolve(self, path: str) -> str:
         """A config path made absolute against the config file's folder."""
-        if not path:
-            return path
-        expanded = os.path.expanduser(path)
-        return os.path.normpath(os.path.join(self.base_dir, expanded))
+        return resolve_path(path, self.base_dir)
+
+
+def resolve_path(path: str, folder: str) -> str:
+    """``path`` (``~`` expanded) made absolute against ``folder``, as named: ``..`` is taken
+    off the folder's name, not through a symbolic link (``configs/`` is one); ``""`` stays."""
+    if not path:
+        return path
+    return os.path.normpath(os.path.join(folder, os.path.expanduser(path)))
 
 
 _SECTIONS = {

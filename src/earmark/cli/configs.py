@@ -145,23 +145,22 @@ def _experiment_paths(target: Path) -> list[tuple[str, str, str]]:
     from earmark.config import load_config
 
     config = load_config(target)
-    found = []
+    found: dict[tuple[str, str], str] = {}
     for section, key in PATH_KEYS:
         value = getattr(getattr(config, section), key)
         for path in value if isinstance(value, list) else [value]:
-            if path and (f"{section}.{key}", path) not in [f[:2] for f in found]:
-                found.append((f"{section}.{key}", path, config.resolve(path)))
-    return found
+            if path:
+                found.setdefault((f"{section}.{key}", path), config.resolve(path))
+    return [(key, path, where) for (key, path), where in found.items()]
 
 
 def _wakeword_paths(target: Path, raw: dict) -> list[tuple[str, str, str]]:
     """An ``earmark wakeword`` settings file's paths (its negatives and noise)."""
-    from earmark.wakeword.settings import load_settings
+    from earmark.config import resolve_path
 
-    settings = load_settings(target).wakeword
+    folder = str(target.parent.absolute())
     written = raw["wakeword"]
-    pairs = list(zip(written.get("negatives", []), settings.negatives))
+    paths = [("wakeword.negatives", path) for path in written.get("negatives", [])]
     if written.get("noise_dir"):
-        pairs.append((written["noise_dir"], settings.noise_dir))
-    return [("wakeword." + ("noise_dir" if where == settings.noise_dir else "negatives"),
-             path, where) for path, where in pairs]
+        paths.append(("wakeword.noise_dir", written["noise_dir"]))
+    return [(key, path, resolve_path(path, folder)) for key, path in paths]

@@ -81,23 +81,14 @@ def run_settings(args):
 
 
 def _wakeword(args) -> int:
-    from pathlib import Path
-
-    from earmark.atomic import write_text
-    from earmark.errors import ConfigError
     from earmark.wakeword.calibration import format_card
-    from earmark.wakeword.pipeline import check_options, run_wakeword
-    from earmark.wakeword.settings import SETTINGS_FILE, settings_text, to_options
+    from earmark.wakeword.pipeline import run_wakeword
+    from earmark.wakeword.settings import settings_text, to_options
 
     settings = run_settings(args)
     options = to_options(settings)
-    check_options(options)                  # nothing written until the settings hold
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out}: a file, not a folder; give a folder for the "
-                          "data, run, bundle and card")
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    write_text(Path(args.out) / SETTINGS_FILE, settings_text(settings))
-    card = run_wakeword(options, args.out, progress=progress_bars(args))
+    card = run_wakeword(options, args.out, progress=progress_bars(args),
+                        settings_text=settings_text(settings))
     print(format_card(card, card["phrase"]))
     if options.target == "micro":
         print(f"microWakeWord files: {card['bundle']} (the .json manifest holds the cutoff; "

@@ -83,14 +83,25 @@ def check_options(options: WakeWordOptions) -> Phrase:
     return phrase
 
 
+#: Where a run keeps the settings it was given (``run_wakeword(settings_text=...)``).
+SETTINGS_FILE = "wakeword.toml"
+
+
 def run_wakeword(options: WakeWordOptions, out_dir: str | Path,
-                 progress: ProgressLike = None) -> dict:
-    """Every step; returns the report card (also ``OUT/card.json``, ``card.txt``, ``card.png``)."""
+                 progress: ProgressLike = None, settings_text: str = "") -> dict:
+    """Every step; returns the report card (also ``OUT/card.json``, ``card.txt``, ``card.png``).
+    ``settings_text`` (what the run was asked for, as a settings file) goes to
+    ``OUT/wakeword.toml`` once the options have been checked."""
     from earmark.train import train
     from earmark.wakeword.calibration import format_card
 
     phrase = check_options(options)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: a file, not a folder; give a folder for the "
+                          "data, run, bundle and card")
+    if settings_text:
+        write_text(out_dir / SETTINGS_FILE, settings_text)
     started = time.monotonic()
     data = options.data
     if not data.noise_dir:

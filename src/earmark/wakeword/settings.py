@@ -28,17 +28,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from earmark.config import build_section, from_dict, read_toml, toml_text
+from earmark.config import build_section, from_dict, read_toml, resolve_path, toml_text
 from earmark.data.voices import ENGINES
 from earmark.errors import ConfigError
 from earmark.input_limits import check_count, check_non_negative, check_positive
 from earmark.wakeword.dataset import WakeWordData
-from earmark.wakeword.pipeline import WakeWordOptions
+from earmark.wakeword.pipeline import SETTINGS_FILE, WakeWordOptions
 
 #: Tables of the training config a settings file may hold.
 TRAINING_SECTIONS = ("augment", "train", "model")
-#: Where ``OUT/wakeword.toml`` is written.
-SETTINGS_FILE = "wakeword.toml"
 TARGETS = ("onnx", "micro")
 MODELS = ("embedding", "dscnn")
 
@@ -114,9 +112,7 @@ def absolute_paths(tables: dict[str, dict[str, Any]], folder: str) -> dict[str, 
     """``tables`` with the relative paths of :data:`PATH_KEYS` taken from ``folder`` (and
     ``~`` expanded)."""
     def absolute(item: Any) -> Any:
-        if not isinstance(item, str) or not item:
-            return item
-        return os.path.normpath(os.path.join(folder, os.path.expanduser(item)))
+        return resolve_path(item, folder) if isinstance(item, str) else item
 
     tables = {name: dict(values) if isinstance(values, dict) else values
               for name, values in tables.items()}
@@ -133,9 +129,8 @@ def _check_training(training: dict[str, dict[str, Any]], source: str) -> None:
     the keys ``[wakeword]`` sets are refused there."""
     for (name, key), owner in OWNED_KEYS.items():
         if key in training.get(name, {}):
-            option = owner.replace("_", "-")
-            raise ConfigError(f"{source}: {name}.{key} is set by [wakeword] {owner} "
-                              f"(--{option}, --set wakeword.{owner}=...): set it there")
+            raise ConfigError(f"{source}: {name}.{key} is set by [wakeword] {_named(owner)} "
+                              f"(or --set wakeword.{owner}=...): set it there")
     from_dict({name: dict(values) for name, values in training.items()}, source=source)
 
 
