@@ -123,6 +123,13 @@ def test_an_unknown_option_is_a_config_error_naming_it():
     assert "channels" in str(caught.value)      # the valid options are listed
 
 
+@pytest.mark.parametrize("options", [{"channels": 0}, {"channels": -3}, {"blocks": "two"}])
+def test_an_option_value_no_network_can_take_is_a_config_error_naming_it(options):
+    (key, value), = options.items()
+    with pytest.raises(ConfigError, match=f"{key} = {value!r} cannot be built"):
+        build_model("dscnn", (1, 10, 49), 12, **options)
+
+
 def test_an_unknown_model_is_a_config_error_listing_the_choices():
     with pytest.raises(ConfigError, match="resnet") as caught:
         build_model("resnet", (1, 10, 49), 12)

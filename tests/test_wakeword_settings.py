@@ -202,7 +202,8 @@ def test_a_file_too_large_or_not_text_to_be_settings_is_refused_unread(tmp_path)
 
 
 @pytest.mark.parametrize("model, named", [({"name": "nonsense"}, "not a known model"),
-                                          ({"chanels": 32}, "has no option(s) ['chanels']")])
+                                          ({"chanels": 32}, "has no option(s) ['chanels']"),
+                                          ({"channels": 0}, "channels = 0 cannot be built")])
 def test_the_network_is_checked_before_any_work(tmp_path, capsys, model, named):
     pytest.importorskip("torch")
     out = tmp_path / "run"

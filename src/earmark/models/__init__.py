@@ -34,7 +34,14 @@ def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int,
                 **options) -> torch.nn.Module:
     """Instantiate model ``name`` for ``input_shape = (channels, bands, frames)``."""
     check_model_options(name, options)
-    return _REGISTRY[name](input_shape=tuple(input_shape), n_classes=n_classes, **options)
+    try:
+        return _REGISTRY[name](input_shape=tuple(input_shape), n_classes=n_classes, **options)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, RuntimeError) as error:   # torch's layers refuse the value
+        given = ", ".join(f"{key} = {value!r}" for key, value in sorted(options.items()))
+        raise ConfigError(f"[model] {name} with {given or 'its defaults'} cannot be built "
+                          f"({error}); correct the [model] values") from error
 
 
 def check_model_options(name: str, options: dict) -> None:

@@ -64,9 +64,9 @@ class WakeWordOptions:
 
 def check_options(options: WakeWordOptions) -> Phrase:
     """What can be checked before any work: the phrase (spoken in its language), the
-    negative folders (audio in each), the pretrained embedding (installed), the network's
-    name and options; the phrase."""
-    from earmark.models import check_model_options      # torch: training needs it anyway
+    negative folders (audio in each), the pretrained embedding (installed), the training
+    config and the network it builds; the phrase."""
+    from earmark.network import build_classifier         # torch: training needs it anyway
 
     phrase = check_phrase(options.phrase, options.language)
     real_negatives(options.data.negative_dirs)
@@ -79,7 +79,7 @@ def check_options(options: WakeWordOptions) -> Phrase:
     # The training config the settings make (its checks), on the manifest still to come.
     config = wakeword_config(phrase.label, Path("manifest.csv"), options.data,
                              WINDOW_BOUNDS[1], options, write=False)
-    check_model_options(config.model.name, config.model.options)
+    build_classifier(config, 2)                          # the network's name and values
     return phrase
 
 
