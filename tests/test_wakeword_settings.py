@@ -11,8 +11,8 @@ from earmark.cli import main
 from earmark.errors import ConfigError
 from earmark.wakeword.dataset import WakeWordData
 from earmark.wakeword.pipeline import wakeword_config
-from earmark.wakeword.settings import (RunSettings, load_settings, settings_text, to_options,
-                                       with_options, with_overrides)
+from earmark.wakeword.settings import (RunSettings, WakeWordSettings, load_settings,
+                                       settings_text, to_options, with_options, with_overrides)
 
 from conftest import write_noise
 
@@ -285,3 +285,13 @@ def test_settings_the_recipe_refuses_stop_the_command_before_any_work(tmp_path, 
 def test_a_folder_or_an_unreadable_file_is_no_settings_file(tmp_path):
     with pytest.raises(ConfigError, match="a folder, not a config file"):
         load_settings(tmp_path)
+
+
+def test_the_help_states_the_defaults_the_settings_have(capsys):
+    with pytest.raises(SystemExit):
+        main(["wakeword", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    default = WakeWordSettings()
+    assert f"takes of the phrase (default {default.takes})" in text
+    assert f"training epochs (default {default.epochs})" in text
+    assert f"(default {default.max_negatives})" in text

@@ -6,6 +6,9 @@ from earmark.cli.common import command, progress_bars
 
 
 def register(commands) -> None:
+    from earmark.wakeword.settings import WakeWordSettings    # torch-free: the defaults
+
+    default = WakeWordSettings()
     sub = command(commands, "wakeword",
                   "Train a wake-word detector from the phrase alone: synthesized voices, hard "
                   "negatives, your negative recordings; a calibrated bundle and a report card.",
@@ -29,27 +32,30 @@ def register(commands) -> None:
     sub.add_argument("--negatives", nargs="*", default=None, metavar="DIR",
                      help="folders of real speech, music or noise without the phrase")
     sub.add_argument("--max-negatives", type=int,
-                     help="use a random sample of this many negative files (default 2500)")
+                     help="use a random sample of this many negative files (default "
+                          f"{default.max_negatives})")
     sub.add_argument("--noise-dir",
                      help="background recordings for augmentation (default: made on the fly)")
-    sub.add_argument("--language", help="espeak-ng language (default en)")
+    sub.add_argument("--language", help=f"espeak-ng language (default {default.language})")
     sub.add_argument("--voices", nargs="*", default=None, choices=["flite", "festival"],
                      help="engines besides espeak-ng whose voices speak half the takes, where "
                           "installed (tools/install-voices; default both; none: espeak only)")
-    sub.add_argument("--takes", type=int, help="takes of the phrase (default 600)")
+    sub.add_argument("--takes", type=int, help=f"takes of the phrase (default {default.takes})")
     sub.add_argument("--hard-negatives", type=int,
-                     help="takes of its parts and sound-alikes (default 600)")
+                     help=f"takes of its parts and sound-alikes (default {default.hard_negatives})")
     sub.add_argument("--sentences", type=int,
-                     help="synthesized sentences carrying them (default 200)")
+                     help=f"synthesized sentences carrying them (default {default.sentences})")
     sub.add_argument("--joined", type=int,
                      help="running-speech negatives joined from short negative recordings "
-                          "(default 600)")
-    sub.add_argument("--epochs", type=int, help="training epochs (default 20)")
+                          f"(default {default.joined})")
+    sub.add_argument("--epochs", type=int, help=f"training epochs (default {default.epochs})")
     sub.add_argument("--false-alarms-per-hour", type=float,
-                     help="the budget the stored threshold is calibrated for (default 1)")
+                     help="the budget the stored threshold is calibrated for (default "
+                          f"{default.false_alarms_per_hour:g})")
     sub.add_argument("--conversation-minutes", type=float, metavar="MIN",
                      help="synthesized conversation the threshold must also keep within the "
-                          "budget (default 120, about a minute of work; 0: none)")
+                          f"budget (default {default.conversation_minutes:g}, about a minute of "
+                          "work; 0: none)")
     sub.add_argument("--target", choices=["onnx", "micro"],
                      help="onnx: a bundle for earmark listen/serve (default); micro: a "
                           "causal TCN on the TFLite-Micro front-end, written as a "
@@ -60,7 +66,7 @@ def register(commands) -> None:
                           "the pretrained speech embedding (default; hears real people "
                           "far better); dscnn, a DS-CNN on log-mel (cheaper, but fires on "
                           "real conversation); --target micro is always a TCN")
-    sub.add_argument("--seed", type=int, help="default 0")
+    sub.add_argument("--seed", type=int, help=f"default {default.seed}")
 
 
 #: The options that are settings of ``[wakeword]`` (the same names).
