@@ -29,25 +29,7 @@ def register(commands) -> None:
     sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a setting, e.g. --set augment.reverb_probability=0.7 or "
                           "--set wakeword.takes=1000 (repeatable)")
-    sub.add_argument("--negatives", nargs="*", default=None, metavar="DIR",
-                     help="folders of real speech, music or noise without the phrase")
-    sub.add_argument("--max-negatives", type=int,
-                     help="use a random sample of this many negative files (default "
-                          f"{default.max_negatives})")
-    sub.add_argument("--noise-dir",
-                     help="background recordings for augmentation (default: made on the fly)")
-    sub.add_argument("--language", help=f"espeak-ng language (default {default.language})")
-    sub.add_argument("--voices", nargs="*", default=None, choices=["flite", "festival"],
-                     help="engines besides espeak-ng whose voices speak half the takes, where "
-                          "installed (tools/install-voices; default both; none: espeak only)")
-    sub.add_argument("--takes", type=int, help=f"takes of the phrase (default {default.takes})")
-    sub.add_argument("--hard-negatives", type=int,
-                     help=f"takes of its parts and sound-alikes (default {default.hard_negatives})")
-    sub.add_argument("--sentences", type=int,
-                     help=f"synthesized sentences carrying them (default {default.sentences})")
-    sub.add_argument("--joined", type=int,
-                     help="running-speech negatives joined from short negative recordings "
-                          f"(default {default.joined})")
+    _data_options(sub, default)
     sub.add_argument("--epochs", type=int, help=f"training epochs (default {default.epochs})")
     sub.add_argument("--false-alarms-per-hour", type=float,
                      help="the budget the stored threshold is calibrated for (default "
@@ -67,6 +49,29 @@ def register(commands) -> None:
                           "far better); dscnn, a DS-CNN on log-mel (cheaper, but fires on "
                           "real conversation); --target micro is always a TCN")
     sub.add_argument("--seed", type=int, help=f"default {default.seed}")
+
+
+def _data_options(sub, default) -> None:
+    """What the training data is made of: the negatives, the voices, how many takes."""
+    sub.add_argument("--negatives", nargs="*", default=None, metavar="DIR",
+                     help="folders of real speech, music or noise without the phrase")
+    sub.add_argument("--max-negatives", type=int,
+                     help="use a random sample of this many negative files (default "
+                          f"{default.max_negatives})")
+    sub.add_argument("--noise-dir",
+                     help="background recordings for augmentation (default: made on the fly)")
+    sub.add_argument("--language", help=f"espeak-ng language (default {default.language})")
+    sub.add_argument("--voices", nargs="*", default=None, choices=["flite", "festival"],
+                     help="engines besides espeak-ng whose voices speak half the takes, where "
+                          "installed (tools/install-voices; default both; none: espeak only)")
+    sub.add_argument("--takes", type=int, help=f"takes of the phrase (default {default.takes})")
+    sub.add_argument("--hard-negatives", type=int,
+                     help=f"takes of its parts and sound-alikes (default {default.hard_negatives})")
+    sub.add_argument("--sentences", type=int,
+                     help=f"synthesized sentences carrying them (default {default.sentences})")
+    sub.add_argument("--joined", type=int,
+                     help="running-speech negatives joined from short negative recordings "
+                          f"(default {default.joined})")
 
 
 #: The options that are settings of ``[wakeword]`` (the same names).
