@@ -124,10 +124,11 @@ def test_an_unknown_option_is_a_config_error_naming_it():
 
 
 @pytest.mark.parametrize("options", [{"channels": 0}, {"channels": -3}, {"blocks": "two"}])
-def test_an_option_value_no_network_can_take_is_a_config_error_naming_it(options):
+def test_an_option_value_no_network_can_take_is_a_config_error_naming_it(options, recwarn):
     (key, value), = options.items()
     with pytest.raises(ConfigError, match=f"{key} = {value!r} cannot be built"):
         build_model("dscnn", (1, 10, 49), 12, **options)
+    assert not [w for w in recwarn if "zero-element" in str(w.message)]   # the error alone
 
 
 def test_an_unknown_model_is_a_config_error_listing_the_choices():

@@ -9,6 +9,7 @@ are checked against the constructor's signature.
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Callable
 
 import torch
@@ -35,7 +36,10 @@ def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int,
     """Instantiate model ``name`` for ``input_shape = (channels, bands, frames)``."""
     check_model_options(name, options)
     try:
-        return _REGISTRY[name](input_shape=tuple(input_shape), n_classes=n_classes, **options)
+        with warnings.catch_warnings():       # a zero size: the error below says it better
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+            return _REGISTRY[name](input_shape=tuple(input_shape), n_classes=n_classes,
+                                   **options)
     except ConfigError:
         raise
     except (ValueError, TypeError, RuntimeError) as error:   # torch's layers refuse the value
