@@ -272,7 +272,7 @@ def from_dict(raw: dict[str, Any], base_dir: str = ".", source: str = "config") 
         values = dict(values)
         if cls is ModelConfig:
             values = {"name": values.pop("name", "dscnn"), "options": values}
-        sections[name] = _build(cls, values, f"{source} [{name}]")
+        sections[name] = build_section(cls, values, f"{source} [{name}]")
     config = ExperimentConfig(**sections, base_dir=base_dir)
     validate(config, source)
     return config
@@ -455,12 +455,6 @@ def _toml_value(value: Any) -> str:
     raise ConfigError(f"cannot write {value!r} to TOML")
 
 
-def build_section(cls: type, values: dict[str, Any], where: str) -> Any:
-    """The dataclass ``cls`` from a TOML table: every key known, every value of its
-    field's type (errors name ``where`` and the key, and suggest the closest name)."""
-    return _build(cls, values, where)
-
-
 #: Characters a TOML basic string writes escaped.
 _TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
@@ -475,7 +469,9 @@ def _toml_character(character: str) -> str:
     return character
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+def build_section(cls: type, values: dict[str, Any], where: str) -> Any:
+    """The dataclass ``cls`` from a TOML table: every key known, every value of its
+    field's type (errors name ``where`` and the key, and suggest the closest name)."""
     names = [f.name for f in dataclasses.fields(cls)]
     _reject_unknown(values, names, where)
     kwargs = {}

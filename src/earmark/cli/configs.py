@@ -155,12 +155,14 @@ def _experiment_paths(target: Path) -> list[tuple[str, str, str]]:
 
 
 def _wakeword_paths(target: Path, raw: dict) -> list[tuple[str, str, str]]:
-    """An ``earmark wakeword`` settings file's paths (its negatives and noise)."""
-    from earmark.config import resolve_path
+    """An ``earmark wakeword`` settings file's paths (its negatives, noise, teacher)."""
+    from earmark.wakeword.settings import PATH_KEYS, absolute_paths
 
-    folder = str(target.parent.absolute())
-    written = raw["wakeword"]
-    paths = [("wakeword.negatives", path) for path in written.get("negatives", [])]
-    if written.get("noise_dir"):
-        paths.append(("wakeword.noise_dir", written["noise_dir"]))
-    return [(key, path, resolve_path(path, folder)) for key, path in paths]
+    resolved = absolute_paths(raw, str(target.parent.absolute()))
+    found = []
+    for section, key in PATH_KEYS:
+        written, where = raw.get(section, {}).get(key), resolved.get(section, {}).get(key)
+        if written:
+            pairs = zip(written, where) if isinstance(written, list) else [(written, where)]
+            found.extend((f"{section}.{key}", path, place) for path, place in pairs)
+    return found

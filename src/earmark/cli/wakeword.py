@@ -6,7 +6,7 @@ from earmark.cli.common import command, progress_bars
 
 
 def register(commands) -> None:
-    from earmark.wakeword.settings import WakeWordSettings    # torch-free: the defaults
+    from earmark.wakeword.settings import MODELS, TARGETS, WakeWordSettings   # torch-free
 
     default = WakeWordSettings()
     sub = command(commands, "wakeword",
@@ -38,12 +38,12 @@ def register(commands) -> None:
                      help="synthesized conversation the threshold must also keep within the "
                           f"budget (default {default.conversation_minutes:g}, about a minute of "
                           "work; 0: none)")
-    sub.add_argument("--target", choices=["onnx", "micro"],
+    sub.add_argument("--target", choices=TARGETS,
                      help="onnx: a bundle for earmark listen/serve (default); micro: a "
                           "causal TCN on the TFLite-Micro front-end, written as a "
                           "microWakeWord / ESPHome model (OUT/micro: streaming int8 .tflite + "
                           "manifest with the calibrated cutoff; needs earmark[edge])")
-    sub.add_argument("--model", choices=["embedding", "dscnn"],
+    sub.add_argument("--model", choices=MODELS,
                      help="the bundle's model (--target onnx): embedding, a small network on "
                           "the pretrained speech embedding (default; hears real people "
                           "far better); dscnn, a DS-CNN on log-mel (cheaper, but fires on "
@@ -53,6 +53,8 @@ def register(commands) -> None:
 
 def _data_options(sub, default) -> None:
     """What the training data is made of: the negatives, the voices, how many takes."""
+    from earmark.data.voices import ENGINES
+
     sub.add_argument("--negatives", nargs="*", default=None, metavar="DIR",
                      help="folders of real speech, music or noise without the phrase")
     sub.add_argument("--max-negatives", type=int,
@@ -61,7 +63,7 @@ def _data_options(sub, default) -> None:
     sub.add_argument("--noise-dir",
                      help="background recordings for augmentation (default: made on the fly)")
     sub.add_argument("--language", help=f"espeak-ng language (default {default.language})")
-    sub.add_argument("--voices", nargs="*", default=None, choices=["flite", "festival"],
+    sub.add_argument("--voices", nargs="*", default=None, choices=ENGINES,
                      help="engines besides espeak-ng whose voices speak half the takes, where "
                           "installed (tools/install-voices; default both; none: espeak only)")
     sub.add_argument("--takes", type=int, help=f"takes of the phrase (default {default.takes})")

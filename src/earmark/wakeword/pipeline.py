@@ -193,7 +193,6 @@ def wakeword_config(label: str, manifest: Path, data: WakeWordData, window_secon
     builds it without writing the two-class manifest it would read (a check)."""
     from earmark.augment import RECORDED_SOUND       # torch: only where training is
 
-
     def two_classes() -> str:
         return str(two_class_manifest(manifest, label) if write
                    else manifest.with_name(TWO_CLASS_MANIFEST))
