@@ -77,3 +77,36 @@ def test_keyword_takes_mix_engines_and_keep_voices_apart(tmp_path):
                                                  takes_per_word=30, silence_takes=0, seed=1),
                                 tmp_path / "plain", progress=False)
     assert not any(row.group.startswith("flite+") for row in plain)
+
+
+@needs_flite
+def test_conversation_turns_mix_engines_for_english_phrases_only(monkeypatch):
+    pytest.importorskip("wordfreq")
+    from earmark.wakeword import conversation
+    from earmark.wakeword.phrases import check_phrase
+
+    spoken_by = []
+    real = conversation.synthesize_with
+
+    def heard(voice, text, *args):
+        spoken_by.append(voice.group)
+        return real(voice, text, *args)
+
+    monkeypatch.setattr(conversation, "synthesize_with", heard)
+    english = check_phrase("view glass")
+
+    def talk(phrase, engines, seed=0):
+        return np.concatenate(list(conversation.running_speech(phrase, 2.0, RATE, [], seed,
+                                                               engines)))
+
+    mixed = talk(english, ("flite",))
+    turns = len(spoken_by)
+    assert turns >= 2 and all(group.startswith("flite+") for group in spoken_by)
+    assert len(mixed) == 120 * RATE
+    del spoken_by[:]
+    assert np.array_equal(talk(english, ("flite",)), mixed)       # seeded: the same talk
+    assert len(spoken_by) == turns
+    del spoken_by[:]
+    assert not np.array_equal(talk(english, ()), mixed)           # espeak-ng alone: other talk
+    talk(check_phrase("guten morgen", "de"), ("flite",))          # English voices, German words
+    assert spoken_by == []

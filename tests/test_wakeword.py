@@ -252,9 +252,11 @@ def test_synthesized_conversation_leaves_out_the_phrases_words(monkeypatch):
     assert [len(p) for p in pieces] == [160000, 160000, 160000]
     assert all(np.isfinite(p).all() and np.abs(p).max() <= 1 for p in pieces)
     assert all(np.sqrt(np.mean(p ** 2)) > 0.01 for p in pieces)       # speech, not the bed
-    words = [w for text in said for w in text.split()]
+    sentences = [sentence for turn in said for sentence in turn.split(". ")]
+    words = [w for sentence in sentences for w in sentence.split()]
     assert len(said) >= 5 and not {"the", "time"} & set(words)
-    assert all(6 <= len(text.split()) < 25 for text in said)
+    assert all(6 <= len(sentence.split()) < 25 for sentence in sentences)
+    assert len(sentences) > len(said)                   # turns of several sentences
     again = list(running_speech(phrase, 0.5, 16000, noise, seed=0))
     assert all(np.array_equal(a, b) for a, b in zip(pieces, again))
     swept = conversation_false_alarms(lambda samples, truth: samples,

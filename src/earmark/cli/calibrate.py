@@ -13,6 +13,8 @@ SHOWN = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 
 
 def register(commands) -> None:
+    from earmark.data.voices import ENGINES
+
     sub = command(commands, "calibrate",
                   "Set a wake-word bundle's threshold for a false-alarm budget on your own "
                   "long recordings (conversation, TV, music) and say how sure that is.",
@@ -24,7 +26,11 @@ def register(commands) -> None:
                           "hours of them for a rate of about one an hour")
     sub.add_argument("--conversation-minutes", type=float, default=0.0, metavar="MIN",
                      help="also this much synthesized conversation, as `earmark wakeword` "
-                          "calibrates on (espeak-ng; needs earmark[train,wakeword])")
+                          "calibrates on (needs earmark[train,wakeword])")
+    sub.add_argument("--voices", nargs="*", default=list(ENGINES), choices=ENGINES,
+                     help="engines besides espeak-ng whose installed voices speak half the "
+                          "conversation's turns (tools/install-voices; default both; none: "
+                          "espeak-ng only)")
     sub.add_argument("--phrase", help="the phrase the conversation leaves out (default: the "
                                       "label, underscores as spaces)")
     sub.add_argument("--noise-dir", help="background noise under the conversation (default: "
@@ -102,7 +108,8 @@ def _conversation(args, bundle, settings, thresholds, minutes: float):
     text = args.phrase or target_label(bundle, settings.smoother, args.label).replace("_", " ")
     noise = (audio.load_folder(args.noise_dir, bundle.sample_rate, "--noise-dir")
              if args.noise_dir else [])
-    pieces = running_speech(check_phrase(text), minutes, bundle.sample_rate, noise, args.seed)
+    pieces = running_speech(check_phrase(text), minutes, bundle.sample_rate, noise, args.seed,
+                            tuple(args.voices))
     return sweep_pieces(bundle, pieces, settings, thresholds, minutes * 60,
                         progress_bars(args))
 

@@ -64,8 +64,9 @@ def _data_options(sub, default) -> None:
                      help="background recordings for augmentation (default: made on the fly)")
     sub.add_argument("--language", help=f"espeak-ng language (default {default.language})")
     sub.add_argument("--voices", nargs="*", default=None, choices=ENGINES,
-                     help="engines besides espeak-ng whose voices speak half the takes, where "
-                          "installed (tools/install-voices; default both; none: espeak only)")
+                     help="engines besides espeak-ng whose voices speak half the takes and "
+                          "of the calibration's conversation, where installed "
+                          "(tools/install-voices; default both; none: espeak only)")
     sub.add_argument("--takes", type=int, help=f"takes of the phrase (default {default.takes})")
     sub.add_argument("--hard-negatives", type=int,
                      help=f"takes of its parts and sound-alikes (default {default.hard_negatives})")

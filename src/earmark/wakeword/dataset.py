@@ -61,8 +61,9 @@ class WakeWordData:
     negative_dirs: list[str] = field(default_factory=list)   #: real negative recordings
     max_negative_files: int = 2500   #: a random sample of them when there are more
     noise_dir: str = ""              #: background recordings (also cut into _silence_)
-    #: Engines besides espeak-ng whose installed voices speak half the takes (those not
-    #: installed are left out with a warning: tools/install-voices installs them).
+    #: Engines besides espeak-ng whose installed voices speak half the takes, and half the
+    #: turns of the conversation the threshold is calibrated on (those not installed are
+    #: left out with a warning: tools/install-voices installs them).
     engines: tuple[str, ...] = ENGINES
     sample_rate: int = 16000
     seed: int = 0

@@ -305,7 +305,7 @@ def _conversation(scored, labels: list[str], smoother, thresholds: tuple[float, 
     phrase = check_phrase(options.phrase, options.language)
     return conversation_false_alarms(scored, false_alarms, thresholds, phrase,
                                      options.conversation_minutes, rate, noise,
-                                     options.seed + 3)
+                                     options.seed + 3, options.data.engines)
 
 
 def _made_negative_detections(scored, clips: list, noise: list, rate: int, labels: list[str],
