@@ -11,7 +11,8 @@ out background speech that holds them) at random speeds and pitches, with
 pauses, over the background noise at 10-20 dB SNR: espeak-ng's English voices
 and variants, and for an English phrase, half of the turns, the installed
 voices of flite and festival (:mod:`earmark.data.voices`), built from
-recordings of people, which fire a wake word where espeak-ng's do not.
+recordings of people, which set a wake word off more often than espeak-ng's
+do, as real speech does (README: the stored threshold).
 Making and hearing two hours takes about two minutes on 2 cores (one with
 espeak-ng alone); :func:`conversation_false_alarms` scores them in ten-minute
 pieces, so memory stays bounded.
