@@ -82,17 +82,17 @@ def test_keyword_takes_mix_engines_and_keep_voices_apart(tmp_path):
 @needs_flite
 def test_conversation_turns_mix_engines_for_english_phrases_only(monkeypatch):
     pytest.importorskip("wordfreq")
+    from earmark.data import voices
     from earmark.wakeword import conversation
     from earmark.wakeword.phrases import check_phrase
 
     spoken_by = []
-    real = conversation.synthesize_with
 
     def heard(voice, text, *args):
         spoken_by.append(voice.group)
-        return real(voice, text, *args)
+        return synthesize(voice, text, *args)
 
-    monkeypatch.setattr(conversation, "synthesize_with", heard)
+    monkeypatch.setattr(voices, "synthesize", heard)
     english = check_phrase("view glass")
 
     def talk(phrase, engines, seed=0):

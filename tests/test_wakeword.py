@@ -230,11 +230,12 @@ def test_the_conversation_raises_a_threshold_its_false_alarms_would_break():
 
 
 def test_synthesized_conversation_leaves_out_the_phrases_words(monkeypatch):
+    from earmark.data import voices
     from earmark.wakeword import conversation
     from earmark.wakeword.conversation import conversation_false_alarms, running_speech
 
     pytest.importorskip("wordfreq")
-    real, said = conversation.speech(), []
+    real, said = voices.speech(), []
 
     class Recording:
         sample_rate = real.sample_rate
@@ -244,7 +245,7 @@ def test_synthesized_conversation_leaves_out_the_phrases_words(monkeypatch):
             said.append(text)
             return real.synthesize(text, **settings)
 
-    monkeypatch.setattr(conversation, "speech", Recording)
+    monkeypatch.setattr(voices, "speech", Recording)
     monkeypatch.setattr(conversation, "PIECE_SECONDS", 10.0)
     noise = [0.01 * np.random.default_rng(0).standard_normal(16000)]
     phrase = check_phrase("the time")                   # two of the most common words

@@ -28,7 +28,7 @@ import numpy as np
 
 from earmark import audio
 from earmark.errors import ConfigError
-from earmark.data.tts import SpeechError
+from earmark.data.tts import SpeechError, speech
 
 #: The engines :func:`available_voices` knows, besides espeak-ng.
 ENGINES = ("flite", "festival")
@@ -103,6 +103,33 @@ def synthesize(voice: Voice, text: str, sample_rate: int, rate_wpm: int = 175,
     if samples.size == 0 or not np.any(samples):
         raise SpeechError(f"{voice.group} produced no sound for {text!r}")
     return samples
+
+
+class Speakers:
+    """espeak-ng's voices and variants of a language, and other engines' voices: one
+    drawn for each sentence said, the others' for ``others_share`` of them."""
+
+    def __init__(self, language: str, sample_rate: int, others: list[Voice],
+                 others_share: float = 0.5):
+        self.engine = speech()
+        self.voices = self.engine.voices(language)
+        self.variants = [v for v in self.engine.variants() if " " not in v]
+        self.others, self.others_share = others, others_share
+        self.sample_rate = sample_rate
+
+    def say(self, text: str, rng: np.random.Generator, rate_wpm: int,
+            pitch: int) -> tuple[np.ndarray, str]:
+        """``text`` in a voice drawn with ``rng``, at ``sample_rate``, and the voice's group
+        (``flite+slt``, ``en-us+f2``)."""
+        if self.others and rng.random() < self.others_share:
+            voice = self.others[rng.integers(len(self.others))]
+            return synthesize(voice, text, self.sample_rate, rate_wpm, pitch), voice.group
+        voice = self.voices[rng.integers(len(self.voices))]
+        variant = self.variants[rng.integers(len(self.variants))]
+        spoken = self.engine.synthesize(text, voice=voice, variant=variant, rate=rate_wpm,
+                                        pitch=pitch)
+        return (audio.resample(spoken, self.engine.sample_rate, self.sample_rate),
+                f"{voice}+{variant}")
 
 
 def _run(command: list[str], stdin: str | None, voice: Voice) -> None:

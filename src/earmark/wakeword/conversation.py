@@ -24,11 +24,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from earmark import audio
 from earmark.calibrate import ThresholdSweep
-from earmark.data.tts import speech
-from earmark.data.voices import Voice, available_voices
-from earmark.data.voices import synthesize as synthesize_with
+from earmark.data.voices import Speakers, available_voices
 from earmark.wakeword.phrases import Phrase, common_words
 
 #: Two hours: a rate of one false alarm an hour rests on more than one passage.
@@ -39,8 +36,6 @@ VOCABULARY = 3000
 WORDS_PER_SENTENCE = (6, 25)
 #: A speaker's turn: this many sentences (the upper bound excluded) in one voice.
 SENTENCES_PER_TURN = (1, 4)
-#: Turns spoken by the other engines' voices, where there are any.
-OTHER_VOICES_SHARE = 0.5
 PAUSE_S = (0.2, 1.2)
 SNR_DB = (10.0, 20.0)
 LEVEL_DB = (-18.0, -3.0)
@@ -58,7 +53,7 @@ def running_speech(phrase: Phrase, minutes: float, sample_rate: int, noise: Sequ
     words = [w for w in common_words(phrase.language)[:VOCABULARY] if w not in excluded]
     language = phrase.language.split("-")[0]
     others = available_voices(engines) if language == "en" and engines else []
-    speakers = _Speakers(language, sample_rate, others)
+    speakers = Speakers(language, sample_rate, others)
     bed = np.concatenate(list(noise)) if len(noise) else np.zeros(sample_rate, np.float32)
     left = int(minutes * 60 * sample_rate)
     while left > 0:
@@ -67,29 +62,7 @@ def running_speech(phrase: Phrase, minutes: float, sample_rate: int, noise: Sequ
         yield _over_noise(piece, bed, rng)
 
 
-class _Speakers:
-    """espeak-ng's voices and variants of a language, and other engines' voices."""
-
-    def __init__(self, language: str, sample_rate: int, others: list[Voice]):
-        self.engine = speech()
-        self.voices = self.engine.voices(language)
-        self.variants = [v for v in self.engine.variants() if " " not in v]
-        self.others = others
-        self.sample_rate = sample_rate
-
-    def say(self, text: str, rng: np.random.Generator) -> np.ndarray:
-        """``text`` in a random voice, speed and pitch, at ``sample_rate``."""
-        rate, pitch = int(rng.integers(*SPEED_WPM)), int(rng.integers(*PITCH))
-        if self.others and rng.random() < OTHER_VOICES_SHARE:
-            voice = self.others[rng.integers(len(self.others))]
-            return synthesize_with(voice, text, self.sample_rate, rate, pitch)
-        spoken = self.engine.synthesize(text, voice=self.voices[rng.integers(len(self.voices))],
-                                        variant=self.variants[rng.integers(len(self.variants))],
-                                        rate=rate, pitch=pitch)
-        return audio.resample(spoken, self.engine.sample_rate, self.sample_rate)
-
-
-def _turns(length: int, words: list[str], speakers: _Speakers,
+def _turns(length: int, words: list[str], speakers: Speakers,
            rng: np.random.Generator) -> np.ndarray:
     """Speakers' turns and pauses until ``length`` samples (the last turn cut there)."""
     parts, total = [], 0
@@ -100,7 +73,8 @@ def _turns(length: int, words: list[str], speakers: _Speakers,
             ranks = np.minimum((rng.pareto(1.0, count) * 30).astype(int), len(words) - 1)
             sentences.append(" ".join(words[i] for i in ranks))
         # One call a turn: festival's start-up costs more than a few sentences do.
-        spoken = speakers.say(". ".join(sentences), rng)
+        rate, pitch = int(rng.integers(*SPEED_WPM)), int(rng.integers(*PITCH))
+        spoken, _ = speakers.say(". ".join(sentences), rng, rate, pitch)
         level = 10 ** (rng.uniform(*LEVEL_DB) / 20) / (np.abs(spoken).max() + 1e-9)
         pause = np.zeros(int(rng.uniform(*PAUSE_S) * speakers.sample_rate), np.float32)
         parts += [(spoken * level).astype(np.float32), pause]

@@ -26,8 +26,7 @@ from earmark.data.manifest import Manifest, Row, group_matcher
 from earmark.data.streams import speech_extent
 from earmark.data.synth_keywords import KeywordSynthesis, synthesize_keywords
 from earmark.data.tts import speech
-from earmark.data.voices import ENGINES, Voice, available_voices
-from earmark.data.voices import synthesize as synthesize_with
+from earmark.data.voices import ENGINES, Speakers, Voice, available_voices
 from earmark.errors import ConfigError, DataError
 from earmark.progress import ProgressLike, as_progress
 from earmark.wakeword.phrases import (Phrase, carrier_sentences, common_words, phrase_parts,
@@ -220,25 +219,13 @@ def joined_negatives(real: list[Row], count: int, folder: Path, sample_rate: int
 def _sentences(texts: list[str], spec: WakeWordData, folder: Path, rng: np.random.Generator,
                extra: list[Voice], progress: ProgressLike) -> list[Row]:
     """Sentences spoken whole (longer than a window: the training cuts them into windows)."""
-    engine = speech()
-    voices = engine.voices("en")
-    variants = [v for v in engine.variants() if " " not in v]
+    speakers = Speakers("en", spec.sample_rate, extra)
     chosen = [texts[i] for i in rng.permutation(len(texts))][:spec.sentences]
     rows = []
     with as_progress(progress)(len(chosen), "sentences", "sentence") as advance:
         for index, text in enumerate(chosen):
             rate, pitch = int(rng.integers(120, 220)), int(rng.integers(20, 90))
-            if extra and rng.random() < 0.5:
-                other = extra[rng.integers(len(extra))]
-                spoken, group = synthesize_with(other, text, spec.sample_rate, rate, pitch), \
-                    other.group
-            else:
-                voice = voices[rng.integers(len(voices))]
-                variant = variants[rng.integers(len(variants))]
-                spoken = audio.resample(engine.synthesize(text, voice=voice, variant=variant,
-                                                          rate=rate, pitch=pitch),
-                                        engine.sample_rate, spec.sample_rate)
-                group = f"{voice}+{variant}"
+            spoken, group = speakers.say(text, rng, rate, pitch)
             spoken = spoken / (np.abs(spoken).max() + 1e-9) * 10 ** (rng.uniform(-18, -1) / 20)
             safe = re.sub(r"[^\w+-]", "-", group)
             path = folder / f"{safe}_{index}.flac"
