@@ -305,6 +305,36 @@ def test_a_promised_frames_step_must_be_there(copy):
         StreamEngine(bundle, stepped_network=False)
 
 
+def record_stream_hashes(folder: Path) -> None:
+    """What export writes: each stream graph's sha256 in ``stream.files_sha256``."""
+    hashes = {f"stream/{path.name}": file_sha256(path)
+              for path in sorted((folder / "stream").glob("*.onnx"))}
+    edit_json(folder, lambda metadata: set_field(metadata, "stream.files_sha256", hashes))
+
+
+def test_a_stream_graph_from_another_bundle_is_refused(copy, tmp_path):
+    record_stream_hashes(copy)
+    assert StreamEngine(load_bundle(copy)).incremental          # its own graphs: fine
+    other = Path(shutil.copytree(copy, tmp_path / "other"))
+    window = onnx.load(str(other / "stream" / "window.onnx"))
+    window.doc_string = "another training"              # same shapes, other bytes
+    onnx.save(window, str(other / "stream" / "window.onnx"))
+    shutil.copyfile(other / "stream" / "window.onnx", copy / "stream" / "window.onnx")
+    with pytest.raises(DataError) as raised:
+        StreamEngine(load_bundle(copy))
+    message = str(raised.value)
+    assert str(copy / "stream" / "window.onnx") in message
+    assert "'stream.files_sha256'" in message and "copy the whole bundle folder" in message
+
+
+@pytest.mark.parametrize("hashes", [{"stream/window.onnx": "abc"}, ["stream/window.onnx"],
+                                    {"model.onnx": "0" * 64}])
+def test_wrong_stream_hashes_are_a_data_error_naming_the_field(copy, hashes):
+    edit_json(copy, lambda metadata: set_field(metadata, "stream.files_sha256", hashes))
+    with pytest.raises(DataError, match="'stream.files_sha256'"):
+        load_bundle(copy)
+
+
 def test_a_stream_without_incremental_graphs_recomputes_windows(copy):
     edit_json(copy, lambda metadata: set_field(metadata, "stream.incremental", False))
     shutil.rmtree(copy / "stream")

@@ -15,6 +15,7 @@ from earmark.export import export_run
 from earmark.network import load_trained
 from earmark.runtime import load_bundle
 from earmark.runtime.footprint import footprint
+from earmark.runtime.metadata import file_sha256
 
 
 def test_bundle_holds_graph_and_metadata(bundle, trained_run):
@@ -34,6 +35,10 @@ def test_bundle_holds_graph_and_metadata(bundle, trained_run):
     loaded = load_bundle(bundle).metadata             # the contract reads back what was written
     assert loaded.to_json() == metadata
     assert loaded.header_json() == json.loads(embedded["earmark"])
+    stream_files = sorted(f"stream/{path.name}" for path in (bundle / "stream").glob("*.onnx"))
+    assert stream_files and sorted(metadata["stream"]["files_sha256"]) == stream_files
+    assert all(metadata["stream"]["files_sha256"][name] == file_sha256(bundle / name)
+               for name in stream_files)
 
 
 def test_onnxruntime_matches_torch_on_new_audio(bundle, trained_run):

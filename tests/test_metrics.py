@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from earmark import atomic
-from earmark.errors import ConfigError, DataError
+from earmark.errors import ConfigError, DataError, OutputError
 from earmark.metrics.classification import (
     ClassificationReport,
     classification_report,
@@ -362,10 +362,23 @@ def test_failure_after_temp_file_is_cleaned_up(tmp_path, monkeypatch):
         raise OSError("simulated failure")
 
     monkeypatch.setattr(atomic.os, "replace", refuse)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(OutputError, match="simulated") as raised:
         atomic.write_json(target, {"version": 2})
+    assert str(raised.value).startswith(f"cannot write {target}:")    # not the temp file
     assert json.loads(target.read_text()) == {"version": 1}
     assert os.listdir(tmp_path) == ["report.json"]
+
+
+def test_an_output_under_a_file_names_the_file(tmp_path):
+    recording = tmp_path / "take.wav"
+    recording.write_bytes(b"RIFF")
+    with pytest.raises(OutputError, match=f"{recording} is a file, not a folder"):
+        atomic.write_json(recording / "summary.json", {})
+    with pytest.raises(OutputError, match="is a file, not a folder"):
+        atomic.check_output_folder(recording)
+    assert recording.read_bytes() == b"RIFF" and os.listdir(tmp_path) == ["take.wav"]
+    assert atomic.check_output_folder(tmp_path / "new" / "reports") == tmp_path / "new" / "reports"
+    assert not (tmp_path / "new").exists()                  # checked, not made
 
 
 def test_write_keeps_existing_permissions(tmp_path):

@@ -6,7 +6,9 @@ it over the target with :func:`os.replace`. When anything fails, the
 temporary file is removed and the old target, if any, is left untouched.
 Parent folders are created as needed.
 
-This module needs only the standard library: the deployed runtime may use it.
+This module needs only the standard library and :mod:`earmark.errors` (an
+:class:`~earmark.errors.OutputError` names the file asked for): the deployed
+runtime may use it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from earmark.errors import OutputError
 
 #: Permissions of a newly created file (an existing file keeps its own).
 NEW_FILE_MODE = 0o644
@@ -32,10 +36,13 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         The complete new content.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = _mode_for(target)
-    descriptor, temp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = _mode_for(target)
+        descriptor, temp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as error:
+        raise _output_error(target, error) from error
     try:
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(data)
@@ -43,11 +50,39 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.fsync(stream.fileno())
         os.chmod(temp_name, mode)
         os.replace(temp_name, target)
-    except BaseException:
+    except BaseException as error:
         # Also on KeyboardInterrupt: never leave a stray temp file behind.
         _remove_quietly(temp_name)
+        if isinstance(error, OSError):
+            raise _output_error(target, error) from error
         raise
     return target
+
+
+def check_output_folder(path: str | os.PathLike) -> Path:
+    """Refuse, before any work that would be lost, a folder for outputs that could not be
+    made or written in (an :class:`OutputError` naming it); nothing is created."""
+    folder = Path(path)
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot write in {folder}: {existing} is a file, not a folder; "
+                          "choose another output folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write in {folder}: {existing} is not writable; choose a "
+                          "folder you can write to")
+    return folder
+
+
+def _output_error(target: Path, error: OSError) -> OutputError:
+    """The error naming the file the user asked for (not the temporary one)."""
+    if isinstance(error, (FileExistsError, NotADirectoryError)):
+        reason = f"{error.filename or target} is a file, not a folder"
+    else:
+        reason = error.strerror or str(error)
+    return OutputError(f"cannot write {target}: {reason}; choose an output path in a folder "
+                       "you can write to")
 
 
 def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:

@@ -16,5 +16,9 @@ class ConfigError(EarmarkError):
     """A configuration file or value is wrong (unknown key, bad type or range)."""
 
 
+class OutputError(EarmarkError):
+    """An output could not be written (a folder that cannot be made or written to)."""
+
+
 class DataError(EarmarkError):
     """A manifest, dataset or split is unusable (no files, missing class, ...)."""

@@ -11,6 +11,7 @@ and says what is allowed. Standard library only.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 from earmark.errors import ConfigError
@@ -60,6 +61,12 @@ def check_count(value: Any, what: str, minimum: int = 1, maximum: int | None = N
         allowed = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
         raise ConfigError(f"{what} must be a whole number {allowed}, got {value}")
     return count
+
+
+def check_threads(value: Any, what: str = "threads") -> int:
+    """onnxruntime's thread count: 0 (its own choice) up to four per core of this machine
+    (more only slows it down: 400 took ten times as long as the default)."""
+    return check_count(value, what, 0, 4 * (os.cpu_count() or 1))
 
 
 def check_non_negative(value: Any, what: str, maximum: float | None = None) -> float:

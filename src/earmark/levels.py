@@ -162,9 +162,13 @@ class SpanLevels:
     la10: float         #: exceeded 10 % of the time
     la90: float         #: exceeded 90 % of the time
 
-    def as_dict(self, decimals: int = 2) -> dict[str, float]:
-        return {"LAeq": round(self.laeq, decimals), "LAFmax": round(self.lafmax, decimals),
-                "LA10": round(self.la10, decimals), "LA90": round(self.la90, decimals)}
+    def as_dict(self, decimals: int = 2) -> dict[str, float | None]:
+        """The levels rounded; ``None`` for one that is undefined (LA10 and LA90 of a span
+        shorter than the level's 0.1 s step), so that JSON stays JSON."""
+        levels = {"LAeq": self.laeq, "LAFmax": self.lafmax, "LA10": self.la10,
+                  "LA90": self.la90}
+        return {name: round(float(value), decimals) if math.isfinite(value) else None
+                for name, value in levels.items()}
 
 
 @dataclass

@@ -34,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     except EarmarkError as error:
         print(f"earmark: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if args.verbose or error.filename is None:
+            raise               # a fault of earmark's, or --verbose: the whole traceback
+        print(f"earmark: error: {error.filename}: {error.strerror or error} (check the path "
+              "and its permissions)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("earmark: interrupted", file=sys.stderr)
         return 130

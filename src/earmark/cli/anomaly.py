@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from earmark.cli import anomaly_training
-from earmark.cli.common import command, progress_bars
+from earmark.cli.common import IMAGE_SUFFIXES, check_output_suffix, command, progress_bars
 from earmark.cli.events import AUDACITY_DECIMALS, DETECTION_DECIMALS
 from earmark.errors import EarmarkError
 
 #: The suffixes each alarm output option takes.
 ALARM_OUTPUTS = {"csv": (".csv", ".tsv"), "json": (".json",), "audacity": (".txt",)}
-PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 #: Files shorter than this share of a window are scored mostly on padding: noted.
 SHORT_SHARE = 0.5
 
@@ -76,8 +75,8 @@ def _score(args) -> int:
     from earmark.runtime.anomaly_score import score_file
     from earmark.runtime.results import expand_inputs
 
-    _check_suffix(args.csv, "--csv", (".csv",))
-    _check_suffix(args.json, "--json", (".json",))
+    check_output_suffix(args.csv, "--csv", (".csv",))
+    check_output_suffix(args.json, "--json", (".json",))
     bundle = load_anomaly_bundle(args.bundle, threads=args.threads)
     paths = expand_inputs(args.inputs)
     windows_bar = progress_bars(args) if len(paths) == 1 else None    # one long file
@@ -165,8 +164,8 @@ def _monitor(args) -> int:
     if args.seconds is not None:
         check_positive(args.seconds, "--seconds")
     for option, suffixes in ALARM_OUTPUTS.items():
-        _check_suffix(getattr(args, option), f"--{option}", suffixes)
-    _check_suffix(args.plot, "--plot", PLOT_SUFFIXES)
+        check_output_suffix(getattr(args, option), f"--{option}", suffixes)
+    check_output_suffix(args.plot, "--plot", IMAGE_SUFFIXES)
     settings = AlarmSettings(on=args.on, off=args.off, smooth=args.smooth,
                              min_seconds=args.min_seconds, min_gap=args.min_gap)
     bundle = load_anomaly_bundle(args.bundle, threads=args.threads)
@@ -246,11 +245,3 @@ def _report(args, result) -> None:
                               off=result.off, smoothed=result.smoothed,
                               duration=scores.duration)
         print(f"timeline drawn in {args.plot}", file=sys.stderr)
-
-
-def _check_suffix(path: str | None, option: str, suffixes: tuple[str, ...]) -> None:
-    """Refuse an output name whose suffix the option cannot write, before any work."""
-    from earmark.errors import ConfigError
-
-    if path and Path(path).suffix.lower() not in suffixes:
-        raise ConfigError(f"{option} {path}: the name must end in {' or '.join(suffixes)}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from earmark.cli.common import (add_smoother_options, command, progress_bars, smoother_config,
-                                stream_stride_ms)
+from earmark.cli.common import (IMAGE_SUFFIXES, add_smoother_options, check_output_suffix,
+                                command, progress_bars, smoother_config, stream_stride_ms)
 
 #: Thresholds the printed table shows (the JSON holds the whole sweep).
 SHOWN = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
@@ -54,6 +54,7 @@ def register(commands) -> None:
 
 
 def _calibrate(args) -> int:
+    from earmark.atomic import check_output_folder
     from earmark.calibrate import StreamSettings, report, store_threshold, sweep_recordings
     from earmark.errors import ConfigError, DataError
     from earmark.input_limits import check_non_negative
@@ -63,6 +64,9 @@ def _calibrate(args) -> int:
     budget = check_non_negative(args.false_alarms_per_hour, "--false-alarms-per-hour")
     if args.plot == "" and not args.out:
         raise ConfigError("--plot without a file name needs --out (or name the PNG)")
+    check_output_suffix(args.plot, "--plot", IMAGE_SUFFIXES)
+    if args.out:
+        check_output_folder(args.out)
     minutes = check_non_negative(args.conversation_minutes, "--conversation-minutes",
                                  maximum=24 * 60.0)
     if not args.negatives and not minutes:
@@ -92,10 +96,25 @@ def _calibrate(args) -> int:
                         "nothing was stored: allow more, or retrain with these recordings "
                         "among the negatives")
     if args.store:
+        _check_enough_to_store(sweep.hours, budget)
         store_threshold(args.bundle, settings, chosen["threshold"], budget)
         print(f"stored threshold {chosen['threshold']:g} in {Path(args.bundle) / 'earmark.json'}"
               + ("" if stored is None else f" (was {stored:g})"), file=sys.stderr)
     return 0
+
+
+def _check_enough_to_store(hours: float, budget: float) -> None:
+    """Store only a threshold chosen on at least an hour per false alarm allowed: on less,
+    a single false alarm already breaks the budget, and the threshold is merely the
+    lowest at which these few minutes had none."""
+    from earmark.errors import DataError
+
+    if budget > 0 and hours < 1 / budget:
+        raise DataError(f"--store: {hours * 60:.1f} minutes of audio cannot set a threshold "
+                        f"for {budget:g} false alarm(s) an hour (one false alarm in them is "
+                        f"{1 / max(hours, 1e-9):.0f} an hour); give at least "
+                        f"{60 / budget:.0f} minutes (more --negatives, or "
+                        f"--conversation-minutes); nothing was stored")
 
 
 def _conversation(args, bundle, settings, thresholds, minutes: float):

@@ -1,11 +1,17 @@
 """What every command module shares: the subcommand builder (with --quiet and --verbose),
-config loading with --set, and the smoothing options of the streaming commands."""
+config loading with --set, the smoothing options of the streaming commands, and the
+checks of output names made before any work."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-from typing import Callable, Iterator
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+#: The picture formats the --plot options write (matplotlib's, by suffix).
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def command(commands, name: str, summary: str, example: str, handler):
@@ -147,3 +153,24 @@ def stream_stride_ms(args, detection: dict | None = None) -> float:
     if args.stride_ms is not None:
         return args.stride_ms
     return float((detection or {}).get("stride_ms", DEFAULT_STRIDE_MS))
+
+
+def check_output_suffix(path: str | None, option: str, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output name whose suffix the option cannot write, before any work."""
+    from earmark.errors import ConfigError
+
+    if path and Path(path).suffix.lower() not in suffixes:
+        raise ConfigError(f"{option} {path}: the name must end in {' or '.join(suffixes)}")
+
+
+def refuse_overwriting_inputs(path: str | None, option: str, inputs: Iterable[str]) -> None:
+    """Refuse an output that is one of the command's own input files, before any work:
+    writing it would replace the recording it is made from."""
+    from earmark.errors import ConfigError
+
+    if not path or not Path(path).is_file():
+        return
+    for item in inputs:
+        if Path(item).is_file() and os.path.samefile(path, item):
+            raise ConfigError(f"{option} {path} is the input {item}: writing it would replace "
+                              "that file; choose another output name")

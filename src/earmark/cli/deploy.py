@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from earmark.cli.common import command, progress_bars
+from earmark.cli.common import check_output_suffix, command, progress_bars
 from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
 from earmark.errors import ConfigError, EarmarkError
 
@@ -134,6 +134,9 @@ def _classify(args) -> int:
     from earmark.runtime import Classifier
     from earmark.runtime.results import expand_inputs, table, write_results
 
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k {args.top_k}: give 1 or more labels to show")
+    check_output_suffix(args.output, "--output", (".csv", ".json"))
     classifier = Classifier.from_bundle(args.bundle, threads=args.threads,
                                         window_hop_seconds=args.hop, aggregate=args.aggregate)
     paths = expand_inputs(args.inputs)
@@ -145,9 +148,11 @@ def _classify(args) -> int:
         except EarmarkError as error:
             failures.append(str(error))
     print(table(results, args.top_k))
-    if args.output:
+    if args.output and results:
         write_results(results, args.output, args.top_k, args.per_window)
         print(f"results written to {args.output}")
+    elif args.output:
+        print(f"earmark: nothing classified, {args.output} not written", file=sys.stderr)
     for failure in failures:
         print(f"earmark: skipped: {failure}", file=sys.stderr)
     if failures:

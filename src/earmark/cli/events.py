@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from earmark.cli.common import command
+from earmark.cli.common import IMAGE_SUFFIXES, check_output_suffix, command
 
 #: Decimals of the times and confidences `earmark detect --output` writes: 0.1 ms in CSV,
 #: TSV and JSON; Audacity label tracks get microseconds.
@@ -50,7 +50,7 @@ def _add_detect(commands) -> None:
 
 def _detect(args) -> int:
     from earmark.errors import ConfigError
-    from earmark.events import write_events
+    from earmark.events import EVENT_FILE_FORMATS, write_events
     from earmark.runtime import load_bundle
     from earmark.runtime.detect import DetectionSettings, detect_events
 
@@ -67,6 +67,8 @@ def _detect(args) -> int:
                                  thresholds=thresholds, min_duration=args.min_duration,
                                  min_gap=args.min_gap, onset_shift=args.onset_shift,
                                  offset_shift=args.offset_shift, snap=args.snap)
+    check_output_suffix(args.output, "--output", tuple(EVENT_FILE_FORMATS))
+    check_output_suffix(args.plot, "--plot", IMAGE_SUFFIXES)
     bundle = load_bundle(args.bundle, threads=args.threads)
     events, result = detect_events(bundle, args.file, settings)
     for event in events:

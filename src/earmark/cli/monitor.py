@@ -6,7 +6,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from earmark.cli.common import command, progress_bars
+from earmark.cli.common import IMAGE_SUFFIXES, check_output_suffix, command, progress_bars
 
 
 def register(commands) -> None:
@@ -37,6 +37,7 @@ def register(commands) -> None:
 
 
 def _monitor(args) -> int:
+    from earmark.atomic import check_output_folder
     from earmark.runtime import load_bundle
     from earmark.runtime.detect import DetectionSettings
     from earmark.runtime.monitor import MonitorSettings, monitor, write_reports
@@ -45,6 +46,8 @@ def _monitor(args) -> int:
                                   min_duration=args.min_duration)
     settings = MonitorSettings(interval_seconds=args.interval, calibration_db=args.calibration,
                                window_hop_seconds=args.hop, detection=detection)
+    check_output_suffix(args.plot, "--plot", IMAGE_SUFFIXES)
+    check_output_folder(args.out)
     bundle = load_bundle(args.bundle, threads=args.threads)
     result = monitor(bundle, args.recordings, settings, progress=progress_bars(args))
     written = write_reports(result, args.out)

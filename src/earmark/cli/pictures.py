@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 import sys
 
-from earmark.cli.common import command
+from earmark.cli.common import (IMAGE_SUFFIXES, check_output_suffix, command,
+                                refuse_overwriting_inputs)
 
+#: What --hear writes (:func:`earmark.audio.write`, by suffix).
+HEARD_SUFFIXES = (".wav", ".flac", ".ogg")
 #: Columns of a picture: a longer recording is pooled (the loudest frame of each run kept).
 DEFAULT_COLUMNS = 1500
 
@@ -43,6 +46,10 @@ def _spectrogram(args) -> int:
 
     if not args.out and not args.hear:
         raise ConfigError("give --out PICTURE, --hear WAV, or both")
+    check_output_suffix(args.out, "--out", IMAGE_SUFFIXES)
+    check_output_suffix(args.hear, "--hear", HEARD_SUFFIXES)
+    for option, path in (("--out", args.out), ("--hear", args.hear)):
+        refuse_overwriting_inputs(path, option, [args.file])
     if args.out:
         _picture(args)
     if args.hear:

@@ -167,6 +167,7 @@ def _serve(args) -> int:
     detection = bundle.metadata.detection
     app = create_app(bundle, limits, smoother_config(args, detection),
                      stream_stride_ms(args, detection))
+    _check_address(args.host, port)
     print(f"earmark: serving {args.bundle} on http://{args.host}:{port}/ "
           "(Ctrl-C to stop)", file=sys.stderr)
     # ws_max_size: a websocket message bigger than any stream may send is refused (1009)
@@ -174,6 +175,29 @@ def _serve(args) -> int:
     uvicorn.run(app, host=args.host, port=port, log_level="warning", ws="websockets-sansio",
                 ws_per_message_deflate=False, ws_max_size=websocket_max_size(limits))
     return 0
+
+
+def _check_address(host: str, port: int) -> None:
+    """The address can be served on (a name that resolves, a port that is free), checked
+    by binding it once before the server starts, so a wrong one is named plainly."""
+    import socket
+
+    from earmark.errors import ConfigError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as error:
+        raise ConfigError(f"--host {host}: not an address of this machine ({error}); give "
+                          "127.0.0.1 (this machine only) or 0.0.0.0 (every network)") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise ConfigError(f"--host {host} --port {port}: cannot serve there "
+                              f"({error.strerror or error}); choose another --port, or a "
+                              "--host of this machine") from None
 
 
 #: The longest stream `stream-test` builds (each is held in memory, twice).

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from earmark.cli.common import add_config_options, command, load_config_from_args, progress_bars
+from earmark.cli.common import (add_config_options, check_output_suffix, command,
+                                load_config_from_args, progress_bars)
 from earmark.data.shards import SHARD_RECORDINGS
 from earmark.errors import ConfigError
 
@@ -245,6 +246,7 @@ def _add_manifest(commands) -> None:
 def _manifest(args) -> int:
     from earmark.data.manifest import from_folder, keep_labels
 
+    check_output_suffix(args.out, "--out", (".csv",))
     manifest = from_folder(args.root, args.group_pattern, args.label_pattern)
     if args.labels:
         manifest = keep_labels(manifest, args.labels)

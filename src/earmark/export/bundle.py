@@ -235,7 +235,12 @@ def _stage(staging: Path, graphs: BundleGraphs, classifier, record: dict) -> Bun
     onnx.save(graphs.window, str(staging / STREAM_WINDOW))
     if graphs.frames_step is not None:
         onnx.save(graphs.frames_step, str(staging / STREAM_FRAMES_STEP))
-    metadata = replace(metadata, model_sha256=file_sha256(staging / BUNDLE_MODEL))
+    stream_files = sorted(path.relative_to(staging).as_posix()
+                          for path in (staging / "stream").glob("*.onnx"))
+    stream = replace(metadata.stream, files_sha256={name: file_sha256(staging / name)
+                                                    for name in stream_files})
+    metadata = replace(metadata, model_sha256=file_sha256(staging / BUNDLE_MODEL),
+                       stream=stream)
     write_json(staging / BUNDLE_JSON, metadata.to_json())
     return metadata
 

@@ -90,6 +90,9 @@ TIME_TOLERANCE = 1e-9
 #: Decimal places (in segment units) to which times are rounded before they
 #: are turned into segment indices: ``0.3 / 0.1`` is segment 3, not 2.
 _SEGMENT_DECIMALS = 6
+#: The most (segment, class) pairs segment-based scoring counts (a few bytes each): a
+#: week of 1 s segments for 30 classes fits, a segment of a nanosecond does not.
+MAX_SEGMENT_CELLS = 20_000_000
 
 
 # --------------------------------------------------------------------------
@@ -303,6 +306,7 @@ def segment_based(reference: Iterable[Any], estimated: Iterable[Any],
         duration = max([e.offset for e in reference + estimated], default=0.0)
     n_segments = math.ceil(round(duration / segment_length, _SEGMENT_DECIMALS))
     labels = sorted({e.label for e in reference} | {e.label for e in estimated})
+    _check_roll_size(n_segments, len(labels), segment_length, duration)
     class_wise, overall = _segment_counts(
         _activity(reference, labels, n_segments, segment_length),
         _activity(estimated, labels, n_segments, segment_length), labels)
@@ -320,6 +324,17 @@ def _check_segments(segment_length: float, duration: float | None) -> None:
                           f"got {segment_length}")
     if duration is not None and not (math.isfinite(duration) and duration >= 0):
         raise ConfigError(f"duration must be a finite number of seconds >= 0, got {duration}")
+
+
+def _check_roll_size(n_segments: int, n_labels: int, segment_length: float,
+                     duration: float) -> None:
+    """Memory stays bounded: at most :data:`MAX_SEGMENT_CELLS` (segment, class) pairs."""
+    if n_segments * max(n_labels, 1) > MAX_SEGMENT_CELLS:
+        shortest = duration * max(n_labels, 1) / MAX_SEGMENT_CELLS
+        raise ConfigError(f"{n_segments} segments of {segment_length:g} s over {duration:g} s "
+                          f"of events ({n_labels} classes) are too many to count; give a "
+                          f"segment length of at least {shortest:.3g} s, or check the "
+                          "events' offsets")
 
 
 def _segment_counts(reference_roll: np.ndarray, estimated_roll: np.ndarray,

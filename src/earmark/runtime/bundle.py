@@ -19,6 +19,7 @@ import numpy as np
 import onnxruntime
 
 from earmark.errors import DataError
+from earmark.input_limits import check_threads
 from earmark.runtime.metadata import (
     BUNDLE_JSON,
     BUNDLE_MODEL,
@@ -118,6 +119,10 @@ def load_bundle(path: str | os.PathLike, threads: int = 0) -> Bundle:
         metadata = read_metadata_file(json_path)
         _check_same_model(metadata, header, json_path, model_path)
     elif header is not None:
+        if path.is_dir():
+            logger.warning("%s: no %s, so the model alone, from its %s header: without the "
+                           "calibrated threshold, smoothing and stream graphs; copy the whole "
+                           "bundle folder", path, BUNDLE_JSON, BUNDLE_MODEL)
         metadata, json_path = header, model_path
     else:
         raise DataError(f"{path}: no {BUNDLE_JSON} and no earmark header in {BUNDLE_MODEL}; "
@@ -130,7 +135,7 @@ def open_session(model_path: Path, threads: int) -> onnxruntime.InferenceSession
     """An onnxruntime CPU session on ``model_path`` (``threads`` intra-op, 0 = auto);
     a file onnxruntime cannot load is a :class:`DataError`."""
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = check_threads(threads)
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:

@@ -32,6 +32,10 @@ from earmark.runtime.classify import Classifier, ClipResult
 BACKGROUND = ("_silence_", "_unknown_")
 
 
+#: The longest shift of an event's boundaries, shortest event or merged gap (seconds).
+MAX_SHIFT_SECONDS = 3600.0
+
+
 @dataclass
 class DetectionSettings:
     """Post-processing of the probability tracks."""
@@ -57,6 +61,19 @@ class DetectionSettings:
             if not 0 <= off <= on <= 1:
                 raise ConfigError(f"thresholds for {label}: need 0 <= off <= on <= 1, "
                                   f"got on={on}, off={off}")
+        for name in ("onset_shift", "offset_shift", "min_duration", "min_gap"):
+            value = getattr(self, name)
+            low = -MAX_SHIFT_SECONDS if name.endswith("shift") else 0.0
+            if not low <= value <= MAX_SHIFT_SECONDS:          # NaN fails too
+                raise ConfigError(f"{name} {value}: give seconds from {low:g} to "
+                                  f"{MAX_SHIFT_SECONDS:g}")
+
+    def check_labels(self, labels: list[str]) -> None:
+        """Per-class thresholds name classes the model has."""
+        unknown = sorted(set(self.thresholds) - set(labels))
+        if unknown:
+            raise ConfigError(f"class thresholds for {', '.join(map(repr, unknown))}: the "
+                              f"model has no such class (its classes: {', '.join(labels)})")
 
 
 def detect_events(bundle: Bundle, path: str | os.PathLike,
@@ -78,6 +95,7 @@ def detect_events(bundle: Bundle, path: str | os.PathLike,
         The events (times in seconds from the file's start, each with a
         confidence), sorted by onset then label, and the window scores.
     """
+    settings.check_labels(bundle.labels)
     classifier = Classifier(bundle, window_hop_seconds=settings.window_hop_seconds)
     result = classifier.classify_file(path)
     events = events_from_tracks(result, settings)

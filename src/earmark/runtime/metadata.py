@@ -152,6 +152,9 @@ class StreamMetadata:
     incremental: bool
     network: StepNetwork | None = None
     frames_step: FramesStep | None = None
+    #: The sha256 of each stream graph (``stream/window.onnx`` -> hex), so that a graph
+    #: copied from another bundle is refused; bundles exported before have none.
+    files_sha256: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -161,7 +164,7 @@ class StreamMetadata:
         network = fields.nested("network", required=False)
         frames_step = fields.nested("frames_step", required=False)
         keys = ("frames_per_window", "frame_hop_samples", "frame_samples", "incremental",
-                "network", "frames_step")
+                "network", "frames_step", "files_sha256")
         return cls(frames_per_window=frames,
                    frame_hop_samples=fields.integer("frame_hop_samples", 1, window_samples),
                    frame_samples=frame_samples,
@@ -170,7 +173,7 @@ class StreamMetadata:
                             else StepNetwork._from_fields(network, frames)),
                    frames_step=(None if frames_step is None
                                 else FramesStep._from_fields(frames_step, frame_samples)),
-                   extra=fields.unknown(keys))
+                   files_sha256=_stream_hashes(fields), extra=fields.unknown(keys))
 
     def to_json(self) -> dict[str, Any]:
         """The ``stream`` record to write."""
@@ -182,6 +185,8 @@ class StreamMetadata:
             record["network"] = self.network.to_json()
         if self.frames_step is not None:
             record["frames_step"] = self.frames_step.to_json()
+        if self.files_sha256:
+            record["files_sha256"] = dict(self.files_sha256)
         return record
 
 
@@ -480,6 +485,17 @@ def _sha256(fields: MetadataFields) -> str | None:
         raise fields.error("model_sha256", "64 lowercase hex digits (the sha256 of "
                            f"{BUNDLE_MODEL})", value)
     return value
+
+
+def _stream_hashes(fields: MetadataFields) -> dict[str, str]:
+    """``stream.files_sha256``: a stream graph's name (``stream/...onnx``) -> its sha256."""
+    value = fields.mapping.get("files_sha256", {})
+    if not isinstance(value, Mapping) or not all(
+            isinstance(name, str) and name.startswith("stream/") and isinstance(digest, str)
+            and _SHA256.fullmatch(digest) for name, digest in value.items()):
+        raise fields.error("files_sha256", "a table of stream/ file names to 64 lowercase hex "
+                           "digits (their sha256)", value)
+    return dict(value)
 
 
 def _detection(fields: MetadataFields) -> dict[str, float] | None:

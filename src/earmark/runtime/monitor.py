@@ -53,6 +53,10 @@ log = logging.getLogger("earmark.monitor")
 LEVEL_DECIMALS, TIME_DECIMALS, PROBABILITY_DECIMALS = 2, 3, 4
 
 
+#: The range a --calibration offset (dB SPL of a 0 dBFS sine) may take.
+CALIBRATION_DB = (0.0, 200.0)
+
+
 @dataclass
 class MonitorSettings:
     """What a monitoring run measures and how."""
@@ -68,8 +72,12 @@ class MonitorSettings:
         if interval < 1 or interval != int(interval):
             raise ConfigError(f"interval = {self.interval_seconds} s: give a whole number of "
                               "seconds, 1 or more (levels are kept per second)")
-        if self.calibration_db is not None and not math.isfinite(self.calibration_db):
-            raise ConfigError(f"calibration = {self.calibration_db} dB: give a finite number")
+        if self.calibration_db is not None and not (
+                CALIBRATION_DB[0] <= self.calibration_db <= CALIBRATION_DB[1]):
+            raise ConfigError(f"calibration = {self.calibration_db} dB: give the dB SPL a "
+                              f"full-scale sine reads as, {CALIBRATION_DB[0]:g} to "
+                              f"{CALIBRATION_DB[1]:g} (a measurement microphone's is about "
+                              "90-130)")
         check_positive(self.block_seconds, "block_seconds")
 
     @property

@@ -31,7 +31,19 @@ def expand_inputs(inputs: list[str]) -> list[str]:
             paths.append(item)
     if not paths:
         raise DataError(f"no audio files found in {inputs}")
-    return paths
+    return _each_file_once(paths)
+
+
+def _each_file_once(paths: list[str]) -> list[str]:
+    """``paths`` without repeats of one file (a glob's ``**`` through a link back up the
+    tree reaches the same file under many names), the first name kept."""
+    seen, kept = set(), []
+    for path in paths:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            kept.append(path)
+    return kept
 
 
 def table(results: list[ClipResult], top_k: int) -> str:
@@ -85,7 +97,8 @@ def write_results(results: list[ClipResult], path: str, top_k: int, per_window: 
                                  window["probability"]])
     else:
         header = ["file", "duration"]
-        for rank in range(1, top_k + 1):
+        ranks = max((len(record["top"]) for record in records), default=top_k)
+        for rank in range(1, ranks + 1):
             header += [f"label_{rank}", f"probability_{rank}"]
         writer.writerow(header)
         for record in records:

@@ -25,6 +25,7 @@ the 128x128 image) cannot be computed incrementally; for them, and with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -32,11 +33,12 @@ import onnxruntime
 from numpy.lib.stride_tricks import as_strided
 import soxr
 
-from earmark.errors import DataError
-from earmark.input_limits import check_sample_rate, check_stride_ms
+from earmark.errors import ConfigError, DataError
+from earmark.input_limits import check_sample_rate, check_stride_ms, check_threads
 from earmark.runtime.bundle import Bundle
 from earmark.runtime.metadata import (BUNDLE_JSON, STREAM_FRAMES, STREAM_FRAMES_STEP,
-                                      STREAM_STEP, STREAM_WINDOW, StepNetwork, StreamMetadata)
+                                      STREAM_STEP, STREAM_WINDOW, StepNetwork, StreamMetadata,
+                                      file_sha256)
 from earmark.runtime.smoother import Detection, Smoother, SmootherConfig
 from earmark.runtime.sources import AudioSource
 
@@ -117,6 +119,7 @@ class StreamEngine:
         # Strides are whole front-end hops, so each window starts on a frame boundary.
         self.frame_hop = stream.frame_hop_samples if stream is not None else 1
         self.stride_samples = max(1, round(stride_ms * self.rate / 1000 / self.frame_hop)) * self.frame_hop
+        _check_count_fits(self.smoother.config, 1000 * self.stride_samples / self.rate)
         # The longest slice of audio one step takes, at the model's rate and at the input's.
         most = min(MAX_STRIDES_PER_CALL * self.stride_samples,
                    int(MAX_SECONDS_PER_CALL * self.rate))
@@ -251,7 +254,7 @@ class StreamGraphs:
         self.stream = stream = _promised_stream(bundle)
         self.network: StepNetwork | None = self.stream.network
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = check_threads(threads)
         options.inter_op_num_threads = 1
         classes = len(bundle.labels)
         self.frames_session = _open_graph(bundle, STREAM_FRAMES, "stream", options,
@@ -275,6 +278,17 @@ class StreamGraphs:
         """
         stream = bundle.metadata.stream
         return stream is not None and stream.incremental and bundle.path.is_dir()
+
+
+def _check_count_fits(config: SmootherConfig, stride_ms: float) -> None:
+    """The averaging window holds at least ``minimum_count`` results at this stride (else
+    nothing could ever be detected)."""
+    fits = int(config.average_window_ms // stride_ms) + 1
+    if config.minimum_count > fits:
+        raise ConfigError(f"minimum count {config.minimum_count}: a {config.average_window_ms:g} "
+                          f"ms averaging window at a stride of {stride_ms:g} ms holds at most "
+                          f"{fits} results, so nothing could be detected; give a count of at "
+                          f"most {fits}, a longer window or a shorter stride")
 
 
 def _promised_stream(bundle: Bundle) -> StreamMetadata:
@@ -305,6 +319,16 @@ def _frames_step_inputs(stream: StreamMetadata) -> list[_GraphInputs]:
     return [{"samples": (1, None), **states}]
 
 
+def _check_stream_file(bundle: Bundle, name: str, path: Path) -> None:
+    """The graph's bytes are the ones exported with this bundle (where it says so)."""
+    expected = bundle.metadata.stream.files_sha256.get(name)
+    if expected is not None and file_sha256(path) != expected:
+        raise DataError(f"{path} does not belong to {bundle.path / BUNDLE_JSON}: its sha256 "
+                        f"differs from field 'stream.files_sha256' (the file was changed or "
+                        "copied from another bundle); copy the whole bundle folder, or "
+                        "re-export it with `earmark export`")
+
+
 def _open_graph(bundle: Bundle, name: str, promised_by: str,
                 options: onnxruntime.SessionOptions, takes: list[_GraphInputs],
                 gives: tuple[int | None, ...] | None) -> onnxruntime.InferenceSession:
@@ -316,6 +340,7 @@ def _open_graph(bundle: Bundle, name: str, promised_by: str,
         raise DataError(f"{path}: missing, but {bundle.path / BUNDLE_JSON} promises it (field "
                         f"{promised_by!r}); copy the whole bundle folder, stream/ included, "
                         "or re-export the bundle with `earmark export`")
+    _check_stream_file(bundle, name, path)
     try:
         session = onnxruntime.InferenceSession(str(path), options,
                                                providers=["CPUExecutionProvider"])
