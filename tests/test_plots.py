@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from earmark import atomic
-from earmark.errors import ConfigError, DataError
+from earmark.errors import ConfigError, DataError, OutputError
 from earmark.plots import DPI, plot_confusion_matrix, plot_spectrogram, plot_training_curves
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -93,7 +93,7 @@ def test_failed_save_leaves_old_image_and_no_temp(tmp_path, monkeypatch):
         raise OSError("simulated failure")
 
     monkeypatch.setattr(atomic.os, "replace", refuse)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(OutputError, match=f"cannot write {path}: simulated"):
         plot_confusion_matrix([[5, 5], [5, 5]], ["a", "b"], path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["cm.png"]

@@ -195,6 +195,14 @@ def test_a_run_exports_to_a_bundle_that_streams_as_it_judges_windows(embedding_r
 
     step = tmp_path / "bundle" / "stream" / "frames_step.onnx"
     shutil.copy(tmp_path / "bundle" / "stream" / "window.onnx", step)
+    with pytest.raises(DataError, match=r"frames_step\.onnx does not belong .*"
+                                        r"'stream\.files_sha256'"):
+        StreamEngine(load_bundle(tmp_path / "bundle"), stride_ms=80)
+    # exported before stream graphs were hashed: their shapes still give it away
+    metadata_path = tmp_path / "bundle" / "earmark.json"
+    metadata = json.loads(metadata_path.read_text())
+    del metadata["stream"]["files_sha256"]
+    metadata_path.write_text(json.dumps(metadata))
     with pytest.raises(DataError, match=r"frames_step\.onnx: takes .*'stream\.frames_step'"):
         StreamEngine(load_bundle(tmp_path / "bundle"), stride_ms=80)
 
