@@ -26,6 +26,9 @@ from earmark.atomic import write_bytes
 from earmark.errors import ConfigError, DataError
 from earmark.events import Event
 
+#: The picture formats written, by the path's suffix.
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
+
 #: Resolution of the written images, in dots per inch.
 DPI = 120
 
@@ -782,12 +785,11 @@ def _new_figure(size: tuple[float, float]) -> Any:
 
 def _image_format(path: str | os.PathLike) -> str:
     """The image format named by the path's suffix; checked before any drawing."""
-    suffix = Path(path).suffix.lower().lstrip(".")
-    supported = ("png", "svg", "pdf")
-    if suffix not in supported:
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
         raise ConfigError(f"{path}: cannot tell the image format from the suffix; "
-                          f"end the name in .{', .'.join(supported)}")
-    return suffix
+                          f"end the name in {', '.join(IMAGE_SUFFIXES)}")
+    return suffix.lstrip(".")
 
 
 def _save(figure: Any, path: str | os.PathLike, fmt: str) -> Path:

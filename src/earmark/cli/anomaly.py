@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from earmark.cli import anomaly_training
-from earmark.cli.common import IMAGE_SUFFIXES, check_output_suffix, command, progress_bars
+from earmark.cli.common import check_output_suffix, command, progress_bars
 from earmark.cli.events import AUDACITY_DECIMALS, DETECTION_DECIMALS
 from earmark.errors import EarmarkError
+from earmark.plots import IMAGE_SUFFIXES
 
 #: The suffixes each alarm output option takes.
 ALARM_OUTPUTS = {"csv": (".csv", ".tsv"), "json": (".json",), "audacity": (".txt",)}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from earmark.cli.common import (IMAGE_SUFFIXES, add_smoother_options, check_output_suffix,
-                                command, progress_bars, smoother_config, stream_stride_ms)
+from earmark.cli.common import (add_smoother_options, check_output_suffix, command, progress_bars,
+                                smoother_config, stream_stride_ms)
+from earmark.plots import IMAGE_SUFFIXES
 
 #: Thresholds the printed table shows (the JSON holds the whole sweep).
 SHOWN = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)

@@ -10,9 +10,6 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-#: The picture formats the --plot options write (matplotlib's, by suffix).
-IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
-
 
 def command(commands, name: str, summary: str, example: str, handler):
     """A subcommand with its one-line summary, an example, and the verbosity flags."""

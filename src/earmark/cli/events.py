@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from earmark.cli.common import IMAGE_SUFFIXES, check_output_suffix, command
+from earmark.cli.common import check_output_suffix, command
+from earmark.plots import IMAGE_SUFFIXES
 
 #: Decimals of the times and confidences `earmark detect --output` writes: 0.1 ms in CSV,
 #: TSV and JSON; Audacity label tracks get microseconds.

@@ -6,7 +6,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from earmark.cli.common import IMAGE_SUFFIXES, check_output_suffix, command, progress_bars
+from earmark.cli.common import check_output_suffix, command, progress_bars
+from earmark.plots import IMAGE_SUFFIXES
 
 
 def register(commands) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import sys
 
-from earmark.cli.common import (IMAGE_SUFFIXES, check_output_suffix, command,
-                                refuse_overwriting_inputs)
+from earmark.cli.common import check_output_suffix, command, refuse_overwriting_inputs
+from earmark.plots import IMAGE_SUFFIXES
 
 #: What --hear writes (:func:`earmark.audio.write`, by suffix).
 HEARD_SUFFIXES = (".wav", ".flac", ".ogg")
