@@ -191,3 +191,21 @@ def test_serve_names_an_address_it_cannot_use(bundle, capsys):
         port = taken.getsockname()[1]
         assert main(["serve", str(bundle), "--port", str(port)]) == 2
     assert "choose another --port" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["synth", "keywords", "yes", "--takes", "0", "--out", "OUT"], "--takes"),
+    (["synth", "keywords", "yes", "--rate", "100", "--out", "OUT"], "--rate"),
+    (["synth", "keywords", "yes", "--noise-dir", "nowhere", "--out", "OUT"],
+     "noise folder nowhere: no such folder"),
+    (["wakeword", "-", "--out", "OUT"], "has no letters"),
+    (["footprint", "BUNDLE", "--runs", "1000000000"], "--runs 1000000000: give 1 to"),
+])
+def test_counts_and_words_that_make_nothing_are_refused_first(bundle, tmp_path, capsys, argv,
+                                                              message):
+    out = tmp_path / "out"
+    argv = [str(out) if item == "OUT" else str(bundle) if item == "BUNDLE" else item
+            for item in argv]
+    assert main(argv) == 2
+    assert message in one_line_error(capsys)
+    assert not out.exists()

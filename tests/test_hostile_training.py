@@ -390,3 +390,106 @@ def test_macro_f1_averages_the_classes_present():
     assert f1 == {"a": pytest.approx(0.8), "b": 0.0, "c": 1.0}
     assert report.macro_f1 == pytest.approx((0.8 + 1.0) / 2)
     assert report.labels == ["a", "b", "c"]
+
+
+# --------------------------------------------------------------- what a run may write over
+
+def test_training_into_a_project_folder_changes_nothing_there(tones, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.toml").write_text("# my notes\n[data]\n")
+    (project / "recordings").mkdir()
+    before = file_hashes(project)
+    with pytest.raises(ConfigError, match="holds files that are no earmark run's "
+                                          r"\(recordings\)"):
+        train(tone_config(tones, tmp_path / "cache", epochs=1), project, progress=False)
+    assert file_hashes(project) == {**before, ".lock": file_hashes(project)[".lock"]}
+
+
+def test_a_run_of_the_other_kind_is_never_written_over(tmp_path):
+    classifier, anomaly = RunFolder(tmp_path / "classifier"), RunFolder(tmp_path / "anomaly")
+    for run, marker in ((classifier, "labels.json"), (anomaly, "scorer.json")):
+        run.path.mkdir()
+        (run.path / marker).write_text("{}")
+    with pytest.raises(ConfigError, match="already holds a classifier training run"):
+        classifier.refuse_other_contents("anomaly")
+    classifier.refuse_other_contents("classifier")        # its own kind: --resume decides
+    for kind in ("classifier", "anomaly"):
+        with pytest.raises(ConfigError, match="already holds an anomaly run"):
+            anomaly.refuse_other_contents(kind)
+    started = RunFolder(tmp_path / "started")             # stopped before its labels
+    started.path.mkdir()
+    for name in ("config.toml", "manifest.csv", ".lock"):
+        (started.path / name).write_text("")
+    started.refuse_other_contents("classifier")
+
+
+def test_a_finished_fold_is_reused_only_with_its_own_settings(two_epoch_run, tones, tmp_path):
+    from earmark.resume import check_reusable
+
+    same = tone_config(tones, tmp_path / "other-cache", epochs=2)    # the cache may move
+    check_reusable(RunFolder(two_epoch_run), same, "fold 0", "remove it")
+    same.data.folds = 4
+    with pytest.raises(ConfigError, match=r"fold 0 trained with other settings \(data.folds: "
+                                          r"5 in the run, 4 now\); remove it"):
+        check_reusable(RunFolder(two_epoch_run), same, "fold 0", "remove it")
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["prepare", "CONFIG", "--manifest-out", "CONFIG"], "--manifest-out"),
+    (["datasets", "manifest", "fsdd", "--root", ".", "--out", "CONFIG"], "--out"),
+])
+def test_manifest_outputs_must_be_csv_files(tmp_path, capsys, argv, option):
+    config = tmp_path / "config.toml"
+    config.write_text("[data]\n")
+    argv = [str(config) if item == "CONFIG" else item for item in argv]
+    assert main(argv) == 2
+    assert f"{option} {config}: the name must end in .csv" in capsys.readouterr().err
+    assert config.read_text() == "[data]\n"
+
+
+# --------------------------------------------------------------- numbers and manifests
+
+@pytest.mark.parametrize("section, key, value, named", [
+    ("data", "ratios", [float("nan"), 0.5, 0.5], "data.ratios"),
+    ("data", "ratios", [1e308, 1e308, 1e308], "data.ratios"),
+    ("data", "clip_seconds", float("nan"), "data.clip_seconds"),
+    ("data", "clip_seconds", 1e9, "data.clip_seconds"),
+    ("data", "hop_seconds", 1e-6, "data.hop_seconds"),
+    ("train", "label_smoothing", 2.0, "train.label_smoothing"),
+    ("train", "weight_decay", float("nan"), "train.weight_decay"),
+    ("train", "seed", -1, "train.seed"),
+])
+def test_numbers_no_training_can_use_are_refused_by_name(tones, tmp_path, section, key, value,
+                                                         named):
+    from earmark.config import from_dict, to_dict
+
+    raw = to_dict(tone_config(tones, tmp_path / "cache"))
+    raw[section][key] = value
+    with pytest.raises(ConfigError, match=named):
+        from_dict(raw)
+
+
+def write_manifest(path: Path, rows: list[str]) -> Path:
+    path.write_text("path,label,group,start,end\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_a_manifest_lists_each_recording_once_with_finite_times(tmp_path):
+    from earmark.data.manifest import from_csv
+
+    twice = write_manifest(tmp_path / "twice.csv", ["a.wav,yes,s1,,", "b.wav,no,s2,,",
+                                                     "a.wav,yes,s1x,,"])
+    with pytest.raises(DataError, match=r"a.wav is listed twice \(labels 'yes' and 'yes', "
+                                        r"groups 's1' and 's1x'\)"):
+        from_csv(twice)
+    stretches = write_manifest(tmp_path / "stretches.csv", ["a.wav,yes,s1,0,1",
+                                                            "a.wav,no,s1,1,2"])
+    assert len(from_csv(stretches)) == 2                    # two stretches of one file
+    nan = write_manifest(tmp_path / "nan.csv", ["a.wav,yes,s1,nan,nan"])
+    with pytest.raises(DataError, match="column 'start' = 'nan' must be a finite number"):
+        from_csv(nan)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"path,label\ncaf\xe9.wav,yes\n")
+    with pytest.raises(DataError, match="not UTF-8 text.*save the manifest as UTF-8"):
+        from_csv(latin)

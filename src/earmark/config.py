@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -235,6 +236,8 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
 
 #: A config file larger than this is not one (they are a few KB): refused before reading.
 MAX_CONFIG_BYTES = 1 << 20
+#: The longest analysis window (and hop) a config may ask for, as a bundle may declare.
+MAX_CLIP_SECONDS = 60.0
 
 
 def read_toml(path: str | os.PathLike) -> dict[str, Any]:
@@ -300,13 +303,21 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         raise ConfigError(f"{source}: train.patience stops when validation stops improving, "
                           "but train.select_epoch = \"last\" keeps every epoch: leave one "
                           "of them out")
-    if len(config.data.ratios) != 3 or any(r < 0 for r in config.data.ratios) \
-            or sum(config.data.ratios) <= 0:
-        raise ConfigError(f"{source}: data.ratios must be three non-negative numbers "
+    if len(config.data.ratios) != 3 or not all(0 <= r < math.inf for r in config.data.ratios) \
+            or not 0 < sum(config.data.ratios) < math.inf:
+        raise ConfigError(f"{source}: data.ratios must be three non-negative finite numbers "
                           f"(train, validation, test), got {config.data.ratios}")
     data = config.data
     if data.sample_rate <= 0 or data.clip_seconds <= 0 or data.hop_seconds <= 0:
         raise ConfigError(f"{source}: data.sample_rate, clip_seconds and hop_seconds must be > 0")
+    if not data.clip_seconds <= MAX_CLIP_SECONDS or not data.hop_seconds <= MAX_CLIP_SECONDS:
+        raise ConfigError(f"{source}: data.clip_seconds and hop_seconds must be at most "
+                          f"{MAX_CLIP_SECONDS:g} (a window a model hears at once), got "
+                          f"{data.clip_seconds} and {data.hop_seconds}")
+    if data.hop_seconds * data.sample_rate < 1:
+        raise ConfigError(f"{source}: data.hop_seconds = {data.hop_seconds} is less than one "
+                          f"sample at {data.sample_rate} Hz; give a hop of at least "
+                          f"{1 / data.sample_rate:.2g} s")
     if config.features.deltas not in (0, 1, 2):
         raise ConfigError(f"{source}: features.deltas must be 0, 1 or 2")
     if config.features.delta_width < 3 or config.features.delta_width % 2 == 0:
@@ -329,6 +340,16 @@ def _check_train(train: TrainConfig, source: str) -> None:
     if train.feature_copies < 0:
         raise ConfigError(f"{source}: train.feature_copies must be >= 0 (0 = compute the "
                           "features every epoch)")
+    if not 0.0 <= train.label_smoothing < 1.0:
+        raise ConfigError(f"{source}: train.label_smoothing = {train.label_smoothing} must lie "
+                          "in [0, 1) (a share of the target spread over the classes; 0.1 is "
+                          "usual)")
+    if not 0.0 <= train.weight_decay < math.inf:
+        raise ConfigError(f"{source}: train.weight_decay = {train.weight_decay} must be a "
+                          "finite number >= 0 (0.01 is usual)")
+    if not 0 <= train.seed < 2 ** 32:
+        raise ConfigError(f"{source}: train.seed = {train.seed} must be a whole number from "
+                          "0 to 2**32 - 1")
     if not 0.0 <= train.distill_weight <= 1.0 or train.distill_temperature <= 0:
         raise ConfigError(f"{source}: train.distill_weight must lie in [0, 1] and "
                           "train.distill_temperature be > 0")

@@ -70,6 +70,7 @@ def cross_validate(config: ExperimentConfig, out: str | Path, folds: int | None 
                    stream: bool = False, stream_minutes: float = 10.0) -> dict:
     """Train and test every fold (see the module); write ``OUT/crossval.json`` and
     ``.txt``; return the report."""
+    from earmark.resume import check_reusable
     from earmark.train import train
 
     out = Path(out)
@@ -77,6 +78,8 @@ def cross_validate(config: ExperimentConfig, out: str | Path, folds: int | None 
     for fold, fold_config in fold_configs(config, folds):
         run = RunFolder(out / f"fold{fold}")
         if run.summary.is_file():
+            check_reusable(run, fold_config, f"fold {fold}", "cross-validate into another "
+                           "--out folder, or remove the fold folders to train them again")
             logger.info("fold %s: already trained in %s", fold, run.path)
         else:
             interrupted = run.checkpoint.is_file() or run.teacher.checkpoint.is_file()

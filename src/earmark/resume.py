@@ -105,6 +105,22 @@ def setting_changes(before: ExperimentConfig,
             if old.get(key, _UNSET) != new.get(key, _UNSET)}
 
 
+#: Settings a finished run may be reused under when they differ: where the decoded audio
+#: is kept, and whether unreadable files are skipped, change nothing it learned.
+REUSE_IGNORES = ("data.cache_dir", "data.skip_bad_files")
+
+
+def check_reusable(run: RunFolder, config: ExperimentConfig, what: str, advice: str) -> None:
+    """A finished run is reused only for the settings it was trained with: otherwise a
+    :class:`ConfigError` naming ``what`` it is, the settings that differ, and ``advice``."""
+    changed = {key: values for key, values in
+               setting_changes(load_config(run.config), config).items()
+               if not key.startswith(REUSE_IGNORES)}
+    if changed:
+        raise ConfigError(f"{run.path} holds {what} trained with other settings "
+                          f"({describe_changes(changed)}); {advice}")
+
+
 def describe_changes(changes: dict[str, tuple[Any, Any]]) -> str:
     """``model.channels: 64 in the run, 32 now; ...``."""
     return "; ".join(f"{key}: {_shown(old)} in the run, {_shown(new)} now"

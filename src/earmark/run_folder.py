@@ -64,6 +64,11 @@ class ExportWindows:
     calibration: np.ndarray          #: (windows, samples) float32, from the train split
 
 
+#: What a run writes before its labels: a folder holding only these is a run that stopped
+#: early, trained into again.
+STARTED_RUN = frozenset({"config.toml", "manifest.csv", "teacher", "tensorboard", "reports"})
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """The files of one training run (``earmark train --out PATH``)."""
@@ -126,6 +131,29 @@ class RunFolder:
     @property
     def lock_file(self) -> Path:
         return self.path / ".lock"
+
+    def refuse_other_contents(self, kind: str) -> None:
+        """Refuse to train a ``kind`` run (``"classifier"`` or ``"anomaly"``) into a folder
+        that holds something else: a run of the other kind, a finished anomaly run, or
+        files that are no run's (a project folder whose own config.toml and manifest.csv
+        training would replace)."""
+        if not self.path.is_dir():
+            return
+        classifier = self.checkpoint.is_file() or self.labels.is_file()
+        anomaly = self.scorer.is_file()
+        if anomaly or (classifier and kind == "anomaly"):
+            held = "an anomaly run" if anomaly else "a classifier training run"
+            raise ConfigError(f"{self.path} already holds {held}; train into another --out "
+                              "folder")
+        if classifier:          # continued or refused by train's own --resume rules
+            return
+        foreign = sorted(entry.name for entry in self.path.iterdir()
+                         if not entry.name.startswith(".") and entry.name not in STARTED_RUN)
+        if foreign:
+            raise ConfigError(f"{self.path} holds files that are no earmark run's "
+                              f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}): "
+                              "training writes config.toml, manifest.csv and more there; "
+                              "choose a new or empty --out folder")
 
     @contextmanager
     def lock(self) -> Iterator[None]:

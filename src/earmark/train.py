@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from earmark.atomic import write_bytes, write_json, write_text
 from earmark.augment import (NoiseBank, RoomBank, WaveformAugmenter, frequency_warp_factors,
                              mixup, spec_augment)
-from earmark.config import ExperimentConfig, load_config, to_toml
+from earmark.config import ExperimentConfig, to_toml
 from earmark.data.dataset import (Dataset, class_labels, export_windows, load_manifest,
                                   open_dataset)
 from earmark.data.manifest import from_csv
@@ -61,7 +61,7 @@ from earmark.parallel import processes as parallel
 from earmark.parallel.batchnorm import should_synchronize, synchronize_batchnorm
 from earmark.parallel.processes import Processes
 from earmark.progress import Progress, ProgressLike, as_progress
-from earmark.resume import Resumption, check_resume, describe_changes, setting_changes
+from earmark.resume import Resumption, check_resume, check_reusable
 from earmark.run_folder import RunFolder
 from earmark.windowing import sounding_windows
 
@@ -189,13 +189,8 @@ def _trained_teacher(run: RunFolder, config: ExperimentConfig, setup: Experiment
     """
     folder = run.teacher
     if folder.summary.is_file():
-        changed = {key: values for key, values in
-                   setting_changes(load_config(folder.config), setup).items()
-                   if not key.startswith(("data.cache_dir", "data.skip_bad_files"))}
-        if changed:
-            raise ConfigError(f"{folder.path} holds a teacher trained with other settings "
-                              f"({describe_changes(changed)}); train into another --out "
-                              "folder, or remove that teacher to train it again")
+        check_reusable(folder, setup, "a teacher", "train into another --out folder, or "
+                       "remove that teacher to train it again")
         logger.info("reusing the finished teacher in %s", folder.path)
     else:
         _check_run_dir(folder, resume)
@@ -258,6 +253,10 @@ def _epoch_context(config: ExperimentConfig, dataset: Dataset, device: torch.dev
     train_indices = dataset.indices("train")
     if not train_indices:
         raise DataError("the train split is empty; check data.split and data.ratios")
+    if not dataset.indices("validation"):
+        logger.warning("the validation split is empty: epochs are judged, and the best one "
+                       "chosen, on the training recordings themselves (the validation "
+                       "figures are training figures); give data.ratios a validation share")
     torch.manual_seed(config.train.seed)
     classifier = build_classifier(config, len(dataset.labels)).to(device)
     model = None
@@ -354,6 +353,7 @@ def _record_epoch(run: RunFolder, context: EpochContext, state: TrainState, row:
 
 
 def _check_run_dir(run: RunFolder, resume: bool) -> None:
+    run.refuse_other_contents("classifier")
     if run.checkpoint.is_file() and not resume:
         raise ConfigError(f"{run.path} already holds a training run; pass --resume to "
                           "continue it, or choose another --out folder")

@@ -45,6 +45,7 @@ def train_anomaly(config: ExperimentConfig, out: str | Path,
     the validation normals, write the run folder; return its summary."""
     run = RunFolder(out)
     with run.lock():
+        run.refuse_other_contents("anomaly")
         started = time.monotonic()
         manifest = anomaly_splits(read_manifest(config), config.data, config.anomaly)
         store = build_store(manifest, config.data.sample_rate, config.cache_dir(),

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from earmark.cli.common import command, progress_bars
+from earmark.cli.common import check_output_suffix, command, progress_bars
 
 #: Where datasets go without ``--root``: ``EARMARK_DATA``, else ``./datasets``.
 
@@ -114,6 +114,7 @@ def _manifest(args) -> int:
     from earmark.data.recipes import get_recipe
     from earmark.errors import DataError
 
+    check_output_suffix(args.out, "--out", (".csv",))
     recipe = get_recipe(args.name)
     folder = Path(args.root) / recipe.folder
     if not folder.is_dir():

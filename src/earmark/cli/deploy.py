@@ -9,6 +9,9 @@ from earmark.cli.common import check_output_suffix, command, progress_bars
 from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
 from earmark.errors import ConfigError, EarmarkError
 
+#: The most timed inferences `footprint --runs` makes (a window each: minutes at most).
+MAX_TIMED_RUNS = 100_000
+
 #: The fewest training windows ``export --calibration`` accepts: fewer set int8 ranges
 #: from too little sound (one window gave a LiteRT model at chance).
 MIN_CALIBRATION = 32
@@ -185,8 +188,8 @@ def _footprint(args) -> int:
     from earmark.runtime.footprint import footprint, format_footprint
     from earmark.runtime.sources import MAX_BLOCK_MS
 
-    if args.runs < 1:
-        raise ConfigError(f"--runs {args.runs}: give at least 1 timed inference")
+    if not 1 <= args.runs <= MAX_TIMED_RUNS:
+        raise ConfigError(f"--runs {args.runs}: give 1 to {MAX_TIMED_RUNS} timed inferences")
     stream = {}
     if args.stream_seconds is not None:
         if not 0 <= args.stream_seconds <= MAX_STREAM_SECONDS:

@@ -177,6 +177,7 @@ def _prepare(args) -> int:
     from earmark.data.dataset import load_manifest, open_dataset
     from earmark.data.splits import check_trainable
 
+    check_output_suffix(args.manifest_out, "--manifest-out", (".csv",))
     config = load_config_from_args(args)
     ray_options = (args.address, args.cpus, args.shard_recordings)
     if args.engine == "local" and any(option is not None for option in ray_options):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import math
 import os
 import re
 import warnings
@@ -227,21 +228,43 @@ def from_csv(path: str | os.PathLike, group_pattern: str = "auto") -> Manifest:
     if not path.is_file():
         raise DataError(f"{path}: no such manifest file")
     match_group = group_matcher(group_pattern)
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        missing = [c for c in ("path", "label") if c not in header]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; a manifest needs "
-                            f"at least 'path' and 'label' (optional: group, split, "
-                            f"start, end, fold). Found: {header}")
-        check_meta_columns(path, header)
-        # reader.line_num, not a count of records: blank lines are skipped
-        # and quoted fields may span lines, and errors must name the real line.
-        rows = [_parse_row(record, path, reader.line_num, match_group) for record in reader]
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = _read_rows(csv.DictReader(handle), path, match_group)
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); "
+                        "save the manifest as UTF-8") from None
     if not rows:
         raise DataError(f"{path}: the manifest has no rows")
+    _check_each_once(rows, path)
     return Manifest(rows)
+
+
+def _read_rows(reader: csv.DictReader, path: Path, match_group) -> list[Row]:
+    header = reader.fieldnames or []
+    missing = [c for c in ("path", "label") if c not in header]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; a manifest needs "
+                        f"at least 'path' and 'label' (optional: group, split, "
+                        f"start, end, fold). Found: {header}")
+    check_meta_columns(path, header)
+    # reader.line_num, not a count of records: blank lines are skipped
+    # and quoted fields may span lines, and errors must name the real line.
+    return [_parse_row(record, path, reader.line_num, match_group) for record in reader]
+
+
+def _check_each_once(rows: list[Row], path: Path) -> None:
+    """Each recording (or stretch of one) is listed once: a second row could put the same
+    sound in training and in test, or give it two labels."""
+    seen: dict[tuple, Row] = {}
+    for row in rows:
+        key = (row.path, row.start, row.end)
+        if key in seen:
+            first = seen[key]
+            raise DataError(f"{path}: {row.path} is listed twice (labels {first.label!r} and "
+                            f"{row.label!r}, groups {first.group!r} and {row.group!r}); list "
+                            "each recording once, or give its stretches start and end")
+        seen[key] = row
 
 
 def group_matcher(pattern: str):
@@ -383,9 +406,12 @@ def _number(text, kind, where: str, column: str):
     if text is None or not text.strip():
         return None
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
         raise DataError(f"{where}: column '{column}' = {text!r} is not a {kind.__name__}") from None
+    if not 0 <= value < math.inf:
+        raise DataError(f"{where}: column '{column}' = {text!r} must be a finite number >= 0")
+    return value
 
 
 def _blank(value) -> str:

@@ -30,10 +30,13 @@ from earmark.data.voices import Voice
 from earmark.data.voices import synthesize as synthesize_with
 from earmark.data.keywords import SILENCE, UNKNOWN
 from earmark.errors import ConfigError
+from earmark.input_limits import check_count, check_sample_rate
 from earmark.progress import ProgressLike, as_progress
 #: The ten Speech Commands keywords.
 SPEECH_COMMANDS_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 #: Other words for ``_unknown_`` (the Speech Commands auxiliary words).
+#: The most takes of one word (or of the unknown words, or of silence) a dataset asks for.
+MAX_TAKES = 100_000
 DEFAULT_UNKNOWN_WORDS = ["bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila",
                          "tree", "wow", "forward", "backward", "follow", "learn", "visual"]
 
@@ -70,6 +73,15 @@ class KeywordSynthesis:
         overlap = sorted(set(self.words) & set(self.unknown_words))
         if overlap:
             raise ConfigError(f"{overlap} are both keywords and unknown words")
+        check_count(self.takes_per_word, "takes per keyword (--takes)", 1, MAX_TAKES)
+        for count, what in ((self.unknown_takes, "unknown takes"),
+                            (self.silence_takes, "silence takes (--silence)")):
+            if count is not None:
+                check_count(count, what, 0, MAX_TAKES)
+        check_sample_rate(self.sample_rate, "sample rate (--rate)")
+        if self.noise_dir and not Path(self.noise_dir).is_dir():
+            raise ConfigError(f"noise folder {self.noise_dir}: no such folder; give a folder "
+                              "of noise recordings, or leave --noise-dir out")
 
 
 def synthesize_keywords(spec: KeywordSynthesis, out_dir: str | Path,

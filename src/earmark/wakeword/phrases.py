@@ -77,6 +77,9 @@ def check_phrase(text: str, language: str = "en") -> Phrase:
     if odd:
         raise ConfigError(f"wake phrase {text!r} holds {''.join(odd)!r}: write it in words "
                           "(letters, spaces, apostrophes and hyphens), e.g. 'two' for '2'")
+    if not any(c.isalpha() for c in clean):
+        raise ConfigError(f"wake phrase {text!r} has no letters: give the words to wake on, "
+                          "e.g. earmark wakeword \"view glass\"")
     expected = SCRIPTS.get(language.split("-")[0].lower(), "LATIN")
     foreign = sorted({c for c in clean if c.isalpha() and _script(c) != expected})
     if foreign:
