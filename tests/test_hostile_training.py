@@ -493,3 +493,13 @@ def test_a_manifest_lists_each_recording_once_with_finite_times(tmp_path):
     latin.write_bytes(b"path,label\ncaf\xe9.wav,yes\n")
     with pytest.raises(DataError, match="not UTF-8 text.*save the manifest as UTF-8"):
         from_csv(latin)
+
+
+def test_crossval_with_more_folds_than_speakers_writes_nothing(tones, tmp_path):
+    from earmark.crossval import cross_validate
+
+    config = tone_config(tones, tmp_path / "cache", epochs=1)
+    with pytest.raises(DataError, match="1000 folds need at least 1000 groups.*give fewer "
+                                        "--folds"):
+        cross_validate(config, tmp_path / "cv", folds=1000)
+    assert not (tmp_path / "cv").exists()

@@ -31,7 +31,7 @@ from pathlib import Path
 from earmark.atomic import write_json, write_text
 from earmark.config import ExperimentConfig
 from earmark.data.dataset import read_manifest
-from earmark.errors import ConfigError
+from earmark.errors import ConfigError, DataError
 from earmark.metrics.classification import wilson_interval
 from earmark.progress import ProgressLike
 from earmark.run_folder import RunFolder
@@ -54,9 +54,13 @@ def fold_configs(config: ExperimentConfig, folds: int | None = None
         data.ratios = [1.0 - data.ratios[1], data.ratios[1], 0.0]
     if folds is not None:
         data.folds = folds
-    official = [row.fold for row in read_manifest(base)]
-    present = (sorted(set(official)) if official and all(f is not None for f in official)
-               else list(range(data.folds)))
+    manifest = read_manifest(base)
+    official = [row.fold for row in manifest]
+    has_folds = bool(official) and all(f is not None for f in official)
+    present = sorted(set(official)) if has_folds else list(range(data.folds))
+    if not has_folds and len(manifest.groups()) < data.folds:
+        raise DataError(f"{data.folds} folds need at least {data.folds} groups (speakers), "
+                        f"found {len(manifest.groups())}; give fewer --folds")
     chosen = []
     for fold in present:
         fold_config = copy.deepcopy(base)

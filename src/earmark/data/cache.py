@@ -141,7 +141,8 @@ def build_store(manifest: Manifest, sample_rate: int, cache_dir: str | os.PathLi
         if store.skipped and not skip_bad_files:
             raise AudioError(f"{len(store.skipped)} file(s) cannot be read, e.g. "
                              f"{store.skipped[0][1]}\n(set data.skip_bad_files = true, or pass "
-                             "--skip-bad-files, to leave them out)")
+                             "--skip-bad-files to train, prepare or crossval, to leave them "
+                             "out)")
         return store
     make_cache_dir(cache_dir)
     temporary = Path(cache_dir) / f".{key}.{os.getpid()}.partial"
@@ -261,7 +262,8 @@ def decode_into(folder: Path, manifest: Manifest, sample_rate: int, skip_bad_fil
             if error is not None:
                 if not skip_bad_files:
                     raise AudioError(f"{error}\n(set data.skip_bad_files = true, or pass "
-                                     "--skip-bad-files, to leave unreadable files out)")
+                                     "--skip-bad-files to train, prepare or crossval, to "
+                                     "leave unreadable files out)")
                 skipped.append((row.path, error))
                 continue
             (pcm if clip.dtype == np.int16 else floats).write(clip.tobytes())

@@ -148,7 +148,7 @@ def split_by_fold(manifest: Manifest, folds: int, fold: int, seed: int = 0,
     if fold_of_row is None:
         if len(manifest.groups()) < folds:
             raise DataError(f"k-fold needs at least {folds} groups (speakers), found "
-                            f"{len(manifest.groups())}; lower data.folds")
+                            f"{len(manifest.groups())}; lower data.folds (crossval: --folds)")
         fold_of_group = _deal_folds(manifest, folds, seed)
         fold_of_row = [fold_of_group[row.group] for row in manifest]
     present = sorted(set(fold_of_row))
