@@ -417,6 +417,8 @@ def test_a_run_of_the_other_kind_is_never_written_over(tmp_path):
     for kind in ("classifier", "anomaly"):
         with pytest.raises(ConfigError, match="already holds an anomaly run"):
             anomaly.refuse_other_contents(kind)
+    with pytest.raises(DataError, match="is an anomaly run.*earmark anomaly evaluate"):
+        anomaly.require_trained()                         # what evaluate and export ask
     started = RunFolder(tmp_path / "started")             # stopped before its labels
     started.path.mkdir()
     for name in ("config.toml", "manifest.csv", ".lock"):

@@ -206,6 +206,9 @@ class RunFolder:
         if not self.path.is_dir():
             raise DataError(f"{self.path}: no such run folder; train one with "
                             "`earmark train CONFIG --out FOLDER`")
+        if self.scorer.is_file():
+            raise DataError(f"{self.path} is an anomaly run, not a classifier's: use `earmark "
+                            "anomaly evaluate` and `earmark anomaly export` for it")
         missing = [p.name for p in (self.config, self.labels, self.model) if not p.is_file()]
         if missing:
             raise DataError(f"{self.path} is not a finished training run (missing "
