@@ -227,11 +227,13 @@ def test_crossval_streams_each_fold_and_reuses_what_is_done(trained_run, tmp_pat
     import shutil
 
     from conftest import tone_config, write_tone_dataset
-    from earmark.crossval import cross_validate, crossval_table
+    from earmark.config import to_toml
+    from earmark.crossval import cross_validate, crossval_table, fold_configs
 
     config = tone_config(write_tone_dataset(tmp_path / "tones"), tmp_path / "cache")
-    for fold in (0, 1):
-        shutil.copytree(trained_run, tmp_path / "cv" / f"fold{fold}")
+    for fold, fold_config in fold_configs(config, 2):      # as if trained with these settings
+        copy = shutil.copytree(trained_run, tmp_path / "cv" / f"fold{fold}")
+        (copy / "config.toml").write_text(to_toml(fold_config))
     report = cross_validate(config, tmp_path / "cv", folds=2, stream=True, stream_minutes=1.0)
     for row in report["folds"]:
         evidence = json.loads((Path(row["run"]) / "stream" / "report.json").read_text())
