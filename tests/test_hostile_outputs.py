@@ -199,6 +199,8 @@ def test_serve_names_an_address_it_cannot_use(bundle, capsys):
     (["synth", "keywords", "yes", "--noise-dir", "nowhere", "--out", "OUT"],
      "noise folder nowhere: no such folder"),
     (["wakeword", "-", "--out", "OUT"], "has no letters"),
+    (["wakeword", "view glass", "--language", "xx", "--out", "OUT"],
+     "--language xx: espeak-ng has no voice for it"),
     (["footprint", "BUNDLE", "--runs", "1000000000"], "--runs 1000000000: give 1 to"),
 ])
 def test_counts_and_words_that_make_nothing_are_refused_first(bundle, tmp_path, capsys, argv,

@@ -26,6 +26,7 @@ from pathlib import Path
 from earmark.atomic import write_json, write_text
 from earmark.config import ExperimentConfig, from_dict
 from earmark.data.synth_keywords import write_noise_folder
+from earmark.data.tts import speech
 from earmark.errors import ConfigError, DataError
 from earmark.frontend.speech_embedding import PHRASE_WINDOW_SECONDS, model_files
 from earmark.progress import ProgressLike
@@ -69,6 +70,9 @@ def check_options(options: WakeWordOptions) -> Phrase:
     from earmark.network import build_classifier         # torch: training needs it anyway
 
     phrase = check_phrase(options.phrase, options.language)
+    if not speech().voices(options.language):
+        raise ConfigError(f"--language {options.language}: espeak-ng has no voice for it "
+                          "(`espeak-ng --voices` lists the languages it speaks)")
     real_negatives(options.data.negative_dirs)
     noise = options.data.noise_dir
     if noise and not Path(noise).is_dir():
