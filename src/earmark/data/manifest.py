@@ -175,11 +175,11 @@ def keep_labels(manifest: Manifest, wanted: list[str]) -> Manifest:
     Raises :class:`DataError` naming any wanted label the manifest does not have.
     """
     pairs = [item.split("=", 1) if "=" in item else (item, item) for item in wanted]
-    empty = [item for item, (old, new) in zip(wanted, pairs) if not old.strip() or not new.strip()]
-    names = dict(pairs)
+    empty = [item for item, pair in zip(wanted, pairs) if not all(side.strip() for side in pair)]
     if empty:
         raise DataError(f"labels {empty}: give LABEL or LABEL=NEW_NAME, neither part empty; "
                         "check --labels")
+    names = dict(pairs)
     missing = sorted(set(names) - set(manifest.labels()))
     if missing:
         raise DataError(f"labels {missing} are not in the manifest (it has "

@@ -34,9 +34,9 @@ from earmark.input_limits import check_count, check_sample_rate
 from earmark.progress import ProgressLike, as_progress
 #: The ten Speech Commands keywords.
 SPEECH_COMMANDS_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
-#: Other words for ``_unknown_`` (the Speech Commands auxiliary words).
 #: The most takes of one word (or of the unknown words, or of silence) a dataset asks for.
 MAX_TAKES = 100_000
+#: Other words for ``_unknown_`` (the Speech Commands auxiliary words).
 DEFAULT_UNKNOWN_WORDS = ["bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila",
                          "tree", "wow", "forward", "backward", "follow", "learn", "visual"]
 
