@@ -184,6 +184,20 @@ def test_a_flat_topped_line_takes_one_of_the_max_lines():
     assert find_lines(spectrum, 1.0, settings).tolist() == [101, 201]   # bins from 1
 
 
+def test_distances_near_zero_are_exact_whatever_level_the_rows_share():
+    """A steady machine's windows lie almost on each other, far from zero: the distance
+    must not drown in the rounding of their large squares (it broke export parity)."""
+    from earmark.anomaly.lines import nearest_distance
+
+    rng = np.random.default_rng(8)
+    bank = 60.0 + 0.01 * rng.standard_normal((50, 400))
+    features = bank[:5] + 0.001 * rng.standard_normal((5, 400))
+    exact = np.sqrt(((features[:, None] - bank[None]) ** 2).mean(-1)).min(-1)
+    computed = nearest_distance(torch.as_tensor(features, dtype=torch.float32),
+                                torch.as_tensor(bank, dtype=torch.float32), neighbours=1)
+    np.testing.assert_allclose(computed.numpy(), exact, rtol=1e-3, atol=1e-6)
+
+
 def test_a_sound_without_lines_is_refused_with_advice():
     noise = np.random.default_rng(6).standard_normal((8, WINDOW)).astype(np.float32) * 0.1
     with pytest.raises(DataError, match="autoencoder"):

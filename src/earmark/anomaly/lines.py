@@ -91,11 +91,25 @@ class Texture(torch.nn.Module):
         return self.frontend(waveform)[:, 0].std(dim=-1)
 
 
-def nearest_distance(features: torch.Tensor, bank: torch.Tensor, neighbours: int) -> torch.Tensor:
-    """Mean RMS distance of each row of ``features`` to its ``neighbours`` nearest bank rows."""
+def rms_distances(features: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+    """``(n, bank)``: the RMS distance of each row of ``features`` to each bank row.
+
+    Computed as |f|^2 - 2 f.b + |b|^2 (one matrix product, no ``(n, bank, dims)``
+    difference), after taking the bank's mean from both sides: the distances are the
+    same, but the squares no longer carry the large level all rows share, whose float32
+    rounding swamped distances near zero (a steady machine's windows: 0.005 where the
+    distance was 0, and onnxruntime's rounding differed from torch's).
+    """
+    centre = bank.mean(dim=0)
+    features, bank = features - centre, bank - centre
     squared = ((features * features).sum(-1, keepdim=True) - 2.0 * features @ bank.T
                + (bank * bank).sum(-1))
-    distance = torch.sqrt(torch.clamp(squared, min=0.0) / features.shape[-1])
+    return torch.sqrt(torch.clamp(squared, min=0.0) / features.shape[-1])
+
+
+def nearest_distance(features: torch.Tensor, bank: torch.Tensor, neighbours: int) -> torch.Tensor:
+    """Mean RMS distance of each row of ``features`` to its ``neighbours`` nearest bank rows."""
+    distance = rms_distances(features, bank)
     return (-torch.topk(-distance, neighbours, dim=-1).values).mean(dim=-1)
 
 
@@ -200,9 +214,7 @@ def _typical(bank: torch.Tensor, owners: np.ndarray, neighbours: int) -> float:
     """The median over the bank of each window's distance to its nearest windows of *other*
     recordings (windows of one recording overlap and would look closer than new ones)."""
     with torch.no_grad():
-        squared = ((bank * bank).sum(-1, keepdim=True) - 2.0 * bank @ bank.T
-                   + (bank * bank).sum(-1))
-        distance = torch.sqrt(torch.clamp(squared, min=0.0) / bank.shape[-1])
+        distance = rms_distances(bank, bank)
     same = torch.as_tensor(owners[:, None] == owners[None, :])
     distance[same] = float("inf")
     usable = torch.isfinite(distance).sum(-1) >= neighbours
