@@ -219,7 +219,7 @@ def test_export_micro_writes_what_esphome_and_pymicro_wakeword_read(micro_run: P
     assert figures["window_float"]["accuracy"] >= 0.8            # it learned the order
     # What ESPHome's micro_wake_word loads: its operators only, a uint8 probability.
     from earmark.export.esphome_ops import ESPHOME_OPERATORS, ESPHOME_VARIABLES
-    from earmark.export.flatbuffer import operator_names, read_model
+    from earmark.flatbuffer import operator_names, read_model
 
     tree, schema = read_model((out / "wake.tflite").read_bytes())
     assert operator_names(tree, schema) <= ESPHOME_OPERATORS

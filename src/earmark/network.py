@@ -16,6 +16,8 @@ from torch import nn
 
 from earmark.config import ExperimentConfig, load_config
 from earmark.errors import ConfigError, DataError
+from earmark.frontend.bird_module import KIND as BIRD_KIND
+from earmark.frontend.bird_module import BirdFrontEnd
 from earmark.frontend.embedding_module import KIND as EMBEDDING_KIND
 from earmark.frontend.embedding_module import EmbeddingFrontEnd
 from earmark.frontend.micro_module import KIND as MICRO_KIND
@@ -51,12 +53,13 @@ def window_hop_samples(config: ExperimentConfig) -> int:
 
 #: Front-ends computed outside the network's graph, by kind.
 OUTSIDE_FRONTENDS: dict[str, type[OutsideFrontEnd]] = {MICRO_KIND: MicroFrontEnd,
-                                                       EMBEDDING_KIND: EmbeddingFrontEnd}
+                                                       EMBEDDING_KIND: EmbeddingFrontEnd,
+                                                       BIRD_KIND: BirdFrontEnd}
 
 
 def build_frontend(config: ExperimentConfig) -> FrontEnd | OutsideFrontEnd:
-    """The config's front-end: the torch one, the device's micro front-end or the
-    pretrained speech embedding."""
+    """The config's front-end: the torch one, the device's micro front-end, the
+    pretrained speech embedding or BirdNET's embedding."""
     if config.features.kind not in OUTSIDE_FRONTENDS:
         return FrontEnd(config.features, config.data.sample_rate)
     frontend = OUTSIDE_FRONTENDS[config.features.kind]

@@ -40,6 +40,7 @@ from earmark.export.stream import export_step, stream_description
 from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
 from earmark.frontend import sliding_embedding
 from earmark.frontend import speech_embedding as embedding
+from earmark.frontend.bird_embedding import KIND as BIRD_KIND
 from earmark.frontend.embedding_module import KIND as EMBEDDING_KIND
 from earmark.frontend.module import FrontEnd
 from earmark.models import count_parameters
@@ -177,6 +178,11 @@ def check_front_end_target(config: ExperimentConfig, target: str = "onnx",
                           "stands on the pretrained speech embedding (features.kind = "
                           "\"embedding\"), whose graphs exist as ONNX only: export it with "
                           "--target onnx")
+    if config.features.kind == BIRD_KIND:
+        raise ExportError("this run stands on BirdNET's embedding (features.kind = "
+                          "\"birdnet\"), a LiteRT network under a non-commercial licence "
+                          "that bundles do not hold: evaluate it as a run, or let a "
+                          "network on it teach one that exports (train.teacher)")
     if config.features.kind == "micro":
         raise ExportError("this run's front-end is the TFLite-Micro one (features.kind = "
                           "\"micro\"), computed beside the model on a device, never inside a "

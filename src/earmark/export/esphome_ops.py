@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from earmark.export.flatbuffer import (Opcodes, add_constant, add_tensor, constant_values,
+from earmark.flatbuffer import (Opcodes, add_constant, add_tensor, constant_values,
                                        operator_name, operator_names, read_model, write_model)
 from earmark.export.parity import ExportError
 

@@ -46,7 +46,7 @@ from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
 from earmark.errors import ConfigError
 from earmark.export.bundle import (calibration_sample, check_front_end_target, export_run,
                                    real_windows, replace_folder)
-from earmark.export.flatbuffer import read_model, write_model
+from earmark.flatbuffer import read_model, write_model
 from earmark.export.micro_source import write_c_source
 from earmark.export.parity import ExportError
 from earmark.network import WaveformClassifier, load_trained, window_samples

@@ -29,7 +29,7 @@ import copy
 
 import numpy as np
 
-from earmark.export.flatbuffer import (Opcodes, add_constant, add_tensor, numpy_dtype,
+from earmark.flatbuffer import (Opcodes, add_constant, add_tensor, numpy_dtype,
                                        read_model, signature_tensor, write_model)
 
 

