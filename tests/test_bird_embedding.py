@@ -12,6 +12,7 @@ import soundfile
 from earmark.config import FeatureConfig, from_dict
 from earmark.errors import AudioError, ConfigError
 from earmark.export import export_run
+from earmark.export.micro_wakeword import export_micro
 from earmark.export.parity import ExportError
 from earmark.frontend import bird_embedding as bird
 from earmark.frontend.bird_module import BirdFrontEnd
@@ -131,4 +132,6 @@ def test_a_run_on_it_learns_evaluates_and_is_not_bundled(birdnet, tmp_path):
     assert test["count"] >= 4 and test["accuracy"] == 1.0
     with pytest.raises(ExportError, match="BirdNET.*train.teacher"):
         export_run(tmp_path / "run", tmp_path / "bundle")
+    with pytest.raises(ExportError, match="BirdNET front-end goes in no bundle"):
+        export_micro(tmp_path / "run", tmp_path / "bundle")
     assert not (tmp_path / "bundle").exists()

@@ -126,13 +126,16 @@ def streamable_model(config, classifier) -> CausalTCN:
     """The run's model, or an ExportError saying what ``--target micro`` exports."""
     kind, model = config.features.kind, classifier.model
     if kind != "micro" or not isinstance(model, CausalTCN):
+        elsewhere = {"embedding": "; this run exports with --target onnx",
+                     "birdnet": "; this run's BirdNET front-end goes in no bundle"}
         raise ExportError(
             f"--target micro exports a model of the micro front-end: features.kind = "
             f"\"micro\" and [model] name = \"tcn\" (this run: features.kind = {kind!r}, "
             f"model {config.model.name!r}). The TFLite-Micro front-end computes 40 channels "
             "every 10 ms with its own noise reduction and gain control, which no other "
             "front-end reproduces; train with `earmark wakeword PHRASE --target micro` (or "
-            "a config with those two settings), or export this run with --target litert")
+            "a config with those two settings)"
+            + elsewhere.get(kind, ", or export this run with --target litert"))
     if model.head.out_features != 2:
         raise ExportError(f"--target micro: a microWakeWord model answers one probability; "
                           f"this run has {model.head.out_features} classes. Train the wake "
