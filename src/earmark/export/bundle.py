@@ -40,6 +40,7 @@ from earmark.export.stream import export_step, stream_description
 from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
 from earmark.frontend import sliding_embedding
 from earmark.frontend import speech_embedding as embedding
+from earmark.frontend import bird_embedding as bird
 from earmark.frontend.bird_embedding import KIND as BIRD_KIND
 from earmark.frontend.embedding_module import KIND as EMBEDDING_KIND
 from earmark.frontend.module import FrontEnd
@@ -48,17 +49,21 @@ from earmark.models.dscnn_stream import supports_streaming
 from earmark.network import load_trained, window_hop_samples, window_samples
 from earmark.progress import ProgressLike
 from earmark.run_folder import ExportWindows, RunFolder
+from earmark.runtime.graph_input import graph_feed
 from earmark.runtime.metadata import (
+    BIRDNET_INPUT,
     BUNDLE_JSON,
     BUNDLE_MODEL,
     CURRENT_FORMAT_VERSION,
     FORMAT_NAME,
     GRAPH_HEADER_KEY,
+    MODEL_INPUT,
     STREAM_FRAMES,
     STREAM_FRAMES_STEP,
     STREAM_STEP,
     STREAM_WINDOW,
     BundleMetadata,
+    StreamMetadata,
     file_sha256,
 )
 
@@ -93,11 +98,15 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
         scratch = Path(scratch)
         if config.features.kind == EMBEDDING_KIND:
             graphs = _embedding_graphs(classifier, windows, window, scratch)
+        elif config.features.kind == BIRD_KIND:
+            graphs = _bird_graphs(classifier, windows, window, config.data.sample_rate,
+                                  scratch)
         else:
             graphs = _frontend_graphs(config, classifier, windows, calibration_windows,
                                       scratch, int8)
         _log_quality(graphs.quality)
         record = _metadata(config, labels, run, window, graphs.parity, graphs.quality, int8)
+        record["input"] = graphs.input
         record.update(parameters=count_parameters(classifier),
                       macs_per_window=_macs(classifier, window),
                       stream=graphs.stream)
@@ -113,9 +122,9 @@ class BundleGraphs:
     that the graph computes what torch does."""
 
     model: onnx.ModelProto
-    frames: onnx.ModelProto
-    window: onnx.ModelProto
-    stream: dict
+    frames: onnx.ModelProto | None      #: None: no stream graphs (the stream runs ``model``)
+    window: onnx.ModelProto | None
+    stream: dict | None
     parity: dict
     quality: dict
     #: Whether a valid-padded DS-CNN gets its one-frame stream step (a float network on
@@ -123,6 +132,9 @@ class BundleGraphs:
     steppable: bool = False
     #: New frames from new samples with the front-end's states (the speech embedding).
     frames_step: onnx.ModelProto | None = None
+    #: What ``model`` takes (the bundle's ``input``): the waveform, or a pretrained
+    #: network's output (BirdNET's, run beside the graph).
+    input: str = MODEL_INPUT
 
 
 def _frontend_graphs(config: ExperimentConfig, classifier, windows: ExportWindows,
@@ -164,6 +176,20 @@ def _embedding_graphs(classifier, windows: ExportWindows, window: int,
                         frames_step=frames_step)
 
 
+def _bird_graphs(classifier, windows: ExportWindows, window: int, sample_rate: int,
+                 scratch: Path) -> BundleGraphs:
+    """The model on BirdNET's embedding, fed by BirdNET beside it (no bundle holds BirdNET:
+    the runtime runs the installed file); the stream recomputes whole windows."""
+    export_head(classifier.model, classifier.frontend.frames_for(window),
+                scratch / "head.onnx", dimensions=bird.DIMENSIONS)
+    graph = onnx.load(str(scratch / "head.onnx"))
+    feed = graph_feed(BIRDNET_INPUT, sample_rate)
+    parity = check_parity(graph, classifier, windows.validation, feed)
+    quality = {"float32": graph_quality(graph, windows.validation, windows.validation_targets,
+                                        feed)}
+    return BundleGraphs(graph, None, None, None, parity, quality, input=BIRDNET_INPUT)
+
+
 def check_front_end_target(config: ExperimentConfig, target: str = "onnx",
                            int8: bool = False) -> None:
     """A bundle holds its front-end in the graph; the micro front-end (the device's C code,
@@ -178,11 +204,11 @@ def check_front_end_target(config: ExperimentConfig, target: str = "onnx",
                           "stands on the pretrained speech embedding (features.kind = "
                           "\"embedding\"), whose graphs exist as ONNX only: export it with "
                           "--target onnx")
-    if config.features.kind == BIRD_KIND:
+    if config.features.kind == BIRD_KIND and (int8 or target != "onnx"):
         raise ExportError("this run stands on BirdNET's embedding (features.kind = "
-                          "\"birdnet\"), a LiteRT network under a non-commercial licence "
-                          "that bundles do not hold: evaluate it as a run, or let a "
-                          "network on it teach one that exports (train.teacher)")
+                          "\"birdnet\"), a float LiteRT network that its bundle runs beside "
+                          "the model, never inside a graph: export it with --target onnx "
+                          "and no --int8")
     if config.features.kind == "micro":
         raise ExportError("this run's front-end is the TFLite-Micro one (features.kind = "
                           "\"micro\"), computed beside the model on a device, never inside a "
@@ -228,7 +254,9 @@ def _log_quality(quality: dict) -> None:
 def _stage(staging: Path, graphs: BundleGraphs, classifier, record: dict) -> BundleMetadata:
     """Write every file of the bundle into ``staging``; the metadata, checked as a
     loader checks it, last, with the hash of the graph's bytes."""
-    (staging / "stream").mkdir(parents=True)
+    staging.mkdir(parents=True)
+    if graphs.stream is not None:
+        (staging / "stream").mkdir()
     if graphs.steppable and supports_streaming(classifier.model, classifier.frontend):
         record["stream"]["network"] = export_step(classifier, staging / STREAM_STEP,
                                                   record["stream"]["frames_per_window"])
@@ -237,28 +265,37 @@ def _stage(staging: Path, graphs: BundleGraphs, classifier, record: dict) -> Bun
     onnx.helper.set_model_props(graph, {GRAPH_HEADER_KEY: json.dumps(
         metadata.header_json(), separators=(",", ":"))})
     onnx.save(graph, str(staging / BUNDLE_MODEL))
+    metadata = replace(metadata, model_sha256=file_sha256(staging / BUNDLE_MODEL))
+    if metadata.stream is not None:
+        metadata = replace(metadata, stream=_stage_stream(staging, graphs, metadata.stream))
+    write_json(staging / BUNDLE_JSON, metadata.to_json())
+    return metadata
+
+
+def _stage_stream(staging: Path, graphs: BundleGraphs, stream: StreamMetadata
+                  ) -> StreamMetadata:
+    """The stream's graphs written, and their hashes in its record."""
     onnx.save(graphs.frames, str(staging / STREAM_FRAMES))
     onnx.save(graphs.window, str(staging / STREAM_WINDOW))
     if graphs.frames_step is not None:
         onnx.save(graphs.frames_step, str(staging / STREAM_FRAMES_STEP))
     stream_files = sorted(path.relative_to(staging).as_posix()
                           for path in (staging / "stream").glob("*.onnx"))
-    stream = replace(metadata.stream, files_sha256={name: file_sha256(staging / name)
-                                                    for name in stream_files})
-    metadata = replace(metadata, model_sha256=file_sha256(staging / BUNDLE_MODEL),
-                       stream=stream)
-    write_json(staging / BUNDLE_JSON, metadata.to_json())
-    return metadata
+    return replace(stream, files_sha256={name: file_sha256(staging / name)
+                                         for name in stream_files})
 
 
 def _macs(classifier: torch.nn.Module, window: int) -> int:
     """Multiply-accumulates of one window, front-end included (torch's FLOP counter / 2;
-    the pretrained embedding, outside torch, counted from its graph)."""
+    a pretrained embedding, outside torch, counted from its graph)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         classifier(torch.zeros(1, window))
-    outside = sliding_embedding.macs(window) if classifier.frontend.kind == EMBEDDING_KIND else 0
+    kind = classifier.frontend.kind
+    outside = (sliding_embedding.macs(window) if kind == EMBEDDING_KIND else
+               bird.network_macs() * classifier.frontend.count(window) if kind == BIRD_KIND
+               else 0)
     return int(counter.get_total_flops() // 2) + outside
 
 

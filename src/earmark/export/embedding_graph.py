@@ -37,7 +37,7 @@ STEP_CONTEXT_SAMPLES = embedding.MEL_WINDOW - embedding.MEL_HOP
 
 
 class _WindowHead(torch.nn.Module):
-    """A window of embedding columns ``(batch, 96, n)`` -> probabilities."""
+    """A window of embedding columns ``(batch, dimensions, n)`` -> probabilities."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
@@ -47,10 +47,11 @@ class _WindowHead(torch.nn.Module):
         return torch.softmax(self.model(frames.unsqueeze(1)), dim=-1)
 
 
-def export_head(model: torch.nn.Module, columns: int, path: Path) -> None:
-    """The model on a window of ``columns`` embedding columns, as ONNX (``frames`` ->
-    ``probabilities``)."""
-    example = torch.zeros(2, embedding.DIMENSIONS, columns)
+def export_head(model: torch.nn.Module, columns: int, path: Path,
+                dimensions: int = embedding.DIMENSIONS) -> None:
+    """The model on a window of ``columns`` embedding columns of ``dimensions`` numbers
+    (the speech embedding's, or BirdNET's), as ONNX (``frames`` -> ``probabilities``)."""
+    example = torch.zeros(2, dimensions, columns)
     export_module(_WindowHead(model), example, path, "frames", "probabilities",
                   dynamic_length=False)
 

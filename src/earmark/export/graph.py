@@ -24,6 +24,7 @@ import torch
 
 from earmark.export.tables import compact_frontend, shorten_names
 from earmark.frontend.module import FrontEnd
+from earmark.runtime.graph_input import GraphFeed
 
 
 class _Frames(torch.nn.Module):
@@ -174,8 +175,11 @@ def session(graph: onnx.ModelProto) -> onnxruntime.InferenceSession:
                                         providers=["CPUExecutionProvider"])
 
 
-def run_graph(graph: onnx.ModelProto, waveforms: np.ndarray, batch: int = 64) -> np.ndarray:
-    """The graph's probabilities for ``(windows, samples)`` waveforms, in batches."""
+def run_graph(graph: onnx.ModelProto, waveforms: np.ndarray, batch: int = 64,
+              feed: GraphFeed | None = None) -> np.ndarray:
+    """The graph's probabilities for ``(windows, samples)`` waveforms, in batches;
+    ``feed`` turns a batch into the graph's inputs (default: the waveform itself)."""
     runner = session(graph)
-    return np.concatenate([runner.run(None, {"waveform": waveforms[i:i + batch]})[0]
+    feed = feed or (lambda waveforms: {"waveform": waveforms})
+    return np.concatenate([runner.run(None, feed(waveforms[i:i + batch]))[0]
                            for i in range(0, len(waveforms), batch)])

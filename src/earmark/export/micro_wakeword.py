@@ -127,7 +127,7 @@ def streamable_model(config, classifier) -> CausalTCN:
     kind, model = config.features.kind, classifier.model
     if kind != "micro" or not isinstance(model, CausalTCN):
         elsewhere = {"embedding": "; this run exports with --target onnx",
-                     "birdnet": "; this run's BirdNET front-end goes in no bundle"}
+                     "birdnet": "; this run exports with --target onnx"}
         raise ExportError(
             f"--target micro exports a model of the micro front-end: features.kind = "
             f"\"micro\" and [model] name = \"tcn\" (this run: features.kind = {kind!r}, "

@@ -10,6 +10,7 @@ import torch
 
 from earmark.errors import EarmarkError
 from earmark.export.graph import run_graph
+from earmark.runtime.graph_input import GraphFeed
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,8 @@ class ExportError(EarmarkError):
     """The exported graph does not reproduce the trained model."""
 
 
-def check_parity(graph: onnx.ModelProto, classifier, waveforms: np.ndarray) -> dict:
+def check_parity(graph: onnx.ModelProto, classifier, waveforms: np.ndarray,
+                 feed: GraphFeed | None = None) -> dict:
     """onnxruntime vs torch on real windows: max abs difference and top-1 agreement.
 
     Raises
@@ -32,7 +34,7 @@ def check_parity(graph: onnx.ModelProto, classifier, waveforms: np.ndarray) -> d
         When they differ by more than :data:`PARITY_TOLERANCE`.
     """
     waveforms = waveforms[:PARITY_WINDOWS]
-    exported = run_graph(graph, waveforms)
+    exported = run_graph(graph, waveforms, feed=feed)
     with torch.no_grad():
         expected = np.concatenate([
             torch.softmax(classifier(torch.from_numpy(waveforms[i:i + 64])), dim=-1).numpy()
@@ -48,7 +50,8 @@ def check_parity(graph: onnx.ModelProto, classifier, waveforms: np.ndarray) -> d
     return {"windows": len(waveforms), "max_abs_diff": difference, "top1_agreement": agree}
 
 
-def graph_quality(graph: onnx.ModelProto, waveforms: np.ndarray, targets: np.ndarray) -> dict:
+def graph_quality(graph: onnx.ModelProto, waveforms: np.ndarray, targets: np.ndarray,
+                  feed: GraphFeed | None = None) -> dict:
     """Accuracy per window on ``(waveforms, targets)`` and the serialized size of ``graph``."""
-    accuracy = float((run_graph(graph, waveforms).argmax(1) == targets).mean())
+    accuracy = float((run_graph(graph, waveforms, feed=feed).argmax(1) == targets).mean())
     return {"accuracy": accuracy, "size_bytes": graph.ByteSize()}

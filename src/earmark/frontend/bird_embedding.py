@@ -19,7 +19,9 @@ The network reads 3 s at 48 kHz (144,000 samples, its own spectrogram
 inside); audio at the data's rate is resampled with soxr. Audio at 16 kHz
 fills only the lower third of BirdNET's 0-15 kHz bands, and the embedding
 still carries what tells sounds apart. It stays frozen: a model on top
-learns the classes.
+learns the classes. Training runs it through :mod:`earmark.frontend.bird_module`;
+a bundle's runtime through :mod:`earmark.runtime.graph_input` (no bundle holds
+BirdNET's file, only the model on its embedding).
 """
 
 from __future__ import annotations
@@ -98,6 +100,19 @@ def embedding_network() -> bytes:
     return write_model(tree)
 
 
+@functools.lru_cache(maxsize=1)
+def network_macs() -> int:
+    """Multiply-accumulates of one 3 s window through BirdNET (its convolutions and
+    fully connected layers, the species' classifier included: the network runs it),
+    with the shapes of a call (the file leaves the spectrogram's length dynamic)."""
+    from earmark.flatbuffer import multiply_adds, read_model
+
+    network = BirdEmbedding(NETWORK_RATE)
+    network(np.zeros((1, NETWORK_SAMPLES), np.float32))
+    tree, schema = read_model(model_file().read_bytes())
+    return multiply_adds(tree, schema, tree.subgraphs[0], network.tensor_shapes())
+
+
 class BirdEmbedding:
     """``(batch, samples)`` at ``sample_rate`` -> ``(batch, n, 1024)``, one embedding of
     3 s every second. Holds a LiteRT interpreter (not picklable: one a process)."""
@@ -128,6 +143,11 @@ class BirdEmbedding:
         embedded = [self._embed(np.stack(windows[start:start + CALL_WINDOWS]))
                     for start in range(0, len(windows), CALL_WINDOWS)]
         return np.concatenate(embedded).reshape(batch, count, DIMENSIONS)
+
+    def tensor_shapes(self) -> dict[int, list[int]]:
+        """Each tensor's shape in the last call (index -> shape)."""
+        return {d["index"]: [int(n) for n in d["shape"]]
+                for d in self._interpreter.get_tensor_details()}
 
     def _at_network_rate(self, waveforms: np.ndarray) -> np.ndarray:
         """The batch resampled to 48 kHz in one soxr call (the clips as its channels)."""

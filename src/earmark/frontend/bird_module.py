@@ -4,8 +4,10 @@
 ``(batch, samples)`` in, ``(batch, 1, 1024, n)`` out, one column for every
 3 s, a second apart. The embedding is frozen (computed in LiteRT), so a small
 model on top learns the classes from few recordings while the embedding brings
-what it learned from BirdNET's field recordings. A run on it trains, evaluates
-and teaches (``train.teacher``); bundles do not hold it (it is no ONNX graph).
+what it learned from BirdNET's field recordings. A run on it trains, evaluates,
+teaches (``train.teacher``) and exports: its bundle holds the model on the
+embedding, and the runtime runs BirdNET beside it
+(:mod:`earmark.runtime.graph_input`).
 """
 
 from __future__ import annotations

