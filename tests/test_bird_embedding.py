@@ -89,6 +89,18 @@ def test_a_clip_gets_the_same_embeddings_alone_and_in_a_batch(birdnet):
     np.testing.assert_allclose(many[-1], batch[0], atol=1e-5)
 
 
+def test_threads_sharing_the_network_get_their_own_numbers(birdnet):
+    """A served bundle is scored from several threads; the one interpreter takes turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    clips = [tone(3.0, pitch)[None] for pitch in (300.0, 500.0, 700.0, 900.0)]
+    alone = [birdnet(clip) for clip in clips]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(birdnet, clips * 3))
+    for index, embedding in enumerate(together):
+        np.testing.assert_allclose(embedding, alone[index % 4], atol=1e-5)
+
+
 def test_audio_at_other_rates_is_heard_as_the_same_sound(birdnet):
     at_16k = birdnet(tone(3.0, 440.0)[None])[0, 0]
     at_48k = bird.BirdEmbedding(48000, threads=1)(tone(3.0, 440.0, rate=48000)[None])[0, 0]

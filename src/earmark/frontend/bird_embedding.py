@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +116,8 @@ def network_macs() -> int:
 
 class BirdEmbedding:
     """``(batch, samples)`` at ``sample_rate`` -> ``(batch, n, 1024)``, one embedding of
-    3 s every second. Holds a LiteRT interpreter (not picklable: one a process)."""
+    3 s every second. Holds a LiteRT interpreter (not picklable: one a process; threads
+    take turns on it)."""
 
     def __init__(self, sample_rate: int, threads: int = 1):
         try:
@@ -128,6 +130,7 @@ class BirdEmbedding:
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = 0
+        self._lock = threading.Lock()     # one interpreter: calls from threads take turns
 
     def __call__(self, waveforms: np.ndarray) -> np.ndarray:
         waveforms = np.asarray(waveforms, dtype=np.float32)
@@ -140,8 +143,9 @@ class BirdEmbedding:
         hop = hop_samples(NETWORK_RATE)
         windows = [self._fitted(w[i * hop:i * hop + NETWORK_SAMPLES])
                    for w in at_48k for i in range(count)]
-        embedded = [self._embed(np.stack(windows[start:start + CALL_WINDOWS]))
-                    for start in range(0, len(windows), CALL_WINDOWS)]
+        with self._lock:
+            embedded = [self._embed(np.stack(windows[start:start + CALL_WINDOWS]))
+                        for start in range(0, len(windows), CALL_WINDOWS)]
         return np.concatenate(embedded).reshape(batch, count, DIMENSIONS)
 
     def tensor_shapes(self) -> dict[int, list[int]]:
