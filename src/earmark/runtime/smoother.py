@@ -170,6 +170,17 @@ class SmootherConfig:
         check_smoother_settings(vars(self))
 
 
+def stored_settings(detection: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The :class:`SmootherConfig` fields a bundle's ``detection`` stores (``earmark.json``,
+    written by a calibration or, for a bundle that streams whole windows, by its export)."""
+    stored = {key: value for key, value in (detection or {}).items()
+              if key in ("average_window_ms", "detection_threshold", "suppression_ms",
+                         "minimum_count")}
+    if "minimum_count" in stored:
+        stored["minimum_count"] = int(stored["minimum_count"])
+    return stored
+
+
 def check_smoother_settings(settings: Mapping[str, Any],
                             names: Mapping[str, str] | None = None) -> None:
     """Check the numbers of a :class:`SmootherConfig` (through :mod:`earmark.input_limits`).
