@@ -105,10 +105,7 @@ def export_run(run_dir: str | Path, out: str | Path, int8: bool = False,
             graphs = _frontend_graphs(config, classifier, windows, calibration_windows,
                                       scratch, int8)
         _log_quality(graphs.quality)
-        record = _metadata(config, labels, run, window, graphs.parity, graphs.quality, int8)
-        record["input"] = graphs.input
-        if graphs.input != MODEL_INPUT:
-            record["detection"] = whole_window_detection(config)
+        record = _metadata(config, labels, run, window, graphs, int8)
         record.update(parameters=count_parameters(classifier),
                       macs_per_window=_macs(classifier, window),
                       stream=graphs.stream)
@@ -311,23 +308,25 @@ def _macs(classifier: torch.nn.Module, window: int) -> int:
 
 
 def _metadata(config: ExperimentConfig, labels: list[str], run: RunFolder, window: int,
-              parity: dict, quality: dict, int8: bool) -> dict:
+              graphs: BundleGraphs, int8: bool) -> dict:
     summary = run.read_summary()
     settings = to_dict(config)
+    whole_windows = graphs.input != MODEL_INPUT     # a pretrained network runs beside
     return {
         "format": FORMAT_NAME, "format_version": CURRENT_FORMAT_VERSION,
         "earmark_version": __version__,
         "labels": labels, "sample_rate": config.data.sample_rate,
         "window_samples": window, "hop_samples": window_hop_samples(config),
-        "aggregate": config.data.aggregate, "input": "waveform", "output": "probabilities",
+        "aggregate": config.data.aggregate, "input": graphs.input, "output": "probabilities",
         "quantization": INT8_DESCRIPTION if int8 else "none",
         "features": settings["features"], "model": settings["model"],
         "augment": settings["augment"], "train": settings["train"],
         "data": {k: settings["data"][k] for k in ("sample_rate", "clip_seconds", "hop_seconds",
                                                   "aggregate", "split", "group_pattern")},
         "metrics": {k: v for k, v in summary.items() if k.startswith("validation")},
-        "export_quality": quality,
-        "parity": parity,
+        "export_quality": graphs.quality,
+        "parity": graphs.parity,
+        **({"detection": whole_window_detection(config)} if whole_windows else {}),
     }
 
 

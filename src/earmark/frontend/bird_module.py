@@ -16,24 +16,14 @@ import numpy as np
 import torch
 
 from earmark.config import FeatureConfig
-from earmark.errors import ConfigError
 from earmark.frontend import bird_embedding as bird
-from earmark.frontend.outside import OutsideFrontEnd
+from earmark.frontend.outside import OutsideFrontEnd, refuse_own_settings
 
 KIND = bird.KIND
-#: The settings of earmark's own front-ends, which the fixed embedding has no use for.
-_UNUSED = ("window_ms", "hop_ms", "n_fft", "n_mels", "n_mfcc", "fmin", "fmax", "deltas",
-           "delta_width", "center", "log_floor", "top_db", "mean_normalize")
-
-
 def check_bird(config: FeatureConfig) -> None:
     """Refuse settings the fixed embedding cannot honour, saying what it computes."""
-    defaults = FeatureConfig()
-    given = [key for key in _UNUSED if getattr(config, key) != getattr(defaults, key)]
-    if given:
-        raise ConfigError(f"features.kind = \"birdnet\" takes no {', '.join(given)}: BirdNET "
-                          "computes 1,024 numbers for every 3 s from its own spectrogram; "
-                          "leave them out")
+    refuse_own_settings(config, "BirdNET computes 1,024 numbers for every 3 s from its own "
+                                "spectrogram")
 
 
 class BirdFrontEnd(OutsideFrontEnd):

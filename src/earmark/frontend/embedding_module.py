@@ -18,12 +18,9 @@ from earmark.config import FeatureConfig
 from earmark.errors import ConfigError
 from earmark.frontend import sliding_embedding as sliding
 from earmark.frontend import speech_embedding as embedding
-from earmark.frontend.outside import OutsideFrontEnd
+from earmark.frontend.outside import OutsideFrontEnd, refuse_own_settings
 
 KIND = embedding.KIND
-#: The settings of earmark's own front-ends, which the fixed embedding has no use for.
-_UNUSED = ("window_ms", "hop_ms", "n_fft", "n_mels", "n_mfcc", "fmin", "fmax", "deltas",
-           "delta_width", "center", "log_floor", "top_db", "mean_normalize")
 
 
 def check_embedding(config: FeatureConfig, sample_rate: int) -> None:
@@ -33,11 +30,7 @@ def check_embedding(config: FeatureConfig, sample_rate: int) -> None:
     if sample_rate != embedding.SAMPLE_RATE:
         raise ConfigError(f"features.kind = \"embedding\" needs data.sample_rate = 16000 "
                           f"(got {sample_rate}): {fixed}")
-    defaults = FeatureConfig()
-    given = [key for key in _UNUSED if getattr(config, key) != getattr(defaults, key)]
-    if given:
-        raise ConfigError(f"features.kind = \"embedding\" takes no {', '.join(given)}: "
-                          f"{fixed}; leave them out")
+    refuse_own_settings(config, fixed)
 
 
 @functools.lru_cache(maxsize=2)

@@ -19,6 +19,21 @@ from earmark.config import FeatureConfig
 from earmark.errors import ConfigError
 
 
+#: The settings of earmark's own front-ends, which a fixed pretrained network has no use for.
+OWN_SETTINGS = ("window_ms", "hop_ms", "n_fft", "n_mels", "n_mfcc", "fmin", "fmax", "deltas",
+                "delta_width", "center", "log_floor", "top_db", "mean_normalize")
+
+
+def refuse_own_settings(config: FeatureConfig, fixed: str) -> None:
+    """ConfigError naming the :data:`OWN_SETTINGS` that ``config`` sets, when a pretrained
+    network (``fixed`` says what it computes) stands in for earmark's front-end."""
+    defaults = FeatureConfig()
+    given = [key for key in OWN_SETTINGS if getattr(config, key) != getattr(defaults, key)]
+    if given:
+        raise ConfigError(f"features.kind = \"{config.kind}\" takes no {', '.join(given)}: "
+                          f"{fixed}; leave them out")
+
+
 class OutsideFrontEnd(torch.nn.Module):
     """``(batch, samples)`` -> ``(batch, 1, bands, frames)`` computed in numpy."""
 
