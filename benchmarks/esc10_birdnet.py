@@ -7,7 +7,8 @@ mean of their sounding 3 s windows). In the same run, on the same folds,
 trained on the same training and validation clips:
 
 - BirdNET's embedding without earmark's training: each clip's mean embedding
-  (over its sounding windows), a logistic regression;
+  (over its sounding windows), a logistic regression; with the config's views
+  (``features.playback_rates``), and with the window as recorded only;
 - no pretrained network: the mean and spread of each clip's 64 log-mel bands, a
   logistic regression (as benchmarks/esc10_cv.py's reference, on whole clips).
 
@@ -16,8 +17,8 @@ LiteRT, no torch) judges the test clips. Prints per fold and mean +/- standard
 deviation, the ratios, the bundle's size and latency per window, and BirdNET's
 time per 3 s window on this machine. Needs ``pip install 'earmark[birdnet]'``.
 
-    python benchmarks/esc10_birdnet.py                          # about 15 minutes on 2 cores
-    python benchmarks/esc10_birdnet.py --runs runs/esc10-bird-f # reuse runs trained with the CLI
+    python benchmarks/esc10_birdnet.py                          # about 40 minutes on 2 cores
+    python benchmarks/esc10_birdnet.py --runs runs/esc10-bird-cv/fold  # reuse `earmark crossval` runs
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 
 from earmark import audio
-from earmark.config import FeatureConfig
+from earmark.config import FeatureConfig, load_config
 from earmark.data.manifest import from_csv
 from earmark.export import export_run
 from earmark.frontend import bird_embedding as bird
@@ -71,7 +72,11 @@ def reference_accuracies(run: Path, birdnet: bird.BirdEmbedding) -> dict[str, fl
     labels = RunFolder(run).read_labels()
     frontend = FrontEnd(FeatureConfig(kind="logmel", n_mels=64, fmin=50.0, fmax=8000.0), RATE)
     clips = {r.path: audio.load(r.path, RATE) for r in manifest}
-    features = {"BirdNET mean + logistic regression": lambda c: clip_embedding(birdnet, c),
+    views = bird.BirdEmbedding(RATE, max(1, torch.get_num_threads()), tuple(
+        load_config(CONFIG).features.playback_rates))
+    features = {"BirdNET mean + logistic regression": lambda c: clip_embedding(views, c),
+                "BirdNET as recorded only, mean + logistic regression":
+                    lambda c: clip_embedding(birdnet, c),
                 "log-mel statistics + logistic regression":
                     lambda c: log_mel_statistics(frontend, c)}
     train_rows = [r for r in manifest if r.split in ("train", "validation")]

@@ -11,7 +11,7 @@ import soundfile
 import torch
 
 from earmark.config import FeatureConfig, from_dict
-from earmark.errors import AudioError, ConfigError
+from earmark.errors import AudioError, ConfigError, DataError
 from earmark.export import export_run
 from earmark.export.micro_wakeword import export_micro
 from earmark.export.parity import ExportError
@@ -20,6 +20,7 @@ from earmark.frontend.bird_module import BirdFrontEnd
 from earmark.network import load_trained
 from earmark.runtime import Classifier, load_bundle
 from earmark.calibrate import stream_settings
+from earmark.runtime.footprint import footprint
 from earmark.runtime.hear import front_end_of
 from earmark.runtime.stream import StreamEngine
 
@@ -55,6 +56,19 @@ def test_a_missing_or_damaged_network_says_how_to_install_it(monkeypatch, tmp_pa
 def test_the_front_end_refuses_settings_it_cannot_honour():
     with pytest.raises(ConfigError, match="takes no n_mels, deltas"):
         BirdFrontEnd(FeatureConfig(kind="birdnet", n_mels=32, deltas=1), RATE)
+
+
+def test_playback_rates_out_of_range_are_refused_naming_the_setting():
+    too_many = [1.0 + i / 8 for i in range(9)]
+    for rates in ([], [0.5], [1.0, 1.0], [5.0], ["fast"], [float("nan")], too_many, 2.0):
+        with pytest.raises(ConfigError, match=r"playback_rates.*1 to 8 different"):
+            bird.check_playback_rates(rates)
+    assert bird.check_playback_rates([1, 1.5, 3]) == (1.0, 1.5, 3.0)
+    views = FeatureConfig(kind="birdnet", playback_rates=[1.0, 2.0])
+    assert BirdFrontEnd(views, RATE).bands == 2 * bird.DIMENSIONS
+    with pytest.raises(ConfigError, match="playback_rates are the views BirdNET hears"):
+        from_dict({"data": {"root": "x"}, "features": {"kind": "logmel",
+                                                      "playback_rates": [1.0, 2.0]}})
 
 
 def tone(seconds: float, pitch: float, rate: int = RATE, level: float = 0.2) -> np.ndarray:
@@ -111,6 +125,20 @@ def test_audio_at_other_rates_is_heard_as_the_same_sound(birdnet):
     assert cosine(at_16k, other) < cosine(at_16k, at_48k) - 0.1
 
 
+def test_a_view_played_faster_is_the_same_sound_an_octave_up(birdnet):
+    views = bird.BirdEmbedding(RATE, threads=1, playback_rates=(1.0, 2.0))
+    clips = np.stack([tone(4.0, 440.0), noise(4.0, 1)])
+    both = views(clips)
+    assert both.shape == (2, 2, 2 * bird.DIMENSIONS)
+    np.testing.assert_allclose(both[..., :bird.DIMENSIONS], birdnet(clips), atol=1e-5)
+    doubled = views(tone(3.0, 440.0)[None])[0, 0, bird.DIMENSIONS:]
+    octave_up = birdnet(tone(3.0, 880.0)[None])[0, 0]
+    assert cosine(doubled, octave_up) > 0.9
+    for other in (440.0, 1760.0):
+        elsewhere = birdnet(tone(3.0, other)[None])[0, 0]
+        assert cosine(doubled, elsewhere) < cosine(doubled, octave_up) - 0.1
+
+
 def test_too_short_empty_or_damaged_audio_and_absurd_rates(birdnet):
     assert birdnet(np.zeros((2, RATE), np.float32)).shape == (2, 0, bird.DIMENSIONS)
     assert birdnet(np.zeros((0, 4 * RATE), np.float32)).shape == (0, 2, bird.DIMENSIONS)
@@ -148,7 +176,7 @@ def bird_run(birdnet, tmp_path_factory) -> Path:
         "data": {"root": str(write_sounds(base / "sounds")), "sample_rate": RATE,
                  "clip_seconds": 3.0, "hop_seconds": 1.0, "ratios": [0.5, 0.17, 0.33],
                  "cache_dir": str(base / "cache")},
-        "features": {"kind": "birdnet"},
+        "features": {"kind": "birdnet", "playback_rates": [1.0, 2.0]},
         "model": {"name": "embedding_mlp", "layers": 1, "hidden": 16, "column_width": 8},
         "train": {"epochs": 6, "batch_size": 4, "learning_rate": 0.01, "threads": 1,
                   "feature_copies": 2}})
@@ -187,6 +215,14 @@ def test_a_run_on_it_learns_and_exports_a_bundle_that_runs_birdnet_beside_it(bir
     assert results[-1].top_label == "tone"
     with pytest.raises(ConfigError, match="BirdNET.*no front-end to play back"):
         front_end_of(bundle.metadata)
+    figures = footprint(tmp_path / "bundle", runs=2, stream_seconds=4.0)
+    assert figures["macs_per_window"] == record["macs_per_window"]
+    assert figures["peak_memory_kib"] > 0 and figures["stream_cpu_seconds_per_hour"] > 0
+    # The views are part of the bundle: without them its model cannot be fed.
+    record["features"]["playback_rates"] = [1.0]
+    (tmp_path / "bundle" / "earmark.json").write_text(json.dumps(record))
+    with pytest.raises(DataError, match="playback_rates give columns of 1024.*takes 2048"):
+        load_bundle(tmp_path / "bundle")
 
 
 @pytest.mark.slow

@@ -79,6 +79,9 @@ class FeatureConfig:
     log_floor: float = 1e-6        #: power floor before 10*log10 (-60 dB)
     top_db: float = 0.0            #: > 0: dB relative to the loudest bin, floored this far below
     mean_normalize: bool = False   #: subtract each band's mean over the window's active frames
+    #: birdnet only: BirdNET hears each window at these playback rates (1: as recorded, 2:
+    #: twice as fast, an octave up), the embeddings side by side
+    playback_rates: list[float] = field(default_factory=lambda: [1.0])
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> FeatureConfig:
@@ -321,6 +324,10 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
                           f"{1 / data.sample_rate:.2g} s")
     if config.features.deltas not in (0, 1, 2):
         raise ConfigError(f"{source}: features.deltas must be 0, 1 or 2")
+    if config.features.kind != "birdnet" and list(config.features.playback_rates) != [1.0]:
+        raise ConfigError(f"{source}: features.playback_rates are the views BirdNET hears "
+                          f"(features.kind = \"birdnet\"); features.kind = "
+                          f"\"{config.features.kind}\" takes none: leave it out")
     if config.features.delta_width < 3 or config.features.delta_width % 2 == 0:
         raise ConfigError(f"{source}: features.delta_width must be odd and >= 3")
     _check_train(config.train, source)

@@ -179,10 +179,11 @@ def _bird_graphs(classifier, windows: ExportWindows, window: int, sample_rate: i
                  scratch: Path) -> BundleGraphs:
     """The model on BirdNET's embedding, fed by BirdNET beside it (no bundle holds BirdNET:
     the runtime runs the installed file); the stream recomputes whole windows."""
-    export_head(classifier.model, classifier.frontend.frames_for(window),
-                scratch / "head.onnx", dimensions=bird.DIMENSIONS)
+    frontend = classifier.frontend
+    export_head(classifier.model, frontend.frames_for(window), scratch / "head.onnx",
+                dimensions=frontend.bands)
     graph = onnx.load(str(scratch / "head.onnx"))
-    feed = graph_feed(BIRDNET_INPUT, sample_rate)
+    feed = graph_feed(BIRDNET_INPUT, sample_rate, playback_rates=frontend.playback_rates)
     parity = check_parity(graph, classifier, windows.validation, feed)
     quality = {"float32": graph_quality(graph, windows.validation, windows.validation_targets,
                                         feed)}
@@ -302,7 +303,8 @@ def _macs(classifier: torch.nn.Module, window: int) -> int:
         classifier(torch.zeros(1, window))
     kind = classifier.frontend.kind
     outside = (sliding_embedding.macs(window) if kind == EMBEDDING_KIND else
-               bird.network_macs() * classifier.frontend.count(window) if kind == BIRD_KIND
+               bird.network_macs() * classifier.frontend.count(window)
+               * len(classifier.frontend.playback_rates) if kind == BIRD_KIND
                else 0)
     return int(counter.get_total_flops() // 2) + outside
 

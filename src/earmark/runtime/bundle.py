@@ -20,8 +20,9 @@ import onnxruntime
 
 from earmark.errors import DataError
 from earmark.input_limits import check_threads
-from earmark.runtime.graph_input import (GraphFeed, graph_columns, graph_feed,
-                                         graph_input_name)
+from earmark.runtime.graph_input import (GraphFeed, graph_columns, graph_dimensions,
+                                         graph_feed, graph_input_name,
+                                         features_playback_rates)
 from earmark.runtime.metadata import (
     BUNDLE_JSON,
     BUNDLE_MODEL,
@@ -132,7 +133,8 @@ def load_bundle(path: str | os.PathLike, threads: int = 0) -> Bundle:
     else:
         raise DataError(f"{path}: no {BUNDLE_JSON} and no earmark header in {BUNDLE_MODEL}; "
                         "re-export the bundle with `earmark export`")
-    feed = graph_feed(metadata.input, metadata.sample_rate, threads)
+    feed = graph_feed(metadata.input, metadata.sample_rate, threads,
+                      features_playback_rates(metadata.features))
     _check_graph(metadata, session, feed, json_path, model_path)
     return Bundle(model_path.parent if path.is_dir() else model_path, metadata, session, feed)
 
@@ -201,6 +203,11 @@ def _check_graph(metadata: BundleMetadata, session: onnxruntime.InferenceSession
         raise DataError(f"{source}: a window of {metadata.window_samples} samples gives "
                         f"{columns} columns of {metadata.input} but {model_path.name} takes "
                         f"{length}; {_WHOLE_FOLDER}")
+    dimensions = graph_dimensions(metadata.input, metadata.features)
+    if dimensions is not None and inputs[0].shape[1] != dimensions:
+        raise DataError(f"{source}: its features.playback_rates give columns of {dimensions} "
+                        f"numbers but {model_path.name} takes {inputs[0].shape[1]}; "
+                        f"{_WHOLE_FOLDER}")
     classes = _output_classes(metadata, session, feed, model_path)
     if classes != len(metadata.labels):
         raise DataError(f"{source}: field 'labels' lists {len(metadata.labels)} labels but "

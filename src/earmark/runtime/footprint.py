@@ -60,7 +60,7 @@ def footprint(path: str | os.PathLike, runs: int = 200,
     window = np.random.default_rng(0).standard_normal((1, bundle.window_samples)) \
         .astype(np.float32) * 0.1
     timings = call_milliseconds(lambda: bundle.predict_proba(window), runs)
-    memory = _peak_memory(model_path)
+    memory = _peak_memory(bundle.path)       # as given: a folder loads its earmark.json too
     return {
         "bundle": str(bundle.path),
         "quantization": bundle.metadata.quantization,
@@ -125,8 +125,8 @@ def count_constants(model_path: Path) -> int | None:
     return int(sum(np.prod(numpy_helper.to_array(t).shape) for t in model.graph.initializer))
 
 
-def _peak_memory(model_path: Path) -> dict:
-    result = subprocess.run([sys.executable, "-c", _PEAK_MEMORY_PROBE, str(model_path)],
+def _peak_memory(bundle_path: Path) -> dict:
+    result = subprocess.run([sys.executable, "-c", _PEAK_MEMORY_PROBE, str(bundle_path)],
                             capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
