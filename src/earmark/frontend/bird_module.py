@@ -2,12 +2,12 @@
 
 :class:`BirdFrontEnd` (an :class:`~earmark.frontend.outside.OutsideFrontEnd`):
 ``(batch, samples)`` in, ``(batch, 1, 1024 * views, n)`` out, one column for
-every 3 s, a second apart (a view for each of ``features.playback_rates``). The embedding is frozen (computed in LiteRT), so a small
-model on top learns the classes from few recordings while the embedding brings
-what it learned from BirdNET's field recordings. A run on it trains, evaluates,
-teaches (``train.teacher``) and exports: its bundle holds the model on the
-embedding, and the runtime runs BirdNET beside it
-(:mod:`earmark.runtime.graph_input`).
+every 3 s, a second apart (a view for each of ``features.playback_rates``). The
+embedding is frozen (computed in LiteRT), so a small model on top learns the
+classes from few recordings while the embedding brings what it learned from
+BirdNET's field recordings. A run on it trains, evaluates, teaches
+(``train.teacher``) and exports: its bundle holds the model on the embedding,
+and the runtime runs BirdNET beside it (:mod:`earmark.runtime.graph_input`).
 """
 
 from __future__ import annotations
