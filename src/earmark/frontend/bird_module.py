@@ -22,12 +22,11 @@ from earmark.frontend.outside import OutsideFrontEnd, refuse_own_settings
 KIND = bird.KIND
 
 
-def check_bird(config: FeatureConfig) -> tuple[float, ...]:
-    """Refuse settings the fixed embedding cannot honour, saying what it computes; the
-    playback rates as numbers."""
+def check_bird(config: FeatureConfig) -> None:
+    """Refuse settings the fixed embedding cannot honour, saying what it computes."""
     refuse_own_settings(config, "BirdNET computes 1,024 numbers for every 3 s from its own "
                                 "spectrogram")
-    return bird.check_playback_rates(config.playback_rates)
+    bird.check_playback_rates(config.playback_rates)
 
 
 class BirdFrontEnd(OutsideFrontEnd):
@@ -38,7 +37,7 @@ class BirdFrontEnd(OutsideFrontEnd):
 
     def __init__(self, config: FeatureConfig, sample_rate: int):
         super().__init__(config, sample_rate)
-        self.playback_rates = check_bird(config)
+        self.playback_rates = tuple(map(float, config.playback_rates))    # checked above
         self.bands = bird.DIMENSIONS * len(self.playback_rates)
         self.window_length = bird.window_samples(self.sample_rate)
         self.hop_length = bird.hop_samples(self.sample_rate)
