@@ -21,7 +21,8 @@ def _one_thread():
 SHAPES = [(1, 40, 98), (2, 32, 64), (1, 16, 16)]
 #: The causal TCN reads the micro front-end: one channel, at least its receptive field;
 #: the embedding head the speech embedding's 96 numbers a column.
-OWN_SHAPES = {"tcn": [(1, 40, 98), (1, 40, 150)], "embedding_mlp": [(1, 96, 16), (1, 96, 3)]}
+OWN_SHAPES = {"tcn": [(1, 40, 98), (1, 40, 150)], "embedding_mlp": [(1, 96, 16), (1, 96, 3)],
+              "embedding_linear": [(1, 96, 16), (1, 4096, 1)]}
 CASES = [(name, shape) for name in available_models()
          for shape in OWN_SHAPES.get(name, SHAPES)]
 
@@ -169,3 +170,25 @@ def test_a_few_steps_overfit_a_tiny_batch(name):
 def test_too_small_input_for_the_poolings_is_a_config_error(name):
     with pytest.raises(ConfigError, match="at least 16 bands"):
         build_model(name, (1, 10, 49), 3)
+
+
+def test_the_linear_probe_judges_with_the_training_windows_mean_and_spread():
+    torch.manual_seed(0)
+    probe = build_model("embedding_linear", (1, 8, 2), 3).train()
+    centre, spread = torch.linspace(-5, 5, 16), torch.linspace(0.5, 4, 16)
+    batches = [centre + spread * torch.randn(32, 16) for _ in range(40)]
+    with torch.no_grad():
+        for batch in batches:
+            probe(batch.view(32, 1, 8, 2))
+        probe(torch.full((1, 1, 8, 2), 1e6))     # a last batch of one: no statistics of its own
+        seen = torch.cat(batches)
+        standardised = probe.eval().standardise(seen)
+    torch.testing.assert_close(standardised.mean(0), torch.zeros(16), atol=0.02, rtol=0)
+    torch.testing.assert_close(standardised.std(0), torch.ones(16), atol=0.02, rtol=0)
+
+
+def test_the_linear_probe_takes_one_channel_and_a_dropout_below_one():
+    with pytest.raises(ConfigError, match="one feature channel"):
+        build_model("embedding_linear", (2, 96, 16), 3)
+    with pytest.raises(ConfigError, match="dropout = 1.0"):
+        build_model("embedding_linear", (1, 96, 16), 3, dropout=1.0)

@@ -61,6 +61,18 @@ def check_model_options(name: str, options: dict) -> None:
                           f"its options are {sorted(accepted)}")
 
 
+def describe_model(name: str) -> tuple[str, dict[str, object]]:
+    """Model ``name``'s summary (its module's first paragraph) and its ``[model]`` options
+    with their defaults."""
+    cls = _REGISTRY[name]
+    doc = inspect.getmodule(cls).__doc__ or ""
+    summary = " ".join(doc.strip().split("\n\n")[0].split()).replace("``", "`")
+    options = {key: parameter.default
+               for key, parameter in inspect.signature(cls.__init__).parameters.items()
+               if key not in ("self", "input_shape", "n_classes")}
+    return summary, options
+
+
 def check_poolable(name: str, input_shape: tuple[int, int, int], halvings: int) -> None:
     """Raise ConfigError when ``halvings`` 2x poolings would shrink the input to nothing."""
     _, bands, frames = input_shape
@@ -76,4 +88,5 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 # Importing the modules registers their models.
-from earmark.models import clip_cnn, dscnn, embedding_head, spectrogram_cnn, tcn  # noqa: E402,F401
+from earmark.models import (  # noqa: E402,F401
+    clip_cnn, dscnn, embedding_head, embedding_linear, spectrogram_cnn, tcn)
