@@ -91,6 +91,27 @@ def test_models_lists_the_architectures(capsys):
     assert "dscnn" in names and "clip_cnn" in names
 
 
+def test_models_gives_each_architecture_a_summary_and_its_options(capsys):
+    assert run(["models"]) == 0
+    text = capsys.readouterr().out
+    linear = text.split("embedding_linear\n")[1].split("\n")[:2]
+    assert "linear probe" in linear[0]
+    assert linear[1].strip() == "[model] options: dropout = 0.0"
+    assert 'time_padding = "same"' in text and "kernel = [10, 4]" in text   # as TOML writes
+
+
+def test_a_reader_that_leaves_early_stops_the_output_quietly(monkeypatch):
+    class LeftReader:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr("sys.stdout", LeftReader())
+    assert run(["models"]) == 141
+
+
 def test_manifest_writes_a_csv_matching_the_folder(class_folder, tmp_path, capsys):
     out = tmp_path / "x.csv"
     assert run(["manifest", str(class_folder), "--out", str(out)]) == 0

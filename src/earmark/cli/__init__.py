@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from earmark import __version__
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     except EarmarkError as error:
         print(f"earmark: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:     # `earmark ... | head`: the reader left, so stop quietly
+        _silence_stdout()
+        return 141
     except OSError as error:
         if args.verbose or error.filename is None:
             raise               # a fault of earmark's, or --verbose: the whole traceback
@@ -43,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("earmark: interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that flushing it on exit does not raise again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):     # stdout is no real file
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:

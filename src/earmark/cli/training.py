@@ -262,8 +262,12 @@ def _add_models(commands) -> None:
 
 
 def _models(args) -> int:
-    from earmark.models import available_models
+    from earmark.models import available_models, describe_model
 
     for name in available_models():
-        print(name)
+        summary, options = describe_model(name)
+        print(f"{name}\n    {summary}")
+        if options:
+            print("    [model] options: " + ", ".join(f"{key} = {json.dumps(value)}"
+                                                      for key, value in options.items()))
     return 0
