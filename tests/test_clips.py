@@ -57,6 +57,11 @@ def test_validation_from_training_groups_keeps_groups_whole():
     for label in ("a", "b"):
         assert any(r.split == "validation" and r.label == label for r in split)
         assert any(r.split == "train" and r.label == label for r in split)
+    # a validation share of 0 (data.ratios = [1, 0, 0]) trains on every training group
+    folded = split_by_fold(Manifest(rows), 3, 1, validation_fold=False)
+    kept = validation_from_training_groups(folded, 0.0)
+    assert [r.split for r in kept] == [r.split for r in folded]
+    assert {r.split for r in kept} == {"train", "test"}
 
 
 def write_pieces(root, classes=("dog", "rain"), folds=(1, 2, 3), clips=2, rate=8000):

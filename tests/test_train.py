@@ -168,3 +168,14 @@ def test_a_first_epoch_without_a_finite_loss_is_still_kept():
     from earmark.train import TrainState
 
     assert TrainState().improves(0.5, float("nan"), "loss")
+
+
+@pytest.mark.parametrize("select, level", [("accuracy", "WARNING"), ("loss", "WARNING"),
+                                           ("last", "INFO")])
+def test_no_validation_split_warns_only_when_an_epoch_is_to_be_chosen(select, level, caplog):
+    from earmark.train import _say_validation_is_training
+
+    with caplog.at_level("INFO", logger="earmark"):
+        _say_validation_is_training(select)
+    assert [record.levelname for record in caplog.records] == [level]
+    assert "training recordings" in caplog.text

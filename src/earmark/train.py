@@ -254,9 +254,7 @@ def _epoch_context(config: ExperimentConfig, dataset: Dataset, device: torch.dev
     if not train_indices:
         raise DataError("the train split is empty; check data.split and data.ratios")
     if not dataset.indices("validation"):
-        logger.warning("the validation split is empty: epochs are judged, and the best one "
-                       "chosen, on the training recordings themselves (the validation "
-                       "figures are training figures); give data.ratios a validation share")
+        _say_validation_is_training(config.train.select_epoch)
     torch.manual_seed(config.train.seed)
     classifier = build_classifier(config, len(dataset.labels)).to(device)
     model = None
@@ -298,6 +296,18 @@ def _keep_features(context: EpochContext) -> None:
             OnceComputedFrontEnd(classifier.frontend), classifier.model)
         logger.info("features of %d augmented passes over the training windows are kept and "
                     "reused from epoch %d on", copies, copies + 1)
+
+
+def _say_validation_is_training(select_epoch: str) -> None:
+    """No validation split: a warning when an epoch is to be chosen on it, a note when the
+    last one is kept anyway."""
+    if select_epoch == "last":
+        logger.info("no validation split: the last epoch is kept, and the validation "
+                    "figures are the training recordings'")
+        return
+    logger.warning("the validation split is empty: epochs are judged, and the best one "
+                   "chosen, on the training recordings themselves (the validation "
+                   "figures are training figures); give data.ratios a validation share")
 
 
 def _log_start(context: EpochContext) -> None:

@@ -241,9 +241,9 @@ def leaked_groups(manifest: Manifest) -> list[str]:
 
 def validation_from_training_groups(manifest: Manifest, share: float,
                                      seed: int = 0) -> Manifest:
-    """Move a random ``share`` of the training groups (at least one, never all) to
-    validation: validation stays disjoint from training, and every fold but the test
-    fold still trains. When each group holds one class (a sound's source), the share is
+    """Move a random ``share`` of the training groups (at least one unless the share is
+    0, never all) to validation: validation stays disjoint from training, and every
+    fold but the test fold still trains. When each group holds one class (a sound's source), the share is
     drawn per class; when groups hold several (a speaker saying many words), from all
     the groups at once, so that moving a speaker for one word does not add up over the
     words."""
@@ -264,9 +264,9 @@ def validation_from_training_groups(manifest: Manifest, share: float,
 
 
 def _draw(groups: set[str], share: float, rng: random.Random) -> set[str]:
-    """``share`` of ``groups`` (at least one, never all of them)."""
+    """``share`` of ``groups`` (none for a share of 0, else at least one, never all)."""
     ordered = sorted(groups)
-    if len(ordered) < 2:
+    if len(ordered) < 2 or share <= 0:
         return set()
     return set(rng.sample(ordered, min(len(ordered) - 1, max(1, round(len(ordered) * share)))))
 
