@@ -1,8 +1,8 @@
 """ESC-10 on BirdNET's embedding, cross-validated per clip, against simpler models.
 
 For each fold present in ../shared/data/esc10_pieces (1, 2, 3, 5): trains
-configs/esc10_birdnet.toml with that fold as test (validation: 15% of the
-training sources) and reads its accuracy on the test clips (5 s, judged by the
+configs/esc10_birdnet.toml with that fold as test (every training clip
+trains) and reads its accuracy on the test clips (5 s, judged by the
 mean of their sounding 3 s windows). In the same run, on the same folds,
 trained on the same training and validation clips:
 
