@@ -160,3 +160,22 @@ def test_a_damaged_windows_file_is_named(trained_run, tmp_path):
     (damaged / "export_windows.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="export_windows.npz"):
         export_run(damaged, tmp_path / "bundle", progress=False)
+
+
+def test_a_linear_probe_trained_without_validation_exports_and_judges_as_the_run(tmp_path):
+    """embedding_linear on log-mel columns, every training recording trains (a validation
+    share of 0): its standardisation (the training windows' mean and spread) travels in
+    the graph."""
+    from conftest import train_pattern_run
+
+    run = train_pattern_run(tmp_path, {"kind": "logmel", "n_mels": 16},
+                            {"name": "embedding_linear"}, epochs=6, ratios=[0.75, 0.0, 0.25])
+    summary = json.loads((run / "summary.json").read_text())
+    assert "validation_accuracy" not in summary and summary["test_accuracy"] >= 0.8
+    export_run(run, tmp_path / "bundle")
+    record = json.loads((tmp_path / "bundle" / "earmark.json").read_text())
+    assert record["model"]["name"] == "embedding_linear"
+    assert record["parity"]["max_abs_diff"] < 1e-4 and record["parity"]["top1_agreement"] == 1.0
+    statistics = torch.load(run / "model.pt", weights_only=True)
+    variances = [v for k, v in statistics.items() if k.endswith("standardise.running_var")]
+    assert len(variances) == 1 and not torch.allclose(variances[0], torch.ones_like(variances[0]))

@@ -243,10 +243,10 @@ def validation_from_training_groups(manifest: Manifest, share: float,
                                      seed: int = 0) -> Manifest:
     """Move a random ``share`` of the training groups (at least one unless the share is
     0, never all) to validation: validation stays disjoint from training, and every
-    fold but the test fold still trains. When each group holds one class (a sound's source), the share is
-    drawn per class; when groups hold several (a speaker saying many words), from all
-    the groups at once, so that moving a speaker for one word does not add up over the
-    words."""
+    fold but the test fold still trains. When each group holds one class (a sound's
+    source), the share is drawn per class; when groups hold several (a speaker saying
+    many words), from all the groups at once, so that moving a speaker for one word
+    does not add up over the words."""
     rng = random.Random(seed)
     labels_of = defaultdict(set)
     for row in manifest:
