@@ -53,8 +53,7 @@ def check_model_options(name: str, options: dict) -> None:
     if name not in _REGISTRY:
         raise ConfigError(f"[model] name = {name!r} is not a known model; "
                           f"choose one of {available_models()}")
-    accepted = set(inspect.signature(_REGISTRY[name].__init__).parameters) - {
-        "self", "input_shape", "n_classes"}
+    accepted = set(_options(_REGISTRY[name]))
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ConfigError(f"[model] {name} has no option(s) {unknown}; "
@@ -67,10 +66,14 @@ def describe_model(name: str) -> tuple[str, dict[str, object]]:
     cls = _REGISTRY[name]
     doc = inspect.getmodule(cls).__doc__ or ""
     summary = " ".join(doc.strip().split("\n\n")[0].split()).replace("``", "`")
-    options = {key: parameter.default
-               for key, parameter in inspect.signature(cls.__init__).parameters.items()
-               if key not in ("self", "input_shape", "n_classes")}
-    return summary, options
+    return summary, _options(cls)
+
+
+def _options(cls: type) -> dict[str, object]:
+    """A model's ``[model]`` options (its constructor's, but the shapes) and defaults."""
+    return {key: parameter.default
+            for key, parameter in inspect.signature(cls.__init__).parameters.items()
+            if key not in ("self", "input_shape", "n_classes")}
 
 
 def check_poolable(name: str, input_shape: tuple[int, int, int], halvings: int) -> None:
