@@ -148,6 +148,7 @@ def test_section_that_is_not_a_table(tmp_path):
     ("data", "split", "random"),
     ("features", "kind", "mel"),
     ("train", "device", "gpu"),
+    ("train", "windows", "fixed"),
 ])
 def test_bad_choice(section, key, value):
     with pytest.raises(ConfigError, match=rf"{section}\.{key} = '{value}' is not one of"):

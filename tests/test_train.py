@@ -71,16 +71,16 @@ def test_a_run_scores_a_folder_it_has_never_seen(trained_run, tmp_path, capsys):
         evaluate_folder(run, tmp_path / "absent", progress=False)
 
 
-def test_training_crops_are_not_digital_silence(tmp_path, monkeypatch):
+def gapped_clips(tmp_path, monkeypatch, **train):
+    """3 s clips (sound, 1.4 s of zeros, sound, zeros) of two classes and one of silence:
+    their dataset, every index, the silent ones and the config."""
     from earmark.data import dataset as datasets
     from earmark.data.dataset import load_manifest, open_dataset
-    from earmark.train import _training_windows
-    from earmark.windowing import sounding_windows
 
     monkeypatch.setattr(datasets, "SPAN_CHUNK", 1000)       # the span found across chunks
     rng = np.random.default_rng(0)
     sound = int(0.3 * TONE_RATE)
-    for label in ("a", "b"):         # 3 s clips: sound, 1.4 s of zeros, sound, zeros
+    for label in ("a", "b"):
         (tmp_path / "clips" / label).mkdir(parents=True)
         for take in range(6):
             clip = np.zeros(3 * TONE_RATE, np.float32)
@@ -90,11 +90,19 @@ def test_training_crops_are_not_digital_silence(tmp_path, monkeypatch):
                             TONE_RATE)
     soundfile.write(tmp_path / "clips" / "a" / "0000000f_nohash_0.wav",
                     np.zeros(3 * TONE_RATE, np.float32), TONE_RATE)      # all silence
-    config = small_config(tmp_path / "clips", tmp_path)
+    config = small_config(tmp_path / "clips", tmp_path, **train)
     dataset = open_dataset(config, load_manifest(config), progress=False)
     indices = list(range(len(dataset.manifest.rows)))        # every split's recordings
     silent = [i for i in indices if dataset.sounding_span(i) == (0, -1)]
     assert len(silent) == 1
+    return dataset, indices, silent, config
+
+
+def test_training_crops_are_not_digital_silence(tmp_path, monkeypatch):
+    from earmark.train import _training_windows
+    from earmark.windowing import sounding_windows
+
+    dataset, indices, silent, config = gapped_clips(tmp_path, monkeypatch)
     jobs = _training_windows(dataset, indices, config, np.random.default_rng(1))
     assert len(jobs) == 6 * len(indices)       # one per window length of each recording
     window = int(config.data.clip_seconds * TONE_RATE)
@@ -102,6 +110,27 @@ def test_training_crops_are_not_digital_silence(tmp_path, monkeypatch):
     assert sounding_windows(crops).all()
     silent_starts = {s for i, s in jobs if i in silent}      # anywhere, as before
     assert len(silent_starts) > 1
+
+
+def test_grid_training_windows_are_the_sounding_windows_a_clip_is_judged_by(tmp_path,
+                                                                             monkeypatch):
+    from earmark.train import _training_windows
+    from earmark.windowing import sounding_windows, window_starts
+
+    dataset, indices, silent, config = gapped_clips(tmp_path, monkeypatch, windows="grid")
+    window, hop = int(0.5 * TONE_RATE), int(0.25 * TONE_RATE)
+    grid = window_starts(3 * TONE_RATE, window, hop)              # 11 windows a clip
+    first = _training_windows(dataset, indices, config, np.random.default_rng(1))
+    again = _training_windows(dataset, indices, config, np.random.default_rng(2))
+    assert sorted(first) == sorted(again) and first != again        # the same, reordered
+    for index in indices:
+        starts = sorted(s for i, s in first if i == index)
+        sounding = sounding_windows(np.stack([dataset.store.window(index, s, window)
+                                              for s in grid]))
+        if index in silent:                       # all silence: every window, as judged
+            assert starts == list(grid)
+        else:                                     # the gap's and the tail's windows left out
+            assert starts == list(grid[sounding]) and 0 < len(starts) < len(grid)
 
 
 def test_resume_after_a_kill_continues_exactly(tone_dataset, tmp_path, monkeypatch):

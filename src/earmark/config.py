@@ -145,6 +145,10 @@ class TrainConfig:
     #: validation loss, or the last (when validation is too small or unlike the real use)
     select_epoch: str = "accuracy"  #: accuracy | loss | last
     balance: str = "weights"       #: weights | sampler | none
+    #: the windows an epoch trains on: random crops (about one per window-length of each
+    #: recording, drawn anew every epoch), or the grid the recordings are judged by (every
+    #: window data.hop_seconds apart; windows of digital silence left out)
+    windows: str = "random"        #: random | grid
     report_every: int = 5          #: classification report + confusion PNG every k epochs
     seed: int = 0
     device: str = "auto"           #: auto | cpu | cuda
@@ -296,6 +300,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         ("augment.noise_mix", config.augment.noise_mix, {"snr", "volume"}),
         ("train.schedule", config.train.schedule, {"onecycle", "cosine", "constant"}),
         ("train.balance", config.train.balance, {"weights", "sampler", "none"}),
+        ("train.windows", config.train.windows, {"random", "grid"}),
         ("train.select_epoch", config.train.select_epoch, {"accuracy", "loss", "last"}),
         ("train.device", config.train.device, {"auto", "cpu", "cuda"}),
         ("train.sync_batchnorm", config.train.sync_batchnorm, {"auto", "always", "never"}),

@@ -294,8 +294,8 @@ def _keep_features(context: EpochContext) -> None:
         context.feature_copies = FeatureCopies(copies)
         context.validation_classifier = WaveformClassifier(
             OnceComputedFrontEnd(classifier.frontend), classifier.model)
-        logger.info("features of %d augmented passes over the training windows are kept and "
-                    "reused from epoch %d on", copies, copies + 1)
+        logger.info("the features of %s over the training windows are kept and reused from "
+                    "epoch %d on", "one pass" if copies == 1 else f"{copies} passes", copies + 1)
 
 
 def _say_validation_is_training(select_epoch: str) -> None:
@@ -435,31 +435,48 @@ def _shared_size(windows: int, batch_size: int, processes: Processes) -> int:
 
 def _training_windows(dataset: Dataset, indices: list[int], config: ExperimentConfig,
                       rng: np.random.Generator) -> list[tuple[int, int]]:
-    """Random windows for one epoch: about one per window-length of each recording.
+    """The windows of one epoch, in a random order: ``train.windows`` says which.
 
+    ``"random"``: about one per window-length of each recording, drawn anew.
     A recording shorter than the window is placed at a random offset in it;
     a longer one gives several random crops that reach its sound, each drawn
     again (up to :data:`SILENT_REDRAWS` times) while it holds only digital
     silence, such as the zeros that padded a short clip: they would teach that
     silence is the class, and they never vote when a recording is judged.
+    ``"grid"``: the windows each recording is judged by (every window
+    ``data.hop_seconds`` apart, those of digital silence left out).
     """
-    window = window_samples(config)
-    planned = sum(max(1, round(int(dataset.store.lengths[i]) / window)) for i in indices)
+    window, hop = window_samples(config), window_hop_samples(config)
+    grid = config.train.windows == "grid"
+
+    def starts(index: int) -> list[int]:
+        if grid:
+            return dataset.judged_starts(index, window, hop)
+        return _random_crops(dataset, index, window, rng)
+
+    planned = sum(len(dataset.judged_starts(i, window, hop)) if grid
+                  else _crop_count(int(dataset.store.lengths[i]), window) for i in indices)
     if config.train.balance == "sampler":
         indices = _balanced_draw(dataset, indices, rng)
-    jobs = []
-    for index in indices:
-        length = int(dataset.store.lengths[index])
-        crops = max(1, round(length / window))
-        if length <= window:
-            starts = -rng.integers(0, window - length + 1, size=crops)
-        else:
-            starts = [_sounding_crop(dataset, index, length, window, rng) for _ in range(crops)]
-        jobs.extend((index, int(s)) for s in starts)
+    jobs = [(index, int(start)) for index in indices for start in starts(index)]
     # A balanced draw can pick longer recordings: keep the planned epoch size,
     # which the learning-rate schedule was built for.
     order = rng.permutation(len(jobs))[:planned]
     return [jobs[i] for i in order]
+
+
+def _crop_count(length: int, window: int) -> int:
+    return max(1, round(length / window))
+
+
+def _random_crops(dataset: Dataset, index: int, window: int,
+                  rng: np.random.Generator) -> list[int]:
+    """Random crops' starts, about one per window-length of the recording."""
+    length = int(dataset.store.lengths[index])
+    crops = _crop_count(length, window)
+    if length <= window:
+        return [int(s) for s in -rng.integers(0, window - length + 1, size=crops)]
+    return [_sounding_crop(dataset, index, length, window, rng) for _ in range(crops)]
 
 
 def _sounding_crop(dataset: Dataset, index: int, length: int, window: int,

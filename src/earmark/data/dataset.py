@@ -16,7 +16,7 @@ from earmark.data.splits import assign_splits, leaked_groups
 from earmark.errors import ConfigError, DataError
 from earmark.progress import ProgressLike
 from earmark.run_folder import ExportWindows
-from earmark.windowing import SILENT_WINDOW_DBFS, window_starts
+from earmark.windowing import SILENT_WINDOW_DBFS, sounding_windows, window_starts
 
 #: Validation windows a run keeps for export's parity check and accuracy (evenly
 #: spread over the split when it has more).
@@ -36,6 +36,7 @@ class Dataset:
     store: AudioStore | ShardedStore     #: read alike: windows, recordings, lengths
     labels: list[str]
     _spans: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
+    _judged: dict[tuple[int, int, int], list[int]] = field(default_factory=dict, repr=False)
 
     @property
     def manifest(self) -> Manifest:
@@ -61,6 +62,18 @@ class Dataset:
         waveforms = np.stack([self.store.window(i, s, window) for i, s in jobs])
         targets = np.array(self.targets([i for i, _ in jobs]))
         return waveforms.astype(np.float32, copy=False), targets
+
+    def judged_starts(self, index: int, window: int, hop: int) -> list[int]:
+        """Start samples of the windows recording ``index`` is judged by: every analysis
+        window but those of digital silence (all of them when every one is silent), found
+        once."""
+        key = (index, window, hop)
+        if key not in self._judged:
+            starts = [int(s) for s in window_starts(int(self.store.lengths[index]), window, hop)]
+            sounding = [s for s in starts       # one window read at a time: bounded memory
+                        if sounding_windows(self.store.window(index, s, window)[None])[0]]
+            self._judged[key] = sounding or starts
+        return self._judged[key]
 
     def sounding_span(self, index: int) -> tuple[int, int]:
         """``(first, last)`` sample of recording ``index`` louder than digital silence
