@@ -133,6 +133,22 @@ def test_grid_training_windows_are_the_sounding_windows_a_clip_is_judged_by(tmp_
             assert starts == list(grid[sounding]) and 0 < len(starts) < len(grid)
 
 
+def test_a_run_on_the_grid_trains_every_epoch_on_each_clips_judged_windows(tone_dataset,
+                                                                            tmp_path):
+    from earmark.windowing import window_starts
+
+    config = small_config(tone_dataset, tmp_path, epochs=2, windows="grid", batch_size=7)
+    train(config, tmp_path / "run", progress=False)
+    with open(tmp_path / "run" / "manifest.csv") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["split"] == "train"]
+    window, hop = int(0.5 * TONE_RATE), int(0.25 * TONE_RATE)     # every window sounds
+    judged = sum(len(window_starts(soundfile.info(row["path"]).frames, window, hop))
+                 for row in rows)
+    assert judged > len(rows)            # random crops would take one from each 0.4-0.6 s
+    with open(tmp_path / "run" / "metrics.csv") as handle:
+        assert [int(e["train_windows"]) for e in csv.DictReader(handle)] == [judged] * 2
+
+
 def test_resume_after_a_kill_continues_exactly(tone_dataset, tmp_path, monkeypatch):
     config = small_config(tone_dataset, tmp_path, epochs=4)
     train(config, tmp_path / "straight", progress=False)
