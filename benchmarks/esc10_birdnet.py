@@ -17,8 +17,8 @@ LiteRT, no torch) judges the test clips. Prints per fold and mean +/- standard
 deviation, the ratios, the bundle's size and latency per window, and BirdNET's
 time per 3 s window on this machine. Needs ``pip install 'earmark[birdnet]'``.
 
-    python benchmarks/esc10_birdnet.py                          # about 40 minutes on 2 cores
-    python benchmarks/esc10_birdnet.py --runs runs/esc10-bird-cv/fold  # crossval runs
+    python benchmarks/esc10_birdnet.py                          # about 80 minutes on 2 cores
+    python benchmarks/esc10_birdnet.py --runs runs/esc10-bird-cv/fold  # crossval runs: ~65
 """
 
 from __future__ import annotations

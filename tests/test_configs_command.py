@@ -33,6 +33,8 @@ def test_list_shows_every_shipped_config_with_what_it_is_for(capsys):
     assert "Spoken digits" in listed["digits"]
     assert "gender" in listed["gender"].split(None, 1)[1].lower()
     assert "keyword spotting" in listed["keywords"]
+    for name, line in listed.items():      # one sentence each, not the whole header
+        assert len(line) < 400, name
 
 
 @pytest.mark.parametrize("name", NAMES)
