@@ -449,7 +449,7 @@ def _training_windows(dataset: Dataset, indices: list[int], config: ExperimentCo
     window, hop = window_samples(config), window_hop_samples(config)
     grid = config.train.windows == "grid"
 
-    def starts(index: int) -> list[int]:
+    def starts(index: int) -> np.ndarray | list[int]:
         if grid:
             return dataset.judged_starts(index, window, hop)
         return _random_crops(dataset, index, window, rng)

@@ -36,7 +36,7 @@ class Dataset:
     store: AudioStore | ShardedStore     #: read alike: windows, recordings, lengths
     labels: list[str]
     _spans: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
-    _judged: dict[tuple[int, int, int], list[int]] = field(default_factory=dict, repr=False)
+    _judged: dict[tuple[int, int, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def manifest(self) -> Manifest:
@@ -63,17 +63,20 @@ class Dataset:
         targets = np.array(self.targets([i for i, _ in jobs]))
         return waveforms.astype(np.float32, copy=False), targets
 
-    def judged_starts(self, index: int, window: int, hop: int) -> list[int]:
+    def judged_starts(self, index: int, window: int, hop: int) -> np.ndarray:
         """Start samples of the windows recording ``index`` is judged by: every analysis
         window but those of digital silence (all of them when every one is silent), found
         once."""
         key = (index, window, hop)
         if key not in self._judged:
-            starts = [int(s) for s in window_starts(int(self.store.lengths[index]), window, hop)]
-            sounding = [s for s in starts       # one window read at a time: bounded memory
-                        if sounding_windows(self.store.window(index, s, window)[None])[0]]
-            self._judged[key] = sounding or starts
+            starts = window_starts(int(self.store.lengths[index]), window, hop)
+            sounding = np.array([self._window_sounds(index, int(start), window)
+                                 for start in starts], dtype=bool)   # one read at a time
+            self._judged[key] = starts[sounding] if sounding.any() else starts
         return self._judged[key]
+
+    def _window_sounds(self, index: int, start: int, window: int) -> bool:
+        return bool(sounding_windows(self.store.window(index, start, window)[None])[0])
 
     def sounding_span(self, index: int) -> tuple[int, int]:
         """``(first, last)`` sample of recording ``index`` louder than digital silence
