@@ -105,6 +105,12 @@ def test_a_clip_gets_the_same_embeddings_alone_and_in_a_batch(birdnet):
     np.testing.assert_allclose(many[-1], batch[0], atol=1e-5)
 
 
+def test_litert_says_nothing_on_the_terminal_when_it_first_allocates(birdnet, capfd):
+    network = bird.Network(threads=1)                 # a new interpreter, not the shared one
+    assert network.embed(np.zeros((1, bird.NETWORK_SAMPLES), np.float32)).shape == (1, 1024)
+    assert "XNNPACK" not in capfd.readouterr().err
+
+
 def test_threads_sharing_the_network_get_their_own_numbers(birdnet):
     """A served bundle is scored from several threads; the one interpreter takes turns."""
     from concurrent.futures import ThreadPoolExecutor

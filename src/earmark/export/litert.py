@@ -49,13 +49,13 @@ from earmark.export.bundle import (calibration_sample, check_front_end_target, e
 from earmark.flatbuffer import read_model, write_model
 from earmark.export.micro_source import write_c_source
 from earmark.export.parity import ExportError
+from earmark.native_output import quiet_stderr
 from earmark.network import WaveformClassifier, load_trained, window_samples
 from earmark.progress import ProgressLike
 from earmark.run_folder import RunFolder
 from earmark.runtime import load_bundle
 from earmark.runtime.footprint import call_milliseconds
-from earmark.runtime.litert_model import (LiteRTModel, quiet_stderr, require_litert,
-                                          tensor_arena_bytes)
+from earmark.runtime.litert_model import LiteRTModel, require_litert, tensor_arena_bytes
 from earmark.runtime.smoother import SmootherConfig
 
 logger = logging.getLogger(__name__)

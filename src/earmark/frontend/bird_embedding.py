@@ -41,6 +41,7 @@ import numpy as np
 from earmark.audio import check_finite, resample
 from earmark.input_limits import check_sample_rate
 from earmark.errors import ConfigError
+from earmark.native_output import LITERT_CHATTER, without_chatter
 
 KIND = "birdnet"              #: ``features.kind`` of this front-end
 NETWORK_RATE = 48000          #: the rate BirdNET reads
@@ -170,7 +171,8 @@ class Network:
     def _call(self, windows: np.ndarray) -> np.ndarray:
         if len(windows) != self._batch:
             self._interpreter.resize_tensor_input(self._input, list(windows.shape))
-            self._interpreter.allocate_tensors()
+            with without_chatter(LITERT_CHATTER):
+                self._interpreter.allocate_tensors()
             self._batch = len(windows)
         self._interpreter.set_tensor(self._input, np.ascontiguousarray(windows))
         self._interpreter.invoke()

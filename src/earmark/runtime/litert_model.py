@@ -13,7 +13,6 @@ model answers in probabilities.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from earmark.errors import ConfigError
+from earmark.native_output import LITERT_CHATTER, quiet_stderr, without_chatter
 from earmark.runtime.footprint import call_milliseconds
 
 #: The largest tensor arena searched for (bytes).
@@ -52,7 +52,8 @@ class LiteRTModel:
     @classmethod
     def load(cls, path: str | os.PathLike, threads: int = 1) -> LiteRTModel:
         interpreter = require_litert()(model_path=str(path), num_threads=threads)
-        interpreter.allocate_tensors()
+        with without_chatter(LITERT_CHATTER):
+            interpreter.allocate_tensors()
         return cls(Path(path), interpreter, interpreter.get_input_details()[0],
                    interpreter.get_output_details()[0])
 
@@ -236,16 +237,3 @@ def _runs_in(runtime, model: bytes, arena: int) -> tuple[bool, str]:
         except (RuntimeError, ValueError) as error:
             return False, str(error)
     return True, ""
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """File descriptor 2 to /dev/null for the block (messages printed by C code)."""
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
