@@ -68,6 +68,13 @@ def sounding_windows(windows: np.ndarray) -> np.ndarray:
     return power > 10.0 ** (SILENT_WINDOW_DBFS / 10.0)
 
 
+def judging_windows(sounding: np.ndarray) -> np.ndarray:
+    """``(windows,)`` bool: the windows that judge a recording, given which of them sound
+    (:func:`sounding_windows`): those, or every window when none does."""
+    sounding = np.asarray(sounding, dtype=bool)
+    return sounding if sounding.any() else np.ones_like(sounding)
+
+
 def aggregate_windows(probabilities: np.ndarray, method: str = "mean",
                       sounding: np.ndarray | None = None) -> np.ndarray:
     """Combine the class probabilities of a recording's windows into one vector.
@@ -106,8 +113,7 @@ def aggregate_windows(probabilities: np.ndarray, method: str = "mean",
         sounding = np.asarray(sounding, dtype=bool)
         if sounding.shape != (len(probabilities),):
             raise DataError(f"{len(probabilities)} windows but {sounding.shape} sounding flags")
-        if sounding.any():
-            probabilities = probabilities[sounding]
+        probabilities = probabilities[judging_windows(sounding)]
     mean = probabilities.mean(axis=0)
     if method == "mean":
         return mean

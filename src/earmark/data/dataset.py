@@ -16,7 +16,8 @@ from earmark.data.splits import assign_splits, leaked_groups
 from earmark.errors import ConfigError, DataError
 from earmark.progress import ProgressLike
 from earmark.run_folder import ExportWindows
-from earmark.windowing import SILENT_WINDOW_DBFS, sounding_windows, window_starts
+from earmark.windowing import (SILENT_WINDOW_DBFS, judging_windows, sounding_windows,
+                               window_starts)
 
 #: Validation windows a run keeps for export's parity check and accuracy (evenly
 #: spread over the split when it has more).
@@ -72,7 +73,7 @@ class Dataset:
             starts = window_starts(int(self.store.lengths[index]), window, hop)
             sounding = np.array([self._window_sounds(index, int(start), window)
                                  for start in starts], dtype=bool)   # one read at a time
-            self._judged[key] = starts[sounding] if sounding.any() else starts
+            self._judged[key] = starts[judging_windows(sounding)]
         return self._judged[key]
 
     def _window_sounds(self, index: int, start: int, window: int) -> bool:
