@@ -22,7 +22,8 @@ SHAPES = [(1, 40, 98), (2, 32, 64), (1, 16, 16)]
 #: The causal TCN reads the micro front-end: one channel, at least its receptive field;
 #: the embedding head the speech embedding's 96 numbers a column.
 OWN_SHAPES = {"tcn": [(1, 40, 98), (1, 40, 150)], "embedding_mlp": [(1, 96, 16), (1, 96, 3)],
-              "embedding_linear": [(1, 96, 16), (1, 4096, 1)]}
+              "embedding_linear": [(1, 96, 16), (1, 4096, 1)],
+              "column_cnn": [(1, 384, 67), (1, 40, 98), (1, 16, 1)]}
 CASES = [(name, shape) for name in available_models()
          for shape in OWN_SHAPES.get(name, SHAPES)]
 
@@ -192,3 +193,34 @@ def test_the_linear_probe_takes_one_channel_and_a_dropout_below_one():
         build_model("embedding_linear", (2, 96, 16), 3)
     with pytest.raises(ConfigError, match="dropout = 1.0"):
         build_model("embedding_linear", (1, 96, 16), 3, dropout=1.0)
+
+
+def test_column_cnn_size_and_options():
+    model = build_model("column_cnn", (1, 384, 67), 12)
+    width = 96
+    projection = 384 * width + width + 2 * width            # pointwise, bias, batch norm
+    block = width * 3 + width + width * width + width + 2 * width
+    assert count_parameters(model) == projection + 2 * block + 2 * width * 12 + 12
+    assert count_parameters(model) + 28_128 < 100_000     # with the embedding's 2 blocks
+    for options in ({"kernel": 4}, {"width": 0}, {"blocks": -1}):
+        with pytest.raises(ConfigError, match="column_cnn"):
+            build_model("column_cnn", (1, 384, 67), 12, **options)
+    with pytest.raises(ConfigError, match="one feature channel"):
+        build_model("column_cnn", (2, 384, 67), 12)
+
+
+def test_column_cnn_hears_a_word_wherever_it_falls_in_the_window():
+    torch.manual_seed(0)
+    model = build_model("column_cnn", (1, 24, 60), 4).eval()
+    word = torch.randn(1, 1, 24, 10)
+    placed = []
+    for start in (10, 25, 40):
+        features = torch.zeros(1, 1, 24, 60)
+        features[..., start:start + 10] = word
+        with torch.no_grad():
+            placed.append(model(features))
+    torch.testing.assert_close(placed[0], placed[1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(placed[0], placed[2], rtol=1e-5, atol=1e-5)
+    with torch.no_grad():                                  # and hears what it is
+        other = model(torch.zeros(1, 1, 24, 60))
+    assert not torch.allclose(placed[0], other, atol=1e-3)
