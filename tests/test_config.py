@@ -169,6 +169,8 @@ def test_bad_choice(section, key, value):
     ({"augment": {"lowpass_hz": [3000]}}, r"augment.lowpass_hz .* \[low, high\] pair"),
     ({"augment": {"highpass_hz": [400, 100]}}, r"cut-offs in Hz .* \[0, 0\] turns it off"),
     ({"augment": {"band_limit_probability": 1.5}}, r"band_limit_probability = 1.5 must lie"),
+    ({"features": {"embedding_blocks": 2}},
+     r"embedding_blocks are the speech embedding's .* \"logmel\" takes none"),
 ])
 def test_bad_range(raw, message):
     with pytest.raises(ConfigError, match=message):

@@ -68,26 +68,73 @@ def test_the_step_carries_states_to_the_same_columns(mel):
     np.testing.assert_allclose(stepped, expected, atol=1e-4 * np.abs(expected).max())
 
 
-def test_the_bundles_step_takes_samples_with_their_context():
-    model, shapes = frames_step_graph()
+@pytest.mark.parametrize("blocks", [embedding.BLOCKS, 2])
+def test_the_bundles_step_takes_samples_with_their_context(blocks):
+    depth = embedding.depth(blocks)
+    model, shapes = frames_step_graph(blocks=blocks)
     stepper = session(model)
     rng = np.random.default_rng(1)
-    samples = (0.1 * rng.standard_normal((1, embedding.WINDOW_SAMPLES + 12 * 1280))
+    samples = (0.1 * rng.standard_normal((1, depth.window_samples + 12 * depth.hop_samples))
                ).astype(np.float32)
-    whole = sliding.SpeechEmbedding(threads=1)(samples).transpose(0, 2, 1)
+    whole = sliding.SpeechEmbedding(threads=1, blocks=blocks)(samples).transpose(0, 2, 1)
     feeds = {name: np.zeros((*shape[:2], 0, *shape[3:]), np.float32)
              for name, shape in shapes.items()}
-    out = stepper.run(None, {"samples": samples[:, :embedding.WINDOW_SAMPLES], **feeds})
-    columns, end = [out[0]], embedding.WINDOW_SAMPLES
+    out = stepper.run(None, {"samples": samples[:, :depth.window_samples], **feeds})
+    columns, end = [out[0]], depth.window_samples
     for count in (1, 1, 3, 7):
         feeds = dict(zip(shapes, out[1:]))
         out = stepper.run(None, {"samples": samples[:, end - STEP_CONTEXT_SAMPLES:
-                                                    end + count * 1280], **feeds})
+                                                    end + count * depth.hop_samples], **feeds})
         columns.append(out[0])
-        end += count * 1280
+        end += count * depth.hop_samples
     stepped = np.concatenate(columns, axis=2)
-    assert stepped.shape == whole.shape == (1, 96, 13)
+    assert stepped.shape == whole.shape == (1, depth.dimensions, 13)
     np.testing.assert_allclose(stepped, whole, atol=1e-4 * np.abs(whole).max())
+
+
+def shipped_block_outputs(window: np.ndarray) -> list[np.ndarray]:
+    """The shipped graph on one 76-frame window, each block's pooled output as it computes
+    it: ``(batch, channels, frames, bands)`` per block 1-4."""
+    model = onnx.load(str(embedding.model_files()["embedding"]))
+    pooled = [n.output[0] for n in model.graph.node if n.op_type == "MaxPool"][:4]
+    model.graph.output.extend(onnx.ValueInfoProto(name=name) for name in pooled)
+    return session(model).run(pooled, {"input_1": window})
+
+
+@pytest.mark.parametrize("blocks", [1, 2, 3, 4])
+def test_the_first_blocks_give_the_shipped_networks_own_values(mel, blocks):
+    depth = embedding.depth(blocks)
+    expected = shipped_block_outputs(mel[:, :76, :, None])[blocks - 1]
+    channels, frames, bands = expected.shape[1:]
+    assert (channels, bands) == (depth.channels, depth.bands)
+    assert frames == depth.columns(76)
+    slid = session(sliding.sliding_graph(blocks)).run(None, {"input_1": mel[:, :76, :, None]})[0]
+    np.testing.assert_allclose(slid, expected.transpose(0, 1, 3, 2).reshape(2, -1, frames),
+                               atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("blocks", [1, 2, 3, 4, 5])
+def test_each_depth_slides_as_its_geometry_says(mel, blocks):
+    depth = embedding.depth(blocks)
+    slid = session(sliding.sliding_graph(blocks))
+    for frames in (depth.first_frames - 1, depth.first_frames, depth.first_frames + 1,
+                   depth.first_frames + depth.step_frames, 150):
+        if frames < depth.first_frames:
+            continue
+        out = slid.run(None, {"input_1": mel[:, :frames, :, None]})[0]
+        assert out.shape == (2, depth.dimensions, depth.columns(frames))
+    assert depth.columns(depth.first_frames - 1) == 0
+    graph = sliding.sliding_graph(blocks).graph
+    sizes = {t.name: int(np.prod(t.dims)) for t in graph.initializer}
+    weights = sum(sizes[name] for node in graph.node if node.op_type == "Conv"
+                  for name in node.input[1:])
+    assert weights == depth.parameters
+
+
+def test_an_unknown_depth_is_refused():
+    for blocks in (0, 6):
+        with pytest.raises(ConfigError, match="blocks 1 to 5"):
+            embedding.depth(blocks)
 
 
 def test_a_column_costs_a_seventh_of_a_window():

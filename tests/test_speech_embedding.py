@@ -139,6 +139,64 @@ def test_the_front_end_module_and_what_it_refuses():
         frontend(torch.zeros(1, RATE * 2), frequency_scale=torch.ones(1))
 
 
+def assert_streams_as_it_judges_windows(bundle, stride_ms: int) -> None:
+    """Every stride's scores, the front-end stepped or not, in blocks of 1/13 of the audio,
+    of 20 ms and of all of it, are the bundle's scores of the window ending there."""
+    from earmark.runtime.stream import StreamEngine
+
+    audio, window = voiced(4.0, seed=9), bundle.window_samples
+    for stepped in (True, False):
+        engine = StreamEngine(bundle, stride_ms=stride_ms, stepped_frames=stepped)
+        assert engine.incremental and engine.frames_stepped == stepped
+        results = [r for block in np.array_split(audio, 13) for r in engine.process(block)]
+        ends = [round(r.time_ms * RATE / 1000) for r in results]
+        whole = bundle.predict_proba(np.stack([audio[end - window:end] for end in ends]))
+        np.testing.assert_allclose(np.stack([r.scores for r in results]), whole, atol=1e-4)
+    # in blocks of 20 ms (several calls a column) and of 4 s (many columns a call)
+    for blocks in (len(audio) // 320, 1):
+        engine = StreamEngine(bundle, stride_ms=stride_ms)
+        scores = [r.scores for block in np.array_split(audio, blocks)
+                  for r in engine.process(block)]
+        np.testing.assert_allclose(np.stack(scores), whole, atol=1e-4)
+
+
+def test_the_first_blocks_as_a_front_end(speech_embedding):
+    config = FeatureConfig(kind="embedding", embedding_blocks=2)
+    frontend = EmbeddingFrontEnd(config, RATE)
+    assert frontend.output_shape(int(1.5 * RATE)) == (1, 384, 67)   # 48 x 8 every 20 ms
+    assert (frontend.window_length, frontend.hop_length) == (512 + 13 * 160, 320)
+    clips = np.stack([voiced(1.2, 7), voiced(1.2, 8)])
+    features = frontend(torch.from_numpy(clips))
+    expected = sliding.SpeechEmbedding(threads=1, blocks=2)(clips).transpose(0, 2, 1)
+    np.testing.assert_allclose(features[:, 0].numpy(), expected, atol=1e-5)
+    whole = speech_embedding(clips)          # a different depth gives different numbers
+    assert whole.shape[2] == 96 and features.shape[2] == 384
+    with pytest.raises(ConfigError, match="blocks 1 to 5"):
+        EmbeddingFrontEnd(FeatureConfig(kind="embedding", embedding_blocks=6), RATE)
+
+
+@pytest.mark.slow
+def test_a_run_on_the_first_blocks_exports_and_streams(tmp_path: Path):
+    from earmark.export import export_run
+    from earmark.runtime import load_bundle
+
+    run = train_pattern_run(tmp_path / "run", {"kind": "embedding", "embedding_blocks": 2},
+                            {"name": "column_cnn", "width": 8, "blocks": 1},
+                            epochs=3, ratios=[0.5, 0.25, 0.25], speakers=6, takes=3)
+    export_run(run, tmp_path / "bundle")
+    record = json.loads((tmp_path / "bundle" / "earmark.json").read_text())
+    assert record["features"]["embedding_blocks"] == 2
+    assert record["parity"]["max_abs_diff"] < 1e-4
+    stream = record["stream"]
+    assert (stream["frames_per_window"], stream["frame_hop_samples"],
+            stream["frame_samples"]) == (embedding.depth(2).count(RATE), 320, 512 + 13 * 160)
+    assert len(stream["frames_step"]["states"]) == 4        # its time convolutions
+    # the first two blocks cost less than the whole embedding, the mel the same
+    assert sliding.macs(RATE, 2) < 0.8 * sliding.macs(RATE)
+    assert_streams_as_it_judges_windows(load_bundle(tmp_path / "bundle", threads=1),
+                                        stride_ms=40)
+
+
 @pytest.fixture(scope="module")
 def embedding_run(tmp_path_factory) -> Path:
     return train_pattern_run(tmp_path_factory.mktemp("embedding"), {"kind": "embedding"},
@@ -174,20 +232,7 @@ def test_a_run_exports_to_a_bundle_that_streams_as_it_judges_windows(embedding_r
     heard, rate = bundle_front_end(tmp_path / "bundle")
     assert (heard.kind, heard.n_mels, heard.fmax, rate) == ("logmel", 32, 3800.0, RATE)
     bundle = load_bundle(tmp_path / "bundle", threads=1)
-    audio = voiced(4.0, seed=9)
-    for stepped in (True, False):
-        engine = StreamEngine(bundle, stride_ms=80, stepped_frames=stepped)
-        assert engine.incremental and engine.frames_stepped == stepped
-        results = [r for block in np.array_split(audio, 13) for r in engine.process(block)]
-        ends = [round(r.time_ms * RATE / 1000) for r in results]
-        whole = bundle.predict_proba(np.stack([audio[end - RATE:end] for end in ends]))
-        np.testing.assert_allclose(np.stack([r.scores for r in results]), whole, atol=1e-4)
-    # in blocks of 20 ms (several calls a column) and of 10 s (many columns a call)
-    for blocks in (len(audio) // 320, 1):
-        engine = StreamEngine(bundle, stride_ms=80)
-        scores = [r.scores for block in np.array_split(audio, blocks)
-                  for r in engine.process(block)]
-        np.testing.assert_allclose(np.stack(scores), whole, atol=1e-4)
+    assert_streams_as_it_judges_windows(bundle, stride_ms=80)
     # a step that is another graph (here the window's) is refused, naming file and field
     import shutil
 

@@ -82,6 +82,9 @@ class FeatureConfig:
     #: birdnet only: BirdNET hears each window at these playback rates (1: as recorded, 2:
     #: twice as fast, an octave up), the embeddings side by side
     playback_rates: list[float] = field(default_factory=lambda: [1.0])
+    #: embedding only: the first N of the speech embedding's 5 blocks (5: all of it, 96
+    #: numbers every 80 ms; 2: its lower layers, 384 numbers every 20 ms, 28k parameters)
+    embedding_blocks: int = 5
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> FeatureConfig:
@@ -332,6 +335,11 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     if config.features.kind != "birdnet" and list(config.features.playback_rates) != [1.0]:
         raise ConfigError(f"{source}: features.playback_rates are the views BirdNET hears "
                           f"(features.kind = \"birdnet\"); features.kind = "
+                          f"\"{config.features.kind}\" takes none: leave it out")
+    if config.features.kind != "embedding" \
+            and config.features.embedding_blocks != FeatureConfig.embedding_blocks:
+        raise ConfigError(f"{source}: features.embedding_blocks are the speech embedding's "
+                          f"(features.kind = \"embedding\"); features.kind = "
                           f"\"{config.features.kind}\" takes none: leave it out")
     if config.features.delta_width < 3 or config.features.delta_width % 2 == 0:
         raise ConfigError(f"{source}: features.delta_width must be odd and >= 3")

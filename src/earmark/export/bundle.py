@@ -39,7 +39,6 @@ from earmark.export.quantize import INT8_DESCRIPTION, quantize_network
 from earmark.export.stream import export_step, stream_description
 from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
 from earmark.frontend import sliding_embedding
-from earmark.frontend import speech_embedding as embedding
 from earmark.frontend import bird_embedding as bird
 from earmark.frontend.bird_embedding import KIND as BIRD_KIND
 from earmark.frontend.embedding_module import KIND as EMBEDDING_KIND
@@ -161,15 +160,16 @@ def _embedding_graphs(classifier, windows: ExportWindows, window: int,
                       scratch: Path) -> BundleGraphs:
     """The pretrained speech embedding's graphs and the model on its columns."""
     columns = classifier.frontend.frames_for(window)
-    export_head(classifier.model, columns, scratch / "head.onnx")
-    features = features_graph()
+    depth = classifier.frontend.depth
+    export_head(classifier.model, columns, scratch / "head.onnx", depth.dimensions)
+    features = features_graph(blocks=depth.blocks)
     window_graph = onnx.load(str(scratch / "head.onnx"))
     graph = assemble([features, window_graph], None)
     parity = check_parity(graph, classifier, windows.validation)
     quality = {"float32": graph_quality(graph, windows.validation, windows.validation_targets)}
-    frames_step, states = frames_step_graph()
-    stream = {"frames_per_window": columns, "frame_hop_samples": embedding.HOP_SAMPLES,
-              "frame_samples": embedding.WINDOW_SAMPLES, "incremental": True,
+    frames_step, states = frames_step_graph(blocks=depth.blocks)
+    stream = {"frames_per_window": columns, "frame_hop_samples": depth.hop_samples,
+              "frame_samples": depth.window_samples, "incremental": True,
               "frames_step": {"context_samples": STEP_CONTEXT_SAMPLES, "states": states}}
     return BundleGraphs(graph, features, window_graph, stream, parity, quality,
                         frames_step=frames_step)
@@ -302,7 +302,8 @@ def _macs(classifier: torch.nn.Module, window: int) -> int:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         classifier(torch.zeros(1, window))
     kind = classifier.frontend.kind
-    outside = (sliding_embedding.macs(window) if kind == EMBEDDING_KIND else
+    outside = (sliding_embedding.macs(window, classifier.frontend.depth.blocks)
+               if kind == EMBEDDING_KIND else
                bird.network_macs() * classifier.frontend.count(window)
                * len(classifier.frontend.playback_rates) if kind == BIRD_KIND
                else 0)

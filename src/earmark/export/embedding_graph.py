@@ -8,6 +8,9 @@ the mel with its fixed floor) joined by a few nodes of earmark's own:
       -> x / 10 + 2 -> (batch, frames, 32, 1)
       -> the embedding slid along the frames -> frames (batch, 96, n)
 
+With ``features.embedding_blocks`` below 5 the network is its first blocks
+and ``frames`` their columns (:class:`~earmark.frontend.speech_embedding.Depth`).
+
 ``frames`` is what a stream computes incrementally (a frame is 12,512
 samples, one every 1,280): ``stream/frames.onnx`` from whole frames,
 ``stream/frames_step.onnx`` a column at a time with the network's states;
@@ -56,23 +59,26 @@ def export_head(model: torch.nn.Module, columns: int, path: Path,
                   dynamic_length=False)
 
 
-def features_graph(opset: int = OPSET) -> onnx.ModelProto:
+def features_graph(opset: int = OPSET, blocks: int = embedding.BLOCKS) -> onnx.ModelProto:
     """``waveform`` (batch, samples) -> ``frames`` (batch, 96, n): the pretrained graphs
-    and earmark's glue, one graph at ``opset``; the network slides along the clip, each
-    layer computed once for every column (:mod:`earmark.frontend.sliding_embedding`)."""
-    return _joined(sliding.sliding_graph(), {}, opset)
+    and earmark's glue, one graph at ``opset``; the network (its first ``blocks``) slides
+    along the clip, each layer computed once for every column
+    (:mod:`earmark.frontend.sliding_embedding`)."""
+    return _joined(sliding.sliding_graph(blocks), {}, opset)
 
 
-def frames_step_graph(opset: int = OPSET) -> tuple[onnx.ModelProto, dict[str, list[int]]]:
+def frames_step_graph(opset: int = OPSET, blocks: int = embedding.BLOCKS
+                      ) -> tuple[onnx.ModelProto, dict[str, list[int]]]:
     """The stream's embedding a column at a time: ``samples`` (1, samples) and the
     states -> ``frames`` (1, 96, n) and the next states (``<state>_next``).
 
-    The first call takes whole frames (12,512 samples, then 1,280 a column) with empty
-    states (time length 0); every later call the samples of its new columns and the
-    :data:`STEP_CONTEXT_SAMPLES` before them. Returns the graph and the states' shapes
-    ``[1, channels, positions, bands]`` after the first call.
+    The first call takes whole frames (12,512 samples, then 1,280 a column; with fewer
+    ``blocks``, their window and hop samples) with empty states (time length 0); every
+    later call the samples of its new columns and the :data:`STEP_CONTEXT_SAMPLES` before
+    them. Returns the graph and the states' shapes ``[1, channels, positions, bands]``
+    after the first call.
     """
-    network, states = sliding.stepped_graph()
+    network, states = sliding.stepped_graph(blocks)
     graph = _joined(network, states, opset)
     shapes = {name: [1, channels, sliding.STATE_POSITIONS, bands]
               for name, (channels, bands) in states.items()}
@@ -96,9 +102,10 @@ def _joined(network: onnx.ModelProto, states: dict[str, tuple[int, int]],
     nodes += [helper.make_node("Identity", [f"embedding/{name}_next"], [f"{name}_next"])
               for name in states]
     batch = 1 if states else "batch"
+    dimensions = net.graph.output[0].type.tensor_type.shape.dim[1].dim_value
     inputs = [helper.make_tensor_value_info(waveform, TensorProto.FLOAT, [batch, "samples"])]
     outputs = [helper.make_tensor_value_info("frames", TensorProto.FLOAT,
-                                             [batch, embedding.DIMENSIONS, "columns"])]
+                                             [batch, dimensions, "columns"])]
     for name, (channels, bands) in states.items():
         inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT,
                                                     [1, channels, "positions", bands]))

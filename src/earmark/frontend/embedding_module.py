@@ -4,7 +4,10 @@
 ``(batch, samples)`` at 16 kHz in, ``(batch, 1, 96, n)`` out, one column
 every 80 ms. The embedding is frozen (computed in onnxruntime), so a model
 on top learns the phrase from few or synthesized takes while the embedding
-brings what it learned from real speech.
+brings what it learned from real speech. With ``features.embedding_blocks``
+below 5 it is the network's first blocks only (:class:`~earmark.frontend.
+speech_embedding.Depth`): their columns, finer in time, for a model small
+enough for a device to take over from.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ def check_embedding(config: FeatureConfig, sample_rate: int) -> None:
     """Refuse settings the fixed embedding cannot honour, saying what it computes."""
     fixed = ("the speech embedding computes 96 numbers every 80 ms at 16 kHz from its own "
              "32 mel bands")
+    embedding.depth(config.embedding_blocks)
     if sample_rate != embedding.SAMPLE_RATE:
         raise ConfigError(f"features.kind = \"embedding\" needs data.sample_rate = 16000 "
                           f"(got {sample_rate}): {fixed}")
@@ -34,27 +38,31 @@ def check_embedding(config: FeatureConfig, sample_rate: int) -> None:
 
 
 @functools.lru_cache(maxsize=2)
-def shared_embedding(threads: int) -> sliding.SpeechEmbedding:
+def shared_embedding(threads: int, blocks: int = embedding.BLOCKS) -> sliding.SpeechEmbedding:
     """One set of onnxruntime sessions per process (they cannot be copied or pickled)."""
-    return sliding.SpeechEmbedding(threads)
+    return sliding.SpeechEmbedding(threads, blocks)
 
 
 class EmbeddingFrontEnd(OutsideFrontEnd):
-    """``(batch, samples)`` at 16 kHz -> ``(batch, 1, 96, n)`` speech embeddings."""
+    """``(batch, samples)`` at 16 kHz -> ``(batch, 1, 96, n)`` speech embeddings
+    (``(batch, 1, dimensions, n)`` of the first ``features.embedding_blocks``)."""
 
     kind = KIND
     what = "a fixed pretrained graph"
-    bands = embedding.DIMENSIONS
-    window_length = embedding.WINDOW_SAMPLES
-    hop_length = embedding.HOP_SAMPLES
-    min_samples = embedding.WINDOW_SAMPLES
+
+    def __init__(self, config: FeatureConfig, sample_rate: int):
+        super().__init__(config, sample_rate)
+        self.depth = embedding.depth(config.embedding_blocks)
+        self.bands = self.depth.dimensions
+        self.window_length = self.min_samples = self.depth.window_samples
+        self.hop_length = self.depth.hop_samples
 
     def check(self, config: FeatureConfig, sample_rate: int) -> None:
         check_embedding(config, sample_rate)
         embedding.model_files()                  # shipped intact? (before training)
 
     def count(self, samples: int) -> int:
-        return embedding.embedding_count(samples)
+        return self.depth.count(samples)
 
     def compute(self, waveforms: np.ndarray) -> np.ndarray:
-        return shared_embedding(max(1, torch.get_num_threads()))(waveforms)
+        return shared_embedding(max(1, torch.get_num_threads()), self.depth.blocks)(waveforms)

@@ -45,41 +45,46 @@ STATE_POSITIONS = 2
 OUTPUT_SHAPE = [0, embedding.DIMENSIONS, -1]
 
 
-def sliding_graph() -> onnx.ModelProto:
+def sliding_graph(blocks: int = embedding.BLOCKS) -> onnx.ModelProto:
     """The embedding network over any number of mel frames: ``mel`` ``(batch, frames, 32,
-    1)`` -> ``columns`` ``(batch, 96, n)``, one column per 76-frame window 8 frames apart."""
-    model, _ = _rewritten(stepped=False)
+    1)`` -> ``columns`` ``(batch, 96, n)``, one column per 76-frame window 8 frames apart;
+    with fewer ``blocks``, the columns of its first blocks (:class:`~earmark.frontend.
+    speech_embedding.Depth`)."""
+    model, _ = _rewritten(stepped=False, blocks=blocks)
     return model
 
 
-def stepped_graph() -> tuple[onnx.ModelProto, dict[str, tuple[int, int]]]:
+def stepped_graph(blocks: int = embedding.BLOCKS
+                  ) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]]]:
     """The embedding network a column at a time, its time convolutions' last inputs carried
     as states: ``mel`` ``(1, frames, 32, 1)`` and ``state_k`` ``(1, channels, positions,
     bands)`` -> ``columns`` ``(1, 96, n)`` and ``state_k_next``.
 
     Returns the graph and the states' shapes without their time length (``{name:
     (channels, bands)}``): empty (0 positions) before the first call, which takes at least
-    76 frames, then :data:`STATE_POSITIONS` positions, with 8 frames a column.
+    76 frames, then :data:`STATE_POSITIONS` positions, with 8 frames a column (with fewer
+    ``blocks``: their first and step frames).
     """
-    return _rewritten(stepped=True)
+    return _rewritten(stepped=True, blocks=blocks)
 
 
-def macs(samples: int) -> int:
-    """Multiply-accumulates of the mel and the slid embedding over ``samples`` samples:
-    the convolutions' outputs times their kernels, from the graph's own shapes."""
+def macs(samples: int, blocks: int = embedding.BLOCKS) -> int:
+    """Multiply-accumulates of the mel and the slid embedding (its first ``blocks``) over
+    ``samples`` samples: the convolutions' outputs times their kernels, from the graph's
+    own shapes."""
     frames = embedding.mel_frame_count(samples)
     bins = embedding.MEL_WINDOW // 2 + 1
     mel = frames * (2 * bins * embedding.MEL_WINDOW + bins * embedding.MEL_BANDS)
-    if embedding.column_count(frames) < 1:
+    if embedding.depth(blocks).columns(frames) < 1:
         return int(mel)
-    return int(mel + _network_macs(frames))
+    return int(mel + _network_macs(frames, blocks))
 
 
 @functools.lru_cache(maxsize=8)
-def _network_macs(frames: int) -> int:
+def _network_macs(frames: int, blocks: int) -> int:
     from onnx import shape_inference
 
-    model = sliding_graph()
+    model = sliding_graph(blocks)
     dims = model.graph.input[0].type.tensor_type.shape.dim
     dims[0].dim_value, dims[1].dim_value = 1, frames
     graph = shape_inference.infer_shapes(model, data_prop=True).graph
@@ -90,12 +95,15 @@ def _network_macs(frames: int) -> int:
                for node in graph.node if node.op_type == "Conv")
 
 
-def _rewritten(stepped: bool) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]]]:
-    """The shipped graph with a free number of frames in and ``(batch, 96, columns)`` out,
-    checked to slide; with ``stepped``, its time convolutions' states added."""
+def _rewritten(stepped: bool, blocks: int = embedding.BLOCKS
+               ) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]]]:
+    """The shipped graph's first ``blocks`` blocks with a free number of frames in and
+    ``(batch, dimensions, columns)`` out, checked to slide; with ``stepped``, its time
+    convolutions' states added."""
     import onnx
     from onnx import helper
 
+    depth = embedding.depth(blocks)
     model = onnx.load(str(embedding.model_files()["embedding"]))
     graph = model.graph
     nodes = list(graph.node)
@@ -103,16 +111,44 @@ def _rewritten(stepped: bool) -> tuple[onnx.ModelProto, dict[str, tuple[int, int
     if first.op_type != "Reshape" or last.op_type != "Reshape":
         raise ConfigError("embedding_model.onnx is not the graph earmark ships; reinstall earmark")
     _set_initializer(graph, first.input[1], np.array([0, 1, -1, embedding.MEL_BANDS], np.int64))
-    _set_initializer(graph, last.input[1], np.array(OUTPUT_SHAPE, np.int64))
+    if blocks == embedding.BLOCKS:
+        _set_initializer(graph, last.input[1], np.array(OUTPUT_SHAPE, np.int64))
+        output = last.output[0]
+    else:
+        output = _cut(graph, depth)
     graph.input[0].type.tensor_type.shape.dim[1].dim_param = "frames"
     del graph.output[:]
     graph.output.append(helper.make_tensor_value_info(
-        last.output[0], onnx.TensorProto.FLOAT, ["batch", embedding.DIMENSIONS, "columns"]))
+        output, onnx.TensorProto.FLOAT, ["batch", depth.dimensions, "columns"]))
     del graph.value_info[:]
     convolutions = _time_convolutions(graph)
     states = _add_states(graph, convolutions, _input_shapes()) if stepped else {}
     onnx.checker.check_model(model)
     return model, states
+
+
+def _cut(graph: onnx.GraphProto, depth: embedding.Depth) -> str:
+    """Keep the nodes up to the pooling that ends block ``depth.blocks`` (and the weights
+    they use); its ``(batch, channels, frames, bands)`` as ``(batch, channels x bands,
+    columns)``. Returns the new output's name."""
+    from onnx import helper, numpy_helper
+
+    nodes = list(graph.node)
+    poolings = [i for i, node in enumerate(nodes) if node.op_type == "MaxPool"]
+    if len(poolings) != embedding.BLOCKS:
+        raise ConfigError("embedding_model.onnx is not the graph earmark ships; reinstall earmark")
+    kept = nodes[:poolings[depth.blocks - 1] + 1]
+    shape = numpy_helper.from_array(np.array([0, depth.dimensions, -1], np.int64), "cut/shape")
+    kept += [helper.make_node("Transpose", [kept[-1].output[0]], ["cut/bands_first"],
+                              perm=[0, 1, 3, 2]),
+             helper.make_node("Reshape", ["cut/bands_first", "cut/shape"], ["cut/columns"])]
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {name for node in kept for name in node.input}
+    for tensor in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(tensor)
+    graph.initializer.append(shape)
+    return "cut/columns"
 
 
 def _set_initializer(graph: onnx.GraphProto, name: str, value: np.ndarray) -> None:
@@ -190,10 +226,10 @@ def _add_states(graph: onnx.GraphProto, convolutions: list[onnx.NodeProto],
 
 
 class SpeechEmbedding:
-    """The frozen embedding in onnxruntime, slid along each clip: waveforms in, ``(batch, n,
-    96)`` out."""
+    """The frozen embedding (or its first ``blocks``) in onnxruntime, slid along each clip:
+    waveforms in, ``(batch, n, 96)`` out (``(batch, n, dimensions)`` with fewer blocks)."""
 
-    def __init__(self, threads: int = 1):
+    def __init__(self, threads: int = 1, blocks: int = embedding.BLOCKS):
         import onnxruntime as ort
 
         files = embedding.model_files()
@@ -204,8 +240,9 @@ class SpeechEmbedding:
         providers = ["CPUExecutionProvider"]
         mel = embedding.frame_local_mel_graph(files["mel"]).SerializeToString()
         self._mel = ort.InferenceSession(mel, options, providers=providers)
-        self._embedding = ort.InferenceSession(sliding_graph().SerializeToString(), options,
-                                               providers=providers)
+        self.depth = embedding.depth(blocks)
+        self._embedding = ort.InferenceSession(sliding_graph(blocks).SerializeToString(),
+                                               options, providers=providers)
         self._embedding_input = self._embedding.get_inputs()[0].name
 
     def mel(self, waveforms: np.ndarray) -> np.ndarray:
@@ -224,9 +261,9 @@ class SpeechEmbedding:
         """``(batch, frames, 32)`` -> ``(batch, n, 96)``: one embedding every 8 frames, the
         network slid along each clip (each layer computed once for all its columns)."""
         batch, frames, _ = mel.shape
-        if embedding.column_count(frames) < 1:
-            raise ValueError(f"the speech embedding needs {embedding.EMBEDDING_FRAMES} mel frames "
-                             f"({embedding.WINDOW_SAMPLES} samples), got {frames}")
+        if self.depth.columns(frames) < 1:
+            raise ValueError(f"the speech embedding needs {self.depth.first_frames} mel frames "
+                             f"({self.depth.window_samples} samples), got {frames}")
         clips = np.asarray(mel, np.float32)[..., None]
         # In chunks: onnxruntime keeps the memory its largest call needed.
         step = max(1, EMBED_CHUNK_FRAMES // frames)

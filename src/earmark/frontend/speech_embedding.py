@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -94,6 +95,72 @@ def column_count(mel_frames: int) -> int:
 def embedding_count(samples: int) -> int:
     """Embeddings for ``samples`` samples (0 under :data:`WINDOW_SAMPLES`)."""
     return column_count(mel_frame_count(samples))
+
+
+#: The embedding network's blocks: each a few convolutions and a max-pooling (the last
+#: block also the final convolution that gives the 96 numbers).
+BLOCKS = 5
+
+
+@dataclass(frozen=True)
+class Depth:
+    """The first ``blocks`` blocks of the embedding network, slid along the mel frames.
+
+    Their output is a column of ``channels`` x ``bands`` numbers every
+    ``step_frames`` mel frames, the first from ``first_frames``: fewer blocks
+    keep the pretrained network's lower layers (fewer parameters, finer in
+    time) for a trained model to take over from; all five are the embedding.
+    """
+
+    blocks: int
+    channels: int
+    bands: int
+    step_frames: int
+    first_frames: int
+    parameters: int       #: the pretrained weights and biases of these blocks
+
+    @property
+    def dimensions(self) -> int:
+        """Numbers per column."""
+        return self.channels * self.bands
+
+    @property
+    def hop_samples(self) -> int:
+        """Samples between columns."""
+        return self.step_frames * MEL_HOP
+
+    @property
+    def window_samples(self) -> int:
+        """The samples the first column needs."""
+        return MEL_WINDOW + (self.first_frames - 1) * MEL_HOP
+
+    def columns(self, mel_frames: int) -> int:
+        """Columns for ``mel_frames`` mel frames (0 under :attr:`first_frames`)."""
+        if mel_frames < self.first_frames:
+            return 0
+        return 1 + (mel_frames - self.first_frames) // self.step_frames
+
+    def count(self, samples: int) -> int:
+        """Columns for ``samples`` samples (0 under :attr:`window_samples`)."""
+        return self.columns(mel_frame_count(samples))
+
+
+#: Each depth's geometry, from the shipped graph (checked against it by the tests): time
+#: convolutions of kernel 3 unpadded, time poolings in blocks 1, 3 and 5.
+_DEPTHS = {1: Depth(1, 24, 16, 2, 6, 3_744),
+           2: Depth(2, 48, 8, 2, 14, 28_128),
+           3: Depth(3, 72, 4, 4, 24, 85_440),
+           4: Depth(4, 96, 2, 4, 40, 189_504),
+           5: Depth(5, DIMENSIONS, 1, EMBEDDING_STEP, EMBEDDING_FRAMES, 328_128)}
+
+
+def depth(blocks: int) -> Depth:
+    """The geometry of the embedding network's first ``blocks`` blocks (1 to 5)."""
+    if blocks not in _DEPTHS:
+        raise ConfigError(f"features.embedding_blocks = {blocks!r}: the speech embedding has "
+                          f"blocks 1 to {BLOCKS}; give one of them ({BLOCKS}: the whole "
+                          "embedding)")
+    return _DEPTHS[blocks]
 
 
 def frame_local_mel_graph(path: str | Path):
