@@ -169,7 +169,7 @@ def test_the_first_blocks_as_a_front_end(speech_embedding):
     features = frontend(torch.from_numpy(clips))
     expected = sliding.SpeechEmbedding(threads=1, blocks=2)(clips).transpose(0, 2, 1)
     np.testing.assert_allclose(features[:, 0].numpy(), expected, atol=1e-5)
-    whole = speech_embedding(clips)          # a different depth gives different numbers
+    whole = speech_embedding(clips)          # the whole embedding: 96 numbers a column
     assert whole.shape[2] == 96 and features.shape[2] == 384
     with pytest.raises(ConfigError, match="blocks 1 to 5"):
         EmbeddingFrontEnd(FeatureConfig(kind="embedding", embedding_blocks=6), RATE)

@@ -258,8 +258,9 @@ class SpeechEmbedding:
         return out[:, 0] / 10.0 + 2.0
 
     def embed(self, mel: np.ndarray) -> np.ndarray:
-        """``(batch, frames, 32)`` -> ``(batch, n, 96)``: one embedding every 8 frames, the
-        network slid along each clip (each layer computed once for all its columns)."""
+        """``(batch, frames, 32)`` -> ``(batch, n, dimensions)``: a column every
+        ``depth.step_frames`` frames (the embedding: 96 every 8), the network slid along each
+        clip (each layer computed once for all its columns)."""
         batch, frames, _ = mel.shape
         if self.depth.columns(frames) < 1:
             raise ValueError(f"the speech embedding needs {self.depth.first_frames} mel frames "
