@@ -31,6 +31,7 @@ TORCH_FREE_PACKAGES = ("earmark.runtime", "earmark.metrics")
 TORCH_FREE_MODULES = ("earmark.frontend.reference", "earmark.frontend.spectrogram",
                       "earmark.frontend.filters", "earmark.frontend.inversion",
                       "earmark.frontend.micro", "earmark.frontend.speech_embedding",
+                      "earmark.frontend.embedding_mel",
                       "earmark.frontend.bird_embedding",
                       "earmark.windowing", "earmark.events", "earmark.levels",
                       "earmark.calibrate", "earmark.wakeword.settings")

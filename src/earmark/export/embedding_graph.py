@@ -30,6 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 from earmark.export.graph import at_opset, export_module
 from earmark.frontend import sliding_embedding as sliding
 from earmark.frontend import speech_embedding as embedding
+from earmark.frontend.embedding_mel import mel_graph
 
 #: The opset the pretrained graphs are brought to (joined with the head at the later of
 #: this and the head's).
@@ -89,9 +90,7 @@ def _joined(network: onnx.ModelProto, states: dict[str, tuple[int, int]],
             opset: int) -> onnx.ModelProto:
     """The mel graph, earmark's glue and ``network`` (a rewrite of the embedding), one graph;
     the network's state inputs and outputs (``states``) become the graph's."""
-    files = embedding.model_files()
-    mel = _at_opset(onnx.compose.add_prefix(
-        embedding.frame_local_mel_graph(files["mel"]), "mel/"), opset)
+    mel = _at_opset(onnx.compose.add_prefix(mel_graph(), "mel/"), opset)
     net = _at_opset(onnx.compose.add_prefix(network, "embedding/"), opset)
     waveform = "samples" if states else "waveform"
     nodes = [*(helper.make_node("Identity", [name], [f"embedding/{name}"]) for name in states),

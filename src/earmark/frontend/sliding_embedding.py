@@ -33,6 +33,7 @@ import numpy as np
 from earmark.audio import check_finite
 from earmark.errors import ConfigError
 from earmark.frontend import speech_embedding as embedding
+from earmark.frontend.embedding_mel import macs_per_frame, mel_graph
 
 if TYPE_CHECKING:
     import onnx
@@ -73,8 +74,7 @@ def macs(samples: int, blocks: int = embedding.BLOCKS) -> int:
     ``samples`` samples: the convolutions' outputs times their kernels, from the graph's
     own shapes."""
     frames = embedding.mel_frame_count(samples)
-    bins = embedding.MEL_WINDOW // 2 + 1
-    mel = frames * (2 * bins * embedding.MEL_WINDOW + bins * embedding.MEL_BANDS)
+    mel = frames * macs_per_frame()
     if embedding.depth(blocks).columns(frames) < 1:
         return int(mel)
     return int(mel + _network_macs(frames, blocks))
@@ -232,14 +232,13 @@ class SpeechEmbedding:
     def __init__(self, threads: int = 1, blocks: int = embedding.BLOCKS):
         import onnxruntime as ort
 
-        files = embedding.model_files()
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = max(1, int(threads))
         # Idle onnxruntime threads would spin against torch's while training.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
-        mel = embedding.frame_local_mel_graph(files["mel"]).SerializeToString()
-        self._mel = ort.InferenceSession(mel, options, providers=providers)
+        self._mel = ort.InferenceSession(mel_graph().SerializeToString(), options,
+                                         providers=providers)
         self.depth = embedding.depth(blocks)
         self._embedding = ort.InferenceSession(sliding_graph(blocks).SerializeToString(),
                                                options, providers=providers)

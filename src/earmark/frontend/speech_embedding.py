@@ -14,9 +14,10 @@ files' hashes):
   every 8 frames (80 ms).
 
 The mel graph floors its output 80 dB below the loudest value of the whole
-input; earmark floors it at a fixed level instead (:func:`frame_local_mel_graph`),
-so each frame depends on its own samples: a clip in a batch, alone or in a
-stream gives the same numbers. The embedding stays frozen: a model on top
+input; earmark computes the same numbers for half the work and floors them at a
+fixed level instead (:mod:`earmark.frontend.embedding_mel`), so each frame
+depends on its own samples: a clip in a batch, alone or in a stream gives the
+same numbers. The embedding stays frozen: a model on top
 learns the phrase. No torch here: bundles run these graphs in onnxruntime.
 """
 
@@ -27,8 +28,6 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-
-import numpy as np
 
 from earmark.errors import ConfigError
 
@@ -161,39 +160,3 @@ def depth(blocks: int) -> Depth:
                           f"blocks 1 to {BLOCKS}; give one of them ({BLOCKS}: the whole "
                           "embedding)")
     return _DEPTHS[blocks]
-
-
-def frame_local_mel_graph(path: str | Path):
-    """``melspectrogram.onnx`` with a fixed floor instead of one relative to the input's
-    loudest value, so every mel frame depends on its own 512 samples only.
-
-    The original floors its dB values 80 dB below the maximum of the whole
-    call (``ReduceMax`` over everything, the batch included), so a clip's
-    features would depend on its batch and a stream's on how it is cut. The
-    rewrite floors at :data:`FLOOR_DB` (a mel power of one 16-bit step
-    squared): only digital silence and sub-LSB sound reach it, and clips,
-    batches and streams give the same frames.
-    """
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(path))
-    nodes = list(model.graph.node)
-    reduce = next((n for n in nodes if n.op_type == "ReduceMax"), None)
-    clip = nodes[-1]
-    if reduce is None or clip.op_type != "Clip" or clip.input[0] != reduce.input[0]:
-        raise ConfigError(f"{path} is not the mel graph earmark ships; reinstall earmark")
-    floor_name = "earmark_floor_db"
-    model.graph.initializer.append(
-        numpy_helper.from_array(np.array(FLOOR_DB, np.float32), floor_name))
-    floor = helper.make_node("Max", [clip.input[0], floor_name], [clip.output[0]],
-                             name="fixed_floor")
-    dropped = {id(n) for n in nodes[nodes.index(reduce):]}
-    kept = [n for n in nodes if id(n) not in dropped] + [floor]
-    del model.graph.node[:]
-    model.graph.node.extend(kept)
-    used = {name for n in kept for name in n.input}
-    for tensor in [t for t in model.graph.initializer if t.name not in used]:
-        model.graph.initializer.remove(tensor)
-    onnx.checker.check_model(model)
-    return model
