@@ -38,6 +38,7 @@ import functools
 import hashlib
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -184,9 +185,12 @@ class _ShippedForm(nn.Module):
 
 def export_student(student: Student, path: Path) -> None:
     example = torch.randn(2, embedding.EMBEDDING_FRAMES, embedding.MEL_BANDS, 1)
-    torch.onnx.export(_ShippedForm(student), (example,), str(path), input_names=["input_1"],
-                      output_names=["output"], opset_version=13, dynamo=False,
-                      dynamic_axes={"input_1": {0: "batch"}, "output": {0: "batch"}})
+    with warnings.catch_warnings():      # the TorchScript exporter: a graph of plain nodes
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(_ShippedForm(student), (example,), str(path),
+                          input_names=["input_1"], output_names=["output"], opset_version=13,
+                          dynamo=False,
+                          dynamic_axes={"input_1": {0: "batch"}, "output": {0: "batch"}})
     model = onnx.load(str(path))
     for node in [n for n in model.graph.node if n.op_type == "Constant"]:
         model.graph.initializer.append(numpy_helper.from_array(

@@ -24,6 +24,7 @@ units -> ``output`` (batch, 1, frames, 32), a frame every 160 samples.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -81,6 +82,7 @@ def mel_graph(path: str | Path | None = None):
     return model
 
 
+@functools.lru_cache(maxsize=1)
 def macs_per_frame() -> int:
     """Multiply-accumulates of :func:`mel_graph` per mel frame: the DFT of the bins the
     filters use, real and imaginary, and the filters over their squares."""
