@@ -63,6 +63,14 @@ def write_noise(path: str | os.PathLike, seconds: float, rate: int, seed: int = 
     return samples
 
 
+def onnx_session(model):
+    """An onnxruntime session of an in-memory ONNX model, on the CPU."""
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(model.SerializeToString(),
+                                        providers=["CPUExecutionProvider"])
+
+
 def speaker_id(class_index: int, speaker: int) -> str:
     """An 8-hex-digit Speech Commands-style speaker hash, distinct per class and speaker."""
     return f"{(class_index + 1) * 0x1000 + speaker:08x}"

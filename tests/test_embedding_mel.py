@@ -13,17 +13,14 @@ from earmark.frontend import embedding_mel
 from earmark.frontend import sliding_embedding as sliding
 from earmark.frontend import speech_embedding as embedding
 
+from conftest import onnx_session
+
 RATE = 16000
-
-
-def session(model: onnx.ModelProto) -> onnxruntime.InferenceSession:
-    return onnxruntime.InferenceSession(model.SerializeToString(),
-                                        providers=["CPUExecutionProvider"])
 
 
 @pytest.fixture(scope="module")
 def ours() -> onnxruntime.InferenceSession:
-    return session(embedding_mel.mel_graph())
+    return onnx_session(embedding_mel.mel_graph())
 
 
 def chirp_in_noise(seconds: float, seed: int) -> np.ndarray:
@@ -38,7 +35,7 @@ def chirp_in_noise(seconds: float, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("samples", [512, 671, 672, 1632, 2 * RATE + 17])
 def test_the_frames_are_the_shipped_graphs_above_the_floor(ours, samples):
-    shipped = session(onnx.load(str(embedding.model_files()["mel"])))
+    shipped = onnx_session(onnx.load(str(embedding.model_files()["mel"])))
     clip = chirp_in_noise(2.2, seed=samples)[None, :samples]
     theirs = shipped.run(None, {"input": clip})[0]
     mine = ours.run(None, {"input": clip})[0]

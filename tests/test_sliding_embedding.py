@@ -13,12 +13,9 @@ from earmark.export.embedding_graph import STEP_CONTEXT_SAMPLES, frames_step_gra
 from earmark.frontend import sliding_embedding as sliding
 from earmark.frontend import speech_embedding as embedding
 
+from conftest import onnx_session
+
 RATE = 16000
-
-
-def session(model: onnx.ModelProto) -> onnxruntime.InferenceSession:
-    return onnxruntime.InferenceSession(model.SerializeToString(),
-                                        providers=["CPUExecutionProvider"])
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +40,8 @@ def windowed(mel: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("frames", [76, 83, 84, 91, 100, 163, 297])
 def test_sliding_gives_every_windows_column(mel, frames):
-    slid = session(sliding.sliding_graph()).run(None, {"input_1": mel[:, :frames, :, None]})[0]
+    slid = onnx_session(sliding.sliding_graph()).run(
+        None, {"input_1": mel[:, :frames, :, None]})[0]
     expected = windowed(mel[:, :frames])
     assert slid.shape == expected.shape == (2, 96, embedding.column_count(frames))
     np.testing.assert_allclose(slid, expected, atol=1e-4 * np.abs(expected).max())
@@ -51,7 +49,7 @@ def test_sliding_gives_every_windows_column(mel, frames):
 
 def test_the_step_carries_states_to_the_same_columns(mel):
     model, states = sliding.stepped_graph()
-    stepper = session(model)
+    stepper = onnx_session(model)
     clip = mel[:1, :, :, None]
     feeds = {name: np.zeros((1, channels, 0, bands), np.float32)
              for name, (channels, bands) in states.items()}
@@ -72,7 +70,7 @@ def test_the_step_carries_states_to_the_same_columns(mel):
 def test_the_bundles_step_takes_samples_with_their_context(blocks):
     depth = embedding.depth(blocks)
     model, shapes = frames_step_graph(blocks=blocks)
-    stepper = session(model)
+    stepper = onnx_session(model)
     rng = np.random.default_rng(1)
     samples = (0.1 * rng.standard_normal((1, depth.window_samples + 12 * depth.hop_samples))
                ).astype(np.float32)
@@ -98,7 +96,7 @@ def shipped_block_outputs(window: np.ndarray) -> list[np.ndarray]:
     model = onnx.load(str(embedding.model_files()["embedding"]))
     pooled = [n.output[0] for n in model.graph.node if n.op_type == "MaxPool"][:4]
     model.graph.output.extend(onnx.ValueInfoProto(name=name) for name in pooled)
-    return session(model).run(pooled, {"input_1": window})
+    return onnx_session(model).run(pooled, {"input_1": window})
 
 
 @pytest.mark.parametrize("blocks", [1, 2, 3, 4])
@@ -108,7 +106,8 @@ def test_the_first_blocks_give_the_shipped_networks_own_values(mel, blocks):
     channels, frames, bands = expected.shape[1:]
     assert (channels, bands) == (depth.channels, depth.bands)
     assert frames == depth.columns(76)
-    slid = session(sliding.sliding_graph(blocks)).run(None, {"input_1": mel[:, :76, :, None]})[0]
+    slid = onnx_session(sliding.sliding_graph(blocks)).run(
+        None, {"input_1": mel[:, :76, :, None]})[0]
     np.testing.assert_allclose(slid, expected.transpose(0, 1, 3, 2).reshape(2, -1, frames),
                                atol=1e-5 * np.abs(expected).max())
 
@@ -116,7 +115,7 @@ def test_the_first_blocks_give_the_shipped_networks_own_values(mel, blocks):
 @pytest.mark.parametrize("blocks", [1, 2, 3, 4, 5])
 def test_each_depth_slides_as_its_geometry_says(mel, blocks):
     depth = embedding.depth(blocks)
-    slid = session(sliding.sliding_graph(blocks))
+    slid = onnx_session(sliding.sliding_graph(blocks))
     for frames in (depth.first_frames, depth.first_frames + 1,
                    depth.first_frames + depth.step_frames, 150):
         out = slid.run(None, {"input_1": mel[:, :frames, :, None]})[0]
