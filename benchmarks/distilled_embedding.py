@@ -184,6 +184,8 @@ class _ShippedForm(nn.Module):
 
 
 def export_student(student: Student, path: Path) -> None:
+    """``path``: the student in the shipped graph's form, its constants as initializers (as
+    earmark's rewrites of the network find them)."""
     example = torch.randn(2, embedding.EMBEDDING_FRAMES, embedding.MEL_BANDS, 1)
     with warnings.catch_warnings():      # the TorchScript exporter: a graph of plain nodes
         warnings.simplefilter("ignore", DeprecationWarning)
