@@ -37,7 +37,6 @@ import argparse
 import functools
 import hashlib
 import json
-import time
 import warnings
 from pathlib import Path
 
@@ -52,9 +51,11 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from earmark import audio
 from earmark.frontend import speech_embedding as embedding
 from earmark.frontend.sliding_embedding import SpeechEmbedding
+from earmark.robustness.corruptions import mix_at_snr
 from earmark.runtime import load_bundle
 from earmark.runtime.metadata import write_detection
 from earmark.runtime.stream import StreamEngine
+from stream_cost import cpu_seconds
 from wake_words import (DATA, PHRASES, best_point, build_stream, earmark_engine,
                         micro_wake_word_cpu, porcupine_engine)
 
@@ -126,10 +127,8 @@ def pieces(folders: list[Path], noise: np.ndarray, rng) -> np.ndarray:
     for start in range(0, len(joined) - size + 1, size):
         clean = joined[start:start + size]
         at = int(rng.integers(0, len(noise) - size))
-        part = noise[at:at + size]
-        gain = np.sqrt((np.mean(clean ** 2) + 1e-9) / (np.mean(part ** 2) + 1e-12)
-                       / 10 ** (rng.uniform(0, 25) / 10))
-        out += [clean, np.clip(clean + gain * part, -1, 1)]
+        noisy = mix_at_snr(clean, noise[at:at + size], rng.uniform(0, 25))
+        out += [clean, np.clip(noisy, -1, 1)]
     return np.stack(out).astype(np.float32)
 
 
@@ -233,11 +232,9 @@ def block_cost(bundle_dir: Path, samples: np.ndarray, block_ms: int) -> float:
     """CPU seconds per hour of audio of the bundle's stream in blocks of ``block_ms``."""
     bundle = load_bundle(bundle_dir, threads=1)
     stride = json.loads((bundle_dir / "earmark.json").read_text())["detection"]["stride_ms"]
-    engine, block = StreamEngine(bundle, stride_ms=stride), RATE * block_ms // 1000
-    started = time.process_time()
-    for start in range(0, len(samples), block):
-        engine.process(samples[start:start + block])
-    return (time.process_time() - started) / (len(samples) / RATE / 3600)
+    seconds, _ = cpu_seconds(StreamEngine(bundle, stride_ms=stride), samples,
+                             RATE * block_ms // 1000)
+    return seconds / (len(samples) / RATE / 3600)
 
 
 def main() -> None:
