@@ -27,7 +27,8 @@ beside it.
 Prints the miss rate at <= 1 false alarm per hour of each engine (the best
 operating point of its sweep on this stream, as Picovoice's benchmark
 reports it), the ratio, the same at 2 and 3 per hour, and CPU seconds per
-hour of audio on one thread. ``--background`` builds the stream from another
+hour of audio on one thread, then earmark's and microWakeWord's CPU with the
+audio arriving in blocks of 100, 320 and 640 ms. ``--background`` builds the stream from another
 folder of speech (say, speakers kept out of a training's ``--negatives``).
 
     earmark wakeword "view glass" --out runs/view-glass --negatives ...   # once
@@ -50,13 +51,18 @@ from earmark.data.streams import TruthWord, speech_extent
 from earmark.metrics.streaming import score_spans, score_stream
 from earmark.runtime import load_bundle
 from earmark.runtime.smoother import gate, window_tops
+from earmark.runtime.stream import StreamEngine
 from earmark.stream_eval import run_stream
 from earmark.wakeword.calibration import THRESHOLDS
+from stream_cost import cpu_seconds
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RATE = 16000
 SNR_DB = 10.0
 BUDGET = 1.0
+#: The blocks of the CPU table, and how much of the stream it is measured on.
+BLOCKS_MS = (100, 320, 640)
+BLOCK_TABLE_SECONDS = 600
 #: The earlier rule: a detection counts for a phrase whose speech ends at most this far
 #: from it.
 TOLERANCE_MS = 1000.0
@@ -179,23 +185,52 @@ def best_point(engine: dict, rule: str, budget: float = BUDGET) -> tuple[float, 
     return best_miss_rate([(t, scores[rule]) for t, scores in engine["sweep"]], budget)
 
 
-def micro_wake_word_cpu(samples: np.ndarray) -> dict[str, float]:
-    """CPU seconds per pass of each shipped microWakeWord model (features included)."""
+def micro_wake_word_cpu(samples: np.ndarray, block_ms: int = 100) -> dict[str, float]:
+    """CPU seconds per pass of each shipped microWakeWord model (features included), the
+    audio arriving in blocks of ``block_ms``."""
     try:
         from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
     except ImportError:
         print("microWakeWord: not installed (pip install pymicro-wakeword); skipped")
         return {}
     pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes()
+    block = 2 * RATE * block_ms // 1000                          # bytes of 16-bit samples
     costs = {}
     for model in Model:
         detector, features = MicroWakeWord.from_builtin(model), MicroWakeWordFeatures()
         started = time.process_time()
-        for offset in range(0, len(pcm), 3200):                 # 100 ms blocks
-            for frame in features.process_streaming(pcm[offset:offset + 3200]):
+        for offset in range(0, len(pcm), block):
+            for frame in features.process_streaming(pcm[offset:offset + block]):
                 detector.process_streaming(frame)
         costs[model.value] = time.process_time() - started
     return costs
+
+
+def earmark_block_cpu(bundle_dir: str, samples: np.ndarray, block_ms: int) -> float:
+    """CPU seconds of one pass of the bundle's stream (its stored stride), the audio
+    arriving in blocks of ``block_ms``."""
+    bundle = load_bundle(bundle_dir, threads=1)
+    engine = StreamEngine(bundle, stride_ms=stream_settings(bundle).stride_ms)
+    seconds, _ = cpu_seconds(engine, samples, RATE * block_ms // 1000)
+    return seconds
+
+
+def cpu_by_block(bundle_dir: str, samples: np.ndarray) -> None:
+    """earmark's and microWakeWord's CPU with the same audio arriving in blocks of each
+    length of :data:`BLOCKS_MS` (a detection comes at the end of a block, so a longer
+    block delays it by up to its length, in every engine alike)."""
+    hours = len(samples) / RATE / 3600
+    print(f"\nCPU on one thread by the block the audio arrives in (s per hour of audio, the "
+          f"stream's first {len(samples) / RATE / 60:.0f} min):")
+    for block_ms in BLOCKS_MS:
+        ours = earmark_block_cpu(bundle_dir, samples, block_ms) / hours
+        theirs = {m: c / hours for m, c in micro_wake_word_cpu(samples, block_ms).items()}
+        line = f"  {block_ms:4d} ms blocks: earmark {ours:5.1f}"
+        if theirs:
+            low, high = min(theirs.values()), max(theirs.values())
+            line += (f", microWakeWord {low:.1f}-{high:.1f} (earmark / it: "
+                     f"{ours / high:.2f}-{ours / low:.2f})")
+        print(line)
 
 
 def latency(engine: dict, setting: float, rule: str) -> str:
@@ -257,6 +292,8 @@ def main() -> None:
     for model, cpu in ({} if args.no_peers else micro_wake_word_cpu(stream.samples)).items():
         print(f"microWakeWord {model:<12}: CPU {cpu / hours:.1f} s/h "
               f"(earmark / it: {ours['cpu'] / max(cpu, 1e-9):.2f})")
+    if not args.no_peers:
+        cpu_by_block(args.bundle, stream.samples[:RATE * BLOCK_TABLE_SECONDS])
 
 
 if __name__ == "__main__":
