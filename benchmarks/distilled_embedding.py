@@ -68,6 +68,8 @@ PIECE_SECONDS = 10.0
 CROP_COLUMNS = 24
 EPOCHS = 10
 CONVERSATION_SEED = 7
+#: Pieces whose activations rank the channels a student started from the teacher keeps.
+IMPORTANCE_CLIPS = 16
 #: Channels of the shipped network's five blocks.
 CHANNELS = (24, 48, 72, 96, 96)
 
@@ -353,7 +355,7 @@ def distilled_file(args) -> Path:
           f"({len(clips) * PIECE_SECONDS / 3600:.1f} h, half of them noisy)", flush=True)
     mel, columns = teacher_columns(clips)
     if args.init == "teacher":
-        student = pruned_teacher(args.width, mel[:16])
+        student = pruned_teacher(args.width, mel[:IMPORTANCE_CLIPS])
         rate = 1e-3
     else:
         student, rate = Student(args.width), 3e-3

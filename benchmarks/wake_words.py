@@ -28,8 +28,9 @@ Prints the miss rate at <= 1 false alarm per hour of each engine (the best
 operating point of its sweep on this stream, as Picovoice's benchmark
 reports it), the ratio, the same at 2 and 3 per hour, and CPU seconds per
 hour of audio on one thread, then earmark's and microWakeWord's CPU with the
-audio arriving in blocks of 100, 320 and 640 ms. ``--background`` builds the stream from another
-folder of speech (say, speakers kept out of a training's ``--negatives``).
+audio arriving in blocks of 100, 320 and 640 ms. ``--background`` builds the
+stream from another folder of speech (say, speakers kept out of a training's
+``--negatives``).
 
     earmark wakeword "view glass" --out runs/view-glass --negatives ...   # once
     python benchmarks/wake_words.py --bundle runs/view-glass/bundle --phrase view_glass
