@@ -66,16 +66,18 @@ def test_the_step_carries_states_to_the_same_columns(mel):
     np.testing.assert_allclose(stepped, expected, atol=1e-4 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("blocks", [embedding.BLOCKS, 2])
-def test_the_bundles_step_takes_samples_with_their_context(blocks):
+@pytest.mark.parametrize("blocks,int8", [(embedding.BLOCKS, False), (2, False),
+                                         (embedding.BLOCKS, True), (2, True)])
+def test_the_bundles_step_takes_samples_with_their_context(blocks, int8):
     depth = embedding.depth(blocks)
-    model, shapes = frames_step_graph(blocks=blocks)
+    model, shapes = frames_step_graph(blocks=blocks, int8=int8)
     stepper = onnx_session(model)
     rng = np.random.default_rng(1)
     samples = (0.1 * rng.standard_normal((1, depth.window_samples + 12 * depth.hop_samples))
                ).astype(np.float32)
-    whole = sliding.SpeechEmbedding(threads=1, blocks=blocks)(samples).transpose(0, 2, 1)
-    feeds = {name: np.zeros((*shape[:2], 0, *shape[3:]), np.float32)
+    whole = sliding.SpeechEmbedding(threads=1, blocks=blocks, int8=int8)(samples
+                                                                         ).transpose(0, 2, 1)
+    feeds = {name: np.zeros((*shape[:2], 0, *shape[3:]), state_types(stepper)[name])
              for name, shape in shapes.items()}
     out = stepper.run(None, {"samples": samples[:, :depth.window_samples], **feeds})
     columns, end = [out[0]], depth.window_samples
@@ -88,6 +90,50 @@ def test_the_bundles_step_takes_samples_with_their_context(blocks):
     stepped = np.concatenate(columns, axis=2)
     assert stepped.shape == whole.shape == (1, depth.dimensions, 13)
     np.testing.assert_allclose(stepped, whole, atol=1e-4 * np.abs(whole).max())
+
+
+def state_types(session) -> dict[str, type]:
+    """Each input's numpy type: a state the int8 network carries is uint8."""
+    return {arg.name: np.uint8 if arg.type == "tensor(uint8)" else np.float32
+            for arg in session.get_inputs()}
+
+
+def test_the_int8_network_steps_to_exactly_its_own_sliding_columns(mel):
+    model, states = sliding.stepped_graph(int8=True)
+    stepper = onnx_session(model)
+    types = state_types(stepper)
+    # between two int8 convolutions a state is uint8; the first convolution's stays float
+    assert types["state_0"] is np.float32
+    assert all(types[name] is np.uint8 for name in states if name != "state_0")
+    clip = mel[:1, :, :, None]
+    feeds = {name: np.zeros((1, channels, 0, bands), types[name])
+             for name, (channels, bands) in states.items()}
+    columns, start = [], 0
+    for length in [76, 8, 24, 8, 8 * 12]:
+        out = stepper.run(None, {"input_1": clip[:, start:start + length], **feeds})
+        columns.append(out[0])
+        feeds = dict(zip(states, out[1:]))
+        start += length
+    slid = onnx_session(sliding.sliding_graph(int8=True)).run(
+        None, {"input_1": clip[:, :start]})[0]
+    np.testing.assert_array_equal(np.concatenate(columns, axis=2), slid)
+
+
+def test_int8_columns_follow_the_float_networks(mel):
+    graph = sliding.sliding_graph(int8=True).graph
+    kinds = [node.op_type for node in graph.node]
+    assert kinds.count("QLinearConv") == 19 and kinds.count("Conv") == 1
+    # activations stay uint8 between them: one QLinearLeakyRelu for LeakyRelu and Max
+    assert kinds.count("QLinearLeakyRelu") == 18 and kinds.count("Max") == 1
+    assert kinds.count("QuantizeLinear") == kinds.count("DequantizeLinear") == 1
+    weights = [t for t in graph.initializer if t.name.endswith("/w")]
+    assert len(weights) == 19 and all(t.data_type == onnx.TensorProto.INT8 for t in weights)
+    feed = {"input_1": mel[:, :, :, None]}
+    exact = onnx_session(sliding.sliding_graph()).run(None, feed)[0]
+    int8 = onnx_session(sliding.sliding_graph(int8=True)).run(None, feed)[0]
+    assert not np.array_equal(int8, exact)
+    assert np.corrcoef(int8.ravel(), exact.ravel())[0, 1] > 0.98
+    assert np.abs(int8 - exact).mean() < 0.2 * np.abs(exact).mean()
 
 
 def shipped_block_outputs(window: np.ndarray) -> list[np.ndarray]:

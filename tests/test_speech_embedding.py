@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime
 import pytest
 import torch
@@ -253,12 +254,35 @@ def test_a_run_exports_to_a_bundle_that_streams_as_it_judges_windows(embedding_r
 
 
 @pytest.mark.slow
+def test_a_run_on_the_int8_embedding_trains_and_deploys_on_the_same_columns(tmp_path: Path):
+    from earmark.export import export_run
+    from earmark.frontend.embedding_int8 import DESCRIPTION
+    from earmark.runtime import load_bundle
+
+    run = train_pattern_run(tmp_path / "run", {"kind": "embedding", "embedding_int8": True},
+                            {"name": "embedding_mlp", "hidden": 16, "column_width": 8},
+                            epochs=2, ratios=[0.5, 0.25, 0.25], speakers=6, takes=3)
+    export_run(run, tmp_path / "bundle")
+    record = json.loads((tmp_path / "bundle" / "earmark.json").read_text())
+    assert record["features"]["embedding_int8"] is True
+    assert record["quantization"] == DESCRIPTION
+    assert list(record["export_quality"]) == ["embedding_int8"]
+    # the bundle computes the columns the model trained on: parity with the torch model
+    assert record["parity"]["max_abs_diff"] < 1e-4
+    for graph in ("model.onnx", "stream/frames.onnx", "stream/frames_step.onnx"):
+        kinds = [n.op_type for n in onnx.load(str(tmp_path / "bundle" / graph)).graph.node]
+        assert kinds.count("QLinearConv") == 19, graph
+    assert_streams_as_it_judges_windows(load_bundle(tmp_path / "bundle", threads=1),
+                                        stride_ms=80)
+
+
+@pytest.mark.slow
 def test_int8_and_litert_are_refused_for_the_pretrained_embedding(embedding_run: Path,
                                                                   tmp_path: Path):
     from earmark.export import export_run
     from earmark.export.parity import ExportError
 
-    with pytest.raises(ExportError, match="leave out --int8"):
+    with pytest.raises(ExportError, match="leave out --int8 .* features.embedding_int8 = true"):
         export_run(embedding_run, tmp_path / "bundle", int8=True)
     pytest.importorskip("litert_torch")
     from earmark.export.litert import export_litert

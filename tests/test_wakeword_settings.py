@@ -298,3 +298,17 @@ def test_the_help_states_the_defaults_the_settings_have(capsys):
     assert f"takes of the phrase (default {default.takes})" in text
     assert f"training epochs (default {default.epochs})" in text
     assert f"(default {default.max_negatives})" in text
+
+
+def test_the_embeddings_precision_is_a_setting_and_its_kind_the_recipes(tmp_path):
+    for int8 in (True, False):
+        options = to_options(with_overrides(with_options(RunSettings(), {"phrase": "hey"}),
+                                            {"features": {"embedding_int8": int8}}))
+        config = wakeword_config("hey", tmp_path / "manifest.csv",
+                                 WakeWordData(noise_dir=str(tmp_path)), 1.5, options,
+                                 write=False)
+        assert (config.features.kind, config.features.embedding_int8) == ("embedding", int8)
+    with pytest.raises(ConfigError, match="features.kind is set by \\[wakeword\\] model"):
+        with_overrides(RunSettings(), {"features": {"kind": "mfcc"}})
+    with pytest.raises(ConfigError, match="embedding_int8 = .yes. should be true or false"):
+        with_overrides(RunSettings(), {"features": {"embedding_int8": "yes"}})

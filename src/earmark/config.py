@@ -85,6 +85,9 @@ class FeatureConfig:
     #: embedding only: the first N of the speech embedding's 5 blocks (5: all of it, 96
     #: numbers every 80 ms; 2: its lower layers, 384 numbers every 20 ms, 28k parameters)
     embedding_blocks: int = 5
+    #: embedding only: its convolutions in int8 at fixed ranges (about half the CPU a
+    #: column; the model trains on and deploys with the same int8 columns)
+    embedding_int8: bool = False
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> FeatureConfig:
@@ -330,25 +333,36 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         raise ConfigError(f"{source}: data.hop_seconds = {data.hop_seconds} is less than one "
                           f"sample at {data.sample_rate} Hz; give a hop of at least "
                           f"{1 / data.sample_rate:.2g} s")
-    if config.features.deltas not in (0, 1, 2):
-        raise ConfigError(f"{source}: features.deltas must be 0, 1 or 2")
-    if config.features.kind != "birdnet" and list(config.features.playback_rates) != [1.0]:
-        raise ConfigError(f"{source}: features.playback_rates are the views BirdNET hears "
-                          f"(features.kind = \"birdnet\"); features.kind = "
-                          f"\"{config.features.kind}\" takes none: leave it out")
-    if config.features.kind != "embedding" \
-            and config.features.embedding_blocks != FeatureConfig.embedding_blocks:
-        raise ConfigError(f"{source}: features.embedding_blocks are the speech embedding's "
-                          f"(features.kind = \"embedding\"); features.kind = "
-                          f"\"{config.features.kind}\" takes none: leave it out")
-    if config.features.delta_width < 3 or config.features.delta_width % 2 == 0:
-        raise ConfigError(f"{source}: features.delta_width must be odd and >= 3")
+    _check_features(config.features, source)
     _check_train(config.train, source)
     _check_augment_ranges(config.augment, source)
     _check_anomaly(config.anomaly, source)
     if config.data.fold < 0 or config.data.folds < 2:
         raise ConfigError(f"{source}: data.fold must be >= 0 and data.folds >= 2 "
                           "(a manifest's own 'fold' column may number folds from 1)")
+
+
+def _check_features(features: FeatureConfig, source: str) -> None:
+    """Deltas and their width in range; the settings of one kind of front-end refused for
+    another."""
+    if features.deltas not in (0, 1, 2):
+        raise ConfigError(f"{source}: features.deltas must be 0, 1 or 2")
+    if features.kind != "birdnet" and list(features.playback_rates) != [1.0]:
+        raise ConfigError(f"{source}: features.playback_rates are the views BirdNET hears "
+                          f"(features.kind = \"birdnet\"); features.kind = "
+                          f"\"{features.kind}\" takes none: leave it out")
+    if features.kind != "embedding" \
+            and features.embedding_blocks != FeatureConfig.embedding_blocks:
+        raise ConfigError(f"{source}: features.embedding_blocks are the speech embedding's "
+                          f"(features.kind = \"embedding\"); features.kind = "
+                          f"\"{features.kind}\" takes none: leave it out")
+    if features.kind != "embedding" and features.embedding_int8:
+        raise ConfigError(f"{source}: features.embedding_int8 quantizes the speech embedding "
+                          f"(features.kind = \"embedding\"); features.kind = "
+                          f"\"{features.kind}\" takes none: leave it out (earmark "
+                          "export --int8 quantizes earmark's own networks)")
+    if features.delta_width < 3 or features.delta_width % 2 == 0:
+        raise ConfigError(f"{source}: features.delta_width must be odd and >= 3")
 
 
 def _check_train(train: TrainConfig, source: str) -> None:

@@ -40,6 +40,7 @@ from earmark.export.stream import export_step, stream_description
 from earmark.data.dataset import EXPORT_CALIBRATION_WINDOWS
 from earmark.frontend import sliding_embedding
 from earmark.frontend import bird_embedding as bird
+from earmark.frontend import embedding_int8
 from earmark.frontend.bird_embedding import KIND as BIRD_KIND
 from earmark.frontend.embedding_module import KIND as EMBEDDING_KIND
 from earmark.frontend.module import FrontEnd
@@ -162,12 +163,14 @@ def _embedding_graphs(classifier, windows: ExportWindows, window: int,
     columns = classifier.frontend.frames_for(window)
     depth = classifier.frontend.depth
     export_head(classifier.model, columns, scratch / "head.onnx", depth.dimensions)
-    features = features_graph(blocks=depth.blocks)
+    int8 = classifier.frontend.int8
+    features = features_graph(blocks=depth.blocks, int8=int8)
     window_graph = onnx.load(str(scratch / "head.onnx"))
     graph = assemble([features, window_graph], None)
     parity = check_parity(graph, classifier, windows.validation)
-    quality = {"float32": graph_quality(graph, windows.validation, windows.validation_targets)}
-    frames_step, states = frames_step_graph(blocks=depth.blocks)
+    precision = "embedding_int8" if int8 else "float32"
+    quality = {precision: graph_quality(graph, windows.validation, windows.validation_targets)}
+    frames_step, states = frames_step_graph(blocks=depth.blocks, int8=int8)
     stream = {"frames_per_window": columns, "frame_hop_samples": depth.hop_samples,
               "frame_samples": depth.window_samples, "incremental": True,
               "frames_step": {"context_samples": STEP_CONTEXT_SAMPLES, "states": states}}
@@ -207,7 +210,8 @@ def check_front_end_target(config: ExperimentConfig, target: str = "onnx",
     if config.features.kind == EMBEDDING_KIND and int8:
         raise ExportError("--int8 quantizes earmark's own networks; this run stands on the "
                           "pretrained speech embedding (features.kind = \"embedding\"), "
-                          "exported in float only: leave out --int8")
+                          "exported as trained: leave out --int8 (an embedding in int8 is "
+                          "chosen before training: features.embedding_int8 = true)")
     if config.features.kind == EMBEDDING_KIND and target != "onnx":
         raise ExportError(f"--target {target} converts earmark's own front-ends; this run "
                           "stands on the pretrained speech embedding (features.kind = "
@@ -310,6 +314,13 @@ def _macs(classifier: torch.nn.Module, window: int) -> int:
     return int(counter.get_total_flops() // 2) + outside
 
 
+def _quantization(config: ExperimentConfig, int8: bool) -> str:
+    """What the bundle's metadata says of its numbers' precision."""
+    if config.features.kind == EMBEDDING_KIND and config.features.embedding_int8:
+        return embedding_int8.DESCRIPTION
+    return INT8_DESCRIPTION if int8 else "none"
+
+
 def _metadata(config: ExperimentConfig, labels: list[str], run: RunFolder, window: int,
               graphs: BundleGraphs, int8: bool) -> dict:
     summary = run.read_summary()
@@ -321,7 +332,7 @@ def _metadata(config: ExperimentConfig, labels: list[str], run: RunFolder, windo
         "labels": labels, "sample_rate": config.data.sample_rate,
         "window_samples": window, "hop_samples": window_hop_samples(config),
         "aggregate": config.data.aggregate, "input": graphs.input, "output": "probabilities",
-        "quantization": INT8_DESCRIPTION if int8 else "none",
+        "quantization": _quantization(config, int8),
         "features": settings["features"], "model": settings["model"],
         "augment": settings["augment"], "train": settings["train"],
         "data": {k: settings["data"][k] for k in ("sample_rate", "clip_seconds", "hop_seconds",

@@ -60,15 +60,16 @@ def export_head(model: torch.nn.Module, columns: int, path: Path,
                   dynamic_length=False)
 
 
-def features_graph(opset: int = OPSET, blocks: int = embedding.BLOCKS) -> onnx.ModelProto:
+def features_graph(opset: int = OPSET, blocks: int = embedding.BLOCKS,
+                   int8: bool = False) -> onnx.ModelProto:
     """``waveform`` (batch, samples) -> ``frames`` (batch, 96, n): the pretrained graphs
-    and earmark's glue, one graph at ``opset``; the network (its first ``blocks``) slides
-    along the clip, each layer computed once for every column
-    (:mod:`earmark.frontend.sliding_embedding`)."""
-    return _joined(sliding.sliding_graph(blocks), {}, opset)
+    and earmark's glue, one graph at ``opset``; the network (its first ``blocks``, with
+    ``int8`` its convolutions in int8) slides along the clip, each layer computed once for
+    every column (:mod:`earmark.frontend.sliding_embedding`)."""
+    return _joined(sliding.sliding_graph(blocks, int8), {}, opset)
 
 
-def frames_step_graph(opset: int = OPSET, blocks: int = embedding.BLOCKS
+def frames_step_graph(opset: int = OPSET, blocks: int = embedding.BLOCKS, int8: bool = False
                       ) -> tuple[onnx.ModelProto, dict[str, list[int]]]:
     """The stream's embedding a column at a time: ``samples`` (1, samples) and the
     states -> ``frames`` (1, 96, n) and the next states (``<state>_next``).
@@ -77,9 +78,9 @@ def frames_step_graph(opset: int = OPSET, blocks: int = embedding.BLOCKS
     ``blocks``, their window and hop samples) with empty states (time length 0); every
     later call the samples of its new columns and the :data:`STEP_CONTEXT_SAMPLES` before
     them. Returns the graph and the states' shapes ``[1, channels, positions, bands]``
-    after the first call.
+    after the first call. With ``int8``, :func:`features_graph`'s int8 network stepped.
     """
-    network, states = sliding.stepped_graph(blocks)
+    network, states = sliding.stepped_graph(blocks, int8)
     graph = _joined(network, states, opset)
     shapes = {name: [1, channels, sliding.STATE_POSITIONS, bands]
               for name, (channels, bands) in states.items()}
@@ -89,7 +90,8 @@ def frames_step_graph(opset: int = OPSET, blocks: int = embedding.BLOCKS
 def _joined(network: onnx.ModelProto, states: dict[str, tuple[int, int]],
             opset: int) -> onnx.ModelProto:
     """The mel graph, earmark's glue and ``network`` (a rewrite of the embedding), one graph;
-    the network's state inputs and outputs (``states``) become the graph's."""
+    the network's state inputs and outputs (``states``) become the graph's, of the type the
+    network gives them (uint8 where int8 carries them)."""
     mel = _at_opset(onnx.compose.add_prefix(mel_graph(), "mel/"), opset)
     net = _at_opset(onnx.compose.add_prefix(network, "embedding/"), opset)
     waveform = "samples" if states else "waveform"
@@ -105,14 +107,16 @@ def _joined(network: onnx.ModelProto, states: dict[str, tuple[int, int]],
     inputs = [helper.make_tensor_value_info(waveform, TensorProto.FLOAT, [batch, "samples"])]
     outputs = [helper.make_tensor_value_info("frames", TensorProto.FLOAT,
                                              [batch, dimensions, "columns"])]
+    types = {value.name: value.type.tensor_type.elem_type for value in network.graph.input}
     for name, (channels, bands) in states.items():
-        inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT,
+        inputs.append(helper.make_tensor_value_info(name, types[name],
                                                     [1, channels, "positions", bands]))
         outputs.append(helper.make_tensor_value_info(
-            f"{name}_next", TensorProto.FLOAT, [1, channels, sliding.STATE_POSITIONS, bands]))
+            f"{name}_next", types[name], [1, channels, sliding.STATE_POSITIONS, bands]))
     graph = helper.make_graph(nodes, "earmark_speech_embedding", inputs, outputs,
                               [*mel.graph.initializer, *net.graph.initializer, *_constants()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+    others = [o for o in net.opset_import if o.domain not in ("", "ai.onnx")]
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset), *others],
                               producer_name="earmark")
     model.ir_version = min(model.ir_version, 10)
     onnx.checker.check_model(model)

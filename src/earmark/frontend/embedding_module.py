@@ -7,7 +7,9 @@ on top learns the phrase from few or synthesized takes while the embedding
 brings what it learned from real speech. With ``features.embedding_blocks``
 below 5 it is the network's first blocks only (:class:`~earmark.frontend.
 speech_embedding.Depth`): their columns, finer in time, for a model small
-enough for a device to take over from.
+enough for a device to take over from. With ``features.embedding_int8`` its
+convolutions run in int8 (:mod:`~earmark.frontend.embedding_int8`), in
+training as in the bundle.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ def check_embedding(config: FeatureConfig, sample_rate: int) -> None:
 
 
 @functools.lru_cache(maxsize=2)
-def shared_embedding(threads: int, blocks: int = embedding.BLOCKS) -> sliding.SpeechEmbedding:
+def shared_embedding(threads: int, blocks: int = embedding.BLOCKS,
+                     int8: bool = False) -> sliding.SpeechEmbedding:
     """One set of onnxruntime sessions per process (they cannot be copied or pickled)."""
-    return sliding.SpeechEmbedding(threads, blocks)
+    return sliding.SpeechEmbedding(threads, blocks, int8)
 
 
 class EmbeddingFrontEnd(OutsideFrontEnd):
@@ -53,6 +56,7 @@ class EmbeddingFrontEnd(OutsideFrontEnd):
     def __init__(self, config: FeatureConfig, sample_rate: int):
         super().__init__(config, sample_rate)
         self.depth = embedding.depth(config.embedding_blocks)
+        self.int8 = config.embedding_int8
         self.bands = self.depth.dimensions
         self.window_length = self.min_samples = self.depth.window_samples
         self.hop_length = self.depth.hop_samples
@@ -65,4 +69,5 @@ class EmbeddingFrontEnd(OutsideFrontEnd):
         return self.depth.count(samples)
 
     def compute(self, waveforms: np.ndarray) -> np.ndarray:
-        return shared_embedding(max(1, torch.get_num_threads()), self.depth.blocks)(waveforms)
+        return shared_embedding(max(1, torch.get_num_threads()), self.depth.blocks,
+                                self.int8)(waveforms)

@@ -33,6 +33,7 @@ import numpy as np
 from earmark.audio import check_finite
 from earmark.errors import ConfigError
 from earmark.frontend import speech_embedding as embedding
+from earmark.frontend.embedding_int8 import quantize_network
 from earmark.frontend.embedding_mel import macs_per_frame, mel_graph
 
 if TYPE_CHECKING:
@@ -46,16 +47,17 @@ STATE_POSITIONS = 2
 OUTPUT_SHAPE = [0, embedding.DIMENSIONS, -1]
 
 
-def sliding_graph(blocks: int = embedding.BLOCKS) -> onnx.ModelProto:
+def sliding_graph(blocks: int = embedding.BLOCKS, int8: bool = False) -> onnx.ModelProto:
     """The embedding network over any number of mel frames: ``mel`` ``(batch, frames, 32,
     1)`` -> ``columns`` ``(batch, 96, n)``, one column per 76-frame window 8 frames apart;
     with fewer ``blocks``, the columns of its first blocks (:class:`~earmark.frontend.
-    speech_embedding.Depth`)."""
-    model, _ = _rewritten(stepped=False, blocks=blocks)
+    speech_embedding.Depth`); with ``int8``, its convolutions in int8
+    (:mod:`~earmark.frontend.embedding_int8`)."""
+    model, _ = _rewritten(stepped=False, blocks=blocks, int8=int8)
     return model
 
 
-def stepped_graph(blocks: int = embedding.BLOCKS
+def stepped_graph(blocks: int = embedding.BLOCKS, int8: bool = False
                   ) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]]]:
     """The embedding network a column at a time, its time convolutions' last inputs carried
     as states: ``mel`` ``(1, frames, 32, 1)`` and ``state_k`` ``(1, channels, positions,
@@ -64,9 +66,10 @@ def stepped_graph(blocks: int = embedding.BLOCKS
     Returns the graph and the states' shapes without their time length (``{name:
     (channels, bands)}``): empty (0 positions) before the first call, which takes at least
     76 frames, then :data:`STATE_POSITIONS` positions, with 8 frames a column (with fewer
-    ``blocks``: their first and step frames).
+    ``blocks``: their first and step frames). With ``int8`` the convolutions are
+    :func:`sliding_graph`'s in int8: the same numbers as it gives.
     """
-    return _rewritten(stepped=True, blocks=blocks)
+    return _rewritten(stepped=True, blocks=blocks, int8=int8)
 
 
 def macs(samples: int, blocks: int = embedding.BLOCKS) -> int:
@@ -95,11 +98,11 @@ def _network_macs(frames: int, blocks: int) -> int:
                for node in graph.node if node.op_type == "Conv")
 
 
-def _rewritten(stepped: bool, blocks: int = embedding.BLOCKS
+def _rewritten(stepped: bool, blocks: int = embedding.BLOCKS, int8: bool = False
                ) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]]]:
     """The shipped graph's first ``blocks`` blocks with a free number of frames in and
     ``(batch, dimensions, columns)`` out, checked to slide; with ``stepped``, its time
-    convolutions' states added."""
+    convolutions' states added; with ``int8``, its convolutions quantized."""
     import onnx
     from onnx import helper
 
@@ -123,6 +126,8 @@ def _rewritten(stepped: bool, blocks: int = embedding.BLOCKS
     del graph.value_info[:]
     convolutions = _time_convolutions(graph)
     states = _add_states(graph, convolutions, _input_shapes()) if stepped else {}
+    if int8:
+        quantize_network(model)
     onnx.checker.check_model(model)
     return model, states
 
@@ -227,9 +232,10 @@ def _add_states(graph: onnx.GraphProto, convolutions: list[onnx.NodeProto],
 
 class SpeechEmbedding:
     """The frozen embedding (or its first ``blocks``) in onnxruntime, slid along each clip:
-    waveforms in, ``(batch, n, 96)`` out (``(batch, n, dimensions)`` with fewer blocks)."""
+    waveforms in, ``(batch, n, 96)`` out (``(batch, n, dimensions)`` with fewer blocks);
+    with ``int8``, the network's convolutions in int8."""
 
-    def __init__(self, threads: int = 1, blocks: int = embedding.BLOCKS):
+    def __init__(self, threads: int = 1, blocks: int = embedding.BLOCKS, int8: bool = False):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -240,7 +246,7 @@ class SpeechEmbedding:
         self._mel = ort.InferenceSession(mel_graph().SerializeToString(), options,
                                          providers=providers)
         self.depth = embedding.depth(blocks)
-        self._embedding = ort.InferenceSession(sliding_graph(blocks).SerializeToString(),
+        self._embedding = ort.InferenceSession(sliding_graph(blocks, int8).SerializeToString(),
                                                options, providers=providers)
         self._embedding_input = self._embedding.get_inputs()[0].name
 

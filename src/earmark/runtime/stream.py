@@ -440,7 +440,10 @@ class _StatefulFrameStream(_FrameStream):
         super().__init__(graphs, stream)
         self.step_session = graphs.frames_step_session
         self.context = stream.frames_step.context_samples
-        self.states = {name: np.zeros((*shape[:2], 0, *shape[3:]), dtype=np.float32)
+        # float32, or uint8 where the embedding's int8 network carries a state
+        types = {arg.name: np.uint8 if arg.type == "tensor(uint8)" else np.float32
+                 for arg in self.step_session.get_inputs()}
+        self.states = {name: np.zeros((*shape[:2], 0, *shape[3:]), dtype=types[name])
                        for name, shape in stream.frames_step.states.items()}
         self.primed = False
 

@@ -36,7 +36,7 @@ from earmark.wakeword.dataset import WakeWordData
 from earmark.wakeword.pipeline import SETTINGS_FILE, WakeWordOptions
 
 #: Tables of the training config a settings file may hold.
-TRAINING_SECTIONS = ("augment", "train", "model")
+TRAINING_SECTIONS = ("features", "augment", "train", "model")
 TARGETS = ("onnx", "micro")
 MODELS = ("embedding", "dscnn")
 
@@ -80,7 +80,7 @@ PATH_KEYS = (("wakeword", "negatives"), ("wakeword", "noise_dir"), ("train", "te
 #: Training keys that ``[wakeword]`` sets (refused in the training tables: one place each;
 #: the noise also goes under the calibration's streams).
 OWNED_KEYS = {("train", "epochs"): "epochs", ("train", "seed"): "seed",
-              ("augment", "noise_dir"): "noise_dir"}
+              ("augment", "noise_dir"): "noise_dir", ("features", "kind"): "model"}
 
 
 def load_settings(path: str | os.PathLike) -> RunSettings:
@@ -131,7 +131,10 @@ def _check_training(training: dict[str, dict[str, Any]], source: str) -> None:
         if key in training.get(name, {}):
             raise ConfigError(f"{source}: {name}.{key} is set by [wakeword] {_named(owner)} "
                               f"(or --set wakeword.{owner}=...): set it there")
-    from_dict({name: dict(values) for name, values in training.items()}, source=source)
+    tables = {name: dict(values) for name, values in training.items()}
+    if "features" in tables:    # checked as the recipe's (the embedding's) front-end settings
+        tables["features"]["kind"] = "embedding"
+    from_dict(tables, source=source)
 
 
 def with_options(settings: RunSettings, given: dict[str, Any]) -> RunSettings:
