@@ -23,12 +23,13 @@ def register(commands) -> None:
                      help="the words to wake on, e.g. \"view glass\" (or phrase = in --config)")
     sub.add_argument("--out", required=True, help="output folder (data, run, bundle, card)")
     sub.add_argument("--config", metavar="TOML",
-                     help="a settings file: these options in [wakeword], and [augment], "
-                          "[train], [model] tables merged into the training config (see "
-                          "configs/wakeword.toml); options given here override it")
+                     help="a settings file: these options in [wakeword], and [features], "
+                          "[augment], [train], [model] tables merged into the training config "
+                          "(see configs/wakeword.toml); options given here override it")
     sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a setting, e.g. --set augment.reverb_probability=0.7 or "
-                          "--set wakeword.takes=1000 (repeatable)")
+                     help="override a setting, e.g. --set augment.reverb_probability=0.7, "
+                          "--set wakeword.takes=1000 or --set features.embedding_int8=true "
+                          "(the embedding in int8: less CPU, more misses; repeatable)")
     _data_options(sub, default)
     sub.add_argument("--epochs", type=int, help=f"training epochs (default {default.epochs})")
     sub.add_argument("--false-alarms-per-hour", type=float,
