@@ -123,8 +123,9 @@ class _Rewrite:
         op, first = node.op_type, node.input[0] if node.input else ""
         if op == "Conv" and node.name not in KEPT_FLOAT:
             return self._convolution(node)
-        if first in self.held and op == "LeakyRelu" and self._next_convolution(node.output[0]):
-            return self._activation(node)
+        reader = self._next_convolution(node.output[0]) if op == "LeakyRelu" else None
+        if first in self.held and reader is not None:
+            return self._activation(node, reader)
         if first in self.held and op == "MaxPool":
             return self._carried(node, node.input[0], [self.held[first].name])
         if op == "Concat" and node.input[-1] in self.held:
@@ -154,15 +155,15 @@ class _Rewrite:
         self.held[node.output[0]] = out
         return nodes
 
-    def _activation(self, node) -> list:
+    def _activation(self, node, reader) -> list:
         """``LeakyRelu`` and the ``Max(., -0.4)`` after it as one ``QLinearLeakyRelu``, its
-        output at the range of the convolution that reads it."""
+        output at the input range of ``reader``, the convolution that reads it."""
         (floor,) = self.consumers[node.output[0]]
         if floor.op_type != "Max":
             raise ConfigError("embedding_model.onnx is not the graph earmark ships (an "
                               "activation without its Max); reinstall earmark")
         self.folded.add(floor.output[0])
-        span = self._range(self._next_convolution(floor.output[0]))["input"]
+        span = self._range(reader)["input"]
         out = self._constants(floor.output[0], *span)
         source = self.held[node.input[0]]
         self.held[floor.output[0]] = out
