@@ -110,6 +110,46 @@ def test_later_epochs_train_on_the_kept_copies(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs"] == 10
 
 
+def test_a_training_given_the_copies_another_kept_computes_no_training_features(
+        tmp_path, monkeypatch):
+    import dataclasses
+
+    import earmark.train as training
+
+    root = write_tone_dataset(tmp_path / "tones")
+    computed = []
+    real_build = training.build_classifier
+
+    def counted(config, n_classes):
+        classifier = real_build(config, n_classes)
+        classifier.frontend = CountingFrontEnd(classifier.frontend)
+        computed.append(classifier.frontend)
+        return classifier
+
+    monkeypatch.setattr(training, "build_classifier", counted)
+    config = tone_config(root, tmp_path / "cache", epochs=4, feature_copies=2)
+    kept = FeatureCopies(2)
+
+    def windows_computed(run: str, config) -> tuple[dict, int]:
+        computed.clear()
+        summary = training.train(config, tmp_path / run, progress=False, kept=kept)
+        return summary, sum(frontend.windows for frontend in computed)
+
+    first, first_windows = windows_computed("first", config)
+    assert kept.kept(1) is not None and kept.kept(2) is not None
+    reseeded = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=7))
+    second, second_windows = windows_computed("second", reseeded)
+    with open(tmp_path / "first" / "metrics.csv") as handle:
+        train_windows = int(next(csv.DictReader(handle))["train_windows"])
+    assert first_windows > 2 * train_windows        # both copies, validation and test
+    # validation and test alone: the training windows' features came from the first
+    assert first_windows - second_windows == 2 * train_windows
+    assert second["test_accuracy"] >= 0.8 and first["test_accuracy"] >= 0.8
+    with pytest.raises(ConfigError, match="kept features hold 2 copies"):
+        training.train(tone_config(root, tmp_path / "cache", epochs=3, feature_copies=3),
+                       tmp_path / "third", progress=False, kept=kept)
+
+
 def test_feature_copies_must_not_be_negative(tmp_path):
     with pytest.raises(ConfigError, match="feature_copies"):
         tone_config(tmp_path, tmp_path / "cache", feature_copies=-1)

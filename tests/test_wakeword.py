@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -260,11 +261,14 @@ def test_synthesized_conversation_leaves_out_the_phrases_words(monkeypatch):
     assert len(sentences) > len(said)                   # turns of several sentences
     again = list(running_speech(phrase, 0.5, 16000, noise, seed=0))
     assert all(np.array_equal(a, b) for a, b in zip(pieces, again))
-    swept = conversation_false_alarms(lambda samples, truth: samples,
-                                      lambda run: {0.5: 1, 0.9: 0}, (0.9, 0.5), phrase, 0.5,
-                                      16000, noise, seed=0)
-    assert swept.negative_seconds == pytest.approx(30.0)
+    # one conversation for two scorers (the second hears silence), a sweep for each
+    swept, other = conversation_false_alarms(
+        [lambda samples, truth: samples, lambda samples, truth: 0 * samples],
+        lambda run: {0.5: 1 if run.any() else 2, 0.9: 0}, (0.9, 0.5), phrase, 0.5, 16000,
+        noise, seed=0)
+    assert swept.negative_seconds == other.negative_seconds == pytest.approx(30.0)
     assert swept.thresholds.tolist() == [0.5, 0.9] and swept.false_alarms.tolist() == [3, 0]
+    assert other.false_alarms.tolist() == [6, 0]
 
 
 def test_a_budget_no_threshold_meets_is_reported_not_fatal():
@@ -295,9 +299,10 @@ def test_the_command_refuses_bad_input_before_any_work(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, stride_ms", [("embedding", 80.0), ("dscnn", 20.0)])
+@pytest.mark.parametrize("model, stride_ms, candidates", [("embedding", 80.0, 3),
+                                                          ("dscnn", 20.0, 1)])
 def test_the_whole_command_ends_with_a_calibrated_bundle_and_a_card(tmp_path, capsys, model,
-                                                                      stride_ms):
+                                                                      stride_ms, candidates):
     if model == "embedding":
         pytest.importorskip("openwakeword")
     for index in range(8):
@@ -305,7 +310,8 @@ def test_the_whole_command_ends_with_a_calibrated_bundle_and_a_card(tmp_path, ca
     out = tmp_path / "run"
     assert main(["wakeword", "hello there", "--out", str(out), "--negatives",
                  str(tmp_path / "negatives"), "--takes", "30", "--hard-negatives", "30",
-                 "--sentences", "6", "--epochs", "2", "--conversation-minutes", "1", "--model", model, "-q"]) == 0
+                 "--sentences", "6", "--epochs", "2", "--conversation-minutes", "1",
+                 "--model", model, "--candidates", str(candidates), "-q"]) == 0
     printed = capsys.readouterr().out
     assert "miss rate" in printed and "KiB" in printed
     card = json.loads((out / "card.json").read_text())
@@ -323,7 +329,23 @@ def test_the_whole_command_ends_with_a_calibrated_bundle_and_a_card(tmp_path, ca
     assert all(isinstance(r["conversation_false_alarms"], int) for r in card["rows"])
     used = load_settings(out / "wakeword.toml").wakeword     # what it ran with, to run again
     assert (used.phrase, used.takes, used.epochs, used.model) == ("hello there", 30, 2, model)
-    assert used.negatives == [str(tmp_path / "negatives")]
+    assert used.negatives == [str(tmp_path / "negatives")] and used.candidates == candidates
+    runs = sorted(p.name for p in out.iterdir() if p.name.startswith("run"))
+    assert runs == ["run", "run-2", "run-3"][:candidates]
+    assert not (out / "candidates").exists()          # the others' exports are gone
+    if candidates > 1:
+        weighed = card["candidates"]
+        assert [c["index"] for c in weighed] == [0, 1, 2]
+        kept = weighed[card["kept"]]
+        assert kept["threshold"] == card["threshold"]
+        assert all((not c["met"], c["validation_miss_rate"]) >= (not kept["met"],
+                                                                  kept["validation_miss_rate"])
+                   for c in weighed)
+    seeds = [tomllib.loads((out / run / "config.toml").read_text())["train"]["seed"]
+             for run in runs]
+    assert seeds == [0, 1000, 2000][:candidates]
+    if candidates > 1:
+        assert f"kept training {card['kept'] + 1} of 3" in printed
 
 
 def test_joined_negatives_run_short_recordings_together_within_speaker_buckets(tmp_path):
@@ -380,3 +402,38 @@ def test_the_embeddings_training_keeps_a_few_augmented_copies(tmp_path, model, e
                              1.5, options)
     assert config.train.feature_copies == copies
     assert config.train.epochs == epochs
+
+
+def test_the_candidate_kept_keeps_to_the_budget_and_misses_fewest_validation_phrases(tmp_path):
+    from earmark.config import from_dict
+    from earmark.wakeword.calibration import THRESHOLDS, WAKE_SMOOTHER
+    from earmark.wakeword.candidates import (SEED_STEP, candidate_config, choose, run_folder,
+                                             weigh)
+
+    labels = ["hey", "_unknown_", "_silence_"]
+    positives = [20.0 * k for k in range(1, 26)]
+    loud = _stream(positives, [305.0, 505.0], false_level=0.995)   # over the phrases' 0.99
+    quiet = _stream(positives, [305.0, 505.0], false_level=0.8)
+    always = _stream(positives, [305.0, 505.0], false_level=1.0)   # above every threshold
+
+    def weighed(runs):
+        return [weigh(run, None, labels, WAKE_SMOOTHER, THRESHOLDS, 1.0, index)
+                for index, run in enumerate(runs)]
+
+    first, second, third = weighed([loud, quiet, always])
+    assert first.met and first.threshold > 0.995 and first.validation_miss_rate == 1.0
+    assert second.met and 0.8 < second.threshold < 0.99 and second.validation_miss_rate == 0.0
+    assert not third.met and third.threshold == max(THRESHOLDS)
+    assert choose([first, second, third]) is second
+    assert choose([third, first]) is first             # over budget loses to a miss
+    assert choose(weighed([quiet, quiet])).index == 0   # the first of equals
+    assert second.as_dict()["validation_miss_rate"] == 0.0
+    card_text = format_card({**report_card(quiet, quiet, labels, 1.0, 1, budget=1.0),
+                             "kept": 1, "candidates": [c.as_dict() for c in
+                                                       (first, second, third)]}, "hey")
+    assert "kept training 2 of 3" in card_text and "(over budget)" in card_text
+    config = from_dict({"data": {"csv": str(tmp_path / "m.csv")}, "train": {"seed": 5}})
+    assert [candidate_config(config, i).train.seed for i in range(3)] == [
+        5, 5 + SEED_STEP, 5 + 2 * SEED_STEP]
+    assert candidate_config(config, 2).data == config.data
+    assert [run_folder(tmp_path, i).name for i in range(3)] == ["run", "run-2", "run-3"]

@@ -125,6 +125,8 @@ def test_a_wrong_key_or_value_names_the_file_and_the_key(tmp_path, text, named):
     ({"phrase": "hey", "voices": ["piper"]}, "voices: 'piper'"),
     ({"phrase": "hey", "target": "micro", "model": "dscnn"}, "leave --model"),
     ({"phrase": "hey", "seed": -1}, "seed \\(--seed\\) must be a whole number from 0"),
+    ({"phrase": "hey", "candidates": 0},
+     "candidates \\(--candidates\\) must be a whole number from 1"),
 ])
 def test_out_of_range_settings_are_refused(values, named):
     settings = with_options(RunSettings(), values)
@@ -298,6 +300,7 @@ def test_the_help_states_the_defaults_the_settings_have(capsys):
     assert f"takes of the phrase (default {default.takes})" in text
     assert f"training epochs (default {default.epochs})" in text
     assert f"(default {default.max_negatives})" in text
+    assert f"kept (default {default.candidates};" in text
 
 
 def test_the_embeddings_precision_is_a_setting_and_its_kind_the_recipes(tmp_path):

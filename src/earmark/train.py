@@ -134,7 +134,7 @@ class EpochContext:
 
 
 def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
-          progress: ProgressLike = None) -> dict:
+          progress: ProgressLike = None, kept: FeatureCopies | None = None) -> dict:
     """Train, keep the best weights on validation, and report validation and test.
 
     Parameters
@@ -147,6 +147,11 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
         grow); it is checked before anything in the folder is written.
     progress : Progress, optional
         Told of decoding and of each epoch's batches (the CLI draws bars).
+    kept : FeatureCopies, optional
+        With ``train.feature_copies``: the copies an earlier training of the same data,
+        split, front-end and augmentation kept (this one reuses them, and keeps in it
+        what it computes), so trainings that differ in their seed alone compute the
+        front-end once.
 
     Returns a summary dict (also written as ``RUN/summary.json``).
 
@@ -173,7 +178,8 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False,
             if teacher_setup is not None:
                 teacher = _trained_teacher(run, config, teacher_setup, resume, progress,
                                            processes, device)
-            return _train_in(run, config, resumption, progress, processes, device, teacher)
+            return _train_in(run, config, resumption, progress, processes, device, teacher,
+                             kept)
     finally:
         parallel.stop(processes)
 
@@ -207,7 +213,7 @@ def _trained_teacher(run: RunFolder, config: ExperimentConfig, setup: Experiment
 
 def _train_in(run: RunFolder, config: ExperimentConfig, resumption: Resumption | None,
               progress: ProgressLike, processes: Processes, device: torch.device,
-              teacher: Teacher | None = None) -> dict:
+              teacher: Teacher | None = None, kept: FeatureCopies | None = None) -> dict:
     """The run itself, once the folder is locked and a resume checked."""
     torch.set_num_threads(config.train.threads
                           or max(1, (os.cpu_count() or 1) // processes.local_world_size))
@@ -222,7 +228,7 @@ def _train_in(run: RunFolder, config: ExperimentConfig, resumption: Resumption |
                     str(run.teacher.path))
     context = _epoch_context(config, dataset, device, as_progress(progress), processes)
     context.teacher = teacher
-    _keep_features(context)
+    _keep_features(context, kept)
     state = TrainState()
     if resumption is not None and resumption.checkpoint is not None:
         state = _restore(resumption, context)
@@ -282,16 +288,21 @@ def _epoch_context(config: ExperimentConfig, dataset: Dataset, device: torch.dev
         processes=processes, model=model)
 
 
-def _keep_features(context: EpochContext) -> None:
-    """With ``train.feature_copies``: checked, then the copies' store and the validator."""
+def _keep_features(context: EpochContext, kept: FeatureCopies | None = None) -> None:
+    """With ``train.feature_copies``: checked, then the copies' store (``kept`` where an
+    earlier training gives one) and the validator."""
     config, classifier = context.config, context.classifier
     copies = config.train.feature_copies
     check_feature_copies(copies, classifier.frontend,
                          context.steps_per_epoch * config.train.batch_size,
                          tuple(classifier.frontend.output_shape(window_samples(config))),
                          context.teacher is not None)
+    if kept is not None and kept.copies != copies:
+        raise ConfigError(f"train.feature_copies = {copies}, but the kept features hold "
+                          f"{kept.copies} copies: keep the setting of the training that "
+                          "kept them")
     if copies:
-        context.feature_copies = FeatureCopies(copies)
+        context.feature_copies = kept if kept is not None else FeatureCopies(copies)
         context.validation_classifier = WaveformClassifier(
             OnceComputedFrontEnd(classifier.frontend), classifier.model)
         logger.info("the features of %s over the training windows are kept and reused from "

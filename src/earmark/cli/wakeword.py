@@ -39,6 +39,10 @@ def register(commands) -> None:
                      help="synthesized conversation the threshold must also keep within the "
                           f"budget (default {default.conversation_minutes:g}, about a minute of "
                           "work; 0: none)")
+    sub.add_argument("--candidates", type=int, metavar="N",
+                     help="trainings that differ in their seed alone; the one missing the "
+                          "fewest held-out phrases at its calibrated threshold is kept "
+                          f"(default {default.candidates}; each adds about a minute)")
     sub.add_argument("--target", choices=TARGETS,
                      help="onnx: a bundle for earmark listen/serve (default); micro: a "
                           "causal TCN on the TFLite-Micro front-end, written as a "
@@ -81,7 +85,8 @@ def _data_options(sub, default) -> None:
 #: The options that are settings of ``[wakeword]`` (the same names).
 SETTINGS_OPTIONS = ("phrase", "negatives", "max_negatives", "noise_dir", "language", "voices",
                     "takes", "hard_negatives", "sentences", "joined", "epochs",
-                    "false_alarms_per_hour", "conversation_minutes", "target", "model", "seed")
+                    "false_alarms_per_hour", "conversation_minutes", "candidates", "target", "model",
+                    "seed")
 
 
 def run_settings(args):

@@ -59,6 +59,7 @@ class WakeWordSettings:
     epochs: int = WakeWordOptions.epochs
     false_alarms_per_hour: float = WakeWordOptions.false_alarms_per_hour
     conversation_minutes: float = WakeWordOptions.conversation_minutes
+    candidates: int = WakeWordOptions.candidates
     target: str = WakeWordOptions.target
     #: ``""``: the target's own (the embedding network for ``onnx``, a TCN for ``micro``).
     #: (The ``[model]`` table sets that network's options.)
@@ -188,7 +189,8 @@ def to_options(settings: RunSettings) -> WakeWordOptions:
         seed=s.seed, target=s.target, model=s.model or "embedding",
         conversation_minutes=check_non_negative(s.conversation_minutes,
                                                 _named("conversation_minutes"),
-                                                maximum=24 * 60.0))
+                                                maximum=24 * 60.0),
+        candidates=check_count(s.candidates, _named("candidates"), 1, 20))
 
 
 def _named(key: str) -> str:
