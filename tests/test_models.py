@@ -23,6 +23,7 @@ SHAPES = [(1, 40, 98), (2, 32, 64), (1, 16, 16)]
 #: The causal TCN reads the micro front-end: one channel, at least its receptive field;
 #: the embedding head the speech embedding's 96 numbers a column.
 OWN_SHAPES = {"tcn": [(1, 40, 98), (1, 40, 150)], "embedding_mlp": [(1, 96, 16), (1, 96, 3)],
+              "embedding_ensemble": [(1, 96, 16), (1, 96, 3)],
               "embedding_linear": [(1, 96, 16), (1, 4096, 1)],
               "column_cnn": [(1, 384, 67), (1, 40, 98), (1, 16, 1)]}
 CASES = [(name, shape) for name in available_models()
@@ -225,3 +226,20 @@ def test_column_cnn_hears_a_word_wherever_it_falls_in_the_window():
     with torch.no_grad():                                  # and hears what it is
         other = model(torch.zeros(1, 1, 24, 60))
     assert not torch.allclose(placed[0], other, atol=1e-3)
+
+
+def test_the_ensemble_gives_the_log_of_its_heads_mean_probability():
+    torch.manual_seed(0)
+    ensemble = build_model("embedding_ensemble", (1, 96, 8), 2, members=3).eval()
+    features = torch.randn(5, 1, 96, 8)
+    with torch.no_grad():
+        mean = torch.stack([head(features).softmax(-1) for head in ensemble.members]).mean(0)
+        joined = ensemble(features)
+    assert torch.allclose(joined.softmax(-1), mean, atol=1e-6)
+    assert torch.allclose(joined.exp(), mean, atol=1e-6)     # already normalised
+    assert not torch.allclose(ensemble.members[0](features).softmax(-1), mean, atol=1e-3)
+    single = build_model("embedding_ensemble", (1, 96, 8), 2, members=1).eval()
+    with torch.no_grad():
+        assert torch.allclose(single(features), single.members[0](features).log_softmax(-1))
+    with pytest.raises(ConfigError, match="members >= 1"):
+        build_model("embedding_ensemble", (1, 96, 8), 2, members=0)

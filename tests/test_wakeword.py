@@ -261,14 +261,11 @@ def test_synthesized_conversation_leaves_out_the_phrases_words(monkeypatch):
     assert len(sentences) > len(said)                   # turns of several sentences
     again = list(running_speech(phrase, 0.5, 16000, noise, seed=0))
     assert all(np.array_equal(a, b) for a, b in zip(pieces, again))
-    # one conversation for two scorers (the second hears silence), a sweep for each
-    swept, other = conversation_false_alarms(
-        [lambda samples, truth: samples, lambda samples, truth: 0 * samples],
-        lambda run: {0.5: 1 if run.any() else 2, 0.9: 0}, (0.9, 0.5), phrase, 0.5, 16000,
-        noise, seed=0)
-    assert swept.negative_seconds == other.negative_seconds == pytest.approx(30.0)
+    swept = conversation_false_alarms(lambda samples, truth: samples,
+                                      lambda run: {0.5: 1, 0.9: 0}, (0.9, 0.5), phrase, 0.5,
+                                      16000, noise, seed=0)
+    assert swept.negative_seconds == pytest.approx(30.0)
     assert swept.thresholds.tolist() == [0.5, 0.9] and swept.false_alarms.tolist() == [3, 0]
-    assert other.false_alarms.tolist() == [6, 0]
 
 
 def test_a_budget_no_threshold_meets_is_reported_not_fatal():
@@ -299,10 +296,10 @@ def test_the_command_refuses_bad_input_before_any_work(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, stride_ms, candidates", [("embedding", 80.0, 3),
-                                                          ("dscnn", 20.0, 1)])
+@pytest.mark.parametrize("model, stride_ms, members", [("embedding", 80.0, 3),
+                                                       ("dscnn", 20.0, 1)])
 def test_the_whole_command_ends_with_a_calibrated_bundle_and_a_card(tmp_path, capsys, model,
-                                                                      stride_ms, candidates):
+                                                                      stride_ms, members):
     if model == "embedding":
         pytest.importorskip("openwakeword")
     for index in range(8):
@@ -311,7 +308,7 @@ def test_the_whole_command_ends_with_a_calibrated_bundle_and_a_card(tmp_path, ca
     assert main(["wakeword", "hello there", "--out", str(out), "--negatives",
                  str(tmp_path / "negatives"), "--takes", "30", "--hard-negatives", "30",
                  "--sentences", "6", "--epochs", "2", "--conversation-minutes", "1",
-                 "--model", model, "--candidates", str(candidates), "-q"]) == 0
+                 "--model", model, "-q"]) == 0
     printed = capsys.readouterr().out
     assert "miss rate" in printed and "KiB" in printed
     card = json.loads((out / "card.json").read_text())
@@ -329,23 +326,20 @@ def test_the_whole_command_ends_with_a_calibrated_bundle_and_a_card(tmp_path, ca
     assert all(isinstance(r["conversation_false_alarms"], int) for r in card["rows"])
     used = load_settings(out / "wakeword.toml").wakeword     # what it ran with, to run again
     assert (used.phrase, used.takes, used.epochs, used.model) == ("hello there", 30, 2, model)
-    assert used.negatives == [str(tmp_path / "negatives")] and used.candidates == candidates
-    runs = sorted(p.name for p in out.iterdir() if p.name.startswith("run"))
-    assert runs == ["run", "run-2", "run-3"][:candidates]
-    assert not (out / "candidates").exists()          # the others' exports are gone
-    if candidates > 1:
-        weighed = card["candidates"]
-        assert [c["index"] for c in weighed] == [0, 1, 2]
-        kept = weighed[card["kept"]]
-        assert kept["threshold"] == card["threshold"]
-        assert all((not c["met"], c["validation_miss_rate"]) >= (not kept["met"],
-                                                                  kept["validation_miss_rate"])
-                   for c in weighed)
-    seeds = [tomllib.loads((out / run / "config.toml").read_text())["train"]["seed"]
-             for run in runs]
-    assert seeds == [0, 1000, 2000][:candidates]
-    if candidates > 1:
-        assert f"kept training {card['kept'] + 1} of 3" in printed
+    assert used.negatives == [str(tmp_path / "negatives")] and used.ensemble == 0
+    trained = tomllib.loads((out / "run" / "config.toml").read_text())
+    if members == 1:                           # one network, trained where it always was
+        assert not (out / "members").exists() and (out / "run" / "checkpoint.pt").is_file()
+        return
+    # the recipe's three heads on the embedding, each trained with its own seed, joined
+    assert trained["model"]["name"] == "embedding_ensemble"
+    assert trained["model"]["members"] == 3
+    seeds = [tomllib.loads((out / "members" / str(i) / "config.toml").read_text())["train"]
+             ["seed"] for i in (1, 2, 3)]
+    assert seeds == [0, 1000, 2000]
+    assert metadata.model["name"] == "embedding_ensemble"
+    assert json.loads((out / "run" / "summary.json").read_text())["ensemble_of"] == [
+        str(out / "members" / str(i)) for i in (1, 2, 3)]
 
 
 def test_joined_negatives_run_short_recordings_together_within_speaker_buckets(tmp_path):
@@ -404,36 +398,18 @@ def test_the_embeddings_training_keeps_a_few_augmented_copies(tmp_path, model, e
     assert config.train.epochs == epochs
 
 
-def test_the_candidate_kept_keeps_to_the_budget_and_misses_fewest_validation_phrases(tmp_path):
+def test_ensemble_members_train_with_their_own_seeds_in_their_own_folders(tmp_path):
     from earmark.config import from_dict
-    from earmark.wakeword.calibration import THRESHOLDS, WAKE_SMOOTHER
-    from earmark.wakeword.candidates import (SEED_STEP, candidate_config, choose, run_folder,
-                                             weigh)
+    from earmark.wakeword.ensemble import (SEED_STEP, check_members, member_config,
+                                           member_folder)
 
-    labels = ["hey", "_unknown_", "_silence_"]
-    positives = [20.0 * k for k in range(1, 26)]
-    loud = _stream(positives, [305.0, 505.0], false_level=0.995)   # over the phrases' 0.99
-    quiet = _stream(positives, [305.0, 505.0], false_level=0.8)
-    always = _stream(positives, [305.0, 505.0], false_level=1.0)   # above every threshold
-
-    def weighed(runs):
-        return [weigh(run, None, labels, WAKE_SMOOTHER, THRESHOLDS, 1.0, index)
-                for index, run in enumerate(runs)]
-
-    first, second, third = weighed([loud, quiet, always])
-    assert first.met and first.threshold > 0.995 and first.validation_miss_rate == 1.0
-    assert second.met and 0.8 < second.threshold < 0.99 and second.validation_miss_rate == 0.0
-    assert not third.met and third.threshold == max(THRESHOLDS)
-    assert choose([first, second, third]) is second
-    assert choose([third, first]) is first             # over budget loses to a miss
-    assert choose(weighed([quiet, quiet])).index == 0   # the first of equals
-    assert second.as_dict()["validation_miss_rate"] == 0.0
-    card_text = format_card({**report_card(quiet, quiet, labels, 1.0, 1, budget=1.0),
-                             "kept": 1, "candidates": [c.as_dict() for c in
-                                                       (first, second, third)]}, "hey")
-    assert "kept training 2 of 3" in card_text and "(over budget)" in card_text
-    config = from_dict({"data": {"csv": str(tmp_path / "m.csv")}, "train": {"seed": 5}})
-    assert [candidate_config(config, i).train.seed for i in range(3)] == [
+    config = from_dict({"data": {"csv": str(tmp_path / "m.csv")}, "train": {"seed": 5},
+                        "features": {"kind": "embedding"}, "model": {"name": "embedding_mlp"}})
+    assert [member_config(config, i).train.seed for i in range(3)] == [
         5, 5 + SEED_STEP, 5 + 2 * SEED_STEP]
-    assert candidate_config(config, 2).data == config.data
-    assert [run_folder(tmp_path, i).name for i in range(3)] == ["run", "run-2", "run-3"]
+    assert member_config(config, 2).data == config.data            # the same split
+    assert member_folder(tmp_path, 0) == tmp_path / "members" / "1"
+    check_members(config, 3)
+    with pytest.raises(ConfigError, match="ensemble = 2 averages embedding_mlp heads"):
+        check_members(from_dict({"data": {"csv": str(tmp_path / "m.csv")}}), 2)
+    check_members(from_dict({"data": {"csv": str(tmp_path / "m.csv")}}), 1)

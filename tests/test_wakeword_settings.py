@@ -10,7 +10,7 @@ import pytest
 from earmark.cli import main
 from earmark.errors import ConfigError
 from earmark.wakeword.dataset import WakeWordData
-from earmark.wakeword.pipeline import wakeword_config
+from earmark.wakeword.pipeline import ENSEMBLE_HEADS, wakeword_config
 from earmark.wakeword.settings import (RunSettings, WakeWordSettings, load_settings,
                                        settings_text, to_options, with_options, with_overrides)
 
@@ -125,8 +125,8 @@ def test_a_wrong_key_or_value_names_the_file_and_the_key(tmp_path, text, named):
     ({"phrase": "hey", "voices": ["piper"]}, "voices: 'piper'"),
     ({"phrase": "hey", "target": "micro", "model": "dscnn"}, "leave --model"),
     ({"phrase": "hey", "seed": -1}, "seed \\(--seed\\) must be a whole number from 0"),
-    ({"phrase": "hey", "candidates": 0},
-     "candidates \\(--candidates\\) must be a whole number from 1"),
+    ({"phrase": "hey", "ensemble": -1},
+     "ensemble \\(--ensemble\\) must be a whole number from 0"),
 ])
 def test_out_of_range_settings_are_refused(values, named):
     settings = with_options(RunSettings(), values)
@@ -300,10 +300,30 @@ def test_the_help_states_the_defaults_the_settings_have(capsys):
     assert f"takes of the phrase (default {default.takes})" in text
     assert f"training epochs (default {default.epochs})" in text
     assert f"(default {default.max_negatives})" in text
-    assert f"kept (default {default.candidates};" in text
+    assert f"(default {ENSEMBLE_HEADS} with the embedding, 1 otherwise;" in text
+
+
+def test_the_ensemble_is_the_embeddings_and_refused_for_another_network(tmp_path):
+    def options(**values):
+        return to_options(with_options(RunSettings(), {"phrase": "hey", **values}))
+
+    assert options().heads == ENSEMBLE_HEADS > 1                   # the recipe's heads
+    assert options(model="dscnn").heads == options(target="micro").heads == 1
+    assert options(ensemble=1).heads == 1 and options(ensemble=5).heads == 5
+    data = WakeWordData(noise_dir=str(tmp_path))
+    config = wakeword_config("hey", tmp_path / "m.csv", data, 1.5, options(), write=False)
+    assert config.model.name == "embedding_mlp"          # each member; joined after training
+    for refused in (options(model="dscnn", ensemble=2), options(target="micro", ensemble=3)):
+        with pytest.raises(ConfigError, match="ensemble = .* averages embedding_mlp heads"):
+            wakeword_config("hey", tmp_path / "m.csv", data, 1.5, refused, write=False)
 
 
 def test_the_embeddings_precision_is_a_setting_and_its_kind_the_recipes(tmp_path):
+    recipe = wakeword_config("hey", tmp_path / "manifest.csv",
+                             WakeWordData(noise_dir=str(tmp_path)), 1.5,
+                             to_options(with_options(RunSettings(), {"phrase": "hey"})),
+                             write=False)
+    assert recipe.features.embedding_int8                 # int8 unless asked otherwise
     for int8 in (True, False):
         options = to_options(with_overrides(with_options(RunSettings(), {"phrase": "hey"}),
                                             {"features": {"embedding_int8": int8}}))

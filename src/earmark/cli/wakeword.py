@@ -6,7 +6,8 @@ from earmark.cli.common import command, progress_bars
 
 
 def register(commands) -> None:
-    from earmark.wakeword.settings import MODELS, TARGETS, WakeWordSettings   # torch-free
+    from earmark.wakeword.pipeline import ENSEMBLE_HEADS                     # torch-free
+    from earmark.wakeword.settings import MODELS, TARGETS, WakeWordSettings
 
     default = WakeWordSettings()
     sub = command(commands, "wakeword",
@@ -28,8 +29,8 @@ def register(commands) -> None:
                           "(see configs/wakeword.toml); options given here override it")
     sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a setting, e.g. --set augment.reverb_probability=0.7, "
-                          "--set wakeword.takes=1000 or --set features.embedding_int8=true "
-                          "(the embedding in int8: less CPU, more misses; repeatable)")
+                          "--set wakeword.takes=1000 or --set features.embedding_int8=false "
+                          "(the embedding in float: ~1.6x the CPU; repeatable)")
     _data_options(sub, default)
     sub.add_argument("--epochs", type=int, help=f"training epochs (default {default.epochs})")
     sub.add_argument("--false-alarms-per-hour", type=float,
@@ -39,10 +40,11 @@ def register(commands) -> None:
                      help="synthesized conversation the threshold must also keep within the "
                           f"budget (default {default.conversation_minutes:g}, about a minute of "
                           "work; 0: none)")
-    sub.add_argument("--candidates", type=int, metavar="N",
-                     help="trainings that differ in their seed alone; the one missing the "
-                          "fewest held-out phrases at its calibrated threshold is kept "
-                          f"(default {default.candidates}; each adds about a minute)")
+    sub.add_argument("--ensemble", type=int, metavar="N",
+                     help="heads on the embedding that differ in their seed alone, their "
+                          "probabilities averaged in the bundle (default "
+                          f"{ENSEMBLE_HEADS} with the embedding, 1 otherwise; each "
+                          "adds about a minute of training and calibration)")
     sub.add_argument("--target", choices=TARGETS,
                      help="onnx: a bundle for earmark listen/serve (default); micro: a "
                           "causal TCN on the TFLite-Micro front-end, written as a "
@@ -85,7 +87,7 @@ def _data_options(sub, default) -> None:
 #: The options that are settings of ``[wakeword]`` (the same names).
 SETTINGS_OPTIONS = ("phrase", "negatives", "max_negatives", "noise_dir", "language", "voices",
                     "takes", "hard_negatives", "sentences", "joined", "epochs",
-                    "false_alarms_per_hour", "conversation_minutes", "candidates", "target", "model",
+                    "false_alarms_per_hour", "conversation_minutes", "ensemble", "target", "model",
                     "seed")
 
 

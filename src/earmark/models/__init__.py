@@ -92,4 +92,5 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 # Importing the modules registers their models.
 from earmark.models import (  # noqa: E402,F401
-    clip_cnn, column_cnn, dscnn, embedding_head, embedding_linear, spectrogram_cnn, tcn)
+    clip_cnn, column_cnn, dscnn, embedding_ensemble, embedding_head, embedding_linear,
+    spectrogram_cnn, tcn)

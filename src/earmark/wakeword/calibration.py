@@ -168,8 +168,6 @@ def format_card(card: dict, phrase: str) -> str:
                  f"model {card['model_bytes'] / 1024:.0f} KiB; threshold stored in the "
                  f"bundle: {card['threshold']:.4f} (for {card['budget_per_hour']:g} false "
                  "alarms/h)")
-    if card.get("candidates"):
-        lines.append(_candidates_line(card["candidates"], card["kept"]))
     made = card.get("made_negatives")
     if made:
         lines.append(f"negatives made from the phrase (its parts, sound-alikes, sentences "
@@ -178,15 +176,6 @@ def format_card(card: dict, phrase: str) -> str:
     lines.append("a development figure: held-out synthesized voices and the negative "
                  "recordings you gave; measure real speakers with benchmarks/wake_words.py")
     return "\n".join(lines)
-
-
-def _candidates_line(candidates: list[dict], kept: int) -> str:
-    """The trainings the card's bundle was kept from (:mod:`earmark.wakeword.candidates`)."""
-    shown = ", ".join(f"{c['index'] + 1}: {c['validation_miss_rate']:.1%} at "
-                      f"{c['threshold']:.4f}" + ("" if c["met"] else " (over budget)")
-                      for c in candidates)
-    return (f"kept training {kept + 1} of {len(candidates)} (the same split, other seeds; "
-            f"validation phrases missed at each one's threshold: {shown})")
 
 
 def plot_card(validation: StreamRun, test: StreamRun, labels: list[str], card: dict,

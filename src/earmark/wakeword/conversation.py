@@ -92,20 +92,18 @@ def _over_noise(piece: np.ndarray, bed: np.ndarray, rng: np.random.Generator) ->
     return np.clip(piece + noise, -1, 1).astype(np.float32)
 
 
-def conversation_false_alarms(scorers: Sequence[Callable], count_false_alarms: Callable,
+def conversation_false_alarms(scored: Callable, count_false_alarms: Callable,
                               thresholds: Sequence[float], phrase: Phrase, minutes: float,
                               sample_rate: int, noise: Sequence[np.ndarray],
-                              seed: int, engines: tuple[str, ...] = ()) -> list[ThresholdSweep]:
-    """Each of ``scorers`` (``scored(samples, truth)``: a StreamRun) on each piece of the
-    conversation, made once for all of them, and ``count_false_alarms(run)``
-    (``{threshold: false alarms}``) added up at each of ``thresholds``: a sweep for each
-    scorer; ``engines`` as :func:`running_speech` takes them."""
+                              seed: int, engines: tuple[str, ...] = ()) -> ThresholdSweep:
+    """``scored(samples, truth)`` (a StreamRun) on each piece of the conversation, and
+    ``count_false_alarms(run)`` (``{threshold: false alarms}``) added up at each of
+    ``thresholds``; ``engines`` as :func:`running_speech` takes them."""
     thresholds = np.asarray(sorted(thresholds), dtype=float)
-    alarms = np.zeros((len(scorers), len(thresholds)), dtype=np.int64)
+    alarms = np.zeros(len(thresholds), dtype=np.int64)
     seconds = 0.0
     for piece in running_speech(phrase, minutes, sample_rate, noise, seed, engines):
-        for row, scored in zip(alarms, scorers):
-            counts = count_false_alarms(scored(piece, []))
-            row += np.array([counts[t] for t in thresholds.tolist()], dtype=np.int64)
+        counts = count_false_alarms(scored(piece, []))
+        alarms += np.array([counts[t] for t in thresholds.tolist()], dtype=np.int64)
         seconds += len(piece) / sample_rate
-    return [ThresholdSweep(thresholds, row, seconds, 0) for row in alarms]
+    return ThresholdSweep(thresholds, alarms, seconds, 0)

@@ -59,7 +59,7 @@ class WakeWordSettings:
     epochs: int = WakeWordOptions.epochs
     false_alarms_per_hour: float = WakeWordOptions.false_alarms_per_hour
     conversation_minutes: float = WakeWordOptions.conversation_minutes
-    candidates: int = WakeWordOptions.candidates
+    ensemble: int = WakeWordOptions.ensemble   #: 0: the recipe's (see WakeWordOptions)
     target: str = WakeWordOptions.target
     #: ``""``: the target's own (the embedding network for ``onnx``, a TCN for ``micro``).
     #: (The ``[model]`` table sets that network's options.)
@@ -190,7 +190,7 @@ def to_options(settings: RunSettings) -> WakeWordOptions:
         conversation_minutes=check_non_negative(s.conversation_minutes,
                                                 _named("conversation_minutes"),
                                                 maximum=24 * 60.0),
-        candidates=check_count(s.candidates, _named("candidates"), 1, 20))
+        ensemble=check_count(s.ensemble, _named("ensemble"), 0, 20))
 
 
 def _named(key: str) -> str:
