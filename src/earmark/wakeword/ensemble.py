@@ -3,11 +3,11 @@
 A wake word trained on synthesized speech alone depends a lot on its training's
 seed: on the same voices and split, three trainings of "smart mirror" that
 differed in their seed alone missed 68%, 43% and 53% of real speakers at <= 1
-false alarm an hour (``benchmarks/wake_words.py``). Keeping the one that missed
-the fewest held-out synthesized phrases did no better than a random pick (the
-best of three on three splits in six, the worst on two), but averaging the
-three's probabilities missed fewer than their mean on each of six splits
-(README, Results). So ``earmark wakeword`` trains ``ensemble`` heads that differ
+false alarm an hour (``benchmarks/wake_words.py``). Averaging the three's
+probabilities missed fewer real speakers than keeping the one that missed the
+fewest held-out synthesized phrases, and fewer than one of them at random, on
+the mean of the nine trainings of the README's wake-word table (Results).
+So ``earmark wakeword`` trains ``ensemble`` heads that differ
 in their seed alone, the embedding's features computed once for all of them
 (:class:`earmark.feature_copies.FeatureCopies`), and joins them
 (:mod:`earmark.models.embedding_ensemble`) into ``OUT/run``, which the export,
