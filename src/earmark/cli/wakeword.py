@@ -43,8 +43,8 @@ def register(commands) -> None:
     sub.add_argument("--ensemble", type=int, metavar="N",
                      help="heads on the embedding that differ in their seed alone, their "
                           "probabilities averaged in the bundle (default "
-                          f"{ENSEMBLE_HEADS} with the embedding, 1 otherwise; each "
-                          "adds about a minute of training and calibration)")
+                          f"{ENSEMBLE_HEADS} with the embedding, 1 otherwise; each more "
+                          "trains in about 25 s on the same features)")
     sub.add_argument("--target", choices=TARGETS,
                      help="onnx: a bundle for earmark listen/serve (default); micro: a "
                           "causal TCN on the TFLite-Micro front-end, written as a "

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import shutil
 from pathlib import Path
 
 from earmark.atomic import write_bytes, write_json, write_text
@@ -78,10 +77,9 @@ def join(members: list[Path], run_dir: Path) -> dict:
             else:                       # the front-end's: the same in every member
                 weights.setdefault(name, value)
     run = RunFolder(run_dir)
-    run.path.mkdir(parents=True, exist_ok=True)
     for name in SHARED_FILES:
         if (first.path / name).is_file():
-            shutil.copyfile(first.path / name, run.path / name)
+            write_bytes(run.path / name, (first.path / name).read_bytes())
     buffer = io.BytesIO()
     torch.save(weights, buffer)
     write_bytes(run.model, buffer.getvalue())

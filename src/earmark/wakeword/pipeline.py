@@ -32,10 +32,10 @@ from earmark.frontend.speech_embedding import PHRASE_WINDOW_SECONDS, model_files
 from earmark.progress import ProgressLike
 from earmark.run_folder import RunFolder
 from earmark.wakeword.conversation import CONVERSATION_MINUTES
-from earmark.wakeword.ensemble import check_members, join, member_config, member_folder
 from earmark.wakeword.dataset import (TWO_CLASS_MANIFEST, WINDOW_BOUNDS, WakeWordData,
                                       build_dataset, real_negatives,
                                       two_class_manifest)
+from earmark.wakeword.ensemble import check_members, join, member_config, member_folder
 from earmark.wakeword.phrases import Phrase, check_phrase
 
 logger = logging.getLogger(__name__)
