@@ -6,6 +6,7 @@ graph and the deployed ONNX file needs no feature code of its own.
 
 from __future__ import annotations
 
+import io
 import pickle
 import warnings
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from earmark.atomic import write_bytes
 from earmark.config import ExperimentConfig, load_config
 from earmark.errors import ConfigError, DataError
 from earmark.frontend.bird_module import KIND as BIRD_KIND
@@ -75,6 +77,13 @@ def build_classifier(config: ExperimentConfig, n_classes: int) -> WaveformClassi
     input_shape = frontend.output_shape(window_samples(config))
     model = build_model(config.model.name, input_shape, n_classes, **config.model.options)
     return WaveformClassifier(frontend, model)
+
+
+def write_weights(weights: Any, path: str | Path) -> None:
+    """``torch.save`` to memory, then an atomic write: a kill never leaves half a file."""
+    buffer = io.BytesIO()
+    torch.save(weights, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def read_weights(path: str | Path, device: str | torch.device = "cpu") -> Any:

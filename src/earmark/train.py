@@ -41,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from earmark.atomic import write_bytes, write_json, write_text
+from earmark.atomic import write_json, write_text
 from earmark.augment import (NoiseBank, RoomBank, WaveformAugmenter, frequency_warp_factors,
                              mixup, spec_augment)
 from earmark.config import ExperimentConfig, to_toml
@@ -56,7 +56,7 @@ from earmark.feature_copies import (FeatureBatch, FeatureCopies, OnceComputedFro
                                     check_feature_copies)
 from earmark.models import count_parameters
 from earmark.network import (WaveformClassifier, build_classifier, load_trained, read_weights,
-                             window_hop_samples, window_samples)
+                             window_hop_samples, window_samples, write_weights)
 from earmark.parallel import processes as parallel
 from earmark.parallel.batchnorm import should_synchronize, synchronize_batchnorm
 from earmark.parallel.processes import Processes
@@ -366,7 +366,7 @@ def _record_epoch(run: RunFolder, context: EpochContext, state: TrainState, row:
     if not context.processes.is_main:
         return
     if improved:
-        _save_atomic(context.classifier.state_dict(), run.model)
+        write_weights(context.classifier.state_dict(), run.model)
     _log_epoch(row, improved, writer, run, state)
     if epoch % max(config.train.report_every, 1) == 0 or epoch == config.train.epochs:
         write_report(report, run.epoch_report(epoch), f"validation, epoch {epoch}")
@@ -725,15 +725,8 @@ def _log_epoch(row: dict, improved: bool, writer, run: RunFolder, state: TrainSt
     write_text(run.metrics, buffer.getvalue())
 
 
-def _save_atomic(obj, path: Path) -> None:
-    """torch.save to memory, then an atomic write: a kill never leaves half a file."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    write_bytes(path, buffer.getvalue())
-
-
 def _save_checkpoint(path: Path, context: EpochContext, state: TrainState) -> None:
-    _save_atomic({
+    write_weights({
         "model": context.classifier.state_dict(), "optimizer": context.optimizer.state_dict(),
         "scheduler": context.scheduler.state_dict(), "epoch": state.epoch,
         "best_epoch": state.best_epoch, "best_score": state.best_score,

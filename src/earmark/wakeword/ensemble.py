@@ -17,7 +17,6 @@ the calibration and the card then take as one training.
 from __future__ import annotations
 
 import dataclasses
-import io
 from pathlib import Path
 
 from earmark.atomic import write_bytes, write_json, write_text
@@ -60,9 +59,7 @@ def join(members: list[Path], run_dir: Path) -> dict:
     the ensemble's network, its labels, split and export windows, every member's network
     weights (``model.members.I.``), and a summary naming the members and their own
     figures; the ensemble's. The export measures the ensemble's validation accuracy."""
-    import torch
-
-    from earmark.network import read_weights
+    from earmark.network import read_weights, write_weights
 
     first = RunFolder(members[0])
     config = load_config(first.config)
@@ -80,9 +77,7 @@ def join(members: list[Path], run_dir: Path) -> dict:
     for name in SHARED_FILES:
         if (first.path / name).is_file():
             write_bytes(run.path / name, (first.path / name).read_bytes())
-    buffer = io.BytesIO()
-    torch.save(weights, buffer)
-    write_bytes(run.model, buffer.getvalue())
+    write_weights(weights, run.model)
     write_text(run.config, to_toml(joined))
     summary = {"ensemble_of": [str(member) for member in members],
                "members": [RunFolder(member).read_summary() for member in members]}
